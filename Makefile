@@ -1,0 +1,42 @@
+# The two commands of the README: `make repro` (the full pipeline on the embedded default)
+# and `make test` (the suite). Both build the virtual environment on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+export PATH := $(BIN):$(PATH)
+export MLFLOW_DISABLE_TELEMETRY := true
+export DVC_NO_ANALYTICS := 1
+export NO_ALBUMENTATIONS_UPDATE := 1
+export GX_ANALYTICS_ENABLED := false
+
+.PHONY: install data repro test lint ui clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+# The raw default data: rendered deterministically when missing, then tracked by data.dvc.
+data: install
+	@test -d data/synthetic/rgbd || $(BIN)/ferops data synth
+	@$(BIN)/dvc add --quiet data
+
+repro: data
+	$(BIN)/dvc repro
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+
+ui: install
+	$(BIN)/ferops ui
+
+clean:
+	rm -rf artifacts .pytest_cache

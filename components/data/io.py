@@ -1,0 +1,147 @@
+"""Reading image references: files of any common format, ``.npy#index`` rows, clips.
+
+One place decodes images so every stage agrees on dtype and channel order: colour comes back
+as RGB uint8 (H, W, 3), grey as (H, W), depth as uint16 or float32 (H, W) untouched.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from components.errors import DataError
+
+IMAGE_SUFFIXES: frozenset[str] = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+)
+VIDEO_SUFFIXES: frozenset[str] = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg"})
+
+
+def is_image_file(path: Path) -> bool:
+    """True for files whose suffix is a supported image format (case-insensitive)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+@lru_cache(maxsize=8)
+def _open_array(path: str) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot open array store ({exc})") from exc
+
+
+def read_image(ref: str | Path, *, depth: bool = False) -> np.ndarray:
+    """Decode one image reference.
+
+    Returns RGB uint8 (H, W, 3) for colour files, (H, W) for grey files and array rows, and the
+    raw (H, W) uint16/float array when ``depth`` is true.
+
+    Raises:
+        DataError: the file is missing, empty, truncated or not an image.
+    """
+    ref = str(ref)
+    if ".npy#" in ref:
+        store, index = ref.rsplit("#", 1)
+        return np.asarray(_open_array(store)[int(index)])
+    path = Path(ref)
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    data = np.fromfile(path, dtype=np.uint8)
+    if data.size == 0:
+        raise DataError(f"{path}: empty file")
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        image = _decode_with_pillow(path)
+    if image is None:
+        raise DataError(f"{path}: not a decodable image (corrupt, truncated or wrong format)")
+    if depth:
+        if image.ndim == 3:
+            raise DataError(f"{path}: depth map must be single-channel, got {image.shape[2]}")
+        return image
+    return _to_rgb_or_grey(image, path)
+
+
+def _decode_with_pillow(path: Path) -> np.ndarray | None:
+    """Fallback for formats OpenCV rejects (some palette TIFFs); None when it also fails."""
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - pillow ships with matplotlib
+        return None
+    try:
+        with Image.open(path) as img:
+            img.load()
+            converted = img.convert("RGB") if img.mode not in ("L", "I;16", "I") else img
+            array = np.asarray(converted)
+    except Exception:  # noqa: BLE001 - any decoder failure means "not an image"
+        return None
+    return array[..., ::-1].copy() if array.ndim == 3 else array
+
+
+def _to_rgb_or_grey(image: np.ndarray, path: Path) -> np.ndarray:
+    if image.dtype != np.uint8:
+        if image.dtype == np.uint16:
+            image = (image / 257).astype(np.uint8)
+        else:
+            raise DataError(f"{path}: unsupported colour image dtype {image.dtype}")
+    if image.ndim == 2:
+        return image
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    if image.shape[2] == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    raise DataError(f"{path}: unsupported channel count {image.shape[2]}")
+
+
+def write_image(path: str | Path, image: np.ndarray) -> Path:
+    """Encode an RGB/grey uint8 or a uint16 depth image losslessly by the file's suffix."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
+    ok, encoded = cv2.imencode(path.suffix, out)
+    if not ok:
+        raise DataError(f"{path}: could not encode image")
+    encoded.tofile(path)
+    return path
+
+
+def list_frame_files(folder: Path) -> list[Path]:
+    """The image files of a frame folder, in natural (numeric-aware) order."""
+    return sorted((p for p in folder.iterdir() if is_image_file(p)), key=_natural_key)
+
+
+def _natural_key(path: Path) -> tuple:
+    import re
+
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name))
+
+
+def read_frames(ref: str | Path) -> list[np.ndarray]:
+    """Decode a clip: a folder of frame images or a video file, as a list of RGB frames.
+
+    Raises:
+        DataError: the folder has no frames or the video cannot be decoded.
+    """
+    path = Path(ref)
+    if path.is_dir():
+        files = list_frame_files(path)
+        if not files:
+            raise DataError(f"{path}: clip folder holds no image frames")
+        return [read_image(f) for f in files]
+    if not path.exists():
+        raise DataError(f"{path}: clip not found")
+    capture = cv2.VideoCapture(str(path))
+    frames: list[np.ndarray] = []
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    finally:
+        capture.release()
+    if not frames:
+        raise DataError(f"{path}: unreadable video (no frame could be decoded)")
+    return frames

@@ -1,0 +1,95 @@
+"""Data sources: each turns one raw layout into the common manifest.
+
+:func:`ingest` is the one entry point the ingest stage and the CLI use, so a source is chosen
+by name from params and every source gets the same split rules and class filtering.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from components.data.labels import CANONICAL_LABELS, canonical_label
+from components.data.manifest import build_manifest
+from components.data.sources.clips import scan_clips
+from components.data.sources.fer2013 import load_fer2013
+from components.data.sources.image_folder import scan_image_folder
+from components.data.sources.rgbd_folder import scan_rgbd_folder
+from components.data.splits import assign_splits, check_fractions
+from components.errors import ConfigError, DataError
+
+SOURCES: tuple[str, ...] = ("synthetic", "fer2013", "image_folder", "rgbd_folder", "clips")
+
+
+@dataclass
+class IngestConfig:
+    """The ``ingest`` section of params.yaml."""
+
+    source: str = "synthetic"
+    path: str = "data/synthetic"
+    ferplus: str | None = None
+    classes: list | None = None
+    split_seed: int = 0
+    split_fractions: dict = field(
+        default_factory=lambda: {"train": 0.7, "val": 0.15, "test": 0.15}
+    )
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ConfigError(f"ingest.source: unknown source {self.source!r}; one of {SOURCES}")
+        if self.ferplus is not None and self.source != "fer2013":
+            raise ConfigError("ingest.ferplus: FER+ labels apply only to source fer2013")
+        if self.classes is not None:
+            self.classes = [canonical_label(c, where="ingest.classes") for c in self.classes]
+        check_fractions(self.split_fractions)
+
+
+def ingest(cfg: IngestConfig, store_dir: str | Path) -> pd.DataFrame:
+    """Read the configured source into a manifest with splits assigned and classes filtered.
+
+    ``store_dir`` receives array stores of csv-backed sources (never ``data/``).
+
+    Raises:
+        DataError: the source's own errors, or no sample left after class filtering.
+    """
+    rows = _scan(cfg, Path(store_dir))
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+    if cfg.classes is not None:
+        frame = frame[frame["label"].isin(cfg.classes)]
+        if frame.empty:
+            raise DataError(f"ingest.classes {cfg.classes}: no sample has one of these labels")
+    frame = frame.copy()
+    frame["split"] = assign_splits(frame, cfg.split_fractions, cfg.split_seed)
+    return build_manifest(frame.to_dict("records"))
+
+
+def _scan(cfg: IngestConfig, store_dir: Path) -> list[dict] | pd.DataFrame:
+    path = Path(cfg.path)
+    if cfg.source == "fer2013":
+        return load_fer2013(path, store_dir, cfg.ferplus)
+    if cfg.source == "image_folder":
+        return scan_image_folder(path)
+    if cfg.source == "rgbd_folder":
+        return scan_rgbd_folder(path)
+    if cfg.source == "clips":
+        return scan_clips(path)
+    return scan_synthetic(path)
+
+
+def scan_synthetic(root: Path) -> list[dict]:
+    """The rendered default: ``root/rgbd`` (rgbd_folder layout) plus ``root/clips``.
+
+    Raises:
+        DataError: the data has not been rendered yet (``ferops data synth``).
+    """
+    if not (root / "rgbd").is_dir():
+        raise DataError(f"{root}: synthetic data not found; render it with `ferops data synth`")
+    rows = scan_rgbd_folder(root / "rgbd", source="synthetic")
+    if (root / "clips").is_dir():
+        rows += scan_clips(root / "clips", source="synthetic")
+    return rows
+
+
+__all__ = ["CANONICAL_LABELS", "IngestConfig", "SOURCES", "ingest", "scan_synthetic"]

@@ -1,0 +1,74 @@
+"""The reference 2-D CNN: a VGG-style network that is strong on 48x48 FER2013.
+
+It is the planar model of seed 002, the default backbone for hierarchical grouping and the
+network of the FER2013 accuracy benchmark, so it must be good on its own: pairs of
+conv-BN-ReLU per block (small receptive fields stacked), four blocks that halve the map,
+global average pooling (any input >= 32 px) and a dropout-regularised two-layer head.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+BASE_WIDTHS: tuple[int, ...] = (64, 128, 256, 512)
+
+
+def scaled(width: int, factor: float) -> int:
+    """Scale a channel count by ``factor``, never below 4 channels."""
+    return max(4, int(round(width * factor)))
+
+
+def conv_bn_relu(in_ch: int, out_ch: int) -> list[nn.Module]:
+    """A 3x3 'same' convolution, batch norm and ReLU (the conv has no bias: BN supplies it)."""
+    return [
+        nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_ch),
+        nn.ReLU(inplace=True),
+    ]
+
+
+class BaselineCNN(nn.Module):
+    """VGG-ish CNN: 4 blocks of (conv-BN-ReLU) x 2 + max-pool, GAP, FC-ReLU-dropout-FC.
+
+    Args:
+        num_classes: output logits.
+        in_channels: 1 for grey faces, 3 for RGB.
+        width: multiplier on the 64-128-256-512 block widths.
+        hidden: width of the hidden FC layer.
+        dropout: dropout rate before each FC layer.
+        block_dropout: spatial dropout after each block (0 disables it).
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        width: float = 1.0,
+        hidden: int = 256,
+        dropout: float = 0.5,
+        block_dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        prev = in_channels
+        for base in BASE_WIDTHS:
+            out = scaled(base, width)
+            layers += conv_bn_relu(prev, out) + conv_bn_relu(out, out)
+            layers.append(nn.MaxPool2d(2, ceil_mode=True))
+            if block_dropout > 0:
+                layers.append(nn.Dropout2d(block_dropout))
+            prev = out
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Sequential(
+            nn.Dropout(dropout),
+            nn.Linear(prev, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return class logits of shape (N, num_classes) for images (N, C, H, W)."""
+        return self.head(torch.flatten(self.pool(self.features(x)), 1))

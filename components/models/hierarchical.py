@@ -1,0 +1,209 @@
+"""Seed 002 estimator: a planar model picks the groups, a first model routes to a group and
+one second model per multi-member group picks the category (methods.md 3.5-3.6).
+
+``fit`` trains the planar model out-of-fold to get an honest confusion matrix, groups the
+categories with :func:`components.models.hierarchy.group_categories`, then trains the
+group model and the second models with the injected ``train_fn``.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from components.errors import ConfigError, DataError
+from components.models.cv import out_of_fold_proba, seeded_model
+from components.models.hierarchy import Grouping, group_categories
+from components.models.simple_fit import TrainFn, predict_proba
+
+ROUTINGS = ("hard", "soft")
+
+
+class HierarchicalClassifier:
+    """Two-stage classifier over groups of mutually confused categories.
+
+    Args:
+        num_classes: categories (columns of ``predict_proba``).
+        in_channels: input channels of every CNN.
+        base: registry name of the CNN used for the planar, first and second models.
+        k: the count rule of the grouping ("predetermined value", 4 in the patent).
+        threshold: if set, the similarity threshold rule replaces the count rule.
+        routing: "hard" (argmax group, then that group's distribution) or "soft"
+            (P(c) = P(u) * P(c | u)).
+        folds: k of the out-of-fold planar predictions.
+        seed: seeds folds and network initialisations.
+        class_names: labels for reports (default "0", "1", ...).
+        **base_kwargs: architecture kwargs of ``base``.
+
+    Attributes after fit: ``confusion_`` (C x C out-of-fold counts, rows true),
+    ``grouping_``, ``groups_`` (label tuples), ``merge_steps_``, ``group_model_``,
+    ``second_models_`` (unit index -> model).
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        base: str = "baseline_cnn",
+        k: int = 4,
+        threshold: float | None = None,
+        routing: str = "hard",
+        folds: int = 3,
+        seed: int = 0,
+        class_names: list[str] | None = None,
+        **base_kwargs: Any,
+    ) -> None:
+        if routing not in ROUTINGS:
+            raise ConfigError(f"hierarchical.routing: {routing!r} is not one of {ROUTINGS}")
+        if base == "hierarchical":
+            raise ConfigError("hierarchical.base: must be a plain CNN, not 'hierarchical'")
+        if class_names is not None and len(class_names) != num_classes:
+            raise ConfigError(
+                f"hierarchical.class_names: {len(class_names)} names for {num_classes} classes"
+            )
+        self.num_classes, self.in_channels = num_classes, in_channels
+        self.base, self.k, self.threshold, self.routing = base, k, threshold, routing
+        self.folds, self.seed = folds, seed
+        self.class_names = list(class_names or [str(i) for i in range(num_classes)])
+        self.base_kwargs = base_kwargs
+
+    def _build(self, n_out: int) -> nn.Module:
+        from components.models.registry import create_model  # the registry builds this class
+
+        return create_model(self.base, n_out, self.in_channels, **self.base_kwargs)
+
+    def fit(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        train_fn: TrainFn,
+        x_val: np.ndarray | None = None,
+        y_val: np.ndarray | None = None,
+    ) -> HierarchicalClassifier:
+        """Group the categories from out-of-fold planar confusion, then train both stages.
+
+        Only classes present in ``y`` are grouped; absent ones get probability 0.
+        Returns self. Raises:
+            DataError: fewer than 2 classes in ``y`` or lengths differ.
+        """
+        y = np.asarray(y, dtype=np.int64)
+        if len(x) != len(y):
+            raise DataError(f"hierarchical: {len(x)} inputs but {len(y)} labels")
+        present = np.unique(y)
+        if len(present) < 2:
+            raise DataError(
+                f"hierarchical: need >= 2 classes in the training labels, got {len(present)}"
+            )
+        planar = partial(self._build, self.num_classes)
+        oof = out_of_fold_proba(planar, x, y, train_fn, self.folds, self.seed)
+        self.confusion_ = confusion_counts(y, oof.argmax(axis=1), self.num_classes)
+        sub = self.confusion_[np.ix_(present, present)]
+        names = [self.class_names[c] for c in present]
+        local = group_categories(sub, names, k=self.k, threshold=self.threshold)
+        self.grouping_ = Grouping(
+            units=local.units,
+            unit_indices=[tuple(int(present[i]) for i in u) for u in local.unit_indices],
+            steps=local.steps,
+        )
+        self.groups_ = self.grouping_.units
+        self.merge_steps_ = self.grouping_.steps
+        self._fit_stages(x, y, train_fn, x_val, y_val)
+        return self
+
+    def _fit_stages(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        train_fn: TrainFn,
+        x_val: np.ndarray | None,
+        y_val: np.ndarray | None,
+    ) -> None:
+        units = self.grouping_.unit_indices
+        unit_of = self.grouping_.unit_of()
+        self.group_model_: nn.Module | None = None
+        if len(units) > 1:
+            yu = np.array([unit_of[int(c)] for c in y])
+            xv, yv = _subset_val(x_val, y_val, unit_of, None)
+            self.group_model_ = train_fn(
+                seeded_model(partial(self._build, len(units)), self.seed), x, yu, xv, yv
+            )
+        self.second_models_: dict[int, nn.Module] = {}
+        for u, members in enumerate(units):
+            if len(members) < 2:
+                continue
+            local = {c: i for i, c in enumerate(members)}
+            mask = np.isin(y, members)
+            yl = np.array([local[int(c)] for c in y[mask]])
+            xv, yv = _subset_val(x_val, y_val, local, members)
+            model = seeded_model(partial(self._build, len(members)), self.seed + 1 + u)
+            self.second_models_[u] = train_fn(model, x[mask], yl, xv, yv)
+
+    def unit_proba(self, x: np.ndarray) -> np.ndarray:
+        """P(unit | x) from the first model, (N, units)."""
+        if self.group_model_ is None:
+            return np.ones((len(x), 1))
+        return predict_proba(self.group_model_, x)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Per-class probabilities (N, num_classes), rows summing to 1.
+
+        Hard routing: the chosen group's second-model distribution, zero elsewhere (a
+        singleton group gives its category probability 1). Soft: P(c) = P(u) * P(c | u).
+        """
+        p_unit = self.unit_proba(x)
+        chosen = p_unit.argmax(axis=1)
+        out = np.zeros((len(x), self.num_classes))
+        for u, members in enumerate(self.grouping_.unit_indices):
+            within = (
+                predict_proba(self.second_models_[u], x)
+                if u in self.second_models_
+                else np.ones((len(x), 1))
+            )
+            weight = (chosen == u).astype(float) if self.routing == "hard" else p_unit[:, u]
+            out[:, list(members)] = weight[:, None] * within
+        return out
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """The most probable class index per sample."""
+        return self.predict_proba(x).argmax(axis=1)
+
+    def fit_inputs(
+        self,
+        inputs: dict[str, np.ndarray],
+        y: np.ndarray,
+        train_fn: TrainFn,
+        val_inputs: dict[str, np.ndarray] | None = None,
+        y_val: np.ndarray | None = None,
+    ) -> HierarchicalClassifier:
+        """:meth:`fit` from modality arrays keyed as in ``MODEL_INPUTS`` ("color")."""
+        return self.fit(inputs["color"], y, train_fn, (val_inputs or {}).get("color"), y_val)
+
+    def predict_proba_inputs(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """:meth:`predict_proba` from modality arrays keyed as in ``MODEL_INPUTS``."""
+        return self.predict_proba(inputs["color"])
+
+
+def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts N[p][q] of true class p predicted as q; returns an int64 (C, C) array."""
+    counts = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(counts, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    return counts
+
+
+def _subset_val(
+    x_val: np.ndarray | None,
+    y_val: np.ndarray | None,
+    mapping: dict[int, int],
+    members: tuple[int, ...] | None,
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Validation data relabelled through ``mapping``, restricted to ``members`` if given."""
+    if x_val is None or y_val is None:
+        return None, None
+    y_val = np.asarray(y_val)
+    keep = np.isin(y_val, list(mapping) if members is None else members)
+    if not keep.any():
+        return None, None
+    return x_val[keep], np.array([mapping[int(c)] for c in y_val[keep]])

@@ -1,0 +1,192 @@
+"""Seed 001 (BOE): the partition-convolution CNN.
+
+A partition block convolves the whole map (where neighbouring regions exchange
+information), cuts it into a grid of regions, and gives every region its own batch norm,
+ReLU and convolution (unshared weights, zero padding at the region's own borders), then
+stitches the regions back, so the block keeps the input's spatial size (methods.md 2.3).
+
+For speed the per-region work is batched: regions are zero-padded to the largest region
+size and stacked in the channel dimension, the per-region convolutions run as one grouped
+convolution (groups = regions) and the per-region batch norm is a masked batch norm over
+the stacked tensor, so the padding added for stacking never enters the statistics.
+Padding a region with zeros up to the common size is the same as zero padding at the
+region's border, which is what the per-region convolution needs anyway.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from components.models.baseline import scaled
+
+
+def split_bounds(length: int, parts: int) -> list[tuple[int, int]]:
+    """Integer split of ``range(length)`` into ``parts`` runs, as ``numpy.array_split`` does.
+
+    The first ``length % parts`` runs are one longer. Returns (start, stop) pairs.
+    """
+    base, extra = divmod(length, parts)
+    bounds, start = [], 0
+    for i in range(parts):
+        stop = start + base + (1 if i < extra else 0)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
+class RegionBatchNorm(nn.Module):
+    """Batch norm with separate statistics and affine parameters for every region.
+
+    Works on stacked regions (N, R, C, h, w) with a validity mask (R, h, w) so that the
+    zeros used to pad smaller regions never enter the statistics.
+    """
+
+    def __init__(self, regions: int, channels: int, eps: float = 1e-5, momentum: float = 0.1):
+        super().__init__()
+        self.eps, self.momentum = eps, momentum
+        self.weight = nn.Parameter(torch.ones(regions, channels))
+        self.bias = nn.Parameter(torch.zeros(regions, channels))
+        self.register_buffer("running_mean", torch.zeros(regions, channels))
+        self.register_buffer("running_var", torch.ones(regions, channels))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Normalise ``x`` (N, R, C, h, w) per (region, channel); padded cells stay unused."""
+        m = mask[None, :, None].to(x.dtype)
+        if self.training:
+            count = m.sum(dim=(0, 3, 4)) * x.shape[0]  # (R, 1) valid cells per region
+            mean = (x * m).sum(dim=(0, 3, 4)) / count
+            centred = (x - mean[None, :, :, None, None]) * m
+            var = (centred**2).sum(dim=(0, 3, 4)) / count
+            with torch.no_grad():
+                unbiased = var * count / (count - 1).clamp(min=1)
+                self.running_mean.lerp_(mean.detach(), self.momentum)
+                self.running_var.lerp_(unbiased.detach(), self.momentum)
+        else:
+            mean, var = self.running_mean, self.running_var
+        scale = self.weight / torch.sqrt(var + self.eps)
+        shift = self.bias - mean * scale
+        return x * scale[None, :, :, None, None] + shift[None, :, :, None, None]
+
+
+class PartitionBlock(nn.Module):
+    """Full-image conv, then per-region BN -> ReLU -> conv (unshared), regions stitched back.
+
+    Args:
+        in_channels, out_channels: channels in and out of the block.
+        grid: (rows, cols) of the partition, e.g. (4, 4) or (3, 1) for eyes/nose/mouth.
+        kernel_size: odd kernel of both convolutions (stride 1, 'same' padding).
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, grid: tuple[int, int], kernel_size: int = 3
+    ) -> None:
+        super().__init__()
+        if kernel_size % 2 == 0:
+            raise ValueError(f"partition block: kernel_size must be odd, got {kernel_size}")
+        self.grid = (int(grid[0]), int(grid[1]))
+        self.regions = self.grid[0] * self.grid[1]
+        self.channels = out_channels
+        self.full_conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+        self.region_bn = RegionBatchNorm(self.regions, out_channels)
+        self.region_conv = nn.Conv2d(
+            self.regions * out_channels,
+            self.regions * out_channels,
+            kernel_size,
+            padding=kernel_size // 2,
+            groups=self.regions,
+        )
+
+    def region_slices(self, height: int, width: int) -> list[tuple[slice, slice]]:
+        """The (rows, cols) slices of every region, row-major, for an H x W map."""
+        rows = split_bounds(height, self.grid[0])
+        cols = split_bounds(width, self.grid[1])
+        return [(slice(*r), slice(*c)) for r in rows for c in cols]
+
+    def region_parameters(self, region: int) -> dict[str, torch.Tensor]:
+        """Views of the parameters that belong to ``region`` alone (for tests and inspection)."""
+        c = self.channels
+        return {
+            "bn_weight": self.region_bn.weight[region],
+            "bn_bias": self.region_bn.bias[region],
+            "conv_weight": self.region_conv.weight[region * c : (region + 1) * c],
+            "conv_bias": self.region_conv.bias[region * c : (region + 1) * c],
+        }
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return a map (N, out_channels, H, W) of the input's spatial size."""
+        if x.shape[-2] < self.grid[0] or x.shape[-1] < self.grid[1]:
+            raise ValueError(f"partition block: input {tuple(x.shape[-2:])} smaller than grid")
+        feats = self.full_conv(x)
+        n, c, height, width = feats.shape
+        slices = self.region_slices(height, width)
+        hmax = max(s[0].stop - s[0].start for s in slices)
+        wmax = max(s[1].stop - s[1].start for s in slices)
+        stacked, masks = [], []
+        for rows, cols in slices:
+            region = feats[:, :, rows, cols]
+            pad_h, pad_w = hmax - region.shape[-2], wmax - region.shape[-1]
+            stacked.append(F.pad(region, (0, pad_w, 0, pad_h)))
+            mask = torch.zeros(hmax, wmax, dtype=torch.bool, device=x.device)
+            mask[: region.shape[-2], : region.shape[-1]] = True
+            masks.append(mask)
+        regions = torch.stack(stacked, dim=1)  # (N, R, C, hmax, wmax)
+        mask = torch.stack(masks)
+        act = torch.relu(self.region_bn(regions, mask)) * mask[None, :, None]
+        out = self.region_conv(act.reshape(n, self.regions * c, hmax, wmax))
+        out = out.reshape(n, self.regions, c, hmax, wmax)
+        return self._stitch(out, slices)
+
+    def _stitch(self, out: torch.Tensor, slices: list[tuple[slice, slice]]) -> torch.Tensor:
+        """Crop every region to its true size and put it back in its grid position."""
+        rows_out = []
+        for r in range(self.grid[0]):
+            row = []
+            for col in range(self.grid[1]):
+                k = r * self.grid[1] + col
+                rs, cs = slices[k]
+                row.append(out[:, k, :, : rs.stop - rs.start, : cs.stop - cs.start])
+            rows_out.append(torch.cat(row, dim=3))
+        return torch.cat(rows_out, dim=2)
+
+
+class PartitionCNN(nn.Module):
+    """Seed 001 network: stem -> [4x4 PC] -> 4x4 PC -> 3x1 PC -> BN-ReLU-1x1 conv -> GAP.
+
+    Args:
+        num_classes: categories (the 1x1 conv outputs one map per category).
+        in_channels: 1 for grey faces.
+        width: multiplier on the 32 / 32 / 64 / 128 reference widths.
+        extra_block: include the optional third (first-in-order) 4x4 block (claims 7-10).
+        dropout: dropout before the head convolution (0 disables it).
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        width: float = 1.0,
+        extra_block: bool = True,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        stem, third, first, second = (scaled(w, width) for w in (32, 32, 64, 128))
+        self.stem = nn.Conv2d(in_channels, stem, 3, padding=1)
+        self.third = PartitionBlock(stem, third, (4, 4)) if extra_block else None
+        self.first = PartitionBlock(third if extra_block else stem, first, (4, 4))
+        self.second = PartitionBlock(first, second, (3, 1))
+        self.head = nn.Sequential(
+            nn.BatchNorm2d(second),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Conv2d(second, num_classes, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return logits (N, num_classes): GAP over the per-category maps of the head."""
+        h = self.stem(x)
+        if self.third is not None:
+            h = self.third(h)
+        h = self.second(self.first(h))
+        return self.head(h).mean(dim=(2, 3))

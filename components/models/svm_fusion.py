@@ -1,0 +1,163 @@
+"""Seed 000 variant B: a depth CNN and a colour CNN fused by a linear SVM.
+
+NN2 (depth) and NN3 (colour) are trained independently; their second-FC softmax outputs
+(C each) are concatenated (2C numbers) and a linear SVM, Platt-calibrated so that it
+returns probabilities summing to 1, decides. The SVM learns from out-of-fold outputs:
+outputs of a network on its own training data are over-confident and would teach the SVM
+to trust both networks blindly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.svm import LinearSVC
+from torch import nn
+
+from components.errors import DataError
+from components.models.cv import out_of_fold_proba, seeded_model
+from components.models.seed000 import color_cnn, depth_cnn
+from components.models.simple_fit import TrainFn, predict_proba
+
+C_GRID: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
+
+
+class SVMFusion:
+    """Estimator for variant B with ``fit(x_depth, x_color, y, train_fn)`` / ``predict_proba``.
+
+    Args:
+        num_classes: categories (columns of ``predict_proba``).
+        depth_channels, color_channels: input channels of NN2 and NN3.
+        folds: k of the out-of-fold feature computation (and of the SVM calibration).
+        C: SVM regularisation; None picks it from ``c_grid`` by cross-validated accuracy.
+        seed: seeds the folds, the network initialisations and the SVM.
+        depth_kwargs, color_kwargs: extra architecture kwargs of NN2 / NN3.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        depth_channels: int = 1,
+        color_channels: int = 3,
+        folds: int = 3,
+        C: float | None = None,
+        c_grid: tuple[float, ...] = C_GRID,
+        seed: int = 0,
+        depth_kwargs: dict | None = None,
+        color_kwargs: dict | None = None,
+    ) -> None:
+        self.num_classes = num_classes
+        self.depth_channels, self.color_channels = depth_channels, color_channels
+        self.folds, self.C, self.c_grid, self.seed = folds, C, tuple(c_grid), seed
+        self.depth_kwargs = dict(depth_kwargs or {})
+        self.color_kwargs = dict(color_kwargs or {})
+
+    def build_depth(self) -> nn.Module:
+        """A fresh NN2 (depth network)."""
+        return depth_cnn(self.num_classes, self.depth_channels, **self.depth_kwargs)
+
+    def build_color(self) -> nn.Module:
+        """A fresh NN3 (colour network)."""
+        return color_cnn(self.num_classes, self.color_channels, **self.color_kwargs)
+
+    def fit(
+        self,
+        x_depth: np.ndarray,
+        x_color: np.ndarray,
+        y: np.ndarray,
+        train_fn: TrainFn,
+        x_depth_val: np.ndarray | None = None,
+        x_color_val: np.ndarray | None = None,
+        y_val: np.ndarray | None = None,
+    ) -> SVMFusion:
+        """Train NN2 and NN3, then the SVM on their out-of-fold softmax outputs.
+
+        Returns self. Raises:
+            DataError: the inputs disagree in length, or a class has fewer than 2 samples
+                (the SVM calibration needs two per class).
+        """
+        y = np.asarray(y, dtype=np.int64)
+        if not len(x_depth) == len(x_color) == len(y):
+            raise DataError(
+                f"svm_fusion: depth ({len(x_depth)}), colour ({len(x_color)}) and labels "
+                f"({len(y)}) differ in length"
+            )
+        present, sizes = np.unique(y, return_counts=True)
+        if sizes.min() < 2:
+            raise DataError(
+                f"svm_fusion: class {int(present[sizes.argmin()])} has {int(sizes.min())} "
+                "training sample(s); the SVM needs at least 2 per class"
+            )
+        oof = np.hstack([
+            out_of_fold_proba(self.build_depth, x_depth, y, train_fn, self.folds, self.seed),
+            out_of_fold_proba(self.build_color, x_color, y, train_fn, self.folds, self.seed + 100),
+        ])
+        self.depth_model_ = train_fn(
+            seeded_model(self.build_depth, self.seed), x_depth, y, x_depth_val, y_val
+        )
+        self.color_model_ = train_fn(
+            seeded_model(self.build_color, self.seed + 100), x_color, y, x_color_val, y_val
+        )
+        cv = min(self.folds, int(sizes.min()))
+        self.C_ = self.C if self.C is not None else self._choose_c(oof, y, cv)
+        self.svm_ = self._svm(self.C_, cv).fit(oof, y)
+        self.classes_ = self.svm_.classes_
+        return self
+
+    def _svm(self, c: float, cv: int) -> CalibratedClassifierCV:
+        return CalibratedClassifierCV(
+            LinearSVC(C=c, random_state=self.seed, max_iter=5000), method="sigmoid", cv=cv
+        )
+
+    def _choose_c(self, features: np.ndarray, y: np.ndarray, cv: int) -> float:
+        """The grid value with the best cross-validated SVM accuracy (ties: the first).
+
+        Calibration maps each class score monotonically, so it rarely changes the arg-max;
+        scoring the plain SVM keeps the search cheap and avoids nested calibration folds.
+        """
+        splitter = StratifiedKFold(cv, shuffle=True, random_state=self.seed)
+        scores = [
+            cross_val_score(
+                LinearSVC(C=c, random_state=self.seed, max_iter=5000), features, y, cv=splitter
+            ).mean()
+            for c in self.c_grid
+        ]
+        return float(self.c_grid[int(np.argmax(scores))])
+
+    def features(self, x_depth: np.ndarray, x_color: np.ndarray) -> np.ndarray:
+        """The SVM input: both networks' softmax outputs side by side, (N, 2C)."""
+        return np.hstack([
+            predict_proba(self.depth_model_, x_depth),
+            predict_proba(self.color_model_, x_color),
+        ])
+
+    def predict_proba(self, x_depth: np.ndarray, x_color: np.ndarray) -> np.ndarray:
+        """Per-class probabilities (N, num_classes) summing to 1; absent classes get 0."""
+        proba = self.svm_.predict_proba(self.features(x_depth, x_color))
+        full = np.zeros((len(proba), self.num_classes))
+        full[:, self.classes_] = proba
+        return full
+
+    def predict(self, x_depth: np.ndarray, x_color: np.ndarray) -> np.ndarray:
+        """The most probable class index per sample."""
+        return self.predict_proba(x_depth, x_color).argmax(axis=1)
+
+    def fit_inputs(
+        self,
+        inputs: dict[str, np.ndarray],
+        y: np.ndarray,
+        train_fn: TrainFn,
+        val_inputs: dict[str, np.ndarray] | None = None,
+        y_val: np.ndarray | None = None,
+    ) -> SVMFusion:
+        """:meth:`fit` from modality arrays keyed as in ``MODEL_INPUTS`` ("depth", "color")."""
+        val = val_inputs or {}
+        return self.fit(
+            inputs["depth"], inputs["color"], y, train_fn,
+            val.get("depth"), val.get("color"), y_val,
+        )
+
+    def predict_proba_inputs(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """:meth:`predict_proba` from modality arrays keyed as in ``MODEL_INPUTS``."""
+        return self.predict_proba(inputs["depth"], inputs["color"])

@@ -1,0 +1,223 @@
+"""Face detection, eye location and the one similarity warp that aligns a face.
+
+Seed 000 (methods.md 1.4-1.5) rotates the face so the eyes are level, moves them to set
+positions and scales to the network input. Those three steps compose into one similarity
+matrix, applied with a single ``cv2.warpAffine`` so an image is resampled once. The depth
+map and the 3-D colour image come from the same registered camera, so depth reuses the colour
+image's matrix (nearest-neighbour, so holes never blend into valid depth).
+
+Coordinates are pixel centres (pixel (0, 0) covers [-0.5, 0.5]); a relative position ``r``
+on an ``n`` pixel side is the pixel coordinate ``r * n - 0.5``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+# Haar detection runs on a copy whose longer side is at most this (faces in photos are large;
+# detecting at full resolution costs several times more and finds the same box).
+DETECT_MAX_SIDE = 320
+FACE_MIN_FRACTION = 0.12  # smallest face side, as a fraction of the shorter image side
+EYE_SEARCH_WIDTH = 96  # the upper face half is resized to this width for the eye cascade
+
+Points = tuple[tuple[float, float], tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where a face was found: the eye points and how they were obtained.
+
+    ``source`` is ``landmarks``, ``haar`` (eye cascade), ``proportional`` (canonical positions
+    in the face box) or ``center_crop`` (no face: centred square crop, flagged as fallback).
+    """
+
+    eyes: Points | None
+    source: str
+    box: tuple[int, int, int, int] | None = None
+
+    @property
+    def fallback(self) -> bool:
+        """True when no face was found and a centred square crop stands in for it."""
+        return self.source == "center_crop"
+
+
+@lru_cache(maxsize=4)
+def _cascade(name: str) -> cv2.CascadeClassifier:
+    """Load one of OpenCV's shipped cascades once per process."""
+    classifier = cv2.CascadeClassifier(cv2.data.haarcascades + name)
+    if classifier.empty():  # pragma: no cover - the wheel ships these files
+        raise RuntimeError(f"OpenCV cascade {name} could not be loaded")
+    return classifier
+
+
+def to_grey(image: np.ndarray) -> np.ndarray:
+    """Grey uint8 view of an RGB or grey image (the cascades work on intensity only)."""
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+
+
+def detect_face(grey: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The largest frontal face box ``(x, y, w, h)`` in a grey image, or None when none."""
+    height, width = grey.shape
+    scale = min(1.0, DETECT_MAX_SIDE / max(height, width))
+    small = grey if scale == 1.0 else cv2.resize(
+        grey, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA
+    )
+    min_side = max(20, int(min(small.shape) * FACE_MIN_FRACTION))
+    boxes = _cascade("haarcascade_frontalface_default.xml").detectMultiScale(
+        cv2.equalizeHist(small), scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side)
+    )
+    if len(boxes) == 0:
+        return None
+    x, y, w, h = max((tuple(int(v) for v in b) for b in boxes), key=lambda b: (b[2] * b[3], b))
+    return (round(x / scale), round(y / scale), round(w / scale), round(h / scale))
+
+
+def detect_eyes(grey: np.ndarray, box: tuple[int, int, int, int]) -> Points | None:
+    """Eye centres found by the Haar eye cascade in the upper half of a face box.
+
+    Returns (left, right) in image pixels (left = smaller x), or None unless exactly one
+    plausible eye is found in each half of the box.
+    """
+    x, y, w, h = box
+    region = grey[max(y, 0) : max(y, 0) + h // 2 + h // 10, max(x, 0) : max(x, 0) + w]
+    if region.size == 0:
+        return None
+    scale = EYE_SEARCH_WIDTH / region.shape[1]
+    small = cv2.resize(region, (EYE_SEARCH_WIDTH, max(1, round(region.shape[0] * scale))))
+    side = max(8, EYE_SEARCH_WIDTH // 8)
+    found = _cascade("haarcascade_eye.xml").detectMultiScale(
+        small, scaleFactor=1.1, minNeighbors=3, minSize=(side, side)
+    )
+    half = EYE_SEARCH_WIDTH / 2
+    left = [b for b in found if b[0] + b[2] / 2 < half]
+    right = [b for b in found if b[0] + b[2] / 2 >= half]
+    if not left or not right:
+        return None
+    picks = [max(group, key=lambda b: (b[2] * b[3], tuple(b))) for group in (left, right)]
+    centres = [
+        (max(x, 0) + (bx + bw / 2) / scale - 0.5, max(y, 0) + (by + bh / 2) / scale - 0.5)
+        for bx, by, bw, bh in picks
+    ]
+    return (centres[0], centres[1])
+
+
+def proportional_eyes(box: tuple[int, int, int, int], canonical: Points) -> Points:
+    """Eyes at the canonical relative positions inside a box: the box itself becomes the crop."""
+    x, y, w, h = box
+    return tuple(  # type: ignore[return-value]
+        (x + px * w - 0.5, y + py * h - 0.5) for px, py in canonical
+    )
+
+
+def alignment_matrix(eyes: Points, canonical: Points, size: int) -> np.ndarray:
+    """The 2x3 similarity matrix that rotates the eyes level and moves them to set positions.
+
+    Built as rotation about the eye midpoint (eyes level) followed by the scale and
+    translation that puts them on ``canonical`` (fractions of a ``size`` square), so one
+    warp does rotation, alignment and resizing together.
+    """
+    (lx, ly), (rx, ry) = eyes
+    (clx, cly), (crx, cry) = canonical
+    angle = np.arctan2(ry - ly, rx - lx)
+    mid = np.array([(lx + rx) / 2, (ly + ry) / 2])
+    cos, sin = np.cos(-angle), np.sin(-angle)
+    rotate = np.array(
+        [[cos, -sin, mid[0] - cos * mid[0] + sin * mid[1]],
+         [sin, cos, mid[1] - sin * mid[0] - cos * mid[1]],
+         [0.0, 0.0, 1.0]]
+    )
+    source_distance = max(float(np.hypot(rx - lx, ry - ly)), 1e-6)
+    target_left = np.array([clx * size - 0.5, cly * size - 0.5])
+    target_right = np.array([crx * size - 0.5, cry * size - 0.5])
+    target_angle = np.arctan2(*(target_right - target_left)[::-1])
+    target_distance = float(np.hypot(*(target_right - target_left)))
+    scale = target_distance / source_distance
+    cos_t, sin_t = np.cos(target_angle) * scale, np.sin(target_angle) * scale
+    target_mid = (target_left + target_right) / 2
+    place = np.array(
+        [[cos_t, -sin_t, target_mid[0] - cos_t * mid[0] + sin_t * mid[1]],
+         [sin_t, cos_t, target_mid[1] - sin_t * mid[0] - cos_t * mid[1]],
+         [0.0, 0.0, 1.0]]
+    )
+    return (place @ rotate)[:2]
+
+
+def center_crop_matrix(height: int, width: int, size: int) -> np.ndarray:
+    """The 2x3 matrix of the fallback: the centred square of the shorter side, resized."""
+    side = min(height, width)
+    scale = size / side
+    x0, y0 = (width - side) / 2, (height - side) / 2
+    return np.array(
+        [[scale, 0.0, (0.5 - x0) * scale - 0.5], [0.0, scale, (0.5 - y0) * scale - 0.5]]
+    )
+
+
+def rescale_matrix(matrix: np.ndarray, from_shape: tuple[int, int], to_shape: tuple[int, int]):
+    """Re-express a warp computed on one image size for a registered image of another size.
+
+    Depth sensors often deliver a lower-resolution map of the same view; the colour matrix
+    composed with the depth-to-colour scaling aligns it identically.
+    """
+    if from_shape == to_shape:
+        return matrix
+    sy, sx = from_shape[0] / to_shape[0], from_shape[1] / to_shape[1]
+    to_colour = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
+    return (np.vstack([matrix, [0.0, 0.0, 1.0]]) @ to_colour)[:2]
+
+
+def warp(image: np.ndarray, matrix: np.ndarray, size: int, *, nearest: bool = False):
+    """Apply the alignment matrix and return a ``size`` x ``size`` crop.
+
+    Colour is resampled bilinearly with replicated borders (no black wedges after rotation);
+    depth uses nearest neighbour with a zero border, since 0 means "no measurement".
+    """
+    if nearest:
+        return cv2.warpAffine(
+            image, matrix, (size, size), flags=cv2.INTER_NEAREST,
+            borderMode=cv2.BORDER_CONSTANT, borderValue=0,
+        )
+    return cv2.warpAffine(
+        image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+
+
+def locate(
+    image: np.ndarray,
+    landmarks: tuple[float, float, float, float] | None,
+    *,
+    is_crop: bool,
+    canonical: Points,
+) -> Located:
+    """Find the eye points of one image by the documented priority.
+
+    Landmarks from the manifest win; a face crop without landmarks is taken as already framed
+    (canonical positions in the whole image, i.e. a plain resize); a photo goes through the
+    Haar face cascade, then the eye cascade inside the box, else proportional positions in the
+    box. Returns a :class:`Located` whose ``eyes`` is None when no face was found.
+    """
+    if landmarks is not None:
+        lx, ly, rx, ry = (float(v) for v in landmarks)
+        return Located(((lx, ly), (rx, ry)), "landmarks")
+    height, width = image.shape[:2]
+    if is_crop:
+        box = (0, 0, width, height)
+        return Located(proportional_eyes(box, canonical), "aligned_crop", box)
+    grey = to_grey(image)
+    box = detect_face(grey)
+    if box is None:
+        return Located(None, "center_crop")
+    eyes = detect_eyes(grey, box)
+    if eyes is not None:
+        return Located(eyes, "haar", box)
+    return Located(proportional_eyes(box, canonical), "proportional", box)
+
+
+def matrix_for(located: Located, shape: tuple[int, int], canonical: Points, size: int):
+    """The warp for a located face, or the centred-crop warp when no face was found."""
+    if located.eyes is None:
+        return center_crop_matrix(shape[0], shape[1], size)
+    return alignment_matrix(located.eyes, canonical, size)

@@ -1,0 +1,141 @@
+"""Trainer settings: the ``train`` section of params.yaml as a typed dataclass.
+
+One :class:`TrainConfig` drives every torch model. The section holds shared defaults plus
+``overrides`` per architecture; :func:`resolve_config` merges defaults, the architecture's
+overrides and (when ``use_tuned``) the tuner's ``best_params.json`` in that order, so the
+most specific source wins. Keys that are not trainer settings (``k``, ``folds``, model
+kwargs such as ``dropout``) are handed back separately for the model or estimator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from components.config import build_config
+from components.errors import ConfigError
+
+OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adamw")
+SCHEDULES: tuple[str, ...] = ("none", "step", "cosine", "onecycle")
+MONITORS: dict[str, str] = {  # monitored value -> direction
+    "val_uar": "max",
+    "val_accuracy": "max",
+    "val_macro_f1": "max",
+    "val_loss": "min",
+}
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run needs; defaults match the suggested params.yaml."""
+
+    architectures: list[str] = field(default_factory=list)
+    seed: int = 0
+    epochs: int = 8
+    batch_size: int = 32
+    optimizer: str = "adam"
+    lr: float = 0.001
+    weight_decay: float = 0.0001
+    momentum: float = 0.9
+    schedule: str = "cosine"
+    step_size: int = 0  # step schedule: epochs per decay; 0 = a third of the epochs
+    gamma: float = 0.1
+    label_smoothing: float = 0.0
+    mirror: bool = True
+    shift: int = 0  # random-shift jitter in pixels (0 = off)
+    patience: int = 4
+    monitor: str = "val_uar"
+    restore_best: bool = True  # test with the weights of the best monitored epoch
+    channels_last: bool = True
+    ecstfl_lambda: float = 0.1
+    classes_per_batch: int = 4
+    use_tuned: bool = True
+    progress: bool = True
+    eval_batch_size: int = 0  # 0 = 2 x batch_size
+    task: str | None = None  # force a preprocess task folder instead of picking by inputs
+    overrides: dict[str, Any] = field(default_factory=dict)
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("schedule", self.schedule, SCHEDULES)
+        _check_choice("monitor", self.monitor, tuple(MONITORS))
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train.{name}: must be >= 1, got {getattr(self, name)}")
+        if self.patience < 0 or self.shift < 0 or self.classes_per_batch < 1:
+            raise ConfigError("train: patience and shift must be >= 0, classes_per_batch >= 1")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"train.label_smoothing: must be in [0, 1), got {self.label_smoothing}")
+        if self.lr <= 0:
+            raise ConfigError(f"train.lr: must be > 0, got {self.lr}")
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"train.{key}: {value!r} is not one of {list(choices)}")
+
+
+TRAIN_KEYS: frozenset[str] = frozenset(f.name for f in dataclasses.fields(TrainConfig))
+
+
+def load_tuned(path: Path) -> dict[str, Any]:
+    """Read a tuner's ``best_params.json``; a ``params`` sub-mapping is unwrapped.
+
+    Raises:
+        ConfigError: the file is not a JSON mapping.
+    """
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read tuned params ({exc})") from exc
+    if isinstance(data, dict) and isinstance(data.get("params"), dict):
+        data = data["params"]
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON mapping of parameter -> value")
+    return data
+
+
+def resolve_config(
+    values: dict[str, Any], arch: str, tuned_path: Path | None = None
+) -> tuple[TrainConfig, dict[str, Any]]:
+    """Build the settings for one architecture.
+
+    Args:
+        values: the ``train`` section of params.yaml.
+        arch: architecture name (selects ``overrides[arch]`` and ``model_kwargs[arch]``).
+        tuned_path: ``artifacts/tune/<arch>/best_params.json``; merged when it exists and
+            ``use_tuned`` is true.
+
+    Returns:
+        ``(config, extra)``: trainer settings, and the remaining keys for the model or
+        estimator (``model_kwargs[arch]`` overlaid with non-trainer override/tuned keys).
+
+    Raises:
+        ConfigError: an unknown or ill-typed key in the section.
+    """
+    base = build_config(TrainConfig, dict(values), where="train")
+    overrides = base.overrides.get(arch) or {}
+    model_kwargs = base.model_kwargs.get(arch) or {}
+    if not isinstance(overrides, dict) or not isinstance(model_kwargs, dict):
+        raise ConfigError(f"train.overrides/model_kwargs.{arch}: expected a mapping")
+    merged = {k: v for k, v in values.items() if k not in ("overrides", "model_kwargs")}
+    extra = dict(model_kwargs)
+    layers = [overrides]
+    if tuned_path is not None and tuned_path.exists() and overrides.get("use_tuned", base.use_tuned):
+        layers.append(load_tuned(tuned_path))
+    for layer in layers:
+        for key, value in layer.items():
+            if key in TRAIN_KEYS:
+                merged[key] = value
+            else:
+                extra[key] = value
+    config = build_config(TrainConfig, merged, where=f"train[{arch}]")
+    return config, extra

@@ -1,0 +1,303 @@
+"""Loading preprocessed splits for a model, and writing tiny synthetic ones for tests.
+
+The preprocess stage writes ``<data>/<task>/<split>/<modality>.npy`` (float16 in [0, 1],
+NCHW for stills, NTCHW for clips) plus ``y.npy`` and ``<task>/meta.json`` (see
+docs/architecture.md). A model names the modalities it reads (``MODEL_INPUTS``); here they
+are stacked channel-wise into one float32 tensor per batch, so multimodal fusion needs no
+special code in the trainer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from components.errors import DataError
+
+MODALITIES: tuple[str, ...] = ("color", "depth", "color2d", "frames")
+COLOUR_MODALITIES: frozenset[str] = frozenset({"color", "color2d", "frames"})
+# ITU-R BT.601 luma: the grey a 1-channel model would have seen from a grey camera.
+LUMA: tuple[float, float, float] = (0.299, 0.587, 0.114)
+OCC_SPLIT = re.compile(r"^test_occ(\d+)$")
+PRELOAD_BYTES = 2 * 1024**3  # float32 splits below this are held in RAM as one tensor
+
+
+@dataclass
+class SplitData:
+    """One split's inputs for a model: per-modality arrays joined on the channel axis.
+
+    ``parts`` may be memory-mapped; a batch reads only its rows. ``grey[i]`` converts part i
+    from RGB to one luma channel on read.
+    """
+
+    parts: list[np.ndarray]
+    y: np.ndarray
+    grey: list[bool] = field(default_factory=list)
+    name: str = "split"
+    _tensor: torch.Tensor | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.grey:
+            self.grey = [False] * len(self.parts)
+        self.y = np.asarray(self.y, dtype=np.int64)
+        for part in self.parts:
+            if len(part) != len(self.y):
+                raise DataError(f"{self.name}: {len(part)} inputs but {len(self.y)} labels")
+            if part.ndim not in (4, 5):
+                raise DataError(f"{self.name}: expected NCHW or NTCHW arrays, got {part.shape}")
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def channel_axis(self) -> int:
+        """1 for stills (NCHW), 2 for clips (NTCHW)."""
+        return self.parts[0].ndim - 3
+
+    @property
+    def is_clip(self) -> bool:
+        """True for NTCHW clips."""
+        return self.parts[0].ndim == 5
+
+    @property
+    def in_channels(self) -> int:
+        """Channels after stacking and grey conversion: what the model's first layer sees."""
+        axis = self.channel_axis
+        return sum(1 if g else p.shape[axis] for p, g in zip(self.parts, self.grey, strict=True))
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """Shape of one stacked sample (C, H, W) or (T, C, H, W)."""
+        shape = list(self.parts[0].shape[1:])
+        shape[self.channel_axis - 1] = self.in_channels
+        return tuple(shape)
+
+    def rows(self, index: np.ndarray | slice) -> np.ndarray:
+        """Stacked float32 numpy rows for ``index`` (sorted reads keep mmap access local)."""
+        if isinstance(index, slice):
+            chunks = [np.asarray(p[index], dtype=np.float32) for p in self.parts]
+        else:
+            index = np.asarray(index, dtype=np.int64)
+            chunks = [np.asarray(p[index], dtype=np.float32) for p in self.parts]
+        chunks = [to_grey(c, self.channel_axis) if g else c for c, g in zip(chunks, self.grey)]
+        return chunks[0] if len(chunks) == 1 else np.concatenate(chunks, axis=self.channel_axis)
+
+    def preload(self, max_bytes: int = PRELOAD_BYTES) -> bool:
+        """Hold the whole split as one float32 tensor when it fits ``max_bytes``.
+
+        Returns:
+            True when the split is now in RAM (batches are then plain tensor indexing).
+        """
+        if self._tensor is None:
+            nbytes = 4 * len(self) * int(np.prod(self.sample_shape))
+            if nbytes > max_bytes:
+                return False
+            self._tensor = torch.from_numpy(np.ascontiguousarray(self.rows(slice(None))))
+        return True
+
+    def batch(self, index: torch.Tensor | np.ndarray | slice) -> torch.Tensor:
+        """Float32 tensor of the stacked inputs for ``index``."""
+        if self._tensor is not None:
+            return self._tensor[index]
+        if isinstance(index, torch.Tensor):
+            index = index.numpy()
+        return torch.from_numpy(self.rows(index))
+
+    def labels(self) -> torch.Tensor:
+        """All labels as an int64 tensor."""
+        return torch.from_numpy(self.y)
+
+    @classmethod
+    def from_arrays(cls, x: np.ndarray, y: np.ndarray, name: str = "arrays") -> SplitData:
+        """Wrap in-memory arrays (already stacked, float32 NCHW or NTCHW)."""
+        return cls(parts=[np.asarray(x, dtype=np.float32)], y=y, name=name)
+
+
+def to_grey(x: np.ndarray, channel_axis: int) -> np.ndarray:
+    """RGB -> one luma channel along ``channel_axis``; 1-channel input is returned unchanged."""
+    if x.shape[channel_axis] == 1:
+        return x
+    if x.shape[channel_axis] != 3:
+        raise DataError(f"cannot convert {x.shape[channel_axis]} channels to grey (expected 3)")
+    weights = np.asarray(LUMA, dtype=np.float32).reshape(
+        [3 if i == channel_axis else 1 for i in range(x.ndim)]
+    )
+    return (x * weights).sum(axis=channel_axis, keepdims=True, dtype=np.float32)
+
+
+def read_meta(task_dir: Path) -> dict[str, Any]:
+    """The task's ``meta.json``.
+
+    Raises:
+        DataError: missing, unreadable, or without a ``classes`` list.
+    """
+    path = Path(task_dir) / "meta.json"
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: cannot read preprocess meta ({exc})") from exc
+    if not isinstance(meta.get("classes"), list) or not meta["classes"]:
+        raise DataError(f"{path}: 'classes' must be a non-empty list")
+    return meta
+
+
+def occlusion_splits(task_dir: Path) -> list[str]:
+    """Names of the ``test_occ<pct>`` splits present, by increasing occlusion."""
+    found = [p.name for p in Path(task_dir).iterdir() if p.is_dir() and OCC_SPLIT.match(p.name)]
+    return sorted(found, key=lambda name: int(OCC_SPLIT.match(name).group(1)))
+
+
+def occlusion_percent(split: str) -> int:
+    """Occlusion level of a split name: 0 for ``test``, pct for ``test_occ<pct>``."""
+    match = OCC_SPLIT.match(split)
+    return int(match.group(1)) if match else 0
+
+
+def has_modalities(task_dir: Path, inputs: tuple[str, ...], split: str = "train") -> bool:
+    """True when ``split`` holds an array for every modality in ``inputs``."""
+    folder = Path(task_dir) / split
+    return all((folder / f"{m}.npy").exists() for m in inputs)
+
+
+def choose_task(data_dir: Path, inputs: tuple[str, ...], forced: str | None = None) -> Path | None:
+    """The task folder a model with ``inputs`` trains on, or None when no task fits.
+
+    Clips (``frames``) live in ``video``; depth in ``rgbd``; colour-only models prefer
+    ``rgbd`` (its colour stream) and fall back to ``image`` (e.g. FER2013). ``forced`` picks
+    a folder by name and still checks the modalities.
+    """
+    unknown = [m for m in inputs if m not in MODALITIES]
+    if unknown:
+        raise DataError(f"model inputs {unknown} are not preprocess modalities {MODALITIES}")
+    if forced:
+        candidates = [forced]
+    elif "frames" in inputs:
+        candidates = ["video"]
+    elif "depth" in inputs:
+        candidates = ["rgbd"]
+    else:
+        candidates = ["rgbd", "image"]
+    for name in candidates:
+        task_dir = Path(data_dir) / name
+        if (task_dir / "meta.json").exists() and has_modalities(task_dir, inputs):
+            return task_dir
+    return None
+
+
+def load_split(
+    task_dir: Path, split: str, inputs: tuple[str, ...], *, grey: bool = False
+) -> SplitData:
+    """Memory-map one split's arrays for a model.
+
+    Args:
+        task_dir: ``<data>/<task>``.
+        split: ``train``, ``val``, ``test`` or ``test_occ<pct>``.
+        inputs: modality names, stacked channel-wise in this order.
+        grey: convert every 3-channel colour modality to one luma channel.
+
+    Raises:
+        DataError: the split folder or one of its arrays is missing or inconsistent.
+    """
+    folder = Path(task_dir) / split
+    if not folder.is_dir():
+        raise DataError(f"{folder}: split folder not found (run the preprocess stage)")
+    parts = [_open(folder / f"{m}.npy") for m in inputs]
+    y = np.asarray(_open(folder / "y.npy"), dtype=np.int64)
+    greys = [grey and m in COLOUR_MODALITIES for m in inputs]
+    return SplitData(parts=parts, y=y, grey=greys, name=str(folder))
+
+
+def _open(path: Path) -> np.ndarray:
+    if not path.exists():
+        raise DataError(f"{path}: array not found")
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read array ({exc})") from exc
+
+
+def write_split(folder: Path, arrays: dict[str, np.ndarray]) -> Path:
+    """Write one split folder in the preprocess layout (float16 inputs, int64 y, str ids)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, array in arrays.items():
+        if name in MODALITIES:
+            array = np.asarray(array, dtype=np.float16)
+        np.save(folder / f"{name}.npy", array, allow_pickle=False)
+    return folder
+
+
+def make_synthetic_task(
+    root: Path,
+    task: str = "rgbd",
+    *,
+    classes: tuple[str, ...] = ("anger", "happiness", "neutral", "surprise"),
+    sizes: dict[str, int] | None = None,
+    size: int = 16,
+    frames: int = 4,
+    occlusion: tuple[int, ...] = (25,),
+    seed: int = 0,
+) -> Path:
+    """Write a tiny learnable task folder in the preprocess layout (tests and benchmarks).
+
+    Each class is a bright square in its own quadrant of the face (mirror-symmetric classes
+    are avoided by placing them top/bottom), plus noise, so a small CNN separates them in a
+    few epochs. ``rgbd`` gets color/depth/color2d, ``image`` colour only, ``video`` frames in
+    which the square fades in (a neutral-to-apex clip).
+
+    Returns:
+        The task folder ``root/<task>``.
+    """
+    rng = np.random.default_rng(seed)
+    sizes = sizes or {"train": 64, "val": 24, "test": 24}
+    task_dir = Path(root) / task
+    splits = dict(sizes)
+    for pct in occlusion:
+        splits[f"test_occ{pct}"] = sizes.get("test", 24)
+    for split, n in splits.items():
+        y = np.arange(n) % len(classes)
+        rng.shuffle(y)
+        patterns = np.stack([_pattern(c, len(classes), size) for c in y])
+        noise = lambda shape: rng.uniform(0, 0.3, shape)  # noqa: E731
+        arrays: dict[str, np.ndarray] = {"y": y.astype(np.int64)}
+        if task == "video":
+            ramp = np.linspace(0.2, 1.0, frames)[None, :, None, None, None]
+            base = patterns[:, None, None] * ramp
+            arrays["frames"] = np.clip(np.repeat(base, 3, axis=2) + noise(
+                (n, frames, 3, size, size)), 0, 1)
+        else:
+            arrays["color"] = np.clip(patterns[:, None] + noise((n, 3, size, size)), 0, 1)
+            if task == "rgbd":
+                arrays["depth"] = np.clip(patterns[:, None] * 0.8 + noise((n, 1, size, size)), 0, 1)
+                arrays["color2d"] = np.clip(patterns[:, None] + noise((n, 3, size, size)), 0, 1)
+        occluded = split.startswith("test_occ")
+        if occluded:
+            pct = occlusion_percent(split)
+            rows = max(1, size * pct // 100)
+            for key in ("color", "depth", "color2d"):
+                if key in arrays:
+                    arrays[key][:, :, :rows] = 0.0
+            if "frames" in arrays:
+                arrays["frames"][:, :, :, :rows] = 0.0
+        arrays["ids"] = np.array([f"{split}-{i}" for i in range(n)])
+        arrays["occluded"] = np.full(n, occluded)
+        arrays["fallback"] = np.zeros(n, dtype=bool)
+        write_split(task_dir / split, arrays)
+    meta = {"classes": list(classes), "task": task, "synthetic": True, "size": size}
+    (task_dir / "meta.json").write_text(json.dumps(meta, indent=2))
+    return task_dir
+
+
+def _pattern(label: int, num_classes: int, size: int) -> np.ndarray:
+    """A square whose vertical band and size encode the class (flip-invariant by design)."""
+    image = np.zeros((size, size), dtype=np.float64)
+    band = size // max(num_classes, 1)
+    top = int(label) * band
+    image[top : top + max(band, 2), size // 4 : size - size // 4] = 0.7
+    return image

@@ -1,0 +1,91 @@
+"""Writing a run's results: flat metrics for ``dvc metrics``, per-class JSON, CSV, plots.
+
+Layout under the run folder (what ``dvc.yaml`` declares for the train stage):
+``metrics.json`` (flat scalars), ``per_class.json`` (per split: recall, F1, confusion),
+``history.csv`` (one row per epoch, for ``dvc plots``) and ``plots/*.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from components.training.plots import plot_confusion, plot_learning_curves, plot_per_class
+
+SCALARS: tuple[str, ...] = ("accuracy", "uar", "macro_f1")
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """Pretty JSON with NaN written as null (strict JSON for DVC and browsers)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_clean(data), indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_history_csv(history: list[dict[str, Any]], path: Path) -> Path:
+    """One row per epoch; columns are the union of the rows' keys, ``epoch`` first."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = ["epoch"] + sorted({k for row in history for k in row} - {"epoch"})
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        for row in history:
+            writer.writerow({k: row.get(k, "") for k in columns})
+    return path
+
+
+def flat_metrics(split_reports: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """``{<split>_<metric>: value}`` for accuracy, UAR and macro-F1 of every split."""
+    return {
+        f"{split}_{name}": report[name]
+        for split, report in split_reports.items()
+        for name in SCALARS
+    }
+
+
+def write_run_outputs(
+    out_dir: Path,
+    classes: list[str],
+    history: list[dict[str, Any]],
+    split_reports: dict[str, dict[str, Any]],
+    extra: dict[str, Any],
+    title: str,
+) -> dict[str, Any]:
+    """Write metrics.json, per_class.json, history.csv and the plots of one run.
+
+    Returns:
+        The flat metrics written to ``metrics.json``.
+    """
+    out_dir = Path(out_dir)
+    metrics = {**flat_metrics(split_reports), **extra}
+    write_json(out_dir / "metrics.json", metrics)
+    per_class = {
+        split: {k: r[k] for k in ("per_class_recall", "per_class_f1", "confusion", "n")}
+        for split, r in split_reports.items()
+    }
+    write_json(out_dir / "per_class.json", {"classes": classes, "splits": per_class})
+    plots = out_dir / "plots"
+    if history:
+        write_history_csv(history, out_dir / "history.csv")
+        plot_learning_curves(history, plots / "learning_curves.png", title)
+    for split, report in split_reports.items():
+        plot_confusion(report["confusion"], classes, plots / f"confusion_{split}.png",
+                       f"{title}: {split}")
+        plot_per_class(report["per_class_recall"], plots / f"per_class_recall_{split}.png",
+                       f"{title}: {split} recall")
+    return metrics

@@ -1,0 +1,469 @@
+"""The one training loop every torch model goes through.
+
+:class:`Trainer` owns optimiser, schedule, augmentation, early stopping, checkpoints and
+(optionally) DistributedDataParallel; models only supply ``forward``. Reproducibility is by
+construction: each epoch reseeds the shuffling, augmentation and dropout generators from
+``(seed, epoch, rank)``, so a run resumed from the checkpoint of epoch k replays epochs k+1..
+exactly as an uninterrupted run would, with no dependence on how the process got there.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
+from tqdm.auto import tqdm
+
+from components.errors import ConfigError, DataError
+from components.training.augment import augment_batch
+from components.training.checkpoint import (
+    CHECKPOINT_NAME,
+    atomic_torch_save,
+    load_checkpoint,
+    rng_state,
+    set_rng_state,
+)
+from components.training.config import MONITORS, TrainConfig
+from components.training.data import SplitData
+from components.training.distributed import (
+    DistContext,
+    all_gather_objects,
+    all_reduce_sum,
+    barrier,
+    current_context,
+)
+from components.training.metrics import classification_report
+
+log = logging.getLogger(__name__)
+
+# Architectures trained with L = CE + lambda * EC-STFL and class-aware batches (methods.md 5.2).
+ECSTFL_ARCHS: frozenset[str] = frozenset({"c3d_ecstfl"})
+EpochCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`Trainer.fit` hands back."""
+
+    model: nn.Module  # unwrapped; the best monitored weights when ``restore_best``
+    history: list[dict[str, Any]]
+    best_epoch: int
+    best_score: float
+    stopped_early: bool
+    epochs_run: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.epochs_run = len(self.history)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch so model initialisation is reproducible."""
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_optimizer(cfg: TrainConfig, params: Any) -> torch.optim.Optimizer:
+    """The optimiser named by ``cfg.optimizer`` with lr / weight decay / momentum."""
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise ConfigError(f"train.optimizer: unknown optimizer {cfg.optimizer!r}")
+
+
+def build_scheduler(
+    cfg: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int
+) -> tuple[torch.optim.lr_scheduler.LRScheduler | None, bool]:
+    """The learning-rate schedule and whether it steps per batch (True) or per epoch.
+
+    ``step`` divides the rate by 1/gamma every ``step_size`` epochs (a third of the run by
+    default, like the 30/45-of-60 schedule in methods.md 1.9); ``cosine`` anneals to 0 over
+    the run; ``onecycle`` warms up then anneals per batch.
+    """
+    if cfg.schedule == "none":
+        return None, False
+    if cfg.schedule == "step":
+        step = cfg.step_size or max(1, cfg.epochs // 3)
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step, gamma=cfg.gamma), False
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs), False
+    if cfg.schedule == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=max(1, steps_per_epoch)
+        )
+        return sched, True
+    raise ConfigError(f"train.schedule: unknown schedule {cfg.schedule!r}")
+
+
+class Trainer:
+    """Trains one torch classifier on :class:`SplitData` and evaluates it.
+
+    Args:
+        model: returns logits from ``forward(x)``; with ``ecstfl`` it must also accept
+            ``return_features=True`` and return ``(logits, features)``.
+        cfg: trainer settings.
+        classes: class names in label order (None: ``"0".."K-1"`` from the logits width).
+        out_dir: where ``checkpoint.pt`` goes every epoch; None trains without checkpoints
+            (used for the sub-models that estimators fit through :func:`make_train_fn`).
+        ecstfl: add ``cfg.ecstfl_lambda`` x EC-STFL on the features and sample class-aware
+            batches.
+        ctx: distributed context; defaults to the initialised process group, if any.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        cfg: TrainConfig,
+        classes: list[str] | None = None,
+        *,
+        out_dir: Path | None = None,
+        ecstfl: bool = False,
+        ctx: DistContext | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.classes = list(classes) if classes is not None else None
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.ecstfl = ecstfl
+        self.ctx = ctx or current_context()
+        self.model = model
+        self._memory_format: torch.memory_format | None = None
+        self._ecstfl_fns: tuple[Callable, type] | None = None
+
+    # ---- public API -------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path | None:
+        """``<out_dir>/checkpoint.pt``, or None when checkpoints are off."""
+        return self.out_dir / CHECKPOINT_NAME if self.out_dir is not None else None
+
+    def fit(
+        self,
+        train: SplitData,
+        val: SplitData,
+        *,
+        resume: bool = False,
+        on_epoch_end: EpochCallback | None = None,
+    ) -> TrainResult:
+        """Train with early stopping on ``cfg.monitor`` and return the result.
+
+        ``resume`` continues from ``out_dir/checkpoint.pt`` when it exists (a finished run is
+        not retrained). ``on_epoch_end`` receives each epoch's history row after the
+        checkpoint is written (tests use it to simulate a crash).
+
+        Raises:
+            DataError: an empty split.
+        """
+        cfg, ctx = self.cfg, self.ctx
+        if len(train) == 0 or len(val) == 0:
+            raise DataError(f"{train.name if len(train) == 0 else val.name}: split is empty")
+        self._prepare_data(train, val)
+        self._setup_memory_format(train)
+        net = self._wrap(self.model)
+        optimizer = build_optimizer(cfg, self.model.parameters())
+        steps = len(self._epoch_batches(train, 0))
+        scheduler, per_batch = build_scheduler(cfg, optimizer, steps)
+        direction = MONITORS[cfg.monitor]
+        state = {
+            "epoch": -1,
+            "history": [],
+            "best_score": -math.inf if direction == "max" else math.inf,
+            "best_epoch": -1,
+            "best_state": None,
+            "bad_epochs": 0,
+            "stopped": False,
+        }
+        if resume:
+            state = self._restore(optimizer, scheduler, state)
+        for epoch in range(state["epoch"] + 1, cfg.epochs):
+            if state["stopped"]:
+                break
+            row = self._train_epoch(net, train, optimizer, scheduler, per_batch, epoch)
+            val_report = self.evaluate(val)
+            row.update({f"val_{k}": val_report[k] for k in ("loss", "accuracy", "uar", "macro_f1")})
+            if scheduler is not None and not per_batch:
+                scheduler.step()
+            state["history"].append(row)
+            score = row[cfg.monitor]
+            improved = score > state["best_score"] if direction == "max" else score < state[
+                "best_score"]
+            if improved:
+                state.update(best_score=score, best_epoch=epoch, bad_epochs=0)
+                state["best_state"] = copy.deepcopy(self.model.state_dict())
+            else:
+                state["bad_epochs"] += 1
+            state["stopped"] = cfg.patience > 0 and state["bad_epochs"] >= cfg.patience
+            state["epoch"] = epoch
+            log.info(
+                "epoch %d/%d train_loss %.4f val_%s %.4f%s", epoch + 1, cfg.epochs,
+                row["train_loss"], cfg.monitor[4:], score, " (best)" if improved else "",
+            )
+            self._save(optimizer, scheduler, state)
+            if on_epoch_end is not None:
+                on_epoch_end(row)
+        if cfg.restore_best and state["best_state"] is not None:
+            self.model.load_state_dict(state["best_state"])
+        return TrainResult(
+            model=self.model,
+            history=state["history"],
+            best_epoch=state["best_epoch"],
+            best_score=float(state["best_score"]),
+            stopped_early=bool(state["stopped"]),
+        )
+
+    @torch.no_grad()
+    def predict_logits(self, data: SplitData) -> np.ndarray:
+        """Logits for every sample of ``data`` (all ranks get the full, ordered array)."""
+        self._prepare_data(data)
+        self._setup_memory_format(data)
+        was_training = self.model.training
+        self.model.eval()
+        mine = np.arange(self.ctx.rank, len(data), self.ctx.world_size)
+        size = self.cfg.eval_batch_size or 2 * self.cfg.batch_size
+        outputs = []
+        for start in range(0, len(mine), size):
+            index = mine[start : start + size]
+            # Contiguous shards read as slices (one memcpy) in one process.
+            key = slice(int(index[0]), int(index[-1]) + 1) if not self.ctx.enabled else index
+            outputs.append(self._forward(self.model, self._to_input(data.batch(key)))[0])
+        self.model.train(was_training)
+        width = outputs[0].shape[1] if outputs else 0
+        logits = torch.cat(outputs).numpy() if outputs else np.zeros((0, width), np.float32)
+        if not self.ctx.enabled:
+            return logits
+        gathered = all_gather_objects(self.ctx, (mine, logits))
+        full = np.zeros((len(data), max(g[1].shape[1] for g in gathered)), dtype=np.float32)
+        for index, part in gathered:
+            full[index] = part
+        return full
+
+    def evaluate(self, data: SplitData) -> dict[str, Any]:
+        """Loss and :func:`classification_report` metrics of the current weights on ``data``."""
+        logits = self.predict_logits(data)
+        loss = float(F.cross_entropy(torch.from_numpy(logits), data.labels()).item())
+        classes = self.classes or [str(i) for i in range(logits.shape[1])]
+        report = classification_report(data.y, logits.argmax(axis=1), classes)
+        report["loss"] = loss
+        return report
+
+    # ---- one epoch --------------------------------------------------------------------
+    def _train_epoch(
+        self,
+        net: nn.Module,
+        data: SplitData,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+        per_batch: bool,
+        epoch: int,
+    ) -> dict[str, Any]:
+        cfg, ctx = self.cfg, self.ctx
+        # Dropout and augmentation draw from generators reset per (seed, epoch, rank).
+        epoch_seed = cfg.seed * 1_000_003 + 7919 * (epoch + 1) + 104_729 * ctx.rank
+        torch.manual_seed(epoch_seed)
+        aug = torch.Generator().manual_seed(epoch_seed + 1)
+        criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        net.train()
+        labels = data.labels()
+        lr = optimizer.param_groups[0]["lr"]
+        loss_sum = correct = seen = 0.0
+        batches = self._epoch_batches(data, epoch)
+        bar = tqdm(
+            batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, unit="batch",
+            disable=not (cfg.progress and ctx.is_main),
+        )
+        for index in bar:
+            x = data.batch(index)
+            y = labels[index]
+            if cfg.mirror or cfg.shift:
+                x = augment_batch(x, aug, mirror_p=0.5 if cfg.mirror else 0.0, max_shift=cfg.shift)
+            logits, features = self._forward(net, self._to_input(x), features=self.ecstfl)
+            loss = criterion(logits, y)
+            if self.ecstfl:
+                loss = loss + cfg.ecstfl_lambda * self._ecstfl_loss(features, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if per_batch and scheduler is not None:
+                scheduler.step()
+            n = len(y)
+            loss_sum += float(loss.detach()) * n
+            correct += float((logits.detach().argmax(1) == y).sum())
+            seen += n
+        loss_sum, correct, seen = all_reduce_sum(ctx, [loss_sum, correct, seen])
+        return {
+            "epoch": epoch + 1,
+            "lr": lr,
+            "train_loss": loss_sum / max(seen, 1),
+            "train_accuracy": correct / max(seen, 1),
+        }
+
+    def _epoch_batches(self, data: SplitData, epoch: int) -> list[torch.Tensor]:
+        """This rank's batches of sample indices for ``epoch`` (deterministic in seed, epoch).
+
+        Plain training shuffles with :class:`DistributedSampler` semantics (seed + epoch,
+        one shard per rank); ``batch_size`` is the global batch, split over ranks so one and
+        N processes take the same number of optimiser steps. EC-STFL draws class-aware
+        global batches and deals them out to ranks.
+        """
+        cfg, ctx = self.cfg, self.ctx
+        per_rank = max(1, math.ceil(cfg.batch_size / ctx.world_size))
+        if self.ecstfl:
+            sampler_cls = self._ecstfl_parts()[1]
+            sampler = sampler_cls(data.y, cfg.batch_size, cfg.classes_per_batch, cfg.seed)
+            sampler.set_epoch(epoch)
+            batches = [torch.as_tensor(list(b), dtype=torch.long) for b in sampler]
+            # Whole batches go to ranks: EC-STFL is defined on a batch's class composition,
+            # so splitting a class-aware batch would change the loss.
+            count = len(batches) // ctx.world_size if ctx.enabled else len(batches)
+            return batches[ctx.rank :: ctx.world_size][:count]
+        sampler = DistributedSampler(
+            range(len(data)), num_replicas=ctx.world_size, rank=ctx.rank,
+            shuffle=True, seed=cfg.seed, drop_last=False,
+        )
+        sampler.set_epoch(epoch)
+        order = torch.as_tensor(list(sampler), dtype=torch.long)
+        batches = list(torch.split(order, per_rank))
+        if len(batches) > 1 and len(batches[-1]) < 2:
+            batches.pop()  # a 1-sample batch breaks BatchNorm in training mode
+        return batches
+
+    # ---- helpers ----------------------------------------------------------------------
+    def _forward(
+        self, net: nn.Module, x: torch.Tensor, *, features: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if features:
+            logits, feats = net(x, return_features=True)
+            return logits, feats
+        out = net(x)
+        if isinstance(out, tuple):  # models that always return (logits, features)
+            out = out[0]
+        return out, None
+
+    def _ecstfl_parts(self) -> tuple[Callable, type]:
+        if self._ecstfl_fns is None:
+            from components.models import ClassAwareBatchSampler, ec_stfl_loss
+
+            self._ecstfl_fns = (ec_stfl_loss, ClassAwareBatchSampler)
+        return self._ecstfl_fns
+
+    def _ecstfl_loss(self, features: torch.Tensor | None, labels: torch.Tensor) -> torch.Tensor:
+        if features is None:
+            raise ConfigError("EC-STFL needs a model whose forward returns (logits, features)")
+        return self._ecstfl_parts()[0](features, labels)
+
+    def _prepare_data(self, *splits: SplitData) -> None:
+        for split in splits:
+            split.preload()
+
+    def _setup_memory_format(self, data: SplitData) -> None:
+        """Switch 4-D conv nets to channels_last once (faster convolutions on CPU/GPU)."""
+        if self._memory_format is not None:
+            return
+        if self.cfg.channels_last and not data.is_clip:
+            self._memory_format = torch.channels_last
+            self.model.to(memory_format=torch.channels_last)
+        else:
+            self._memory_format = torch.contiguous_format
+
+    def _to_input(self, x: torch.Tensor) -> torch.Tensor:
+        if self._memory_format is torch.channels_last:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _wrap(self, model: nn.Module) -> nn.Module:
+        if not self.ctx.enabled:
+            return model
+        return DistributedDataParallel(model, broadcast_buffers=True)
+
+    def _save(
+        self,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+        state: dict[str, Any],
+    ) -> None:
+        path = self.checkpoint_path
+        if path is None:
+            return
+        if self.ctx.is_main:
+            payload = {
+                "model": self.model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "rng": rng_state(),
+                "config": dataclasses.asdict(self.cfg),
+                **state,
+            }
+            atomic_torch_save(payload, path)
+        barrier(self.ctx)
+
+    def _restore(
+        self,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+        state: dict[str, Any],
+    ) -> dict[str, Any]:
+        path = self.checkpoint_path
+        if path is None or not path.exists():
+            if path is not None:
+                log.info("no checkpoint at %s: starting from scratch", path)
+            return state
+        ckpt = load_checkpoint(path)
+        self.model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if scheduler is not None and ckpt.get("scheduler") is not None:
+            scheduler.load_state_dict(ckpt["scheduler"])
+        set_rng_state(ckpt["rng"])
+        log.info("resumed from %s after epoch %d", path, ckpt["epoch"] + 1)
+        return {key: ckpt[key] for key in state}
+
+
+def make_train_fn(
+    cfg: TrainConfig, *, ecstfl: bool = False
+) -> Callable[..., nn.Module]:
+    """A ``train_fn(model, x_train, y_train, x_val, y_val) -> model`` for the estimators.
+
+    ``svm_fusion`` and ``hierarchical`` fit several torch sub-models; they call this so every
+    sub-model gets the same optimiser, schedule, augmentation and early stopping as a plain
+    model. Arrays are float32 NCHW/NTCHW and int64 labels. No checkpoints are written and the
+    progress bar is off (sub-model fits are short and numerous). Returns the trained model
+    (best validation weights).
+    """
+    quiet = cfg.replace(progress=False)
+
+    def train_fn(
+        model: nn.Module,
+        x_train: np.ndarray,
+        y_train: np.ndarray,
+        x_val: np.ndarray | None = None,
+        y_val: np.ndarray | None = None,
+    ) -> nn.Module:
+        train = SplitData.from_arrays(x_train, y_train, name="train_fn/train")
+        settings = quiet
+        if x_val is None or y_val is None or len(y_val) == 0:
+            # No held-out data (e.g. a group with no validation samples): train the full
+            # schedule; the "validation" rows then only log fit on the training data.
+            val = train
+            settings = quiet.replace(patience=0, restore_best=False)
+        else:
+            val = SplitData.from_arrays(x_val, y_val, name="train_fn/val")
+        trainer = Trainer(model, settings, ecstfl=ecstfl, ctx=DistContext())
+        return trainer.fit(train, val).model
+
+    return train_fn

@@ -1,0 +1,48 @@
+"""What every stage entry point shares: params loading, quiet telemetry, clean errors."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from components.errors import FeropsError, one_line
+
+# Nothing phones home from the project's own processes.
+TELEMETRY_OFF: dict[str, str] = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DVC_NO_ANALYTICS": "1",
+    "NO_ALBUMENTATIONS_UPDATE": "1",
+    "GX_ANALYTICS_ENABLED": "false",
+}
+
+
+def quiet_telemetry() -> None:
+    """Set the opt-out variables for this process and every child it starts."""
+    for key, value in TELEMETRY_OFF.items():
+        os.environ.setdefault(key, value)
+
+
+def stage_parser(description: str) -> argparse.ArgumentParser:
+    """An argument parser with the ``--params`` option every stage takes."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--params", default="params.yaml", help="params file (default: %(default)s)"
+    )
+    return parser
+
+
+def run_cli(body: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
+    """Run a CLI body; a user error prints one line on stderr and exits 2, no traceback."""
+    quiet_telemetry()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return body(argv)
+    except FeropsError as exc:
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

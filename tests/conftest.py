@@ -1,0 +1,32 @@
+"""Shared fixtures: real data locations and quiet, offline settings for every test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pipelines._common import quiet_telemetry
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+quiet_telemetry()
+
+
+def shared_fer2013_dir() -> Path | None:
+    """Where FER2013 lives: $FER2013_DIR, else ../shared/datasets/fer2013 beside the repo."""
+    candidates = [os.environ.get("FER2013_DIR"), REPO_ROOT.parent / "shared/datasets/fer2013"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "fer2013.csv.gz").exists():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def fer2013_dir() -> Path:
+    """The real FER2013 folder; skips the test with the reason when it is absent."""
+    found = shared_fer2013_dir()
+    if found is None:
+        pytest.skip("FER2013 not found: set FER2013_DIR or place ../shared/datasets/fer2013")
+    return found
