@@ -18,6 +18,9 @@ TELEMETRY_OFF: dict[str, str] = {
     "GX_ANALYTICS_ENABLED": "false",
 }
 
+# Libraries that log their internals at INFO; users want the stages' own lines.
+NOISY_LOGGERS: tuple[str, ...] = ("great_expectations", "alembic", "mlflow", "optuna", "dvc")
+
 
 def quiet_telemetry() -> None:
     """Set the opt-out variables for this process and every child it starts."""
@@ -38,6 +41,8 @@ def run_cli(body: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
     """Run a CLI body; a user error prints one line on stderr and exits 2, no traceback."""
     quiet_telemetry()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in NOISY_LOGGERS:
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return body(argv)
     except FeropsError as exc:

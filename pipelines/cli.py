@@ -64,22 +64,23 @@ def _synth(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from components.data.sources import IngestConfig
+    from components.validation import validate_manifest
+    from components.validation.config import validate_config
     from pipelines.ingest import run_ingest
-    from pipelines.validate import ValidateConfig, run_validate
 
     params = load_params(args.params) if Path(args.params).exists() else {}
     ingest_values = dict(params.get("ingest", {}))
     overrides = {"source": args.source, "path": args.path, "ferplus": args.ferplus}
     ingest_values.update({k: v for k, v in overrides.items() if v is not None})
-    if args.source and args.source != "fer2013" and not args.ferplus:
+    if args.source and not args.ferplus:
         ingest_values["ferplus"] = None
     ingest_cfg = build_config(IngestConfig, ingest_values, where="ingest")
-    validate_cfg = build_config(ValidateConfig, params.get("validate", {}), where="validate")
+    validate_cfg = validate_config(params.get("validate", {}))
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="ferops-validate-"))
     manifest = run_ingest(ingest_cfg, out / "ingest")
-    result = run_validate(manifest, validate_cfg, out / "validate")
-    print(result.summary_text())
-    print(f"report: {out / 'validate'}")
+    result = validate_manifest(manifest, validate_cfg, out / "validate", source=str(ingest_cfg.path))
+    print(result.paths["summary"].read_text())
+    print(f"report: {result.paths['report']}")
     return 0
 
 

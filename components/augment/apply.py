@@ -69,7 +69,8 @@ def occlude_image(
         depth_face = crop(depth, box)
         fill_mask = near_depth(depth_face, spec.depth_offset)
         inputs["depth"] = depth_face
-    compose = strict_compose([plan.factory(fill, fill_mask)], with_depth=depth is not None, seed=plan.seed)
+    transform = plan.factory(fill, fill_mask)
+    compose = strict_compose([transform], with_depth=depth is not None, seed=plan.seed)
     result = compose(**inputs)
     mask_crop = holes_mask(holes_from(result), crop_hw)
     face_out = result["image"]

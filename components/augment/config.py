@@ -96,7 +96,9 @@ def _check_range(bounds: Any, where: str) -> None:
         isinstance(v, int | float) and not isinstance(v, bool) for v in values
     )
     if not ok or not 0 < values[0] <= values[1] <= MAX_AREA:
-        raise ConfigError(f"{where}: {bounds!r} must be [low, high] with 0 < low <= high <= {MAX_AREA}")
+        raise ConfigError(
+            f"{where}: {bounds!r} must be [low, high] with 0 < low <= high <= {MAX_AREA}"
+        )
 
 
 def _check_weights(weights: dict[str, Any], known: tuple[str, ...], where: str, what: str) -> None:

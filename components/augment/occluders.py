@@ -51,7 +51,9 @@ class OccluderSpec:
     depth_offset: float
 
 
-def draw_spec(cfg: AugmentConfig, rng: np.random.Generator, level: float | None = None) -> OccluderSpec:
+def draw_spec(
+    cfg: AugmentConfig, rng: np.random.Generator, level: float | None = None
+) -> OccluderSpec:
     """Draw kind and fill by the configured weights and the area (``level`` when given)."""
     kind = _weighted(rng, KINDS, cfg.kinds)
     fill = _weighted(rng, FILLS, cfg.fills)
@@ -136,7 +138,9 @@ def plan_occluder(
     return _calibrate(kind, crop_hw, target, rng)
 
 
-def _calibrate(kind: str, crop_hw: tuple[int, int], target: float, rng: np.random.Generator) -> Plan:
+def _calibrate(
+    kind: str, crop_hw: tuple[int, int], target: float, rng: np.random.Generator
+) -> Plan:
     """Search the kind's size parameter until its real holes cover the target fraction."""
     best: Plan | None = None
     for _ in range(CALIBRATION_ATTEMPTS):
@@ -350,7 +354,8 @@ def _procedural(hw: tuple[int, int], channels: int, rng: np.random.Generator) ->
     for _ in range(2):
         angle, period = rng.uniform(0, math.pi), rng.uniform(3.0, 12.0)
         phase = rng.uniform(0, 2 * math.pi)
-        pattern += np.sin((xx * math.cos(angle) + yy * math.sin(angle)) * 2 * math.pi / period + phase)
+        along = xx * math.cos(angle) + yy * math.sin(angle)
+        pattern += np.sin(along * 2 * math.pi / period + phase)
     weight = (pattern - pattern.min()) / max(float(np.ptp(pattern)), 1e-9)
     low, high = rng.integers(0, 256, size=(2, channels)).astype(np.float64)
     image = low + weight[..., None] * (high - low)

@@ -117,7 +117,7 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
 
 def manifest_digest(frame: pd.DataFrame) -> str:
     """A stable digest of the manifest's identity columns, used as the dataset lineage id."""
-    keys = frame[["id", "split", "label", "content_hash"]].astype(str)
+    keys = frame[["id", "split", "label", "content_hash"]].astype("string").fillna("")
     text = "\n".join("|".join(row) for row in keys.itertuples(index=False))
     return hashlib.sha1(text.encode()).hexdigest()
 

@@ -64,10 +64,10 @@ LIGHT_LEVELS: tuple[str, ...] = ("dark", "normal", "bright")
 EXPOSURE_RANGES: dict[str, tuple[float, float]] = {
     "dark": (0.008, 0.03),
     "normal": (0.7, 1.4),
-    "bright": (5.0, 12.0),
+    "bright": (4.0, 10.0),
 }
 POSE_RANGE_DEG: tuple[float, float, float] = (25.0, 15.0, 12.0)  # |yaw|, |pitch|, |roll| max
-FACE_FRACTION: float = 0.62  # chin-to-crown height / frame height at the mean head distance
+FACE_FRACTION: float = 0.72  # chin-to-crown height / frame height at the mean head distance
 HEAD_DISTANCE_MM: tuple[float, float] = (560.0, 700.0)
 _MEAN_DISTANCE_MM = 630.0
 _HEAD_HEIGHT_MM = 215.0
@@ -266,11 +266,12 @@ def main_camera(size: int, rng: np.random.Generator) -> Camera:
                   wb=rng.uniform(0.95, 1.05, size=3), gain=1.0, blur=0.5)
 
 
-def offset_camera(size: int, rng: np.random.Generator, target: np.ndarray) -> Camera:
-    """The separate 2-D camera: 25-45 mm beside the sensor, toed in on the head, own sensor."""
+def offset_camera(size: int, rng: np.random.Generator, distance: float) -> Camera:
+    """The separate 2-D camera: 25-45 mm beside the sensor, its axis crossing the sensor's at
+    ``distance`` (so the face lands near the same place), with its own sensor settings."""
     side = rng.choice([-1.0, 1.0])
     origin = np.array([side * rng.uniform(25.0, 45.0), rng.uniform(-15.0, 15.0), 0.0])
-    forward = target - origin
+    forward = np.array([0.0, 0.0, distance]) - origin
     forward /= np.linalg.norm(forward)
     right = np.cross(np.array([0.0, 1.0, 0.0]), forward)
     right /= np.linalg.norm(right)
@@ -308,16 +309,57 @@ def _gauss(x: np.ndarray, y: np.ndarray, cx: float, cy: float, sx: float,
     return np.exp(-0.5 * (((x - cx) / sx) ** 2 + ((y - cy) / sy) ** 2))
 
 
-@dataclass
-class _Face:
-    """Per-point relief (mm along the face normal) and colour masks of the face features."""
+class _Canvas:
+    """The face's relief (mm, out of the face) and albedo on a regular head-frame (x, y) grid.
 
-    relief: np.ndarray
-    albedo: np.ndarray
+    Features are drawn into windows of the grid (slices around each feature), where the
+    coordinates broadcast as a row (x) and a column (y), so a Gaussian costs an outer
+    product over its own window rather than work over every surface point.
+    """
+
+    def __init__(self, ident: Identity, res: float) -> None:
+        a, b, _ = ident.radii
+        self.res = res
+        self.x = np.arange(-a - 2 * res, a + 2 * res, res, dtype=np.float32)
+        self.y = np.arange(-b - 26.0, b + 2 * res, res, dtype=np.float32)
+        self.h = np.zeros((self.y.size, self.x.size), np.float32)
+        bl = ident.blotch
+        xx, yy = self.x[None, :], self.y[:, None]
+        tone = sum(np.sin(bl[0, i] * xx + bl[1, i] * yy + bl[2, i]) for i in range(3)) / 3.0
+        self.alb = (ident.skin.astype(np.float32) * (1.0 + 0.07 * tone)[..., None])
+
+    def window(self, x0: float, x1: float, y0: float,
+               y1: float) -> tuple[tuple[slice, slice], np.ndarray, np.ndarray]:
+        """Slices of the grid covering [x0, x1] x [y0, y1], with its x row and y column."""
+        ix0, ix1 = np.searchsorted(self.x, [x0, x1])
+        iy0, iy1 = np.searchsorted(self.y, [y0, y1])
+        sl = (slice(iy0, iy1), slice(ix0, ix1))
+        return sl, self.x[None, ix0:ix1], self.y[iy0:iy1, None]
+
+    def bump(self, amp: float, cx: float, cy: float, sx: float, sy: float) -> None:
+        """Add a Gaussian bump (negative ``amp``: a dent), cut off at 3 sigma."""
+        sl, x, y = self.window(cx - 3 * sx, cx + 3 * sx, cy - 3 * sy, cy + 3 * sy)
+        self.h[sl] += amp * (np.exp(-0.5 * ((y - cy) / sy) ** 2)
+                             * np.exp(-0.5 * ((x - cx) / sx) ** 2))
+
+    def paint(self, sl: tuple[slice, slice], alpha: np.ndarray, color: np.ndarray) -> None:
+        """Blend ``color`` over the window with per-cell opacity ``alpha``."""
+        a = np.asarray(alpha, np.float32)[..., None]
+        self.alb[sl] = self.alb[sl] * (1 - a) + np.asarray(color, np.float32) * a
+
+    def sample(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Bilinear relief and albedo (..., 3) at head-frame points (x, y of up to 2 dims)."""
+        stack = np.concatenate([self.h[..., None], self.alb], axis=-1)
+        shape = x.shape if x.ndim == 2 else (1, -1)
+        mx = ((x - self.x[0]) / self.res).astype(np.float32).reshape(shape)
+        my = ((y - self.y[0]) / self.res).astype(np.float32).reshape(shape)
+        out = cv2.remap(stack, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        out = out.reshape(*x.shape, 4)
+        return out[..., 0], out[..., 1:]
 
 
 def _mouth_geometry(ident: Identity, au: dict[str, float], x: np.ndarray) -> dict[str, np.ndarray]:
-    """Lip line, opening and half widths of the mouth, per point column ``x``."""
+    """Lip line, opening and half widths of the mouth along the x row ``x``."""
     side = au["side"]
     corner = {}
     width = {}
@@ -334,78 +376,85 @@ def _mouth_geometry(ident: Identity, au: dict[str, float], x: np.ndarray) -> dic
     q = np.clip(np.abs(x) / half, 0.0, 1.2)
     inside = np.clip(1.0 - q * q, 0.0, 1.0)
     line = ident.mouth_y + lift * q * q
-    gap = 18.0 * au["jaw_drop"] + 2.0 * au["upper_lip_raise"] * au["nose_wrinkle"]
+    gap = jaw_gap(au)
     opening = gap * np.sqrt(inside)
     raise_up = 3.0 * au["upper_lip_raise"] * inside
     return {"q": q, "inside": inside, "line": line, "opening": opening, "raise": raise_up,
-            "gap": np.asarray(gap)}
+            "width": max(width.values())}
 
 
-def _face_relief(ident: Identity, au: dict[str, float], x: np.ndarray,
-                 y: np.ndarray) -> _Face:
-    """Relief and albedo of the front of the face at head-frame points (x, y)."""
+def jaw_gap(au: dict[str, float]) -> float:
+    """How far (mm) the lips part at the centre: jaw drop, plus a little for a raised lip."""
+    return 18.0 * au["jaw_drop"] + 2.0 * au["upper_lip_raise"] * au["nose_wrinkle"]
+
+
+def _face_canvas(ident: Identity, au: dict[str, float], res: float) -> _Canvas:
+    """Draw every facial feature of ``ident`` under expression ``au`` into a canvas."""
+    cv = _Canvas(ident, res)
     ex, ey = ident.eye_x, ident.eye_y
-    h = np.zeros_like(x)
-    alb = np.broadcast_to(ident.skin, (*x.shape, 3)).copy()
-    bl = ident.blotch
-    tone = sum(np.sin(bl[0, i] * x + bl[1, i] * y + bl[2, i]) for i in range(3)) / 3.0
-    alb *= (1.0 + 0.07 * tone)[..., None]
-
-    # Static bones: brow ridge, eye sockets, eyeballs, cheekbones, chin.
+    cheek_y = -18.0 + 5.0 * au["cheek_raise"]
     for s in (-1.0, 1.0):
-        h += 3.5 * _gauss(x, y, s * 28.0, ey + ident.brow_y - 1.0, 17.0, 6.0)
-        h -= 7.0 * _gauss(x, y, s * ex, ey + 1.0, 13.0, 9.0)
-        h += 5.0 * _gauss(x, y, s * ex, ey, 9.0, 7.0)
-        cheek_y = -18.0 + 5.0 * au["cheek_raise"]
-        h += (4.5 + 3.5 * au["cheek_raise"]) * _gauss(x, y, s * 36.0, cheek_y, 14.0, 12.0)
-        blush = 0.08 * _gauss(x, y, s * 36.0, cheek_y, 12.0, 10.0)
-        alb *= (1.0 + blush[..., None] * np.array([1.0, -0.6, -0.6]))
+        cv.bump(3.5, s * 28.0, ey + ident.brow_y - 1.0, 17.0, 6.0)  # brow ridge
+        cv.bump(-7.0, s * ex, ey + 1.0, 13.0, 9.0)  # eye socket
+        cv.bump(5.0, s * ex, ey, 9.0, 7.0)  # eyeball
+        cv.bump(4.5 + 3.5 * au["cheek_raise"], s * 36.0, cheek_y, 14.0, 12.0)
+        sl, x, y = cv.window(s * 36.0 - 30, s * 36.0 + 30, cheek_y - 25, cheek_y + 25)
+        blush = 0.08 * np.exp(-0.5 * (((x - s * 36.0) / 12.0) ** 2 + ((y - cheek_y) / 10.0) ** 2))
+        cv.alb[sl] *= 1.0 + blush[..., None] * np.array([1.0, -0.6, -0.6], np.float32)
+    _add_nose(ident, au, cv)
+    _add_mouth(ident, au, cv)
+    _add_eyes(ident, au, cv)
+    _add_brows(ident, au, cv)
+    return cv
 
-    _add_nose(ident, au, x, y, h, alb)
-    _add_mouth(ident, au, x, y, h, alb)
-    _add_eyes(ident, au, x, y, h, alb)
-    _add_brows(ident, au, x, y, h, alb)
-    return _Face(relief=h, albedo=alb)
 
-
-def _add_nose(ident: Identity, au: dict[str, float], x: np.ndarray, y: np.ndarray,
-              h: np.ndarray, alb: np.ndarray) -> None:
+def _add_nose(ident: Identity, au: dict[str, float], cv: _Canvas) -> None:
     bridge = ident.eye_y + 2.0
     tip = ident.nose_tip_y
+    sl, x, y = cv.window(-30.0, 30.0, tip - 15.0, bridge + 12.0)
     t = np.clip((bridge - y) / (bridge - tip), 0.0, 1.0)
     height = 3.0 + (ident.nose_height - 3.0) * t ** 1.6
     sigma = 4.5 + 4.5 * t
     cut_below = 1.0 / (1.0 + np.exp(-(y - (tip - 4.0)) / 1.8))
     fade_above = _smooth((bridge + 10.0 - y) / 10.0)
-    h += height * np.exp(-0.5 * (x / sigma) ** 2) * cut_below * fade_above
+    cv.h[sl] += height * np.exp(-0.5 * (x / sigma) ** 2) * cut_below * fade_above
     wrinkle = au["nose_wrinkle"]
     wing_y = tip - 2.0 + 3.0 * wrinkle
     for s in (-1.0, 1.0):
-        h += 6.0 * _gauss(x, y, s * (11.0 + 1.5 * wrinkle), wing_y, 5.0, 4.5)
-        nostril = _gauss(x, y, s * 5.5, tip - 5.0 + 2.0 * wrinkle, 2.5, 1.6)
-        alb *= (1.0 - 0.7 * nostril)[..., None]
+        cv.bump(6.0, s * (11.0 + 1.5 * wrinkle), wing_y, 5.0, 4.5)
+        ny = tip - 5.0 + 2.0 * wrinkle
+        sl_n, xn, yn = cv.window(s * 5.5 - 8, s * 5.5 + 8, ny - 5, ny + 5)
+        nostril = np.exp(-0.5 * (((xn - s * 5.5) / 2.5) ** 2 + ((yn - ny) / 1.6) ** 2))
+        cv.alb[sl_n] *= (1.0 - 0.7 * nostril)[..., None]
         # Nasolabial fold: a groove from the nose wing to past the mouth corner.
-        _groove(x, y, h, (s * 14.0, wing_y - 2.0), (s * (ident.mouth_w + 6.0), ident.mouth_y - 6.0),
-                depth=0.8 + 2.5 * min(1.0, au["cheek_raise"] + 0.7 * au["corner_pull"]
-                                      + 0.8 * au["upper_lip_raise"]))
+        fold = 0.8 + 2.5 * min(1.0, au["cheek_raise"] + 0.7 * au["corner_pull"]
+                               + 0.8 * au["upper_lip_raise"])
+        _groove(cv, (s * 14.0, wing_y - 2.0),
+                (s * (ident.mouth_w + 6.0), ident.mouth_y - 6.0), depth=fold)
     # Horizontal wrinkles across the bridge (AU9).
-    band = _gauss(x, y, 0.0, ident.eye_y - 7.0, 9.0, 7.0)
-    h += 1.3 * wrinkle * band * np.sin(2 * np.pi * y / 4.5)
+    if wrinkle > 0:
+        cy = ident.eye_y - 7.0
+        sl, x, y = cv.window(-27.0, 27.0, cy - 21.0, cy + 21.0)
+        band = np.exp(-0.5 * ((x / 9.0) ** 2 + ((y - cy) / 7.0) ** 2))
+        cv.h[sl] += 1.3 * wrinkle * band * np.sin(2 * np.pi * y / 4.5)
 
 
-def _groove(x: np.ndarray, y: np.ndarray, h: np.ndarray, p0: tuple[float, float],
-            p1: tuple[float, float], depth: float) -> None:
+def _groove(cv: _Canvas, p0: tuple[float, float], p1: tuple[float, float],
+            depth: float) -> None:
+    sl, x, y = cv.window(min(p0[0], p1[0]) - 8, max(p0[0], p1[0]) + 8,
+                         min(p0[1], p1[1]) - 8, max(p0[1], p1[1]) + 8)
     dx, dy = p1[0] - p0[0], p1[1] - p0[1]
-    length2 = dx * dx + dy * dy
-    t = ((x - p0[0]) * dx + (y - p0[1]) * dy) / length2
+    t = ((x - p0[0]) * dx + (y - p0[1]) * dy) / (dx * dx + dy * dy)
     tc = np.clip(t, 0.0, 1.0)
     dist2 = (x - p0[0] - tc * dx) ** 2 + (y - p0[1] - tc * dy) ** 2
     ends = _smooth(t / 0.2) * _smooth((1.0 - t) / 0.2)
-    h -= depth * np.exp(-0.5 * dist2 / 2.5**2) * ends
+    cv.h[sl] -= depth * np.exp(-0.5 * dist2 / 2.5**2) * ends
 
 
-def _add_mouth(ident: Identity, au: dict[str, float], x: np.ndarray, y: np.ndarray,
-               h: np.ndarray, alb: np.ndarray) -> None:
+def _add_mouth(ident: Identity, au: dict[str, float], cv: _Canvas) -> None:
+    gap = jaw_gap(au)
+    reach = ident.mouth_w * 1.5
+    sl, x, y = cv.window(-reach, reach, ident.mouth_y - gap - 25.0, ident.mouth_y + 20.0)
     m = _mouth_geometry(ident, au, x)
     inside, line = m["inside"], m["line"]
     across = _smooth((1.0 - m["q"]) / 0.12)
@@ -417,27 +466,23 @@ def _add_mouth(ident: Identity, au: dict[str, float], x: np.ndarray, y: np.ndarr
     dl = lower_edge - y
     upper = np.exp(-0.5 * ((du - thick_u / 2) / (thick_u / 2 + 0.6)) ** 2) * across
     lower = np.exp(-0.5 * ((dl - thick_l / 2) / (thick_l / 2 + 0.6)) ** 2) * across
-    h += 3.0 * upper + (3.5 + 2.0 * au["chin_raise"]) * lower
+    h = 3.0 * upper + (3.5 + 2.0 * au["chin_raise"]) * lower
     upper_mask = _smooth(du / 0.8) * _smooth((thick_u - du) / 0.8) * across
     lower_mask = _smooth(dl / 0.8) * _smooth((thick_l - dl) / 0.8) * across
-    lip_alpha = np.clip(upper_mask + lower_mask, 0.0, 1.0)[..., None]
-    alb[:] = alb * (1 - lip_alpha) + ident.lips * lip_alpha
+    cv.paint(sl, np.clip(upper_mask + lower_mask, 0.0, 1.0), ident.lips)
     # Open mouth: a dark cavity with the upper teeth showing below the upper lip.
     cavity = _smooth(-du / 0.7) * _smooth(-dl / 0.7) * across * (m["opening"] > 0.3)
     teeth_band = np.minimum(m["opening"] + m["raise"], 5.0) * (np.abs(x) < 0.8 * ident.mouth_w)
     teeth = cavity * _smooth((teeth_band + du) / 0.6)
-    depth = 16.0 * cavity * (1 - teeth) + 5.0 * teeth
-    h -= depth
-    alpha_c = (cavity * (1 - teeth))[..., None]
-    alb[:] = alb * (1 - alpha_c) + np.array([0.06, 0.015, 0.015]) * alpha_c
-    alpha_t = teeth[..., None]
-    alb[:] = alb * (1 - alpha_t) + np.array([0.72, 0.68, 0.6]) * alpha_t
+    h -= 16.0 * cavity * (1 - teeth) + 5.0 * teeth
+    cv.h[sl] += h
+    cv.paint(sl, cavity * (1 - teeth), np.array([0.06, 0.015, 0.015]))
+    cv.paint(sl, teeth, np.array([0.72, 0.68, 0.6]))
     # Chin boss, pushed up and forward by the chin raiser, moved down with the jaw.
-    chin_y = ident.mouth_y - 30.0 - float(m["gap"])
-    h += (3.0 + 2.5 * au["chin_raise"]) * _gauss(x, y, 0.0, chin_y, 14.0, 9.0)
-    side = au["side"]
-    h -= 2.0 * au["dimpler"] * _gauss(x, y, side * (ident.mouth_w + 5.0),
-                                      ident.mouth_y + 4.0 * au["dimpler"], 3.0, 4.0)
+    cv.bump(3.0 + 2.5 * au["chin_raise"], 0.0, ident.mouth_y - 30.0 - gap, 14.0, 9.0)
+    if au["dimpler"] > 0:
+        cv.bump(-2.0 * au["dimpler"], au["side"] * (ident.mouth_w + 5.0),
+                ident.mouth_y + 4.0 * au["dimpler"], 3.0, 4.0)
 
 
 def eyelids(ident: Identity, au: dict[str, float]) -> tuple[float, float]:
@@ -449,29 +494,35 @@ def eyelids(ident: Identity, au: dict[str, float]) -> tuple[float, float]:
     return max(up, 0.6), max(low, 0.4)
 
 
-def _add_eyes(ident: Identity, au: dict[str, float], x: np.ndarray, y: np.ndarray,
-              h: np.ndarray, alb: np.ndarray) -> None:
+_SCLERA = np.array([0.7, 0.67, 0.62], np.float32)
+
+
+def _add_eyes(ident: Identity, au: dict[str, float], cv: _Canvas) -> None:
     up, low = eyelids(ident, au)
     ey = ident.eye_y
     for s in (-1.0, 1.0):
         cx = s * ident.eye_x
+        sl, x, y = cv.window(cx - ident.eye_w - 2, cx + ident.eye_w + 2, ey - low - 7,
+                             ey + up + 7)
         r = (x - cx) / ident.eye_w
         inside = np.sqrt(np.clip(1.0 - r * r, 0.0, 1.0))
         top = ey + up * inside
         bottom = ey - low * inside
         aperture = _smooth((top - y) / 0.5) * _smooth((y - bottom) / 0.5) * (inside > 0)
-        h -= 1.8 * aperture
-        h += 1.2 * _gauss(x, y, cx, ey + up + 2.0, ident.eye_w * 0.8, 1.6)
-        h += 1.0 * au["lid_tighten"] * _gauss(x, y, cx, ey - low - 2.0, ident.eye_w * 0.8, 1.5)
+        cv.h[sl] -= 1.8 * aperture
         rho = np.hypot(x - cx, y - ey)
         iris = _smooth((5.2 - rho) / 0.5)
         pupil = _smooth((2.2 - rho) / 0.4)
-        eye_col = (np.array([0.7, 0.67, 0.62]) * (1 - iris[..., None])
-                   + ident.iris * (iris - pupil)[..., None] + 0.008 * pupil[..., None])
-        alpha = aperture[..., None]
-        alb[:] = alb * (1 - alpha) + eye_col * alpha
+        eye_col = (_SCLERA * (1 - iris[..., None])
+                   + ident.iris.astype(np.float32) * (iris - pupil)[..., None]
+                   + 0.008 * pupil[..., None])
+        a = aperture[..., None]
+        cv.alb[sl] = cv.alb[sl] * (1 - a) + eye_col * a
         lash = np.exp(-0.5 * ((y - top) / 0.7) ** 2) * (inside > 0.05)
-        alb *= (1.0 - 0.75 * lash)[..., None]
+        cv.alb[sl] *= (1.0 - 0.75 * lash)[..., None]
+        cv.bump(1.2, cx, ey + up + 2.0, ident.eye_w * 0.8, 1.6)  # upper lid fold
+        if au["lid_tighten"] > 0:
+            cv.bump(1.0 * au["lid_tighten"], cx, ey - low - 2.0, ident.eye_w * 0.8, 1.5)
 
 
 def brow_curve(ident: Identity, au: dict[str, float], x: np.ndarray) -> tuple[np.ndarray,
@@ -486,22 +537,25 @@ def brow_curve(ident: Identity, au: dict[str, float], x: np.ndarray) -> tuple[np
     return ident.eye_y + ident.brow_y + arch + lift, u
 
 
-def _add_brows(ident: Identity, au: dict[str, float], x: np.ndarray, y: np.ndarray,
-               h: np.ndarray, alb: np.ndarray) -> None:
+def _add_brows(ident: Identity, au: dict[str, float], cv: _Canvas) -> None:
+    base = ident.eye_y + ident.brow_y
+    sl, x, y = cv.window(-55.0, 55.0, base - 12.0, base + 20.0)
     centre, u = brow_curve(ident, au, x)
     along = _smooth(u / 0.12) * _smooth((1.0 - u) / 0.2)
     band = np.exp(-0.5 * ((y - centre) / 2.2) ** 2) * along
-    h += 2.0 * band
-    alpha = np.clip(1.3 * band, 0.0, 0.92)[..., None]
-    alb[:] = alb * (1 - alpha) + ident.hair * alpha
+    cv.h[sl] += 2.0 * band
+    cv.paint(sl, np.clip(1.3 * band, 0.0, 0.92), ident.hair)
     # Forehead wrinkles (AU1/AU2) and the vertical frown lines between the brows (AU4).
     raise_ = 0.5 * (au["brow_inner"] + au["brow_outer"])
-    forehead = _gauss(x, y, 0.0, ident.eye_y + ident.brow_y + 24.0, 30.0, 9.0)
-    h += 0.9 * raise_ * forehead * np.sin(2 * np.pi * y / 6.5)
-    frown = sum(_gauss(x, y, s * 4.0, ident.eye_y + ident.brow_y - 2.0, 1.4, 5.0)
-                for s in (-1.0, 1.0))
-    h -= 1.8 * au["brow_lower"] * frown
-    h += 1.5 * au["brow_lower"] * _gauss(x, y, 0.0, ident.eye_y + ident.brow_y - 2.0, 12.0, 5.0)
+    if raise_ > 0:
+        cy = base + 24.0
+        sl, x, y = cv.window(-60.0, 60.0, cy - 20.0, cy + 20.0)
+        forehead = np.exp(-0.5 * ((x / 30.0) ** 2 + ((y - cy) / 9.0) ** 2))
+        cv.h[sl] += 0.9 * raise_ * forehead * np.sin(2 * np.pi * y / 6.5)
+    if au["brow_lower"] > 0:
+        for s in (-1.0, 1.0):
+            cv.bump(-1.8 * au["brow_lower"], s * 4.0, base - 2.0, 1.4, 5.0)
+        cv.bump(1.5 * au["brow_lower"], 0.0, base - 2.0, 12.0, 5.0)
 
 
 @dataclass
@@ -511,16 +565,16 @@ class HeadMesh:
     points: np.ndarray
     normals: np.ndarray
     albedo: np.ndarray
-    eyes: np.ndarray  # (2, 3): image-left-to-be eye (head x < 0) then the other
+    eyes: np.ndarray  # (2, 3): the eye at head x < 0, then the other
 
 
 def _grid_steps(ident: Identity, spacing: float) -> tuple[np.ndarray, np.ndarray]:
     a, b, _ = ident.radii
-    lon_max = np.deg2rad(125.0)
+    lon_max = np.deg2rad(115.0)  # the back of the head never faces the camera
     n_lon = int(np.ceil(2 * lon_max * a / spacing)) + 1
     n_lat = int(np.ceil(np.pi * b / spacing)) + 1
-    lat = np.linspace(-np.pi / 2 + 0.05, np.pi / 2, n_lat)
-    lon = np.linspace(-lon_max, lon_max, n_lon)
+    lat = np.linspace(-np.pi / 2 + 0.05, np.pi / 2, n_lat, dtype=np.float32)
+    lon = np.linspace(-lon_max, lon_max, n_lon, dtype=np.float32)
     return lat, lon
 
 
@@ -528,10 +582,13 @@ def _jaw_shift(ident: Identity, au: dict[str, float], x: np.ndarray, y: np.ndarr
                front: np.ndarray) -> np.ndarray:
     """How far (mm) the jaw drop moves each point down: full below the lips, none above."""
     gap = 18.0 * au["jaw_drop"]
-    if gap <= 0:
-        return np.zeros_like(y)
     ramp = _smooth((ident.mouth_y + 2.0 - y) / 24.0)
     return gap * ramp * np.exp(-0.5 * (x / 45.0) ** 2) * front
+
+
+def _front_weight(z0: np.ndarray, c: float) -> np.ndarray:
+    """How much of the face relief applies: 1 on the face, fading to 0 towards the ears."""
+    return _smooth((z0 / c - 0.35) / 0.45)
 
 
 def build_head(ident: Identity, au: dict[str, float], spacing: float) -> HeadMesh:
@@ -544,31 +601,34 @@ def build_head(ident: Identity, au: dict[str, float], spacing: float) -> HeadMes
     taper = 1.0 - ident.jaw_taper * _smooth(-y0 / b) ** 1.3
     x0 = a * cos_phi * np.sin(lam) * taper
     z0 = c * cos_phi * np.cos(lam)
-    front = _smooth((z0 / c - 0.35) / 0.45)
-    y1 = y0 - _jaw_shift(ident, au, x0, y0, front)
-    face = _face_relief(ident, au, x0, y1)
-    z1 = z0 + front * face.relief
+    front = _front_weight(z0, c)
+    canvas = _face_canvas(ident, au, spacing)
+    y1 = y0 - _jaw_shift(ident, au, x0, y0, front) if au["jaw_drop"] > 0 else y0
+    relief, face_albedo = canvas.sample(x0, y1)
+    z1 = z0 + front * relief
+    # Off the face (front = 0) the canvas edge colour is replaced by plain skin.
+    on_face = (front > 0)[..., None]
+    albedo = np.where(on_face, face_albedo, ident.skin.astype(np.float32))
     points = np.stack([x0, y1, z1], axis=-1)
-    albedo = _hair(ident, face.albedo, x0, y1, lam, z0)
+    albedo = _hair(ident, albedo, x0, y1, lam)
     normals = _grid_normals(points)
-    eyes = eye_points(ident, au)
     return HeadMesh(points=points.reshape(-1, 3), normals=normals.reshape(-1, 3),
-                    albedo=albedo.reshape(-1, 3), eyes=eyes)
+                    albedo=albedo.reshape(-1, 3), eyes=_eye_points(ident, canvas))
 
 
-def eye_points(ident: Identity, au: dict[str, float]) -> np.ndarray:
+def _eye_points(ident: Identity, canvas: _Canvas) -> np.ndarray:
     """The two iris centres on the deformed surface, head frame (x < 0 first)."""
     a, b, c = ident.radii
     x = np.array([-ident.eye_x, ident.eye_x])
     y = np.array([ident.eye_y, ident.eye_y])
     z0 = c * np.sqrt(1.0 - (x / a) ** 2 - (y / b) ** 2)
-    front = _smooth((z0 / c - 0.35) / 0.45)
-    z = z0 + front * _face_relief(ident, au, x, y).relief
+    relief, _ = canvas.sample(x, y)
+    z = z0 + _front_weight(z0, c) * relief
     return np.stack([x, y, z], axis=-1)
 
 
-def _hair(ident: Identity, albedo: np.ndarray, x: np.ndarray, y: np.ndarray, lam: np.ndarray,
-          z0: np.ndarray) -> np.ndarray:
+def _hair(ident: Identity, albedo: np.ndarray, x: np.ndarray, y: np.ndarray,
+          lam: np.ndarray) -> np.ndarray:
     """Paint the scalp: a hairline across the forehead that drops to ear level at the sides."""
     a = ident.radii[0]
     side = _smooth((np.abs(lam) - np.deg2rad(55.0)) / np.deg2rad(30.0))
@@ -684,8 +744,9 @@ def _splat(cam: Camera, points: np.ndarray, values: np.ndarray,
     vi = np.rint(uvz[:, 1]).astype(np.int64)
     ok = (ui >= 0) & (ui < cam.size) & (vi >= 0) & (vi < cam.size) & (uvz[:, 2] > 0)
     pix = vi[ok] * cam.size + ui[ok]
-    z = uvz[ok, 2]
-    order = np.lexsort((z, pix))
+    z = uvz[ok, 2].astype(np.float64)
+    # One sort by (pixel, depth): pixel * 2^16 + depth keeps both exactly in a float64.
+    order = np.argsort(pix * 65536.0 + z, kind="stable")
     pix, z, vals = pix[order], z[order], vals[ok][order]
     first = np.ones(pix.shape, dtype=bool)
     first[1:] = pix[1:] != pix[:-1]
@@ -777,4 +838,4 @@ def _depth_sensor(depth: np.ndarray, rng: np.random.Generator, noise_at_1m: floa
 def mesh_spacing(size: int, nearest_mm: float = HEAD_DISTANCE_MM[0]) -> float:
     """Surface sample spacing (mm) fine enough to leave no gaps at the nearest head distance."""
     pixel_mm = nearest_mm / focal_length(size)
-    return pixel_mm / 2.2
+    return pixel_mm / 1.8

@@ -58,8 +58,13 @@ class HierarchicalClassifier:
     ) -> None:
         if routing not in ROUTINGS:
             raise ConfigError(f"hierarchical.routing: {routing!r} is not one of {ROUTINGS}")
-        if base == "hierarchical":
-            raise ConfigError("hierarchical.base: must be a plain CNN, not 'hierarchical'")
+        from components.models.registry import ESTIMATORS, available_models
+
+        if base in ESTIMATORS or base not in available_models():
+            raise ConfigError(
+                f"hierarchical.base: {base!r} is not a plain CNN of the registry; use one of "
+                f"{', '.join(m for m in available_models() if m not in ESTIMATORS)}"
+            )
         if class_names is not None and len(class_names) != num_classes:
             raise ConfigError(
                 f"hierarchical.class_names: {len(class_names)} names for {num_classes} classes"

@@ -75,7 +75,7 @@ def predict_proba(model: nn.Module, x: np.ndarray, batch_size: int = 256) -> np.
     out = []
     for start in range(0, len(x), batch_size):
         batch = torch.as_tensor(np.asarray(x[start : start + batch_size], dtype=np.float32))
-        out.append(torch.softmax(model(batch).float(), dim=1).double().numpy())
+        out.append(torch.softmax(model(batch).double(), dim=1).numpy())  # sums to 1 in fp64
     if not out:
         raise ValueError("predict_proba: no samples")
     return np.concatenate(out)

@@ -24,16 +24,40 @@ def stretch_color(batch: np.ndarray, low_pct: float, high_pct: float) -> np.ndar
     linearly in between. A channel whose two percentiles coincide (flat) is left as it is,
     since no stretch is defined for it.
     """
-    data = np.asarray(batch, dtype=np.float32)
-    n, c = data.shape[:2]
+    raw = np.asarray(batch)
+    n, c = raw.shape[:2]
+    low, high = channel_percentiles(raw.reshape(n, c, -1), low_pct, high_pct)
+    data = raw.astype(np.float32, copy=False)
     flat = data.reshape(n, c, -1)
-    low, high = np.percentile(flat, [low_pct, high_pct], axis=2).astype(np.float32)
     span = high - low
     usable = span > 1e-6
     safe_span = np.where(usable, span, 1.0)[..., None]
     stretched = np.clip((flat - low[..., None]) / safe_span, 0.0, 1.0) * 255.0
     out = np.where(usable[..., None], stretched, flat)
     return out.reshape(data.shape).astype(np.float32, copy=False)
+
+
+def channel_percentiles(flat: np.ndarray, low_pct: float, high_pct: float):
+    """Two percentiles (numpy's default linear interpolation) along the last axis, float32.
+
+    uint8 images are sorted with numpy's radix sort (``kind="stable"`` on 8-bit data), about
+    five times faster than the generic partition on float; other dtypes use np.percentile.
+    """
+    if flat.dtype != np.uint8:
+        values = np.percentile(flat.astype(np.float32), [low_pct, high_pct], axis=-1)
+        return values.astype(np.float32)
+    ordered = np.sort(flat, axis=-1, kind="stable")
+    last = flat.shape[-1] - 1
+    out = []
+    for pct in (low_pct, high_pct):
+        position = pct / 100.0 * last
+        below = int(np.floor(position))
+        above = min(below + 1, last)
+        weight = position - below
+        a = ordered[..., below].astype(np.float64)
+        b = ordered[..., above].astype(np.float64)
+        out.append((a + (b - a) * weight).astype(np.float32))
+    return out[0], out[1]
 
 
 def stretch_depth(batch: np.ndarray, window_mm: float) -> np.ndarray:

@@ -167,10 +167,15 @@ def _process_stills(rows: list[dict[str, Any]], plan: TaskPlan) -> ChunkResult:
             continue
         kept[i] = True
         fallback.append(failed)
-        matrix = align.matrix_for(located, colour.shape[:2], canonical, plan.size)
-        warped["color"].append(
-            intensity.to_channels(align.warp(colour, matrix, plan.size), plan.channels)
-        )
+        if located.source == "aligned_crop" and colour.shape[:2] == (plan.size, plan.size):
+            # An aligned crop already at the output size: the warp would be the identity.
+            matrix = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+            warped["color"].append(intensity.to_channels(colour, plan.channels))
+        else:
+            matrix = align.matrix_for(located, colour.shape[:2], canonical, plan.size)
+            warped["color"].append(
+                intensity.to_channels(align.warp(colour, matrix, plan.size), plan.channels)
+            )
         if "depth" in plan.modalities:
             warped["depth"].append(_warp_depth(row, colour.shape[:2], matrix, plan.size))
         if "color2d" in plan.modalities:

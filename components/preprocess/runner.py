@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
@@ -192,9 +193,16 @@ def manifest_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return subset.to_dict("records")
 
 
+def _worker_init() -> None:
+    """One OpenCV thread per worker: the pool already uses every core, more would thrash."""
+    cv2.setNumThreads(1)
+
+
 def open_executor(workers: int) -> Executor | None:
     """A process pool for more than one worker; None runs inline (no pickling overhead)."""
-    return ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+    if workers <= 1:
+        return None
+    return ProcessPoolExecutor(max_workers=workers, initializer=_worker_init)
 
 
 def class_names(frame: pd.DataFrame) -> list[str]:

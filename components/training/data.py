@@ -45,7 +45,7 @@ class SplitData:
     def __post_init__(self) -> None:
         if not self.grey:
             self.grey = [False] * len(self.parts)
-        self.y = np.asarray(self.y, dtype=np.int64)
+        self.y = np.array(self.y, dtype=np.int64)  # a writable copy, never the mmap
         for part in self.parts:
             if len(part) != len(self.y):
                 raise DataError(f"{self.name}: {len(part)} inputs but {len(self.y)} labels")

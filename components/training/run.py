@@ -98,6 +98,7 @@ def train_torch(
         f"best_{cfg.monitor}": result.best_score,
         "epochs_run": result.epochs_run,
         "stopped_early": result.stopped_early,
+        "world_size": ctx.world_size,
     }
     if not ctx.is_main:
         return {**{f"{s}_{k}": r[k] for s, r in reports.items() for k in ("accuracy",)}, **extra}

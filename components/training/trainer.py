@@ -464,6 +464,6 @@ def make_train_fn(
         else:
             val = SplitData.from_arrays(x_val, y_val, name="train_fn/val")
         trainer = Trainer(model, settings, ecstfl=ecstfl, ctx=DistContext())
-        return trainer.fit(train, val).model
+        return trainer.fit(train, val).model.eval()
 
     return train_fn

@@ -32,6 +32,7 @@ STRING_TYPES: list[str] = ["StringDtype", "str", "string", "object"]
 INT_TYPES: list[str] = ["Int64Dtype", "Int32Dtype", "int64", "int32"]
 DEPTH_DTYPES: list[str] = ["uint16", "float32", "float64"]
 _COUNTER = itertools.count()
+_GX_SEVERITY = {"error": "critical", "warning": "warning", "info": "info"}
 
 
 @dataclass(frozen=True)
@@ -131,15 +132,12 @@ def facts_checks(cfg: ValidateConfig) -> list[Check]:
         Check("blank", "warning",
               f"blank or near-constant images (pixel std < {cfg.blank_std_threshold})",
               gxe.ExpectColumnValuesToBeBetween(column="pixel_std",
-                                                min_value=cfg.blank_std_threshold,
-                                                severity="warning"),
+                                                min_value=cfg.blank_std_threshold),
               detail_column="pixel_std"),
         Check("stale_hash", "warning", "decoded content hash differs from the manifest's",
-              gxe.ExpectColumnValuesToBeInSet(column="hash_matches_manifest", value_set=[True],
-                                              severity="warning")),
+              gxe.ExpectColumnValuesToBeInSet(column="hash_matches_manifest", value_set=[True])),
         Check("manifest_size", "warning", "decoded size differs from the manifest's width/height",
-              gxe.ExpectColumnValuesToBeInSet(column="size_matches_manifest", value_set=[True],
-                                              severity="warning")),
+              gxe.ExpectColumnValuesToBeInSet(column="size_matches_manifest", value_set=[True])),
     ]
     for side in ("width", "height"):
         checks.append(Check("image_size", "error",
@@ -152,8 +150,7 @@ def facts_checks(cfg: ValidateConfig) -> list[Check]:
             "inconsistent_size", size_severity,
             f"{modality} images come in several sizes (WxHxC); see report 'modalities'",
             gxe.ExpectColumnUniqueValueCountToBeBetween(column=f"{modality}_shape",
-                                                        min_value=0, max_value=1,
-                                                        severity=size_severity)))
+                                                        min_value=0, max_value=1)))
     return checks
 
 
@@ -166,8 +163,7 @@ def class_count_checks(cfg: ValidateConfig, splits: list[str]) -> list[Check]:
             f"min_samples_{split}", severity,
             f"classes with fewer than {cfg.min_samples_per_class} {split} samples",
             gxe.ExpectColumnValuesToBeBetween(column=split,
-                                              min_value=cfg.min_samples_per_class,
-                                              severity=severity),
+                                              min_value=cfg.min_samples_per_class),
             detail_column=split))
     return checks
 
@@ -193,9 +189,10 @@ def run_checks(
     )
     suite = gx.ExpectationSuite(name=f"{tag}_suite")
     for number, check in enumerate(checks):
-        expectation = check.expectation.model_copy(deep=True)
-        expectation.meta = {"check_index": number}
-        suite.add_expectation(expectation)
+        # Checks are built fresh for every run, so tagging the expectation in place is safe.
+        check.expectation.meta = {"check_index": number}
+        check.expectation.severity = _GX_SEVERITY[check.severity]
+        suite.add_expectation(check.expectation)
     suite = context.suites.add(suite)
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name=f"{tag}_validation", data=batch, suite=suite)

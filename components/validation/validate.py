@@ -233,8 +233,8 @@ def _build_report(
     return {
         "passed": passed,
         "input": source,
-        "input_digest": manifest_digest(frame) if digest_ok else None,
-        "output_digest": manifest_digest(kept) if digest_ok and passed else None,
+        "input_digest": _digest(frame) if digest_ok else None,
+        "output_digest": _digest(kept) if digest_ok and passed else None,
         "n_samples": len(frame),
         "n_output": len(kept),
         "n_decode_errors": decode_errors,
@@ -267,6 +267,12 @@ def _build_report(
         },
         "gx": gx_runs,
     }
+
+
+def _digest(frame: pd.DataFrame) -> str:
+    """:func:`manifest_digest` of a manifest whose hashes may be null (clips without a hash)."""
+    keys = ["id", "split", "label", "content_hash"]
+    return manifest_digest(frame[keys].astype("string").fillna(""))
 
 
 def _failure_message(errors: list[Finding], report_path: Path) -> str:

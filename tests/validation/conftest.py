@@ -67,9 +67,9 @@ def dataset(tmp_path: Path) -> DatasetBuilder:
 
 @pytest.fixture
 def config() -> Callable[..., ValidateConfig]:
-    """Config factory: the params.yaml defaults, with overrides; one decoding thread."""
+    """Config factory: the params.yaml defaults, with overrides; two decoding threads."""
 
     def make(**overrides) -> ValidateConfig:
-        return ValidateConfig(**{"workers": 1, **overrides})
+        return ValidateConfig(**{"workers": 2, **overrides})
 
     return make

@@ -1,0 +1,154 @@
+"""DVC stage ``evaluate``: score every trained model on the clean and occluded test splits.
+
+    python -m pipelines.evaluate [--params params.yaml] [--train artifacts/train]
+        [--data artifacts/preprocess] [--out artifacts/evaluate]
+
+Writes ``comparison.json`` (flat ``<arch>/<split>/<metric>`` keys for ``dvc metrics``),
+``comparison.md`` (a table for people) and ``accuracy_vs_occlusion.png`` (a line per
+architecture). Models are rebuilt from their run folders and re-scored, so the comparison
+always reflects the current preprocessed test data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from components.config import build_config, load_params
+from components.errors import DataError
+from components.models import create_model
+from components.training.config import TrainConfig
+from components.training.data import occlusion_percent
+from components.training.plots import plot_occlusion_curves
+from components.training.report import SCALARS, write_json
+from components.training.run import ModelSpec, evaluate_any, load_trained, test_splits
+from pipelines._common import run_cli, stage_parser
+
+log = logging.getLogger("pipelines.evaluate")
+
+
+def _build(spec: ModelSpec) -> Any:
+    return create_model(spec.arch, spec.num_classes, spec.in_channels, **spec.model_kwargs)
+
+
+def score_run(run_dir: Path, data_dir: Path, cfg: TrainConfig) -> dict[str, dict[str, Any]]:
+    """Reports per test split (clean first, then by occlusion) of the model in ``run_dir``.
+
+    Raises:
+        DataError: no model file, or the model's task folder is missing.
+    """
+    spec, model, is_torch = load_trained(run_dir, _build)
+    task_dir = Path(data_dir) / spec.task
+    if not task_dir.is_dir():
+        raise DataError(f"{task_dir}: task folder of {spec.arch} not found (run preprocess)")
+    return {split: evaluate_any(model, is_torch, spec, task_dir, split, cfg)
+            for split in test_splits(task_dir)}
+
+
+def evaluate_stage(
+    params: dict[str, Any], train_dir: Path, data_dir: Path, out_dir: Path
+) -> dict[str, float]:
+    """Score all runs under ``train_dir`` and write the comparison files.
+
+    Runs whose ``metrics.json`` says skipped, or that hold no model, are listed as skipped
+    in the markdown and left out of the metrics.
+
+    Returns:
+        The flat comparison written to ``comparison.json``.
+    """
+    values = params.get("evaluate") or {}
+    cfg = build_config(TrainConfig, {"progress": False, **values}, where="evaluate")
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    skipped: dict[str, str] = {}
+    for run_dir in sorted(p for p in Path(train_dir).iterdir() if p.is_dir()):
+        reason = _skip_reason(run_dir)
+        if reason:
+            skipped[run_dir.name] = reason
+            continue
+        log.info("scoring %s", run_dir.name)
+        results[run_dir.name] = score_run(run_dir, data_dir, cfg)
+    out_dir = Path(out_dir)
+    flat = {
+        f"{arch}/{split}/{metric}": report[metric]
+        for arch, splits in results.items()
+        for split, report in splits.items()
+        for metric in SCALARS
+    }
+    write_json(out_dir / "comparison.json", flat)
+    (out_dir / "comparison.md").write_text(comparison_table(results, skipped))
+    curves = {
+        arch: {occlusion_percent(split): report["accuracy"] for split, report in splits.items()}
+        for arch, splits in results.items()
+    }
+    plot_occlusion_curves(curves, out_dir / "accuracy_vs_occlusion.png")
+    return flat
+
+
+def _skip_reason(run_dir: Path) -> str | None:
+    metrics_path = run_dir / "metrics.json"
+    if metrics_path.exists():
+        try:
+            metrics = json.loads(metrics_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{metrics_path}: not valid JSON ({exc})") from exc
+        if metrics.get("skipped"):
+            return str(metrics.get("reason", "skipped by the train stage"))
+    if not ((run_dir / "model.pt").exists() or (run_dir / "model.pkl").exists()):
+        return "no trained model in the run folder"
+    return None
+
+
+def comparison_table(
+    results: dict[str, dict[str, dict[str, Any]]], skipped: dict[str, str]
+) -> str:
+    """Markdown: one row per architecture; clean scores, then accuracy per occlusion level."""
+    levels = sorted({s for splits in results.values() for s in splits if s != "test"},
+                    key=occlusion_percent)
+    header = ["architecture", "accuracy", "UAR", "macro-F1"]
+    header += [f"acc @ {occlusion_percent(s)}% occl." for s in levels]
+    lines = ["# Model comparison (test split)", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for arch in sorted(results, key=lambda a: -_score(results[a].get("test"), "accuracy")):
+        test = results[arch].get("test", {})
+        cells = [arch] + [_fmt(test.get(m)) for m in SCALARS]
+        cells += [_fmt(results[arch].get(s, {}).get("accuracy")) for s in levels]
+        lines.append("| " + " | ".join(cells) + " |")
+    if skipped:
+        lines += ["", "Skipped:", ""] + [f"- `{a}`: {r}" for a, r in sorted(skipped.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _score(report: dict[str, Any] | None, metric: str) -> float:
+    value = (report or {}).get(metric)
+    return float(value) if isinstance(value, float) and value == value else -1.0
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) and value == value else "n/a"
+
+
+def _body(argv: Sequence[str] | None) -> int:
+    parser = stage_parser(__doc__.splitlines()[0])
+    parser.add_argument("--train", default="artifacts/train", help="folder of run folders")
+    parser.add_argument("--data", default="artifacts/preprocess", help="preprocessed arrays")
+    parser.add_argument("--out", default="artifacts/evaluate", help="output folder")
+    args = parser.parse_args(argv)
+    train_dir = Path(args.train)
+    if not train_dir.is_dir():
+        raise DataError(f"{train_dir}: no trained models (run the train stage first)")
+    flat = evaluate_stage(load_params(args.params), train_dir, Path(args.data), Path(args.out))
+    print((Path(args.out) / "comparison.md").read_text())
+    log.info("%d scores written to %s", len(flat), args.out)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m pipelines.evaluate``."""
+    return run_cli(_body, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""DVC stage ``train`` (one per architecture): fit a model on the preprocessed arrays.
+
+    python -m pipelines.train --arch baseline_cnn [--params params.yaml]
+        [--data artifacts/preprocess] [--out artifacts/train/<arch>] [--resume]
+
+Multi-process on CPU (DistributedDataParallel, gloo; rank 0 writes the outputs):
+
+    torchrun --nproc_per_node=2 -m pipelines.train --arch baseline_cnn
+
+Writes ``model.pt`` (torch: state dict + spec to rebuild) or ``model.pkl`` (estimators),
+``metrics.json``, ``per_class.json``, ``history.csv``, ``plots/*.png`` and, for torch models,
+``checkpoint.pt`` (what ``--resume`` continues from). A model whose modalities the data lacks
+(e.g. depth on FER2013) is skipped: exit 0 with ``metrics.json`` saying why.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from components.config import load_params, section
+from components.errors import ConfigError
+from components.models import ESTIMATORS, MODEL_INPUTS, create_model
+from components.training.config import resolve_config
+from components.training.data import choose_task, load_split, read_meta
+from components.training.distributed import DistContext, current_context, init_distributed
+from components.training.distributed import shutdown as dist_shutdown
+from components.training.run import ModelSpec, train_estimator, train_torch, write_skipped
+from components.training.trainer import EpochCallback, seed_everything
+from pipelines._common import run_cli, stage_parser
+
+log = logging.getLogger("pipelines.train")
+
+
+def train_stage(
+    params: dict[str, Any],
+    arch: str,
+    data_dir: Path,
+    out_dir: Path,
+    *,
+    resume: bool = False,
+    tune_dir: Path = Path("artifacts/tune"),
+    on_epoch_end: EpochCallback | None = None,
+    ctx: DistContext | None = None,
+) -> dict[str, Any]:
+    """Train ``arch`` from the ``train`` params section and write its outputs.
+
+    Returns:
+        The metrics written to ``out_dir/metrics.json`` (``{"skipped": True, ...}`` when the
+        data lacks the model's modalities).
+
+    Raises:
+        ConfigError: unknown architecture or bad params.
+        DataError: unreadable preprocessed arrays.
+    """
+    ctx = ctx or current_context()
+    if arch not in MODEL_INPUTS:
+        raise ConfigError(f"--arch {arch!r}: unknown; choose from {sorted(MODEL_INPUTS)}")
+    values = section(params, "train")
+    cfg, extra = resolve_config(values, arch, Path(tune_dir) / arch / "best_params.json")
+    grey = bool(extra.pop("grey", False))
+    inputs = MODEL_INPUTS[arch]
+    task_dir = choose_task(Path(data_dir), inputs, cfg.task)
+    if task_dir is None:
+        found = sorted(p.name for p in Path(data_dir).glob("*") if (p / "meta.json").exists())
+        reason = f"no task in {data_dir} has modalities {list(inputs)} (tasks found: {found})"
+        return write_skipped(out_dir, arch, reason) if ctx.is_main else {"skipped": True}
+    classes = read_meta(task_dir)["classes"]
+    in_channels = load_split(task_dir, "train", inputs, grey=grey).in_channels
+    if arch in ESTIMATORS:
+        extra.setdefault("seed", cfg.seed)
+    spec = ModelSpec(arch, len(classes), in_channels, inputs, task_dir.name, list(classes),
+                     grey, dict(extra))
+    log.info("training %s on %s (%d classes, %d input channels)", arch, task_dir,
+             len(classes), in_channels)
+    seed_everything(cfg.seed)
+    model = create_model(arch, len(classes), in_channels, **extra)
+    if arch in ESTIMATORS:
+        if not ctx.is_main:
+            return {}  # estimators fit in one process; other ranks have nothing to do
+        return train_estimator(model, spec, cfg, task_dir, out_dir)
+    return train_torch(model, spec, cfg, task_dir, out_dir, resume=resume,
+                       on_epoch_end=on_epoch_end, ctx=ctx)
+
+
+def _body(argv: Sequence[str] | None) -> int:
+    parser = stage_parser(__doc__.splitlines()[0])
+    parser.add_argument("--arch", required=True, help="architecture name (MODEL_INPUTS key)")
+    parser.add_argument("--data", default="artifacts/preprocess", help="preprocessed arrays")
+    parser.add_argument("--out", default=None, help="run folder (default artifacts/train/<arch>)")
+    parser.add_argument("--tune-dir", default="artifacts/tune", help="tuner outputs")
+    parser.add_argument("--resume", action="store_true", help="continue from checkpoint.pt")
+    args = parser.parse_args(argv)
+    ctx = init_distributed()
+    try:
+        out = Path(args.out or f"artifacts/train/{args.arch}")
+        metrics = train_stage(load_params(args.params), args.arch, Path(args.data), out,
+                              resume=args.resume, tune_dir=Path(args.tune_dir), ctx=ctx)
+    finally:
+        dist_shutdown(ctx)
+    if ctx.is_main:
+        if metrics.get("skipped"):
+            print(f"{args.arch}: skipped: {metrics.get('reason')}")
+        else:
+            shown = {k: v for k, v in metrics.items() if k.startswith("test_")}
+            print(f"{args.arch}: " + ", ".join(f"{k}={v:.4f}" for k, v in shown.items()
+                                               if isinstance(v, float)))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m pipelines.train``."""
+    return run_cli(_body, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Tests of the seed 003 augment stage."""

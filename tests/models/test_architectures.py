@@ -1,0 +1,179 @@
+"""Every torch architecture: patent layer counts, partition blocks, shapes, trainability."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from components.errors import ConfigError
+from components.models import MODEL_INPUTS, available_models, create_model
+from components.models.c3d import C3D
+from components.models.partition import PartitionBlock, split_bounds
+from components.models.seed000 import SliceLayer, count_layers
+
+TORCH_MODELS = {
+    # name: (in_channels, small kwargs so the test stays fast)
+    "baseline_cnn": (1, {"width": 0.25, "hidden": 64}),
+    "partition_cnn": (1, {"width": 0.25}),
+    "fusion_early": (7, {"width": 0.5, "fc_width": 64}),
+    "fusion_twostream": (4, {"width": 0.5, "fc_width": 64, "stream_width": 32}),
+    "depth_cnn": (1, {"width": 0.5, "fc_width": 64}),
+    "color_cnn": (3, {"width": 0.5, "fc_width": 64}),
+    "c3d_ecstfl": (3, {"width": 0.125, "fc_width": 64}),
+}
+
+
+def sample_input(name: str, channels: int, n: int = 2, size: int = 32) -> torch.Tensor:
+    shape = (n, 4, channels, size, size) if name == "c3d_ecstfl" else (n, channels, size, size)
+    return torch.randn(*shape)
+
+
+def banded_batch(name: str, channels: int, n: int = 16, classes: int = 4, size: int = 32):
+    """A learnable batch: class k brightens the k-th horizontal band of every frame."""
+    y = torch.arange(n) % classes
+    x = sample_input(name, channels, n, size).abs() * 0.2
+    band = size // classes
+    for i in range(n):
+        x[i, ..., y[i] * band : (y[i] + 1) * band, :] += 0.8
+    return x, y
+
+
+@pytest.mark.parametrize(
+    ("name", "channels", "expected"),
+    [
+        ("fusion_early", 7, {"conv": 4, "downsampling": 4, "dropout": 1, "fc": 2, "slice": 0}),
+        ("depth_cnn", 1, {"conv": 3, "downsampling": 3, "dropout": 1, "fc": 2, "slice": 0}),
+        ("color_cnn", 3, {"conv": 4, "downsampling": 4, "dropout": 1, "fc": 2, "slice": 0}),
+        ("fusion_twostream", 4, {"conv": 8, "downsampling": 8, "dropout": 2, "fc": 5, "slice": 1}),
+    ],
+)
+def test_seed000_layer_counts_match_the_patent(name, channels, expected):
+    model = create_model(name, 8, channels)
+    assert count_layers(model) == expected
+    # the same counts read with plain isinstance checks on torch layer types
+    modules = list(model.modules())
+    assert sum(isinstance(m, nn.Conv2d) for m in modules) == expected["conv"]
+    assert sum(isinstance(m, nn.Linear) for m in modules) == expected["fc"]
+    assert sum(isinstance(m, nn.Dropout) for m in modules) == expected["dropout"]
+    assert sum(isinstance(m, nn.MaxPool2d | nn.AdaptiveMaxPool2d) for m in modules) == (
+        expected["downsampling"]
+    )
+
+
+def test_slice_layer_splits_depth_from_colour():
+    x = torch.arange(2 * 4 * 3 * 3, dtype=torch.float32).reshape(2, 4, 3, 3)
+    depth, color = SliceLayer((1, 3))(x)
+    assert torch.equal(depth, x[:, :1]) and torch.equal(color, x[:, 1:])
+
+
+def test_twostream_depth_stream_sees_only_the_depth_channel():
+    torch.manual_seed(0)
+    model = create_model("fusion_twostream", 3, 4).eval()
+    x = torch.randn(2, 4, 48, 48)
+    changed = x.clone()
+    changed[:, 1:] += 1.0  # touch colour only
+    assert torch.equal(model.depth_stream(model.slice(x)[0]),
+                       model.depth_stream(model.slice(changed)[0]))
+
+
+@pytest.mark.parametrize(("grid", "size"), [((4, 4), 48), ((4, 4), 50), ((3, 1), 47)])
+def test_partition_block_keeps_spatial_size(grid, size):
+    block = PartitionBlock(3, 5, grid)
+    assert block(torch.randn(2, 3, size, size + 3)).shape == (2, 5, size, size + 3)
+
+
+def test_split_bounds_match_numpy_array_split():
+    import numpy as np
+
+    for length, parts in [(48, 4), (50, 4), (47, 3), (10, 3)]:
+        pieces = np.array_split(np.arange(length), parts)
+        assert split_bounds(length, parts) == [(int(p[0]), int(p[-1]) + 1) for p in pieces]
+
+
+@pytest.mark.parametrize("train_mode", [True, False])
+@pytest.mark.parametrize(("grid", "size", "region"), [((4, 4), 50, 5), ((3, 1), 47, 2)])
+def test_each_region_owns_its_parameters(grid, size, region, train_mode):
+    torch.manual_seed(0)
+    block = PartitionBlock(2, 3, grid).train(train_mode)
+    x = torch.randn(4, 2, size, size)
+    before = block(x).detach()
+    with torch.no_grad():
+        block.region_parameters(region)["conv_weight"].add_(0.5)
+        block.region_parameters(region)["bn_weight"].mul_(2.0)
+    after = block(x).detach()
+    rows, cols = block.region_slices(size, size)[region]
+    inside = torch.zeros(size, size, dtype=torch.bool)
+    inside[rows, cols] = True
+    diff = (after - before).abs().amax(dim=(0, 1))
+    assert diff[inside].min() > 0  # every cell of the region changed
+    assert diff[~inside].max() == 0  # nothing outside it did
+
+
+def test_region_padding_is_per_region():
+    """A region's output must not depend on its neighbours' inputs to the region conv."""
+    torch.manual_seed(0)
+    block = PartitionBlock(1, 1, (4, 4)).eval()
+    block.full_conv = nn.Identity()  # feed the region stage directly
+    x = torch.randn(1, 1, 48, 48)
+    changed = x.clone()
+    changed[:, :, 12:24, 0:12] += 3.0  # region 4 (row 1, col 0)
+    diff = (block(changed) - block(x)).abs()[0, 0]
+    assert diff[12:24, 0:12].max() > 0
+    diff[12:24, 0:12] = 0
+    assert diff.max() == 0
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_MODELS))
+@pytest.mark.parametrize("size", [32, 45])
+def test_any_input_size_gives_logits(name, size):
+    channels, kwargs = TORCH_MODELS[name]
+    model = create_model(name, 5, channels, **kwargs).eval()
+    assert model(sample_input(name, channels, size=size)).shape == (2, 5)
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_MODELS))
+def test_trains_with_falling_loss(name):
+    channels, kwargs = TORCH_MODELS[name]
+    torch.manual_seed(0)
+    model = create_model(name, 4, channels, **kwargs)
+    x, y = banded_batch(name, channels)
+    optimiser = torch.optim.Adam(model.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(20):
+        optimiser.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        optimiser.step()
+        losses.append(float(loss.detach()))
+    assert sum(losses[-3:]) / 3 < 0.5 * sum(losses[:3]) / 3
+
+
+def test_c3d_returns_fc7_features_for_ec_stfl():
+    model = C3D(num_classes=3, in_channels=1, width=0.125, fc_width=32).eval()
+    logits, feats = model(torch.randn(2, 2, 1, 32, 32), return_features=True)
+    assert logits.shape == (2, 3) and feats.shape == (2, 32)
+    assert (feats >= 0).all()  # post-ReLU
+    with pytest.raises(ValueError, match="N, T, C, H, W"):
+        model(torch.randn(2, 1, 32, 32))
+
+
+def test_registry_lists_every_model_with_its_inputs():
+    assert set(available_models()) == set(MODEL_INPUTS)
+    assert MODEL_INPUTS["fusion_early"] == ("depth", "color", "color2d")
+
+
+def test_unknown_model_name_lists_the_available_ones():
+    with pytest.raises(ConfigError, match="baseline_cnn"):
+        create_model("resnet_9000", 7, 1)
+
+
+def test_unknown_option_is_named():
+    with pytest.raises(ConfigError, match="'depthh'"):
+        create_model("baseline_cnn", 7, 1, depthh=3)
+
+
+def test_single_class_is_rejected_with_a_hint():
+    with pytest.raises(ConfigError, match="2 classes"):
+        create_model("baseline_cnn", 1, 1)

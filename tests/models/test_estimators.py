@@ -1,0 +1,111 @@
+"""The seed 000 SVM fusion and the seed 002 hierarchical classifier, end to end on toy data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from components.errors import DataError
+from components.models import create_model, simple_train_fn, stack_inputs
+from components.models.hierarchical import confusion_counts
+
+SMALL = {"width": 0.25, "fc_width": 16}
+
+
+def toy_images(n_per_class: int, classes: int, channels: int, seed: int, size: int = 32):
+    """Each class lights a different horizontal band: separable for any small CNN."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(classes), n_per_class)
+    x = rng.normal(0.3, 0.05, size=(len(y), channels, size, size)).astype(np.float32)
+    band = size // classes
+    for i, label in enumerate(y):
+        x[i, :, label * band : (label + 1) * band] += 0.7
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def fitted_svm():
+    depth, y = toy_images(8, 3, 1, seed=0)
+    color, _ = toy_images(8, 3, 3, seed=1)
+    model = create_model(
+        "svm_fusion", 4, 4, folds=2, seed=0, depth_kwargs=SMALL, color_kwargs=SMALL
+    )
+    train = simple_train_fn(epochs=15, lr=3e-3, batch_size=8, seed=0)
+    return model.fit(depth, color, y, train), depth, color, y
+
+
+def test_svm_fusion_probabilities_sum_to_one(fitted_svm):
+    model, depth, color, y = fitted_svm
+    proba = model.predict_proba(depth, color)
+    assert proba.shape == (len(y), 4)  # class 3 never seen: a zero column, still 4 wide
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
+    assert (proba[:, 3] == 0).all()
+    assert model.C_ in model.c_grid
+    assert model.features(depth, color).shape == (len(y), 8)  # 2 x C softmax outputs
+
+
+def test_svm_fusion_learns_the_toy_task(fitted_svm):
+    model, depth, color, y = fitted_svm
+    assert (model.predict(depth, color) == y).mean() >= 0.9
+
+
+def test_svm_fusion_accepts_modality_dicts(fitted_svm):
+    model, depth, color, _ = fitted_svm
+    via_dict = model.predict_proba_inputs({"depth": depth, "color": color})
+    np.testing.assert_allclose(via_dict, model.predict_proba(depth, color))
+
+
+def test_svm_fusion_rejects_a_class_with_one_sample():
+    depth, y = toy_images(2, 2, 1, seed=0)
+    color, _ = toy_images(2, 2, 3, seed=1)
+    model = create_model("svm_fusion", 2, 4, folds=2, depth_kwargs=SMALL, color_kwargs=SMALL)
+    with pytest.raises(DataError, match="at least 2"):
+        model.fit(depth[:3], color[:3], y[:3], simple_train_fn(epochs=1))
+
+
+@pytest.mark.parametrize("routing", ["hard", "soft"])
+def test_hierarchical_fits_and_returns_distributions(routing):
+    x, y = toy_images(6, 4, 1, seed=2)
+    model = create_model(
+        "hierarchical", 4, 1, k=3, routing=routing, folds=2, seed=0,
+        class_names=["a", "b", "c", "d"], width=0.125, hidden=16,
+    )
+    model.fit(x, y, simple_train_fn(epochs=3, lr=3e-3, batch_size=8, seed=0))
+    proba = model.predict_proba(x)
+    assert proba.shape == (len(y), 4)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
+    assert model.confusion_.sum() == len(y)  # every training sample predicted out-of-fold
+    assert len(model.groups_) == 2 and len(model.merge_steps_) == 2
+    assert sorted(c for unit in model.groups_ for c in unit) == ["a", "b", "c", "d"]
+    assert len(model.second_models_) == sum(len(u) > 1 for u in model.groups_)
+    if routing == "hard":
+        # hard routing puts all mass inside one group
+        unit_of = model.grouping_.unit_of()
+        owners = np.array([[unit_of[c] for c in range(4)]] * len(y))
+        top = owners[np.arange(len(y)), proba.argmax(axis=1)]
+        assert np.allclose(np.where(owners == top[:, None], proba, 0).sum(axis=1), 1.0)
+
+
+def test_confusion_counts_rows_are_true_classes():
+    counts = confusion_counts(np.array([0, 0, 1]), np.array([1, 0, 1]), 2)
+    assert counts.tolist() == [[1, 1], [0, 1]]
+
+
+def test_stack_inputs_orders_channels_as_model_inputs():
+    arrays = {
+        "depth": np.zeros((2, 1, 4, 4)),
+        "color": np.ones((2, 3, 4, 4)),
+        "color2d": np.full((2, 3, 4, 4), 2.0),
+    }
+    stacked = stack_inputs("fusion_early", arrays)
+    assert stacked.shape == (2, 7, 4, 4) and stacked.dtype == np.float32
+    assert stacked[:, 0].max() == 0 and stacked[:, 4:].min() == 2
+    with pytest.raises(DataError, match="color2d"):
+        stack_inputs("fusion_early", {"depth": arrays["depth"], "color": arrays["color"]})
+
+
+def test_hierarchical_rejects_an_unknown_base():
+    from components.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="partition_cnn"):
+        create_model("hierarchical", 4, 1, base="svm_fusion")

@@ -1,0 +1,49 @@
+"""Tiny models and settings for fast trainer tests (real torch, no mocks)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from components.training.config import TrainConfig
+
+
+class TinyCNN(nn.Module):
+    """conv -> ReLU -> global pool -> dropout -> linear: learns the synthetic bands quickly."""
+
+    def __init__(self, num_classes: int, in_channels: int, width: int = 8) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, width, 3, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d((4, 1))  # keeps the vertical band position
+        self.drop = nn.Dropout(0.2)
+        self.fc = nn.Linear(width * 4, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.drop(torch.flatten(self.pool(torch.relu(self.conv(x))), 1)))
+
+
+class TinyClipNet(nn.Module):
+    """Clip model with the EC-STFL interface: ``forward(x, return_features)``."""
+
+    def __init__(self, num_classes: int, in_channels: int, width: int = 8) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, width, 3, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d((4, 1))
+        self.fc7 = nn.Linear(width * 4, 16)
+        self.fc8 = nn.Linear(16, num_classes)
+
+    def forward(self, x: torch.Tensor, return_features: bool = False):
+        n, t = x.shape[:2]
+        h = torch.relu(self.conv(x.flatten(0, 1)))
+        h = self.pool(h).flatten(1).view(n, t, -1).mean(1)
+        feats = torch.relu(self.fc7(h))
+        logits = self.fc8(feats)
+        return (logits, feats) if return_features else logits
+
+
+def quick_config(**changes) -> TrainConfig:
+    """Settings sized for 64-sample synthetic splits, quiet."""
+    base = dict(epochs=4, batch_size=16, lr=0.03, optimizer="adam", schedule="cosine",
+                patience=0, progress=False, seed=0)
+    base.update(changes)
+    return TrainConfig(**base)
