@@ -78,7 +78,9 @@ def _validate(args: argparse.Namespace) -> int:
     validate_cfg = validate_config(params.get("validate", {}))
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="ferops-validate-"))
     manifest = run_ingest(ingest_cfg, out / "ingest")
-    result = validate_manifest(manifest, validate_cfg, out / "validate", source=str(ingest_cfg.path))
+    result = validate_manifest(
+        manifest, validate_cfg, out / "validate", source=str(ingest_cfg.path)
+    )
     print(result.paths["summary"].read_text())
     print(f"report: {result.paths['report']}")
     return 0
