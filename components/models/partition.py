@@ -51,8 +51,25 @@ class RegionBatchNorm(nn.Module):
         self.register_buffer("running_mean", torch.zeros(regions, channels))
         self.register_buffer("running_var", torch.ones(regions, channels))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Normalise ``x`` (N, R, C, h, w) per (region, channel); padded cells stay unused."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalise ``x`` (N, R, C, h, w) per (region, channel).
+
+        ``mask`` (R, h, w) marks the valid cells when regions were padded to a common size;
+        None means every cell is valid, which takes the fused batch-norm kernel.
+        """
+        if mask is None:
+            n, r, c, h, w = x.shape
+            out = F.batch_norm(
+                x.reshape(n, r * c, h, w),
+                self.running_mean.view(-1),  # views: the kernel updates the buffers in place
+                self.running_var.view(-1),
+                self.weight.reshape(-1),
+                self.bias.reshape(-1),
+                self.training,
+                self.momentum,
+                self.eps,
+            )
+            return out.reshape(n, r, c, h, w)
         m = mask[None, :, None].to(x.dtype)
         if self.training:
             count = m.sum(dim=(0, 3, 4)) * x.shape[0]  # (R, 1) valid cells per region
@@ -120,6 +137,20 @@ class PartitionBlock(nn.Module):
             raise ValueError(f"partition block: input {tuple(x.shape[-2:])} smaller than grid")
         feats = self.full_conv(x)
         n, c, height, width = feats.shape
+        gr, gc = self.grid
+        if height % gr == 0 and width % gc == 0:
+            # equal regions: a reshape stacks them without padding, and stitching inverts it
+            h, w = height // gr, width // gc
+            regions = feats.reshape(n, c, gr, h, gc, w).permute(0, 2, 4, 1, 3, 5)
+            act = torch.relu(self.region_bn(regions.reshape(n, self.regions, c, h, w)))
+            out = self.region_conv(act.reshape(n, self.regions * c, h, w))
+            out = out.reshape(n, gr, gc, c, h, w).permute(0, 3, 1, 4, 2, 5)
+            return out.reshape(n, c, height, width)
+        return self._forward_padded(feats)
+
+    def _forward_padded(self, feats: torch.Tensor) -> torch.Tensor:
+        """Unequal regions: zero-pad each to the largest, mask the padding out of BN."""
+        n, c, height, width = feats.shape
         slices = self.region_slices(height, width)
         hmax = max(s[0].stop - s[0].start for s in slices)
         wmax = max(s[1].stop - s[1].start for s in slices)
@@ -128,7 +159,7 @@ class PartitionBlock(nn.Module):
             region = feats[:, :, rows, cols]
             pad_h, pad_w = hmax - region.shape[-2], wmax - region.shape[-1]
             stacked.append(F.pad(region, (0, pad_w, 0, pad_h)))
-            mask = torch.zeros(hmax, wmax, dtype=torch.bool, device=x.device)
+            mask = torch.zeros(hmax, wmax, dtype=torch.bool, device=feats.device)
             mask[: region.shape[-2], : region.shape[-1]] = True
             masks.append(mask)
         regions = torch.stack(stacked, dim=1)  # (N, R, C, hmax, wmax)
@@ -149,7 +180,6 @@ class PartitionBlock(nn.Module):
                 row.append(out[:, k, :, : rs.stop - rs.start, : cs.stop - cs.start])
             rows_out.append(torch.cat(row, dim=3))
         return torch.cat(rows_out, dim=2)
-
 
 class PartitionCNN(nn.Module):
     """Seed 001 network: stem -> [4x4 PC] -> 4x4 PC -> 3x1 PC -> BN-ReLU-1x1 conv -> GAP.

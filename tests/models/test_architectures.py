@@ -93,7 +93,9 @@ def test_split_bounds_match_numpy_array_split():
 
 
 @pytest.mark.parametrize("train_mode", [True, False])
-@pytest.mark.parametrize(("grid", "size", "region"), [((4, 4), 50, 5), ((3, 1), 47, 2)])
+@pytest.mark.parametrize(
+    ("grid", "size", "region"), [((4, 4), 48, 6), ((4, 4), 50, 5), ((3, 1), 47, 2)]
+)
 def test_each_region_owns_its_parameters(grid, size, region, train_mode):
     torch.manual_seed(0)
     block = PartitionBlock(2, 3, grid).train(train_mode)
@@ -177,3 +179,30 @@ def test_unknown_option_is_named():
 def test_single_class_is_rejected_with_a_hint():
     with pytest.raises(ConfigError, match="2 classes"):
         create_model("baseline_cnn", 1, 1)
+
+
+def test_region_batch_norm_masked_path_matches_fused_path():
+    from components.models.partition import RegionBatchNorm
+
+    torch.manual_seed(0)
+    fused, masked = RegionBatchNorm(4, 3), RegionBatchNorm(4, 3)
+    x = torch.randn(5, 4, 3, 6, 6) * 2 + 1
+    mask = torch.ones(4, 6, 6, dtype=torch.bool)
+    torch.testing.assert_close(fused(x), masked(x, mask), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fused.running_var, masked.running_var)
+    torch.testing.assert_close(fused.running_mean, masked.running_mean)
+    fused.eval()
+    masked.eval()
+    torch.testing.assert_close(fused(x), masked(x, mask), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(fused.running_mean, torch.zeros(4, 3))  # stats did update
+
+
+def test_uneven_and_even_grids_agree_where_they_coincide():
+    """The padded path (any size) must equal the reshape path on a divisible input."""
+    torch.manual_seed(0)
+    block = PartitionBlock(2, 3, (4, 4)).eval()
+    with torch.no_grad():
+        block.region_bn.running_mean.normal_()
+        block.region_bn.running_var.uniform_(0.5, 2)
+    x = torch.randn(2, 2, 48, 48)
+    torch.testing.assert_close(block(x), block._forward_padded(block.full_conv(x)))

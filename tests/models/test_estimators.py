@@ -109,3 +109,14 @@ def test_hierarchical_rejects_an_unknown_base():
 
     with pytest.raises(ConfigError, match="partition_cnn"):
         create_model("hierarchical", 4, 1, base="svm_fusion")
+
+
+def test_hierarchical_is_deterministic_per_seed():
+    x, y = toy_images(4, 3, 1, seed=3)
+
+    def fitted_proba():
+        model = create_model("hierarchical", 3, 1, k=3, folds=2, seed=5, width=0.125, hidden=8)
+        model.fit(x, y, simple_train_fn(epochs=2, batch_size=8, seed=1))
+        return model.predict_proba(x)
+
+    np.testing.assert_array_equal(fitted_proba(), fitted_proba())
