@@ -16,7 +16,7 @@ from components.training.data import (
 )
 from components.training.distributed import DistContext, init_distributed
 from components.training.metrics import classification_report, confusion_matrix, summarize
-from components.training.trainer import TrainResult, Trainer, make_train_fn, seed_everything
+from components.training.trainer import Trainer, TrainResult, make_train_fn, seed_everything
 
 __all__ = [
     "DistContext",

@@ -69,7 +69,9 @@ class TrainConfig:
         if self.patience < 0 or self.shift < 0 or self.classes_per_batch < 1:
             raise ConfigError("train: patience and shift must be >= 0, classes_per_batch >= 1")
         if not 0.0 <= self.label_smoothing < 1.0:
-            raise ConfigError(f"train.label_smoothing: must be in [0, 1), got {self.label_smoothing}")
+            raise ConfigError(
+                f"train.label_smoothing: must be in [0, 1), got {self.label_smoothing}"
+            )
         if self.lr <= 0:
             raise ConfigError(f"train.lr: must be > 0, got {self.lr}")
 
@@ -129,7 +131,8 @@ def resolve_config(
     merged = {k: v for k, v in values.items() if k not in ("overrides", "model_kwargs")}
     extra = dict(model_kwargs)
     layers = [overrides]
-    if tuned_path is not None and tuned_path.exists() and overrides.get("use_tuned", base.use_tuned):
+    use_tuned = overrides.get("use_tuned", base.use_tuned)
+    if tuned_path is not None and tuned_path.exists() and use_tuned:
         layers.append(load_tuned(tuned_path))
     for layer in layers:
         for key, value in layer.items():

@@ -85,7 +85,10 @@ class SplitData:
         else:
             index = np.asarray(index, dtype=np.int64)
             chunks = [np.asarray(p[index], dtype=np.float32) for p in self.parts]
-        chunks = [to_grey(c, self.channel_axis) if g else c for c, g in zip(chunks, self.grey)]
+        chunks = [
+            to_grey(c, self.channel_axis) if g else c
+            for c, g in zip(chunks, self.grey, strict=True)
+        ]
         return chunks[0] if len(chunks) == 1 else np.concatenate(chunks, axis=self.channel_axis)
 
     def preload(self, max_bytes: int = PRELOAD_BYTES) -> bool:

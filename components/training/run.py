@@ -26,7 +26,12 @@ from components.training.config import TrainConfig
 from components.training.data import SplitData, load_split, occlusion_splits
 from components.training.distributed import DistContext, current_context
 from components.training.metrics import classification_report
-from components.training.report import write_history_csv, write_json, write_run_outputs
+from components.training.report import (
+    flat_metrics,
+    write_history_csv,
+    write_json,
+    write_run_outputs,
+)
 from components.training.trainer import ECSTFL_ARCHS, EpochCallback, Trainer, make_train_fn
 
 log = logging.getLogger(__name__)
@@ -101,7 +106,7 @@ def train_torch(
         "world_size": ctx.world_size,
     }
     if not ctx.is_main:
-        return {**{f"{s}_{k}": r[k] for s, r in reports.items() for k in ("accuracy",)}, **extra}
+        return {**flat_metrics(reports), **extra}
     save_torch_model(result.model, spec, Path(out_dir) / TORCH_FILE)
     return write_run_outputs(out_dir, spec.classes, result.history, reports, extra, spec.arch)
 

@@ -171,7 +171,7 @@ class Trainer:
         Raises:
             DataError: an empty split.
         """
-        cfg, ctx = self.cfg, self.ctx
+        cfg = self.cfg
         if len(train) == 0 or len(val) == 0:
             raise DataError(f"{train.name if len(train) == 0 else val.name}: split is empty")
         self._prepare_data(train, val)
@@ -211,10 +211,11 @@ class Trainer:
                 state["bad_epochs"] += 1
             state["stopped"] = cfg.patience > 0 and state["bad_epochs"] >= cfg.patience
             state["epoch"] = epoch
-            log.info(
-                "epoch %d/%d train_loss %.4f val_%s %.4f%s", epoch + 1, cfg.epochs,
-                row["train_loss"], cfg.monitor[4:], score, " (best)" if improved else "",
-            )
+            if self.ctx.is_main:
+                log.info(
+                    "epoch %d/%d train_loss %.4f %s %.4f%s", epoch + 1, cfg.epochs,
+                    row["train_loss"], cfg.monitor, score, " (best)" if improved else "",
+                )
             self._save(optimizer, scheduler, state)
             if on_epoch_end is not None:
                 on_epoch_end(row)
@@ -390,7 +391,7 @@ class Trainer:
     def _wrap(self, model: nn.Module) -> nn.Module:
         if not self.ctx.enabled:
             return model
-        return DistributedDataParallel(model, broadcast_buffers=True)
+        return DistributedDataParallel(model)
 
     def _save(
         self,

@@ -58,7 +58,7 @@ def test_training_learns_and_writes_metrics_and_plots(data_root: Path, tmp_path:
     assert payload["spec"]["classes"] == CLASSES and "state_dict" in payload
 
 
-def test_resume_after_interruption_equals_uninterrupted_run(data_root: Path, tmp_path: Path) -> None:
+def test_resume_after_interruption_equals_uninterrupted(data_root: Path, tmp_path: Path) -> None:
     # mirror + shift + dropout: every RNG stream the loop uses must be restored on resume.
     cfg = quick_config(epochs=4, shift=1, schedule="onecycle")
     train = load_split(data_root / "rgbd", "train", ("color",))
