@@ -8,4 +8,10 @@ from components.tracking.store import (
     flatten_params,
 )
 
-__all__ = ["configure_tracking", "default_tracking_uri", "ensure_experiment", "experiment_name", "flatten_params"]
+__all__ = [
+    "configure_tracking",
+    "default_tracking_uri",
+    "ensure_experiment",
+    "experiment_name",
+    "flatten_params",
+]
