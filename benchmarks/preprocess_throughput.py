@@ -1,6 +1,6 @@
 """Faces per second of the preprocess stage against a naive one-image-at-a-time loop.
 
-    python benchmarks/preprocess_throughput.py [--crops 6000] [--photos 80] [--workers 0]
+    python benchmarks/preprocess_throughput.py [--crops 20000] [--photos 80] [--workers 0]
 
 Two workloads are synthesised in a temporary folder: (a) 48x48 grey face crops stored as one
 ``.npy`` array (FER2013 layout, ``store.npy#row`` refs) and (b) 640x480 photos with a drawn
@@ -131,7 +131,7 @@ def timed(fn, *args) -> tuple[float, object]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--crops", type=int, default=6000)
+    parser.add_argument("--crops", type=int, default=20000)
     parser.add_argument("--photos", type=int, default=80)
     parser.add_argument("--workers", type=int, default=0, help="0 = all cores")
     args = parser.parse_args()

@@ -9,6 +9,7 @@ manifest order whatever the worker count, and the same inputs give byte-identica
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import time
 from collections import Counter
@@ -202,7 +203,10 @@ def open_executor(workers: int) -> Executor | None:
     """A process pool for more than one worker; None runs inline (no pickling overhead)."""
     if workers <= 1:
         return None
-    return ProcessPoolExecutor(max_workers=workers, initializer=_worker_init)
+    # Fresh interpreters, not fork: a child forked while OpenCV's thread pool holds a lock
+    # can deadlock inside cv2 (seen with pytest after earlier cv2 calls in the parent).
+    context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init)
 
 
 def class_names(frame: pd.DataFrame) -> list[str]:
