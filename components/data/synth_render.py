@@ -8,10 +8,10 @@ shading that geometry, both the depth map and the colour image carry the express
 only reaches the colour image, which is what lets a study show depth's robustness to light.
 
 Rendering is vectorised numpy: the head surface is sampled on a dense latitude/longitude grid
-and splatted into a z-buffer (nearest point per pixel wins); the neck, shoulders and wall are
-ray-cast analytically. Coordinates are millimetres in a world frame equal to the colour
-camera's, with X right, Y up and Z the depth along the optical axis. Pixel (u, v) has its
-centre at integer coordinates (the OpenCV convention), v growing downwards.
+and splatted into a z-buffer (each pixel averages the points of its nearest surface); the
+neck, shoulders and wall are ray-cast analytically. Coordinates are millimetres in a world
+frame equal to the colour camera's, with X right, Y up and Z the depth along the optical axis.
+Pixel (u, v) has its centre at integer coordinates (the OpenCV convention), v growing down.
 """
 
 from __future__ import annotations
@@ -62,11 +62,11 @@ LIGHT_LEVELS: tuple[str, ...] = ("dark", "normal", "bright")
 # Exposure factor ranges per light level: "dark" puts the face a few grey levels above black
 # (then sensor noise dominates), "bright" clips most of the lit skin at white.
 EXPOSURE_RANGES: dict[str, tuple[float, float]] = {
-    "dark": (0.008, 0.03),
+    "dark": (0.003, 0.012),
     "normal": (0.7, 1.4),
-    "bright": (4.0, 10.0),
+    "bright": (8.0, 25.0),
 }
-POSE_RANGE_DEG: tuple[float, float, float] = (25.0, 15.0, 12.0)  # |yaw|, |pitch|, |roll| max
+POSE_RANGE_DEG: tuple[float, float, float] = (20.0, 12.0, 10.0)  # |yaw|, |pitch|, |roll| max
 FACE_FRACTION: float = 0.72  # chin-to-crown height / frame height at the mean head distance
 HEAD_DISTANCE_MM: tuple[float, float] = (560.0, 700.0)
 _MEAN_DISTANCE_MM = 630.0
@@ -241,7 +241,7 @@ def sample_scene(rng: np.random.Generator, light_level: str) -> Scene:
     return Scene(
         yaw=float(yaw), pitch=float(pitch), roll=float(roll),
         head_pos=head,
-        light_dir=light_direction(rng.uniform(-70, 70), rng.uniform(-25, 55)),
+        light_dir=light_direction(rng.uniform(-60, 60), rng.uniform(-20, 50)),
         light_rgb=np.array([1.0 + warmth, 1.0, 1.0 - warmth]),
         ambient=float(rng.uniform(0.12, 0.3)),
         exposure=exposure,
@@ -304,11 +304,6 @@ def _smooth(t: np.ndarray) -> np.ndarray:
     return t * t * (3.0 - 2.0 * t)
 
 
-def _gauss(x: np.ndarray, y: np.ndarray, cx: float, cy: float, sx: float,
-           sy: float) -> np.ndarray:
-    return np.exp(-0.5 * (((x - cx) / sx) ** 2 + ((y - cy) / sy) ** 2))
-
-
 class _Canvas:
     """The face's relief (mm, out of the face) and albedo on a regular head-frame (x, y) grid.
 
@@ -365,9 +360,9 @@ def _mouth_geometry(ident: Identity, au: dict[str, float], x: np.ndarray) -> dic
     width = {}
     for s in (-1.0, 1.0):
         uni = au["dimpler"] if s == side else 0.0
-        corner[s] = (7.0 * au["corner_pull"] + 7.0 * uni - 6.0 * au["corner_depress"]
+        corner[s] = (10.0 * au["corner_pull"] + 10.0 * uni - 9.0 * au["corner_depress"]
                      - 1.0 * au["lip_stretch"])
-        width[s] = ident.mouth_w * (1 + 0.15 * au["corner_pull"] + 0.22 * au["lip_stretch"]
+        width[s] = ident.mouth_w * (1 + 0.25 * au["corner_pull"] + 0.3 * au["lip_stretch"]
                                     - 0.12 * au["lip_press"] + 0.08 * uni
                                     - 0.12 * au["jaw_drop"] * (1 - au["corner_pull"]))
     left = x < 0
@@ -379,25 +374,26 @@ def _mouth_geometry(ident: Identity, au: dict[str, float], x: np.ndarray) -> dic
     gap = jaw_gap(au)
     opening = gap * np.sqrt(inside)
     raise_up = 3.0 * au["upper_lip_raise"] * inside
+    corners = {s: (s * width[s], ident.mouth_y + corner[s]) for s in (-1.0, 1.0)}
     return {"q": q, "inside": inside, "line": line, "opening": opening, "raise": raise_up,
-            "width": max(width.values())}
+            "corners": corners}
 
 
 def jaw_gap(au: dict[str, float]) -> float:
     """How far (mm) the lips part at the centre: jaw drop, plus a little for a raised lip."""
-    return 18.0 * au["jaw_drop"] + 2.0 * au["upper_lip_raise"] * au["nose_wrinkle"]
+    return 22.0 * au["jaw_drop"] + 3.0 * au["upper_lip_raise"] * au["nose_wrinkle"]
 
 
 def _face_canvas(ident: Identity, au: dict[str, float], res: float) -> _Canvas:
     """Draw every facial feature of ``ident`` under expression ``au`` into a canvas."""
     cv = _Canvas(ident, res)
     ex, ey = ident.eye_x, ident.eye_y
-    cheek_y = -18.0 + 5.0 * au["cheek_raise"]
+    cheek_y = -18.0 + 7.0 * au["cheek_raise"]
     for s in (-1.0, 1.0):
         cv.bump(3.5, s * 28.0, ey + ident.brow_y - 1.0, 17.0, 6.0)  # brow ridge
         cv.bump(-7.0, s * ex, ey + 1.0, 13.0, 9.0)  # eye socket
         cv.bump(5.0, s * ex, ey, 9.0, 7.0)  # eyeball
-        cv.bump(4.5 + 3.5 * au["cheek_raise"], s * 36.0, cheek_y, 14.0, 12.0)
+        cv.bump(4.5 + 5.0 * au["cheek_raise"], s * 36.0, cheek_y, 14.0, 12.0)
         sl, x, y = cv.window(s * 36.0 - 30, s * 36.0 + 30, cheek_y - 25, cheek_y + 25)
         blush = 0.08 * np.exp(-0.5 * (((x - s * 36.0) / 12.0) ** 2 + ((y - cheek_y) / 10.0) ** 2))
         cv.alb[sl] *= 1.0 + blush[..., None] * np.array([1.0, -0.6, -0.6], np.float32)
@@ -427,7 +423,7 @@ def _add_nose(ident: Identity, au: dict[str, float], cv: _Canvas) -> None:
         nostril = np.exp(-0.5 * (((xn - s * 5.5) / 2.5) ** 2 + ((yn - ny) / 1.6) ** 2))
         cv.alb[sl_n] *= (1.0 - 0.7 * nostril)[..., None]
         # Nasolabial fold: a groove from the nose wing to past the mouth corner.
-        fold = 0.8 + 2.5 * min(1.0, au["cheek_raise"] + 0.7 * au["corner_pull"]
+        fold = 0.8 + 3.5 * min(1.0, au["cheek_raise"] + 0.7 * au["corner_pull"]
                                + 0.8 * au["upper_lip_raise"])
         _groove(cv, (s * 14.0, wing_y - 2.0),
                 (s * (ident.mouth_w + 6.0), ident.mouth_y - 6.0), depth=fold)
@@ -466,7 +462,9 @@ def _add_mouth(ident: Identity, au: dict[str, float], cv: _Canvas) -> None:
     dl = lower_edge - y
     upper = np.exp(-0.5 * ((du - thick_u / 2) / (thick_u / 2 + 0.6)) ** 2) * across
     lower = np.exp(-0.5 * ((dl - thick_l / 2) / (thick_l / 2 + 0.6)) ** 2) * across
-    h = 3.0 * upper + (3.5 + 2.0 * au["chin_raise"]) * lower
+    press = 1.0 - 0.4 * au["lip_press"]
+    h = ((3.0 + 1.5 * au["upper_lip_raise"]) * press * upper
+         + (3.5 + 2.0 * au["chin_raise"]) * press * lower)
     upper_mask = _smooth(du / 0.8) * _smooth((thick_u - du) / 0.8) * across
     lower_mask = _smooth(dl / 0.8) * _smooth((thick_l - dl) / 0.8) * across
     cv.paint(sl, np.clip(upper_mask + lower_mask, 0.0, 1.0), ident.lips)
@@ -479,10 +477,15 @@ def _add_mouth(ident: Identity, au: dict[str, float], cv: _Canvas) -> None:
     cv.paint(sl, cavity * (1 - teeth), np.array([0.06, 0.015, 0.015]))
     cv.paint(sl, teeth, np.array([0.72, 0.68, 0.6]))
     # Chin boss, pushed up and forward by the chin raiser, moved down with the jaw.
-    cv.bump(3.0 + 2.5 * au["chin_raise"], 0.0, ident.mouth_y - 30.0 - gap, 14.0, 9.0)
+    cv.bump(3.0 + 4.0 * au["chin_raise"], 0.0, ident.mouth_y - 30.0 - gap, 14.0, 9.0)
+    # Pulled corners sink back into the cheeks (a smile or the contempt dimple).
+    for s, (cx, cy) in m["corners"].items():
+        pull = au["corner_pull"] + (au["dimpler"] if s == au["side"] else 0.0)
+        if pull > 0:
+            cv.bump(-3.5 * pull, cx, cy, 4.5, 4.5)
     if au["dimpler"] > 0:
-        cv.bump(-2.0 * au["dimpler"], au["side"] * (ident.mouth_w + 5.0),
-                ident.mouth_y + 4.0 * au["dimpler"], 3.0, 4.0)
+        cx, cy = m["corners"][au["side"]]
+        cv.bump(-3.0 * au["dimpler"], cx + au["side"] * 5.0, cy, 3.0, 4.0)
 
 
 def eyelids(ident: Identity, au: dict[str, float]) -> tuple[float, float]:
@@ -509,7 +512,7 @@ def _add_eyes(ident: Identity, au: dict[str, float], cv: _Canvas) -> None:
         top = ey + up * inside
         bottom = ey - low * inside
         aperture = _smooth((top - y) / 0.5) * _smooth((y - bottom) / 0.5) * (inside > 0)
-        cv.h[sl] -= 1.8 * aperture
+        cv.h[sl] -= 2.5 * aperture
         rho = np.hypot(x - cx, y - ey)
         iris = _smooth((5.2 - rho) / 0.5)
         pupil = _smooth((2.2 - rho) / 0.4)
@@ -528,12 +531,12 @@ def _add_eyes(ident: Identity, au: dict[str, float], cv: _Canvas) -> None:
 def brow_curve(ident: Identity, au: dict[str, float], x: np.ndarray) -> tuple[np.ndarray,
                                                                                np.ndarray]:
     """Height (mm) of the eyebrow centre line at ``x`` and the along-brow coordinate u."""
-    inward = 3.5 * au["brow_lower"]
+    inward = 5.0 * au["brow_lower"]
     u = (np.abs(x) - 13.0 + inward) / 36.0
     uc = np.clip(u, 0.0, 1.0)
     arch = 3.0 * np.sin(np.pi * np.clip(0.2 + 0.8 * uc, 0, 1))
-    lift = (7.0 * au["brow_inner"] * (1 - uc) + 6.0 * au["brow_outer"] * uc
-            - 5.0 * au["brow_lower"] * (1 - 0.5 * uc) - 2.0 * au["nose_wrinkle"] * (1 - uc))
+    lift = (10.0 * au["brow_inner"] * (1 - uc) + 9.0 * au["brow_outer"] * uc
+            - 7.0 * au["brow_lower"] * (1 - 0.5 * uc) - 3.0 * au["nose_wrinkle"] * (1 - uc))
     return ident.eye_y + ident.brow_y + arch + lift, u
 
 
@@ -543,7 +546,7 @@ def _add_brows(ident: Identity, au: dict[str, float], cv: _Canvas) -> None:
     centre, u = brow_curve(ident, au, x)
     along = _smooth(u / 0.12) * _smooth((1.0 - u) / 0.2)
     band = np.exp(-0.5 * ((y - centre) / 2.2) ** 2) * along
-    cv.h[sl] += 2.0 * band
+    cv.h[sl] += 3.0 * band
     cv.paint(sl, np.clip(1.3 * band, 0.0, 0.92), ident.hair)
     # Forehead wrinkles (AU1/AU2) and the vertical frown lines between the brows (AU4).
     raise_ = 0.5 * (au["brow_inner"] + au["brow_outer"])
@@ -555,7 +558,7 @@ def _add_brows(ident: Identity, au: dict[str, float], cv: _Canvas) -> None:
     if au["brow_lower"] > 0:
         for s in (-1.0, 1.0):
             cv.bump(-1.8 * au["brow_lower"], s * 4.0, base - 2.0, 1.4, 5.0)
-        cv.bump(1.5 * au["brow_lower"], 0.0, base - 2.0, 12.0, 5.0)
+        cv.bump(3.0 * au["brow_lower"], 0.0, base - 2.0, 12.0, 5.0)
 
 
 @dataclass
@@ -581,7 +584,7 @@ def _grid_steps(ident: Identity, spacing: float) -> tuple[np.ndarray, np.ndarray
 def _jaw_shift(ident: Identity, au: dict[str, float], x: np.ndarray, y: np.ndarray,
                front: np.ndarray) -> np.ndarray:
     """How far (mm) the jaw drop moves each point down: full below the lips, none above."""
-    gap = 18.0 * au["jaw_drop"]
+    gap = jaw_gap(au)
     ramp = _smooth((ident.mouth_y + 2.0 - y) / 24.0)
     return gap * ramp * np.exp(-0.5 * (x / 45.0) ** 2) * front
 
@@ -603,7 +606,7 @@ def build_head(ident: Identity, au: dict[str, float], spacing: float) -> HeadMes
     z0 = c * cos_phi * np.cos(lam)
     front = _front_weight(z0, c)
     canvas = _face_canvas(ident, au, spacing)
-    y1 = y0 - _jaw_shift(ident, au, x0, y0, front) if au["jaw_drop"] > 0 else y0
+    y1 = y0 - _jaw_shift(ident, au, x0, y0, front) if jaw_gap(au) > 0 else y0
     relief, face_albedo = canvas.sample(x0, y1)
     z1 = z0 + front * relief
     # Off the face (front = 0) the canvas edge colour is replaced by plain skin.
@@ -734,29 +737,39 @@ def _background(cam: Camera, scene: Scene, ident: Identity) -> tuple[np.ndarray,
     return depth, radiance
 
 
+_SURFACE_MM = 5.0  # points this close behind a pixel's nearest point belong to its surface
+
+
 def _splat(cam: Camera, points: np.ndarray, values: np.ndarray,
            normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Z-buffer the visible points: per pixel the nearest point's depth and value (inf/0)."""
+    """Z-buffer the visible points: per pixel the depth and value of the front surface.
+
+    Each pixel averages every point of the nearest surface that lands in it (a box filter),
+    not just the single nearest point, which would bias sloped features away from the camera
+    by a fraction of a pixel and alias edges. Empty pixels get depth inf and value 0.
+    """
     facing = np.sum(normals * (points - cam.origin), axis=-1) < 0
     uvz = project(cam, points[facing])
-    vals = values[facing]
     ui = np.rint(uvz[:, 0]).astype(np.int64)
     vi = np.rint(uvz[:, 1]).astype(np.int64)
     ok = (ui >= 0) & (ui < cam.size) & (vi >= 0) & (vi < cam.size) & (uvz[:, 2] > 0)
     pix = vi[ok] * cam.size + ui[ok]
     z = uvz[ok, 2].astype(np.float64)
-    # One sort by (pixel, depth): pixel * 2^16 + depth keeps both exactly in a float64.
-    order = np.argsort(pix * 65536.0 + z, kind="stable")
-    pix, z, vals = pix[order], z[order], vals[ok][order]
-    first = np.ones(pix.shape, dtype=bool)
-    first[1:] = pix[1:] != pix[:-1]
-    depth = np.full(cam.size * cam.size, np.inf)
-    out = np.zeros((cam.size * cam.size, vals.shape[1]))
-    depth[pix[first]] = z[first]
-    out[pix[first]] = vals[first]
-    depth = depth.reshape(cam.size, cam.size)
-    out = out.reshape(cam.size, cam.size, -1)
-    return _fill_pinholes(depth, out)
+    vals = values[facing][ok]
+    n_pix = cam.size * cam.size
+    nearest = np.full(n_pix, np.inf)
+    np.minimum.at(nearest, pix, z)
+    front = z <= nearest[pix] + _SURFACE_MM
+    pix, z, vals = pix[front], z[front], vals[front]
+    count = np.bincount(pix, minlength=n_pix).astype(np.float64)
+    hit = count > 0
+    depth = np.full(n_pix, np.inf)
+    depth[hit] = np.bincount(pix, weights=z, minlength=n_pix)[hit] / count[hit]
+    out = np.zeros((n_pix, vals.shape[1]))
+    for ch in range(vals.shape[1]):
+        out[hit, ch] = np.bincount(pix, weights=vals[:, ch], minlength=n_pix)[hit] / count[hit]
+    return _fill_pinholes(depth.reshape(cam.size, cam.size),
+                          out.reshape(cam.size, cam.size, -1))
 
 
 def _fill_pinholes(depth: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

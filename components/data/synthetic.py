@@ -39,7 +39,7 @@ from tqdm import tqdm
 from components.config import build_config
 from components.data import synth_render as render
 from components.data.io import write_image
-from components.data.labels import CANONICAL_LABELS
+from components.data.labels import CANONICAL_LABELS, canonical_label
 from components.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ class SyntheticConfig:
     pixels lost in dropout blobs (edges lose more); ``noise`` the colour read noise (linear,
     0-1 scale); ``depth_noise`` the depth noise in mm at 1 m (it grows with distance squared);
     ``extreme_light`` the fraction of samples shot in dark or over-exposed light (half each).
+    ``classes`` may use any alias of :mod:`components.data.labels`; they are stored canonical.
     """
 
     seed: int = 7
@@ -80,6 +81,10 @@ class SyntheticConfig:
     extreme_light: float = 0.5
 
     def __post_init__(self) -> None:
+        try:
+            self.classes = [canonical_label(c, where="classes") for c in self.classes]
+        except DataError as exc:
+            raise ValueError(str(exc)) from exc
         checks = [
             (self.subjects >= 1, "subjects", "must be at least 1"),
             (self.stills_per_subject_class >= 0, "stills_per_subject_class", "must be >= 0"),
@@ -100,9 +105,6 @@ class SyntheticConfig:
         for ok, key, problem in checks:
             if not ok:
                 raise ValueError(f"{key} {problem} (got {getattr(self, key)!r})")
-        unknown = [c for c in self.classes if c not in CANONICAL_LABELS]
-        if unknown:
-            raise ValueError(f"classes: {unknown[0]!r} is not one of {list(CANONICAL_LABELS)}")
 
     @classmethod
     def from_params(cls, section: dict[str, Any]) -> SyntheticConfig:
@@ -177,7 +179,7 @@ def _job_rng(cfg: SyntheticConfig, job: _Job) -> np.random.Generator:
 
 
 def _intensity(label: str, rng: np.random.Generator) -> float:
-    return 0.0 if label == "neutral" else float(rng.uniform(0.55, 1.0))
+    return 0.0 if label == "neutral" else float(rng.uniform(0.65, 1.0))
 
 
 def _render_still(cfg: SyntheticConfig, root: Path, job: _Job) -> dict[str, Any]:
@@ -288,8 +290,15 @@ def _swap_in(staging: Path, target: Path) -> None:
         shutil.rmtree(old)
 
 
+def _data_settings(cfg: SyntheticConfig) -> dict[str, Any]:
+    """The settings that decide the bytes written (``workers`` only decides the speed)."""
+    settings = dataclasses.asdict(cfg)
+    settings.pop("workers")
+    return settings
+
+
 def _readme(cfg: SyntheticConfig, counts: dict[str, Any]) -> str:
-    config = yaml.safe_dump({"synthetic": dataclasses.asdict(cfg)}, sort_keys=False)
+    config = yaml.safe_dump({"synthetic": _data_settings(cfg)}, sort_keys=False)
     return f"""# Synthetic FER demo/test data (generated)
 
 This folder was **generated** by the ferops synthetic renderer (`ferops data synth`,
@@ -350,7 +359,7 @@ def generate(cfg: SyntheticConfig, out: Path | None = None, progress: bool = Tru
         if clips:
             _write_csv(staging / "clips" / "labels.csv", CLIP_COLUMNS, clips)
         (staging / "README.md").write_text(_readme(cfg, counts))
-        marker = {"generator": "ferops.synthetic", "config": dataclasses.asdict(cfg)}
+        marker = {"generator": "ferops.synthetic", "config": _data_settings(cfg)}
         (staging / MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
