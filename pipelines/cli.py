@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +17,16 @@ from pathlib import Path
 from components.config import build_config, load_params, section
 from pipelines._common import run_cli
 
-STAGES: tuple[str, ...] = ("ingest", "validate", "augment", "preprocess", "train", "evaluate")
+STAGES: tuple[str, ...] = (
+    "ingest", "validate", "augment", "preprocess", "tune", "train", "evaluate"
+)
+# Top-level shortcuts to a pipelines module's own CLI: `ferops tune --arch X`, `ferops ui`.
+SHORTCUTS: dict[str, str] = {
+    "tune": "tune the hyperparameters of one architecture with Optuna",
+    "train": "train one architecture (torchrun-compatible)",
+    "evaluate": "score every trained model on clean and occluded test splits",
+    "ui": "start the MLflow UI on the project's tracking store",
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,17 +47,34 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--ferplus", default=None, help="FER+ fer2013new.csv (fer2013 only)")
     validate.add_argument("--out", default=None, help="report folder (default: a temp folder)")
 
+    for name, help_text in SHORTCUTS.items():
+        shortcut = commands.add_parser(name, help=help_text, add_help=False)
+        shortcut.add_argument("args", nargs=argparse.REMAINDER)
+
     stage = commands.add_parser("stage", help="run one pipeline stage as dvc.yaml does")
     stage.add_argument("name", choices=STAGES)
     stage.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the stage")
     return parser
 
 
+def _delegate(argv: list[str]) -> int | None:
+    """Hand ``ferops <shortcut> ...`` / ``ferops stage <name> ...`` to the module's own CLI.
+
+    Done before argparse so options such as ``--help`` and ``--arch`` reach the module intact.
+    """
+    if argv and argv[0] in SHORTCUTS:
+        return importlib.import_module(f"pipelines.{argv[0]}").main(argv[1:])
+    if len(argv) >= 2 and argv[0] == "stage" and argv[1] in STAGES:
+        return importlib.import_module(f"pipelines.{argv[1]}").main(argv[2:])
+    return None
+
+
 def _body(argv: Sequence[str] | None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    delegated = _delegate(argv)
+    if delegated is not None:
+        return delegated
     args = _parser().parse_args(argv)
-    if args.command == "stage":
-        module = importlib.import_module(f"pipelines.{args.name}")
-        return module.main(args.args)
     if args.data_command == "synth":
         return _synth(args)
     return _validate(args)

@@ -11,6 +11,11 @@ Writes ``model.pt`` (torch: state dict + spec to rebuild) or ``model.pkl`` (esti
 ``metrics.json``, ``per_class.json``, ``history.csv``, ``plots/*.png`` and, for torch models,
 ``checkpoint.pt`` (what ``--resume`` continues from). A model whose modalities the data lacks
 (e.g. depth on FER2013) is skipped: exit 0 with ``metrics.json`` saying why.
+
+Every run that trains is tracked in MLflow (rank 0 only; ``train.track: false`` turns it
+off): params, data lineage, per-epoch curves, test scores, plots and the model, whose URI
+goes to ``mlflow_run.json``. ``MLFLOW_TRACKING_URI`` picks the store (default: the project's
+``mlflow.db``).
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from typing import Any
 from components.config import load_params, section
 from components.errors import ConfigError
 from components.models import ESTIMATORS, MODEL_INPUTS, create_model
-from components.training.config import resolve_config
+from components.tracking.training_run import RunSetup, tracked_training
+from components.training.config import TRAIN_KEYS, resolve_config
 from components.training.data import choose_task, load_split, read_meta
 from components.training.distributed import DistContext, current_context, init_distributed
 from components.training.distributed import shutdown as dist_shutdown
@@ -58,7 +64,7 @@ def train_stage(
     ctx = ctx or current_context()
     if arch not in MODEL_INPUTS:
         raise ConfigError(f"--arch {arch!r}: unknown; choose from {sorted(MODEL_INPUTS)}")
-    values = section(params, "train")
+    values, track = tracking_switch(section(params, "train"))
     cfg, extra = resolve_config(values, arch, Path(tune_dir) / arch / "best_params.json")
     grey = bool(extra.pop("grey", False))
     inputs = MODEL_INPUTS[arch]
@@ -77,12 +83,36 @@ def train_stage(
              len(classes), in_channels)
     seed_everything(cfg.seed)
     model = create_model(arch, len(classes), in_channels, **extra)
-    if arch in ESTIMATORS:
-        if not ctx.is_main:
-            return {}  # estimators fit in one process; other ranks have nothing to do
-        return train_estimator(model, spec, cfg, task_dir, out_dir)
-    return train_torch(model, spec, cfg, task_dir, out_dir, resume=resume,
-                       on_epoch_end=on_epoch_end, ctx=ctx)
+    if arch in ESTIMATORS and not ctx.is_main:
+        return {}  # estimators fit in one process; other ranks have nothing to do
+    setup = RunSetup(spec, cfg, task_dir, Path(out_dir), params)
+    with tracked_training(setup, enabled=track and ctx.is_main) as run:
+        if arch in ESTIMATORS:
+            metrics = train_estimator(model, spec, cfg, task_dir, out_dir)
+        else:
+            metrics = train_torch(model, spec, cfg, task_dir, out_dir, resume=resume,
+                                  on_epoch_end=on_epoch_end, ctx=ctx)
+        if run is not None:
+            run.log_results(metrics)
+    return metrics
+
+
+def tracking_switch(values: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Split ``train.track`` (MLflow on/off, default on) from the trainer settings.
+
+    Returns:
+        ``(values for resolve_config, track)``; ``track`` is kept in the values when
+        :class:`TrainConfig` declares it.
+
+    Raises:
+        ConfigError: ``train.track`` is not a boolean.
+    """
+    track = values.get("track", True)
+    if not isinstance(track, bool):
+        raise ConfigError(f"train.track: expected true or false, got {track!r}")
+    if "track" in TRAIN_KEYS:
+        return values, track
+    return {k: v for k, v in values.items() if k != "track"}, track
 
 
 def _body(argv: Sequence[str] | None) -> int:

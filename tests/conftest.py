@@ -23,6 +23,13 @@ def shared_fer2013_dir() -> Path | None:
     return None
 
 
+@pytest.fixture(autouse=True, scope="session")
+def isolated_tracking_store(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Runs logged by tests go to a throwaway sqlite store, never the project's mlflow.db."""
+    store = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store}"
+
+
 @pytest.fixture(scope="session")
 def fer2013_dir() -> Path:
     """The real FER2013 folder; skips the test with the reason when it is absent."""

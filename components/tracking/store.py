@@ -12,10 +12,17 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
+
+from components.errors import FeropsError
 
 PROJECT_ROOT_ENV = "FEROPS_PROJECT_ROOT"
 STORE_FILE = "mlflow.db"
 ARTIFACT_DIR = "mlartifacts"
+# The MLflow UI lays an experiment out for model training (runs table, charts) rather than
+# GenAI traces when this tag says so.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 
 
 def project_root() -> Path:
@@ -46,13 +53,42 @@ def default_artifact_location(root: Path | None = None) -> str:
     return (root / ARTIFACT_DIR).as_uri()
 
 
+class TrackingError(FeropsError):
+    """The MLflow store cannot be reached or refused a write (wrong URI, server down)."""
+
+
+def tracking_uri(root: Path | None = None) -> str:
+    """``MLFLOW_TRACKING_URI`` when set, else the project's default sqlite store."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(root)
+
+
 def configure_tracking(root: Path | None = None) -> str:
     """Point MLflow at ``MLFLOW_TRACKING_URI`` or the project's default store; return the URI."""
     import mlflow
 
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(root)
+    uri = tracking_uri(root)
     mlflow.set_tracking_uri(uri)
     return uri
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI, or None for any other kind of store."""
+    if not uri.startswith("sqlite:"):
+        return None
+    return Path(unquote(urlparse(uri).path)).resolve()
+
+
+def artifact_root_for(uri: str) -> str | None:
+    """Where a local sqlite store keeps artifacts: ``mlartifacts/`` beside the database.
+
+    For the default store that is ``<project>/mlartifacts``; a test's or user's own sqlite
+    file gets its own folder instead of writing into the project. Servers choose for
+    themselves (None).
+    """
+    database = sqlite_path(uri)
+    if database is None:
+        return None
+    return (database.parent / ARTIFACT_DIR).as_uri()
 
 
 def experiment_name(task: str, dataset: str) -> str:
@@ -75,19 +111,62 @@ def flatten_params(values: Mapping[str, Any], prefix: str = "") -> dict[str, str
 def ensure_experiment(name: str) -> str:
     """Get or create experiment ``name`` and make it active; return its id.
 
-    In the default sqlite store, artifacts go to the project's ``mlartifacts/`` folder rather
-    than MLflow's cwd-relative default, for the same reason the store path is absolute.
+    In a sqlite store, artifacts go to ``mlartifacts/`` beside the database (the project's
+    folder for the default store) rather than MLflow's cwd-relative default, for the same
+    reason the store path is absolute.
+
+    Raises:
+        TrackingError: the store cannot be reached (e.g. no server at the URI).
     """
     import mlflow
+    from mlflow.exceptions import MlflowException
 
-    configure_tracking()
-    found = mlflow.get_experiment_by_name(name)
-    if found is not None:
-        mlflow.set_experiment(experiment_id=found.experiment_id)
-        return found.experiment_id
-    location = None
-    if mlflow.get_tracking_uri().startswith("sqlite:"):
-        location = default_artifact_location()
-    experiment_id = mlflow.create_experiment(name, artifact_location=location)
-    mlflow.set_experiment(experiment_id=experiment_id)
+    uri = configure_tracking()
+    check_reachable(uri)
+    try:
+        found = mlflow.get_experiment_by_name(name)
+        if found is not None:
+            mlflow.set_experiment(experiment_id=found.experiment_id)
+            return found.experiment_id
+        experiment_id = mlflow.create_experiment(
+            name, artifact_location=artifact_root_for(uri),
+            tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
+        )
+        mlflow.set_experiment(experiment_id=experiment_id)
+    except (MlflowException, OSError) as exc:
+        raise TrackingError(
+            f"MLflow store {uri}: cannot open experiment {name!r} ({_first_line(exc)}); "
+            "check MLFLOW_TRACKING_URI or set train.track: false"
+        ) from exc
     return experiment_id
+
+
+def check_reachable(uri: str, timeout: float = 10.0) -> None:
+    """Fail fast when a tracking server does not answer ``/health``.
+
+    MLflow's own client retries with exponential backoff for minutes before giving up; a
+    one-shot probe turns a wrong URI or a stopped server into an immediate, clear error.
+    Local stores need no probe.
+
+    Raises:
+        TrackingError: the server does not answer, or answers with an error status.
+    """
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    health = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(health, timeout=timeout) as response:
+            if response.status != 200:
+                raise TrackingError(f"MLflow server {uri}: /health answered {response.status}")
+    except (urllib.error.URLError, OSError) as exc:
+        raise TrackingError(
+            f"MLflow server {uri} is unreachable ({exc}); start it or fix MLFLOW_TRACKING_URI"
+        ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__

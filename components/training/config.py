@@ -58,6 +58,7 @@ class TrainConfig:
     task: str | None = None  # force a preprocess task folder instead of picking by inputs
     overrides: dict[str, Any] = field(default_factory=dict)
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    track: bool = True  # log the final run and model to MLflow
 
     def __post_init__(self) -> None:
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)

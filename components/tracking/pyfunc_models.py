@@ -1,0 +1,79 @@
+"""MLflow pyfunc wrapper for the estimators (``svm_fusion``, ``hierarchical``).
+
+Estimators mix torch sub-networks with scikit-learn parts, so no single MLflow flavor fits.
+Wrapping them as a :class:`mlflow.pyfunc.PythonModel` lets the registry, evaluation and
+serving load and call them exactly like a torch model: the input is the same channel-stacked
+float32 batch (``MODEL_INPUTS`` order, as the torch models read it) and the output is one row
+of per-class probabilities per sample.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+
+from components.errors import DataError
+
+ESTIMATOR_ARTIFACT = "estimator"  # key of the pickled estimator in the model's artifacts
+
+
+class EstimatorModel(mlflow.pyfunc.PythonModel):
+    """Serves a fitted estimator from its ``model.pkl`` (``{"spec", "estimator"}``, joblib).
+
+    Args:
+        modalities: ``(name, channels)`` per input modality in stacking order, e.g.
+            ``[("depth", 1), ("color", 3)]``: how to cut a stacked batch back into the
+            per-modality arrays ``predict_proba_inputs`` takes.
+    """
+
+    def __init__(self, modalities: list[tuple[str, int]]) -> None:
+        self.modalities = [(str(name), int(channels)) for name, channels in modalities]
+        self.estimator: Any = None
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        """Unpickle the estimator from the model's artifact (runs once per load)."""
+        import joblib
+
+        payload = joblib.load(context.artifacts[ESTIMATOR_ARTIFACT])
+        self.estimator = payload["estimator"] if isinstance(payload, dict) else payload
+
+    def predict(
+        self,
+        context: mlflow.pyfunc.PythonModelContext | None,
+        model_input: np.ndarray,
+        params: dict[str, Any] | None = None,
+    ) -> np.ndarray:
+        """Per-class probabilities ``(N, num_classes)`` for a stacked float32 batch.
+
+        ``model_input`` is ``(N, C, H, W)`` for stills or ``(N, T, C, H, W)`` for clips with
+        ``C`` the sum of the modalities' channels.
+
+        Raises:
+            DataError: the batch's channel count does not match the modalities.
+        """
+        batch = np.asarray(model_input, dtype=np.float32)
+        return self.estimator.predict_proba_inputs(split_channels(batch, self.modalities))
+
+
+def split_channels(batch: np.ndarray, modalities: list[tuple[str, int]]) -> dict[str, np.ndarray]:
+    """Cut a channel-stacked batch into ``{modality: array}`` (the inverse of stacking).
+
+    Raises:
+        DataError: the batch is not 4-D/5-D or its channels do not add up.
+    """
+    if batch.ndim not in (4, 5):
+        raise DataError(f"estimator input: expected NCHW or NTCHW, got shape {batch.shape}")
+    axis = batch.ndim - 3
+    expected = sum(channels for _, channels in modalities)
+    if batch.shape[axis] != expected:
+        raise DataError(
+            f"estimator input: {batch.shape[axis]} channels, expected {expected} "
+            f"({', '.join(f'{n}={c}' for n, c in modalities)})"
+        )
+    bounds = np.cumsum([0] + [channels for _, channels in modalities])
+    return {
+        name: np.take(batch, np.arange(bounds[i], bounds[i + 1]), axis=axis)
+        for i, (name, _) in enumerate(modalities)
+    }

@@ -1,0 +1,268 @@
+"""One MLflow run per final training run: params, lineage, curves, scores, plots, model.
+
+The run is opened before training starts, so system metrics (CPU, memory) cover the fit and
+a crash leaves a FAILED run instead of nothing; results are logged once the trainer has
+written its outputs (``metrics.json``, ``history.csv``, ``plots/``, ``model.pt|pkl``), so what
+MLflow shows is exactly what DVC tracks. The run id and model URI are written to
+``<out_dir>/mlflow_run.json`` for the registry.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import importlib.util
+import json
+import logging
+import math
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from components.tracking.lineage import Lineage, collect_lineage, git_commit
+from components.tracking.store import (
+    TrackingError,
+    ensure_experiment,
+    experiment_name,
+    flatten_params,
+    project_root,
+    tracking_uri,
+)
+from components.tracking.views import leaderboard_columns, share_view
+from components.training.config import TrainConfig
+from components.training.run import ModelSpec
+
+log = logging.getLogger(__name__)
+
+RUN_FILE = "mlflow_run.json"
+CODE_ROOT = Path(__file__).resolve().parents[2]  # the ferops checkout whose code is running
+# Trainer-config keys that describe the whole study, not this run.
+STUDY_KEYS: frozenset[str] = frozenset({"architectures", "overrides", "model_kwargs"})
+OUTPUT_FILES: tuple[str, ...] = ("metrics.json", "per_class.json", "history.csv")
+
+
+@dataclass
+class RunSetup:
+    """What is known about a training run before it starts."""
+
+    spec: ModelSpec
+    cfg: TrainConfig
+    task_dir: Path
+    out_dir: Path
+    params: dict[str, Any]  # the whole params mapping (lineage reads ``ingest``)
+
+
+def system_metrics_available() -> bool:
+    """MLflow samples CPU/memory with psutil; without it the run is logged without them."""
+    return importlib.util.find_spec("psutil") is not None
+
+
+@contextmanager
+def tracked_training(setup: RunSetup, *, enabled: bool = True) -> Iterator[TrainingRun | None]:
+    """Open the MLflow run of a training run; yields None when tracking is off.
+
+    The experiment is ``ferops/<task>/<dataset>``. An exception inside the block ends the run
+    as FAILED and propagates.
+
+    Raises:
+        TrackingError: the store is unreachable or refuses the run.
+        DataError: a lineage file (manifest, data.dvc) exists but is unreadable.
+    """
+    if not enabled:
+        yield None
+        return
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    root = project_root()
+    lineage = collect_lineage(setup.task_dir, setup.params, root)
+    experiment_id = ensure_experiment(experiment_name(setup.spec.task, lineage.dataset))
+    try:
+        active = mlflow.start_run(
+            experiment_id=experiment_id,
+            run_name=run_name(setup),
+            tags=run_tags(setup, lineage, root),
+            log_system_metrics=system_metrics_available(),
+        )
+    except MlflowException as exc:
+        raise TrackingError(f"MLflow store {tracking_uri()}: cannot start a run ({exc})") from exc
+    with active:
+        run = TrainingRun(active.info.run_id, experiment_id, setup, lineage)
+        run.log_setup()
+        yield run
+
+
+def run_name(setup: RunSetup) -> str:
+    """``<arch>-seed<seed>``: readable in the UI's run list and unique within a study."""
+    return f"{setup.spec.arch}-seed{setup.cfg.seed}"
+
+
+def run_tags(setup: RunSetup, lineage: Lineage, root: Path) -> dict[str, str]:
+    """Tags to filter and group runs by in the UI (and the git commit that produced it)."""
+    tags = {
+        "architecture": setup.spec.arch,
+        "task": setup.spec.task,
+        "dataset": lineage.dataset,
+        "seed": str(setup.cfg.seed),
+        "stage": "train",
+        "data.manifest_digest": lineage.digest,
+    }
+    commit = git_commit(root) or git_commit(CODE_ROOT)
+    if commit:
+        tags["git_commit"] = commit
+        tags["mlflow.source.git.commit"] = commit  # what the UI shows as the run's source
+    if lineage.dvc_md5:
+        tags["data.dvc_md5"] = lineage.dvc_md5
+    return tags
+
+
+def run_params(setup: RunSetup, lineage: Lineage) -> dict[str, str]:
+    """Every setting of the run, flattened: ``train.*``, ``model.*``, ``preprocess.*``,
+    ``augment.*`` and ``data.*`` (the raw data's DVC md5 and the manifest digest)."""
+    train = {k: v for k, v in dataclasses.asdict(setup.cfg).items() if k not in STUDY_KEYS}
+    spec = setup.spec
+    model = {
+        "arch": spec.arch, "num_classes": spec.num_classes, "in_channels": spec.in_channels,
+        "inputs": ",".join(spec.inputs), "grey": spec.grey, "classes": ",".join(spec.classes),
+        **spec.model_kwargs,
+    }
+    data = {"task": spec.task, "dataset": lineage.dataset, "manifest_digest": lineage.digest,
+            "source": lineage.source}
+    if lineage.dvc_md5:
+        data["dvc_md5"] = lineage.dvc_md5
+    values: dict[str, Any] = {"train": train, "model": model, "data": data}
+    values.update(lineage.stage_params)
+    return flatten_params(values)
+
+
+class TrainingRun:
+    """The active MLflow run of one training run (created by :func:`tracked_training`)."""
+
+    def __init__(self, run_id: str, experiment_id: str, setup: RunSetup, lineage: Lineage):
+        self.run_id = run_id
+        self.experiment_id = experiment_id
+        self.setup = setup
+        self.lineage = lineage
+
+    def log_setup(self) -> None:
+        """Params and the dataset input: known before training, logged at once."""
+        import mlflow
+        import mlflow.data
+
+        mlflow.log_params(run_params(self.setup, self.lineage))
+        lineage = self.lineage
+        with warnings.catch_warnings():
+            # MLflow registers local paths under two schemes and warns that it picked one.
+            warnings.filterwarnings("ignore", message="The specified dataset source can be")
+            # The hint concerns model signatures; a dataset schema here only documents columns.
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+            dataset = mlflow.data.from_pandas(
+                lineage.frame,
+                source=lineage.source,
+                name=f"{lineage.dataset}/{self.setup.spec.task}",
+                digest=lineage.digest[:36],  # MLflow caps dataset digests at 36 characters
+                targets="label" if "label" in lineage.frame else None,
+            )
+            mlflow.log_input(dataset, context="training")  # computes the schema (warns)
+
+    def log_results(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        """Log curves, scores, plots, reports and the model; write ``mlflow_run.json``.
+
+        Args:
+            metrics: the flat metrics the trainer returned (as in ``metrics.json``).
+
+        Returns:
+            The record written to ``<out_dir>/mlflow_run.json``.
+
+        Raises:
+            DataError: the run folder lacks the trained model.
+        """
+        import mlflow
+
+        from components.tracking.models import log_trained_model
+
+        out_dir = Path(self.setup.out_dir)
+        self.log_history(out_dir / "history.csv")
+        mlflow.log_metrics(final_metrics(metrics), synchronous=True)
+        if "stopped_early" in metrics:
+            mlflow.set_tag("stopped_early", str(bool(metrics["stopped_early"])).lower())
+        self.log_artifacts(out_dir)
+        logged = log_trained_model(out_dir, self.setup.task_dir)
+        scores = final_metrics(metrics)
+        ui_path = share_view(
+            self.experiment_id, leaderboard_columns(scores),
+            order_by="metrics.`test_uar`" if "test_uar" in scores else None,
+        )
+        record = {
+            "run_id": self.run_id,
+            "experiment_id": self.experiment_id,
+            "experiment_name": experiment_name(self.setup.spec.task, self.lineage.dataset),
+            "tracking_uri": mlflow.get_tracking_uri(),
+            "model_uri": logged.model_uri,
+            "logged_model_uri": logged.logged_model_uri,
+            "model_id": logged.model_id,
+            "flavor": logged.flavor,
+            "arch": self.setup.spec.arch,
+            "task": self.setup.spec.task,
+            "dataset": self.lineage.dataset,
+            "ui_path": ui_path,
+        }
+        (out_dir / RUN_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        log.info("tracked %s as MLflow run %s (%s)", self.setup.spec.arch, self.run_id,
+                 logged.model_uri)
+        return record
+
+    def log_history(self, path: Path) -> None:
+        """Every numeric column of ``history.csv`` as a metric with step = epoch."""
+        from mlflow import MlflowClient
+        from mlflow.entities import Metric
+
+        if not path.is_file():
+            return
+        now = int(time.time() * 1000)
+        points = []
+        with path.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                step = int(float(row["epoch"]))
+                for key, text in row.items():
+                    value = _number(text)
+                    if key != "epoch" and value is not None:
+                        points.append(Metric(key, value, now, step))
+        if points:
+            MlflowClient().log_batch(self.run_id, metrics=points, synchronous=True)
+
+    def log_artifacts(self, out_dir: Path) -> None:
+        """Plots under ``plots/``, the trainer's reports under ``reports/``, and the
+        validation summary under ``validation/`` when the validate stage left one."""
+        import mlflow
+
+        plots = out_dir / "plots"
+        if plots.is_dir() and any(plots.iterdir()):
+            mlflow.log_artifacts(str(plots), artifact_path="plots")
+        for name in OUTPUT_FILES:
+            if (out_dir / name).is_file():
+                mlflow.log_artifact(str(out_dir / name), artifact_path="reports")
+        if self.lineage.validation_summary is not None:
+            mlflow.log_artifact(str(self.lineage.validation_summary), artifact_path="validation")
+
+
+def final_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """The finite numeric scalars of ``metrics.json`` (flags and text stay out)."""
+    return {
+        key: float(value)
+        for key, value in metrics.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    }
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        value = float(text) if text not in (None, "") else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None

@@ -1,0 +1,170 @@
+"""The train stage tracks every run in MLflow: params, lineage, curves, scores, plots, model."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+import yaml
+from mlflow import MlflowClient
+
+from components.data.manifest import manifest_digest, read_manifest
+from components.errors import DataError
+from components.tracking.models import LogitsOnly, build_model
+from components.tracking.pyfunc_models import split_channels
+from components.training.run import load_inputs, load_trained
+from tests.conftest import REPO_ROOT
+from tests.tracking.conftest import ARCHS, DVC_MD5, Study, free_port, make_workspace, tracking_env
+
+EXPERIMENT = "ferops/rgbd/synthetic"
+
+
+def _run(study: Study, arch: str) -> mlflow.entities.Run:
+    record = study.workspace.run_record(arch)
+    return MlflowClient(study.uri).get_run(record["run_id"])
+
+
+def test_each_training_run_is_one_finished_run_in_the_task_experiment(study: Study) -> None:
+    client = MlflowClient(study.uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    assert experiment is not None
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.info.run_name for r in runs) == sorted(f"{a}-seed0" for a in ARCHS)
+    assert all(r.info.status == "FINISHED" for r in runs)
+    for arch in ARCHS:
+        record = study.workspace.run_record(arch)
+        assert record["model_uri"] == f"runs:/{record['run_id']}/model"
+        assert record["experiment_id"] == experiment.experiment_id
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_run_holds_params_tags_and_data_lineage(study: Study, arch: str) -> None:
+    run = _run(study, arch)
+    params, tags = run.data.params, run.data.tags
+    assert params["train.lr"] == "0.01" and params["train.seed"] == "0"
+    assert params["train.epochs"] == ("1" if arch == "svm_fusion" else "2")  # override applied
+    assert params["model.arch"] == arch and params["model.num_classes"] == "4"
+    assert params["preprocess.size"] == "16" and params["preprocess.frames.count"] == "4"
+    assert params["augment.seed"] == "3"
+    assert params["data.dvc_md5"] == DVC_MD5 and tags["data.dvc_md5"] == DVC_MD5
+    assert "train.overrides" not in params  # study-wide settings stay out of the run
+    assert tags["architecture"] == arch and tags["task"] == "rgbd"
+    assert tags["dataset"] == "synthetic" and tags["seed"] == "0"
+    if (REPO_ROOT / ".git").exists():
+        assert re.fullmatch(r"[0-9a-f]{40}", tags["git_commit"])
+        assert tags["mlflow.source.git.commit"] == tags["git_commit"]
+
+    digest = manifest_digest(read_manifest(study.workspace.manifest))
+    assert tags["data.manifest_digest"] == digest
+    (dataset_input,) = run.inputs.dataset_inputs
+    assert dataset_input.dataset.digest == digest[:36]
+    assert dataset_input.dataset.name == "synthetic/rgbd"
+    assert {t.key: t.value for t in dataset_input.tags}["mlflow.data.context"] == "training"
+    assert "manifest.parquet" in dataset_input.dataset.source
+
+
+def test_epoch_curves_have_steps_and_test_scores_match_metrics_json(study: Study) -> None:
+    ws = study.workspace
+    client = MlflowClient(study.uri)
+    run = _run(study, "baseline_cnn")
+    with (ws.out("baseline_cnn") / "history.csv").open() as handle:
+        history = list(csv.DictReader(handle))
+    assert len(history) == 2
+    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_uar"):
+        points = client.get_metric_history(run.info.run_id, key)
+        assert [p.step for p in points] == [1, 2]
+        assert [p.value for p in points] == pytest.approx([float(r[key]) for r in history])
+    written = json.loads((ws.out("baseline_cnn") / "metrics.json").read_text())
+    for key in ("test_uar", "test_accuracy", "test_occ25_uar", "best_epoch"):
+        assert run.data.metrics[key] == pytest.approx(written[key])
+    assert any(key.startswith("system/") for key in run.data.metrics)  # CPU / memory sampled
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_plots_reports_and_validation_summary_are_artifacts(
+    study: Study, arch: str, tmp_path: Path
+) -> None:
+    run_id = _run(study, arch).info.run_id
+    client = MlflowClient(study.uri)
+    plots = {Path(a.path).name for a in client.list_artifacts(run_id, "plots")}
+    assert {"confusion_test.png", "per_class_recall_test.png", "learning_curves.png",
+            "confusion_test_occ25.png"} <= plots
+    local = Path(client.download_artifacts(run_id, "plots/confusion_test.png", str(tmp_path)))
+    assert local.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    reports = {Path(a.path).name for a in client.list_artifacts(run_id, "reports")}
+    assert {"metrics.json", "per_class.json", "history.csv"} <= reports
+    summary = Path(client.download_artifacts(run_id, "validation/summary.md", str(tmp_path)))
+    assert summary.read_text().startswith("# Validation")
+
+
+def test_logged_torch_model_loads_by_uri_and_matches_the_trained_model(study_store: Study) -> None:
+    ws = study_store.workspace
+    record = ws.run_record("baseline_cnn")
+    spec, model, is_torch = load_trained(ws.out("baseline_cnn"), build_model)
+    assert is_torch
+    inputs, _ = load_inputs(ws.task_dir, "test", spec.inputs)
+    batch = np.ascontiguousarray(inputs["color"][:5])  # 5: not the logged example's batch size
+    with torch.no_grad():
+        expected = LogitsOnly(model.eval())(torch.from_numpy(batch)).numpy()
+    loaded = mlflow.pyfunc.load_model(record["model_uri"])
+    np.testing.assert_allclose(loaded.predict(batch), expected, rtol=1e-4, atol=1e-5)
+    assert loaded.predict(batch[:1]).shape == (1, 4)  # single images work too
+    assert loaded.metadata.get_input_schema().inputs[0].shape == (-1, 3, 16, 16)
+
+
+def test_logged_estimator_loads_by_uri_and_returns_its_probabilities(study_store: Study) -> None:
+    ws = study_store.workspace
+    record = ws.run_record("svm_fusion")
+    assert record["flavor"] == "pyfunc"
+    spec, estimator, is_torch = load_trained(ws.out("svm_fusion"), build_model)
+    assert not is_torch
+    inputs, _ = load_inputs(ws.task_dir, "test", spec.inputs)
+    stacked = np.concatenate([inputs["depth"][:5], inputs["color"][:5]], axis=1)
+    expected = estimator.predict_proba_inputs({k: v[:5] for k, v in inputs.items()})
+    loaded = mlflow.pyfunc.load_model(record["model_uri"])
+    predicted = np.asarray(loaded.predict(stacked.astype(np.float32)))
+    np.testing.assert_allclose(predicted, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(predicted.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_estimator_input_with_wrong_channels_is_refused_with_a_clear_message() -> None:
+    with pytest.raises(DataError, match="expected 4 .depth=1, color=3."):
+        split_channels(np.zeros((2, 3, 8, 8), np.float32), [("depth", 1), ("color", 3)])
+
+
+def test_track_false_trains_without_touching_mlflow(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)
+    params = yaml.safe_load(ws.params.read_text())
+    params["train"]["track"] = False
+    ws.params.write_text(yaml.safe_dump(params))
+    with tracking_env(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path):
+        assert ws.train("svm_fusion") == 0
+    assert (ws.out("svm_fusion") / "model.pkl").exists()
+    assert not (ws.out("svm_fusion") / "mlflow_run.json").exists()
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_bad_track_value_and_unreachable_server_fail_fast_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ws = make_workspace(tmp_path)
+    params = yaml.safe_load(ws.params.read_text())
+    params["train"]["track"] = "yes"
+    ws.params.write_text(yaml.safe_dump(params))
+    assert ws.train("svm_fusion") == 2
+    assert "train.track" in capsys.readouterr().err
+
+    params["train"]["track"] = True
+    ws.params.write_text(yaml.safe_dump(params))
+    with tracking_env(f"http://127.0.0.1:{free_port()}", tmp_path):
+        assert ws.train("svm_fusion") == 2
+    err = capsys.readouterr().err
+    assert "unreachable" in err and len(err.strip().splitlines()) == 1
+    assert not (ws.out("svm_fusion") / "model.pkl").exists()  # failed before training
