@@ -1,0 +1,176 @@
+"""The objective: train one architecture with a trial's settings, return its val score.
+
+Trials go through the project's own trainer (same optimiser, schedule, augmentation as the
+train stage) but write nothing to disk and never touch the test splits: the score is the
+best validation value of ``tune.metric`` over ``tune.epochs`` epochs. Torch models report
+every epoch to the pruner through the trainer's ``on_epoch_end`` hook; estimators
+(``svm_fusion``, ``hierarchical``) have no epochs and give their single validation score.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+
+from components.models import ESTIMATORS, MODEL_INPUTS, create_model
+from components.training.config import TrainConfig, resolve_config
+from components.training.data import SplitData, load_split, read_meta
+from components.training.distributed import DistContext
+from components.training.run import ModelSpec, load_inputs, score_estimator
+from components.training.trainer import ECSTFL_ARCHS, Trainer, make_train_fn, seed_everything
+from components.tuning.config import TuneConfig
+from components.tuning.space import ParamSpec, examples, suggest_all
+from components.tuning.study import mark_owner
+from components.tuning.tracking import StudyTracker
+
+log = logging.getLogger(__name__)
+
+
+def trial_settings(
+    train_values: dict[str, Any], arch: str, params: dict[str, Any], cfg: TuneConfig
+) -> tuple[TrainConfig, dict[str, Any]]:
+    """Trainer settings and model kwargs for one trial.
+
+    The trial's values are layered over ``train.overrides[arch]`` and resolved by the train
+    stage's own :func:`resolve_config`, so a value means the same in a trial as it will in
+    ``best_params.json``. Tuning budget and metric replace the train ones; earlier tuned
+    results are not merged (a study searches from the params, not from its last answer).
+
+    Raises:
+        ConfigError: a value the trainer or the section rejects.
+    """
+    values = copy.deepcopy(train_values)
+    overrides = dict(values.get("overrides") or {})
+    layer = dict(overrides.get(arch) or {})
+    layer.update(params)
+    layer.update(epochs=cfg.epochs, monitor=cfg.metric, progress=False, use_tuned=False)
+    overrides[arch] = layer
+    values["overrides"] = overrides
+    return resolve_config(values, arch, None)
+
+
+@dataclass
+class _Data:
+    """A task's splits, loaded once per study and shared by every trial."""
+
+    task_dir: Path
+    classes: list[str]
+    grey: bool
+    in_channels: int
+    train: SplitData | None = None
+    val: SplitData | None = None
+    arrays: tuple[dict[str, np.ndarray], np.ndarray] | None = None  # estimators' train inputs
+
+
+class Objective:
+    """Callable for ``study.optimize``: one trial = one short training run.
+
+    Args:
+        arch: architecture name (``MODEL_INPUTS`` key).
+        train_values: the ``train`` section of params.yaml (shared defaults and overrides).
+        task_dir: the preprocess task folder the architecture trains on.
+        cfg: the tuner settings.
+        space: the parsed search space of ``arch``.
+        tracker: MLflow logging (disabled tracker: no logging).
+    """
+
+    def __init__(
+        self,
+        arch: str,
+        train_values: dict[str, Any],
+        task_dir: Path,
+        cfg: TuneConfig,
+        space: dict[str, ParamSpec],
+        tracker: StudyTracker,
+    ) -> None:
+        self.arch = arch
+        self.train_values = train_values
+        self.cfg = cfg
+        self.space = space
+        self.tracker = tracker
+        self.inputs = MODEL_INPUTS[arch]
+        _, extra = trial_settings(train_values, arch, examples(space), cfg)
+        grey = bool(extra.get("grey", False))
+        train = load_split(task_dir, "train", self.inputs, grey=grey)
+        self.data = _Data(task_dir, list(read_meta(task_dir)["classes"]), grey, train.in_channels)
+        if arch in ESTIMATORS:
+            self.data.arrays = load_inputs(task_dir, "train", self.inputs, grey=grey)
+        else:
+            self.data.train = train
+            self.data.val = load_split(task_dir, "val", self.inputs, grey=grey)
+
+    def check(self) -> None:
+        """Build the model once with legal values of every parameter, before any trial.
+
+        A misspelt parameter name (a kwarg the architecture does not take) then fails the
+        stage at once with the registry's message instead of failing every trial.
+
+        Raises:
+            ConfigError: a parameter the trainer or the architecture does not accept.
+        """
+        self._build(examples(self.space))
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        """Run one trial; returns the best validation value of ``cfg.metric``.
+
+        Raises:
+            optuna.TrialPruned: the pruner stopped the trial after an epoch.
+        """
+        mark_owner(trial)
+        params = suggest_all(trial, self.space)
+        started = time.perf_counter()
+        with self.tracker.trial(trial, params):
+            settings, model = self._build(params)
+            if self.arch in ESTIMATORS:
+                value = self._fit_estimator(model, settings)
+            else:
+                value = self._fit_torch(trial, model, settings)
+            self.tracker.log_value(value, time.perf_counter() - started)
+        log.info("%s trial %d: %s=%.4f %s (%.1fs)", self.arch, trial.number, self.cfg.metric,
+                 value, params, time.perf_counter() - started)
+        return value
+
+    # ---- one trial --------------------------------------------------------------------
+    def _build(self, params: dict[str, Any]) -> tuple[TrainConfig, Any]:
+        settings, extra = trial_settings(self.train_values, self.arch, params, self.cfg)
+        extra.pop("grey", None)
+        if self.arch in ESTIMATORS:
+            extra.setdefault("seed", settings.seed)
+        seed_everything(settings.seed)  # every trial starts from the same initialisation draw
+        model = create_model(self.arch, len(self.data.classes), self.data.in_channels, **extra)
+        return settings, model
+
+    def _fit_torch(self, trial: optuna.Trial, model: Any, settings: TrainConfig) -> float:
+        def on_epoch_end(row: dict[str, Any]) -> None:
+            step = int(row["epoch"])
+            trial.report(float(row[self.cfg.metric]), step)
+            self.tracker.log_epoch(row, step)
+            if trial.should_prune():
+                log.info("%s trial %d pruned after epoch %d (%s=%.4f)", self.arch, trial.number,
+                         step, self.cfg.metric, row[self.cfg.metric])
+                raise optuna.TrialPruned(
+                    f"{self.cfg.metric}={row[self.cfg.metric]:.4f} at epoch {step}"
+                )
+
+        trainer = Trainer(model, settings, self.data.classes, out_dir=None,
+                          ecstfl=self.arch in ECSTFL_ARCHS, ctx=DistContext())
+        result = trainer.fit(self.data.train, self.data.val, on_epoch_end=on_epoch_end)
+        return float(result.best_score)
+
+    def _fit_estimator(self, model: Any, settings: TrainConfig) -> float:
+        x_train, y_train = self.data.arrays
+        x_val, y_val = load_inputs(self.data.task_dir, "val", self.inputs, grey=self.data.grey)
+        model.fit_inputs(x_train, y_train, make_train_fn(settings), x_val, y_val)
+        spec = ModelSpec(self.arch, len(self.data.classes), self.data.in_channels, self.inputs,
+                         self.data.task_dir.name, self.data.classes, self.data.grey)
+        report = score_estimator(model, spec, self.data.task_dir, "val")
+        row = {f"val_{k}": report[k] for k in ("loss", "accuracy", "uar", "macro_f1")}
+        self.tracker.log_epoch(row, 1)
+        return float(row[self.cfg.metric])
