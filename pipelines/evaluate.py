@@ -21,7 +21,7 @@ from components.config import build_config, load_params
 from components.errors import DataError
 from components.models import create_model
 from components.training.config import TrainConfig
-from components.training.data import occlusion_percent
+from components.training.data import occlusion_percent, task_folder
 from components.training.plots import plot_occlusion_curves
 from components.training.report import SCALARS, write_json
 from components.training.run import ModelSpec, evaluate_any, load_trained, test_splits
@@ -41,7 +41,7 @@ def score_run(run_dir: Path, data_dir: Path, cfg: TrainConfig) -> dict[str, dict
         DataError: no model file, or the model's task folder is missing.
     """
     spec, model, is_torch = load_trained(run_dir, _build)
-    task_dir = Path(data_dir) / spec.task
+    task_dir = Path(data_dir) / task_folder(spec.task)
     if not task_dir.is_dir():
         raise DataError(f"{task_dir}: task folder of {spec.arch} not found (run preprocess)")
     return {split: evaluate_any(model, is_torch, spec, task_dir, split, cfg)

@@ -30,7 +30,7 @@ from components.errors import ConfigError
 from components.models import ESTIMATORS, MODEL_INPUTS, create_model
 from components.tracking.training_run import RunSetup, tracked_training
 from components.training.config import TRAIN_KEYS, resolve_config
-from components.training.data import choose_task, load_split, read_meta
+from components.training.data import choose_task, load_split, read_meta, task_name
 from components.training.distributed import DistContext, current_context, init_distributed
 from components.training.distributed import shutdown as dist_shutdown
 from components.training.run import ModelSpec, train_estimator, train_torch, write_skipped
@@ -77,7 +77,7 @@ def train_stage(
     in_channels = load_split(task_dir, "train", inputs, grey=grey).in_channels
     if arch in ESTIMATORS:
         extra.setdefault("seed", cfg.seed)
-    spec = ModelSpec(arch, len(classes), in_channels, inputs, task_dir.name, list(classes),
+    spec = ModelSpec(arch, len(classes), in_channels, inputs, task_name(task_dir), list(classes),
                      grey, dict(extra))
     log.info("training %s on %s (%d classes, %d input channels)", arch, task_dir,
              len(classes), in_channels)

@@ -171,9 +171,9 @@ def has_modalities(task_dir: Path, inputs: tuple[str, ...], split: str = "train"
 def choose_task(data_dir: Path, inputs: tuple[str, ...], forced: str | None = None) -> Path | None:
     """The task folder a model with ``inputs`` trains on, or None when no task fits.
 
-    Clips (``frames``) live in ``video``; depth in ``rgbd``; colour-only models prefer
-    ``rgbd`` (its colour stream) and fall back to ``image`` (e.g. FER2013). ``forced`` picks
-    a folder by name and still checks the modalities.
+    Clips (``frames``) live in ``video``; stills, RGB-D or 2-D, in ``image`` (the preprocess
+    stage's task folders), and a task qualifies only when it holds every modality the model
+    reads. ``forced`` picks a folder by name and still checks the modalities.
     """
     unknown = [m for m in inputs if m not in MODALITIES]
     if unknown:
@@ -182,15 +182,27 @@ def choose_task(data_dir: Path, inputs: tuple[str, ...], forced: str | None = No
         candidates = [forced]
     elif "frames" in inputs:
         candidates = ["video"]
-    elif "depth" in inputs:
-        candidates = ["rgbd"]
     else:
-        candidates = ["rgbd", "image"]
+        candidates = ["image"]
     for name in candidates:
         task_dir = Path(data_dir) / name
         if (task_dir / "meta.json").exists() and has_modalities(task_dir, inputs):
             return task_dir
     return None
+
+
+def task_name(task_dir: Path) -> str:
+    """The task a preprocess folder serves, as tracking and the registry name it:
+    ``video`` for clips, ``rgbd`` for stills with depth, ``image`` for 2-D stills."""
+    task_dir = Path(task_dir)
+    if task_dir.name == "video":
+        return "video"
+    return "rgbd" if has_modalities(task_dir, ("depth",)) else "image"
+
+
+def task_folder(task: str) -> str:
+    """The preprocess folder holding a task's arrays (inverse of :func:`task_name`)."""
+    return "video" if task == "video" else "image"
 
 
 def load_split(
@@ -255,11 +267,12 @@ def make_synthetic_task(
     which the square fades in (a neutral-to-apex clip).
 
     Returns:
-        The task folder ``root/<task>``.
+        The task folder: ``root/image`` for ``rgbd`` and ``image`` (as preprocess writes
+        stills), ``root/video`` for clips.
     """
     rng = np.random.default_rng(seed)
     sizes = sizes or {"train": 64, "val": 24, "test": 24}
-    task_dir = Path(root) / task
+    task_dir = Path(root) / ("video" if task == "video" else "image")
     splits = dict(sizes)
     for pct in occlusion:
         splits[f"test_occ{pct}"] = sizes.get("test", 24)

@@ -15,7 +15,7 @@ from typing import Any
 import optuna
 
 from components.tracking import experiment_name
-from components.training.data import read_meta
+from components.training.data import read_meta, task_name
 from components.training.report import write_json
 from components.tuning.config import TuneConfig
 from components.tuning.objective import Objective
@@ -79,7 +79,7 @@ def tune_architecture(
     queued = cfg.queued(arch)
     name = study_name(arch, dataset)
     url = storage_url(out_dir, storage)
-    task = task_dir.name
+    task = task_name(task_dir)
     tracker = StudyTracker(experiment_name(task, dataset), name, arch, enabled=cfg.track)
     objective = Objective(arch, train_values, task_dir, cfg, space, tracker)
     objective.check()

@@ -53,7 +53,7 @@ class Workspace:
 
     @property
     def task_dir(self) -> Path:
-        return self.data / "rgbd"
+        return self.data / "image"
 
     @property
     def params(self) -> Path:

@@ -39,7 +39,7 @@ def _tiny(seed: int = 0) -> TinyCNN:
 
 def test_training_learns_and_writes_metrics_and_plots(data_root: Path, tmp_path: Path) -> None:
     cfg = quick_config(epochs=5)
-    metrics = train_torch(_tiny(), _spec(), cfg, data_root / "rgbd", tmp_path)
+    metrics = train_torch(_tiny(), _spec(), cfg, data_root / "image", tmp_path)
     history = (tmp_path / "history.csv").read_text().splitlines()
     assert len(history) == 1 + 5
     losses = [float(r.split(",")[history[0].split(",").index("train_loss")]) for r in history[1:]]
@@ -61,8 +61,8 @@ def test_training_learns_and_writes_metrics_and_plots(data_root: Path, tmp_path:
 def test_resume_after_interruption_equals_uninterrupted(data_root: Path, tmp_path: Path) -> None:
     # mirror + shift + dropout: every RNG stream the loop uses must be restored on resume.
     cfg = quick_config(epochs=4, shift=1, schedule="onecycle")
-    train = load_split(data_root / "rgbd", "train", ("color",))
-    val = load_split(data_root / "rgbd", "val", ("color",))
+    train = load_split(data_root / "image", "train", ("color",))
+    val = load_split(data_root / "image", "val", ("color",))
     full = Trainer(_tiny(), cfg, CLASSES, out_dir=tmp_path / "full").fit(train, val)
 
     class Crash(Exception):
@@ -87,8 +87,8 @@ def test_resume_after_interruption_equals_uninterrupted(data_root: Path, tmp_pat
 
 def test_early_stopping_stops_when_val_metric_stalls(data_root: Path) -> None:
     cfg = quick_config(epochs=12, lr=1e-9, patience=2, schedule="none")
-    train = load_split(data_root / "rgbd", "train", ("color",))
-    val = load_split(data_root / "rgbd", "val", ("color",))
+    train = load_split(data_root / "image", "train", ("color",))
+    val = load_split(data_root / "image", "val", ("color",))
     result = Trainer(_tiny(), cfg, CLASSES).fit(train, val)
     assert result.stopped_early
     assert result.epochs_run == 3  # best at epoch 1, then 2 epochs without improvement
@@ -103,14 +103,14 @@ def test_early_stopping_stops_when_val_metric_stalls(data_root: Path) -> None:
 def test_optimizers_and_schedules(data_root: Path, optimizer: str, schedule: str,
                                   expected: list[float]) -> None:
     cfg = quick_config(epochs=3, optimizer=optimizer, schedule=schedule, step_size=1)
-    train = load_split(data_root / "rgbd", "train", ("color",))
+    train = load_split(data_root / "image", "train", ("color",))
     result = Trainer(_tiny(), cfg, CLASSES).fit(train, train)
     assert [row["lr"] for row in result.history] == pytest.approx(expected)
 
 
 def test_same_seed_same_metrics(data_root: Path) -> None:
     cfg = quick_config(epochs=2, channels_last=False, label_smoothing=0.1)
-    train = load_split(data_root / "rgbd", "train", ("color",))
+    train = load_split(data_root / "image", "train", ("color",))
     runs = [Trainer(_tiny(), cfg, CLASSES).fit(train, train).history for _ in range(2)]
     assert runs[0] == runs[1]
 
@@ -141,8 +141,8 @@ def test_ecstfl_adds_its_term_and_trains(data_root: Path) -> None:
 
 
 def test_make_train_fn_trains_estimator_submodels(data_root: Path) -> None:
-    train = load_split(data_root / "rgbd", "train", ("depth",))
-    val = load_split(data_root / "rgbd", "val", ("depth",))
+    train = load_split(data_root / "image", "train", ("depth",))
+    val = load_split(data_root / "image", "val", ("depth",))
     x, y = train.rows(slice(None)), train.y
     train_fn = make_train_fn(quick_config(epochs=4))
     seed_everything(0)
@@ -172,8 +172,8 @@ def test_resolve_config_merges_overrides_and_tuned(tmp_path: Path) -> None:
 
 
 def test_grey_conversion_uses_luma(data_root: Path) -> None:
-    rgb = load_split(data_root / "rgbd", "test", ("color", "depth"))
-    grey = load_split(data_root / "rgbd", "test", ("color", "depth"), grey=True)
+    rgb = load_split(data_root / "image", "test", ("color", "depth"))
+    grey = load_split(data_root / "image", "test", ("color", "depth"), grey=True)
     assert (rgb.in_channels, grey.in_channels) == (4, 2)
     x, g = rgb.rows(slice(0, 3)), grey.rows(slice(0, 3))
     expected = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
