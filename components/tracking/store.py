@@ -17,6 +17,11 @@ from urllib.parse import unquote, urlparse
 from components.errors import FeropsError
 
 PROJECT_ROOT_ENV = "FEROPS_PROJECT_ROOT"
+# Set by DVC for stage commands: the repository root, the original one even when an
+# experiment runs in a temporary copy (dvc/repo/experiments/queue/base.py, DVC 3.x).
+DVC_ROOT_ENV = "DVC_ROOT"
+# Where DVC puts the repository copies of ``--temp`` / ``--queue`` experiments.
+EXP_COPY_PARTS: tuple[str, ...] = (".dvc", "tmp", "exps")
 STORE_FILE = "mlflow.db"
 ARTIFACT_DIR = "mlartifacts"
 # The MLflow UI lays an experiment out for model training (runs table, charts) rather than
@@ -28,17 +33,50 @@ EXPERIMENT_KIND = "custom_model_development"
 def project_root() -> Path:
     """The project folder that owns the default store.
 
-    ``FEROPS_PROJECT_ROOT`` wins (DVC experiment copies set it to the original checkout via
-    the environment); otherwise the nearest ancestor of the working directory holding
-    ``dvc.yaml``; otherwise the working directory.
+    In order: ``FEROPS_PROJECT_ROOT``; ``DVC_ROOT``, which DVC sets for every stage command
+    and, in ``dvc exp run --temp`` / ``--queue`` runs, points at the original repository
+    rather than the executor's copy; the checkout holding the working directory
+    (:func:`checkout_root`), mapped from a DVC experiment copy under
+    ``<project>/.dvc/tmp/exps/`` back to ``<project>`` (for a process started in a copy
+    without DVC's environment); otherwise the working directory.
+
+    Returns:
+        An absolute path; the store is ``<it>/mlflow.db``.
     """
     if os.environ.get(PROJECT_ROOT_ENV):
         return Path(os.environ[PROJECT_ROOT_ENV]).resolve()
-    here = Path.cwd().resolve()
+    dvc_root = os.environ.get(DVC_ROOT_ENV)
+    if dvc_root and Path(dvc_root).is_dir():
+        return exp_copy_origin(Path(dvc_root).resolve())
+    return exp_copy_origin(checkout_root())
+
+
+def checkout_root(start: Path | None = None) -> Path:
+    """The nearest ancestor of ``start`` (default: the working directory) holding both
+    ``dvc.yaml`` and ``.git``, or ``start`` itself when there is none.
+
+    Inside a DVC experiment copy this is the copy (which has its own ``.git``): right for
+    what the run reads (``data.dvc``, the commit), wrong for where it writes runs.
+    """
+    here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         if (folder / "dvc.yaml").exists() and (folder / ".git").exists():
             return folder
     return here
+
+
+def exp_copy_origin(path: Path) -> Path:
+    """The project a DVC experiment copy was made from, or ``path`` when it is no copy.
+
+    DVC 3 runs ``--temp`` experiments in ``<project>/.dvc/tmp/exps/standalone/<tmpdir>``
+    and queued ones in ``<project>/.dvc/tmp/exps/celery/<tmpdir>``; both are deleted after
+    the run, taking any store written there with them. The outermost such component wins.
+    """
+    parts = path.parts
+    for i in range(1, len(parts) - len(EXP_COPY_PARTS) + 1):
+        if parts[i:i + len(EXP_COPY_PARTS)] == EXP_COPY_PARTS:
+            return Path(*parts[:i])
+    return path
 
 
 def default_tracking_uri(root: Path | None = None) -> str:
