@@ -26,6 +26,9 @@ SHORTCUTS: dict[str, str] = {
     "train": "train one architecture (torchrun-compatible)",
     "evaluate": "score every trained model on clean and occluded test splits",
     "ui": "start the MLflow UI on the project's tracking store",
+    "registry": "register candidates, promote the champion through aliases, roll back",
+    "predict": "label the faces in photos with a registered or logged model",
+    "export": "export a model (ONNX) for runtimes without torch",
 }
 
 

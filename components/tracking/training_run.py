@@ -183,6 +183,7 @@ class TrainingRun:
         """
         import mlflow
 
+        from components.serving.pyfunc import log_serving_model
         from components.tracking.models import log_trained_model
 
         out_dir = Path(self.setup.out_dir)
@@ -192,6 +193,11 @@ class TrainingRun:
             mlflow.set_tag("stopped_early", str(bool(metrics["stopped_early"])).lower())
         self.log_artifacts(out_dir)
         logged = log_trained_model(out_dir, self.setup.task_dir)
+        serving_uri = log_serving_model(
+            out_dir, self.setup.task_dir, self.setup.params.get("preprocess") or {},
+            self.setup.params.get("serving") or {},
+        )
+        digest = self.log_test_digest()
         scores = final_metrics(metrics)
         ui_path = share_view(
             self.experiment_id, leaderboard_columns(scores),
@@ -206,6 +212,8 @@ class TrainingRun:
             "logged_model_uri": logged.logged_model_uri,
             "model_id": logged.model_id,
             "flavor": logged.flavor,
+            "serving_uri": serving_uri,
+            "test_digest": digest,
             "arch": self.setup.spec.arch,
             "task": self.setup.spec.task,
             "dataset": self.lineage.dataset,
@@ -215,6 +223,17 @@ class TrainingRun:
         log.info("tracked %s as MLflow run %s (%s)", self.setup.spec.arch, self.run_id,
                  logged.model_uri)
         return record
+
+    def log_test_digest(self) -> str:
+        """Tag ``data.test_digest``: the registry's gate only compares models scored on the
+        same test data. Returns the digest."""
+        import mlflow
+
+        from components.training.digest import test_digest
+
+        digest = test_digest(Path(self.setup.task_dir))
+        mlflow.set_tag("data.test_digest", digest)
+        return digest
 
     def log_history(self, path: Path) -> None:
         """Every numeric column of ``history.csv`` as a metric with step = epoch."""

@@ -1,0 +1,137 @@
+"""Per-face latency of the served model: network only and photo -> label, torch vs ONNX.
+
+``python benchmarks/predict_latency.py [--model URI|run folder] [--repeats N] [--threads T]``
+measures, in one run, the torch network and the onnxruntime export at batch 1 and batch 64
+(model only, ms per face), and the whole chain on a 640x480 photo with one face (decode,
+Haar detection, alignment, stretch, network; batch 1 = one photo, batch 64 = 64 photos in
+one request). Ratios are against torch batch 1 of the same run, so machines compare fairly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from components.config import load_params  # noqa: E402
+from components.serving.decode import encode_png  # noqa: E402
+from components.serving.onnx_export import example_batch, export_onnx, onnx_backend  # noqa: E402
+from components.serving.predictor import Predictor, torch_backend  # noqa: E402
+from components.serving.pyfunc import resolve_model  # noqa: E402
+
+DEFAULT_MODEL = "models:/ferops-rgbd@champion"
+FALLBACK_MODEL = "artifacts/train/baseline_cnn"
+TARGETS = {"model": 0.5, "photo": 20.0}  # ms per face: ONNX model-only b1, photo -> label
+
+
+def bench_photo(size: tuple[int, int] = (480, 640), seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A 640x480 photo with one drawn frontal face (Haar finds it) and a registered depth map."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    height, width = size
+    image = (np.full((height, width, 3), (90, 110, 140)) + rng.integers(0, 20, (height, width, 3)))
+    image = image.astype(np.uint8)
+    cx, cy, fw = width // 2, height // 2 + 10, 180
+    fh = int(fw * 1.3)
+    cv2.ellipse(image, (cx, cy), (fw // 2, fh // 2), 0, 0, 360, (200, 170, 150), -1)
+    for sx in (-1, 1):
+        x, y = int(cx + sx * fw * 0.2), int(cy - fh * 0.12)
+        cv2.ellipse(image, (x, y - int(fw * 0.1)), (int(fw * 0.1), int(fw * 0.025)), 0, 0, 360,
+                    (60, 40, 30), -1)
+        cv2.ellipse(image, (x, y), (int(fw * 0.08), int(fw * 0.04)), 0, 0, 360,
+                    (250, 250, 250), -1)
+        cv2.circle(image, (x, y), int(fw * 0.03), (30, 20, 20), -1)
+    cv2.ellipse(image, (cx, int(cy + fh * 0.27)), (int(fw * 0.15), int(fw * 0.04)), 0, 0, 360,
+                (120, 50, 60), -1)
+    yy, xx = np.mgrid[0:height, 0:width]
+    depth = 1500 - 400 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * 90.0**2))
+    return cv2.GaussianBlur(image, (5, 5), 1.5), np.round(depth).astype(np.uint16)
+
+
+def timed(fn: Callable[[], object], repeats: int) -> float:
+    """Median seconds of ``fn`` over ``repeats`` calls, after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def run(model: str, repeats: int, threads: int, data: Path, params: dict) -> pd.DataFrame:
+    """The latency table (ms per face and ratio to torch batch 1)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    loaded = resolve_model(model, data, params.get("preprocess"), params.get("serving"))
+    settings = loaded.settings
+    onnx_path = export_onnx(loaded, Path(tempfile.mkdtemp(prefix="ferops-bench-")) / "m.onnx")
+    backends = {"torch": torch_backend(loaded.model), "onnx": onnx_backend(onnx_path, threads)}
+    colour, depth = bench_photo()
+    row = {"image": encode_png(colour)}
+    if "depth" in settings.spec.inputs:
+        row["depth"] = encode_png(depth)
+    rows = []
+    for runtime, backend in backends.items():
+        predictor = Predictor(settings, backend)
+        for batch in (1, 64):
+            x = example_batch(settings, batch)
+            request = pd.DataFrame([row] * batch)
+            seconds = timed(lambda x=x, b=backend: b(x), repeats)
+            rows.append({"runtime": runtime, "what": "model", "batch": batch,
+                         "ms_per_face": 1000 * seconds / batch})
+            n = max(1, repeats // (8 if batch > 1 else 1))
+            seconds = timed(lambda p=predictor, r=request: p.predict(r), n)
+            rows.append({"runtime": runtime, "what": "photo", "batch": batch,
+                         "ms_per_face": 1000 * seconds / batch})
+    table = pd.DataFrame(rows)
+    for what in ("model", "photo"):
+        base = table.query("runtime == 'torch' and batch == 1 and what == @what")["ms_per_face"]
+        mask = table["what"] == what
+        table.loc[mask, "vs_torch_b1"] = base.iloc[0] / table.loc[mask, "ms_per_face"]
+    table["target_ms"] = [
+        TARGETS["model"] if (r.what == "model" and r.runtime == "onnx" and r.batch == 1)
+        else TARGETS["photo"] if r.what == "photo" else np.nan for r in table.itertuples()]
+    table["meets"] = [("yes" if r.ms_per_face <= r.target_ms else "NO")
+                      if not np.isnan(r.target_ms) else "" for r in table.itertuples()]
+    table.attrs["arch"] = settings.spec.arch
+    return table
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the table; exits 0 (targets are reported, not enforced)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help=f"serving URI or run folder (default: "
+                        f"{DEFAULT_MODEL}, else {FALLBACK_MODEL})")
+    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--data", type=Path, default=Path("artifacts/preprocess"))
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args(argv)
+    params = load_params(args.params) if args.params.exists() else {}
+    model = args.model
+    if model is None:
+        try:
+            resolve_model(DEFAULT_MODEL)
+            model = DEFAULT_MODEL
+        except Exception:  # noqa: BLE001 - no registry / champion yet: use the run folder
+            model = FALLBACK_MODEL
+    table = run(model, args.repeats, args.threads, args.data, params)
+    print(f"model {model} ({table.attrs['arch']}), {args.threads} threads, "
+          f"median of {args.repeats} repeats")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

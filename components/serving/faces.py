@@ -1,0 +1,219 @@
+"""The training chain for a raw request: find faces, align by the eyes, stretch, normalise.
+
+Everything here reuses the preprocess stage's own functions (``align``, ``intensity``, the
+stage's per-modality finishing step), so a face reaches the network exactly as a training
+sample did: same detector settings, same warp, same percentile stretch and depth window, same
+float16 rounding. Photos may hold several faces: each detected face becomes one sample. A
+photo without a face follows ``preprocess.face_policy``: ``center_crop`` scores the centred
+square and flags the row ``fallback``; ``drop`` returns no row for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from components.preprocess import align, intensity
+from components.preprocess.process import TaskPlan, _finish, _finish_clip, is_crop
+from components.serving.decode import InputError
+from components.serving.settings import ServingSettings
+from components.training.data import COLOUR_MODALITIES, to_grey
+
+Box = tuple[int, int, int, int]
+
+
+@dataclass
+class Request:
+    """One input row, decoded: a still (colour, optional depth / 2-D image) or a clip."""
+
+    color: np.ndarray | None = None
+    depth: np.ndarray | None = None
+    color2d: np.ndarray | None = None
+    frames: list[np.ndarray] | None = None
+
+
+@dataclass
+class Face:
+    """One face ready for the model: its stacked input and where it was found."""
+
+    index: int  # input row
+    face: int  # face number within the row (largest first)
+    box: Box  # x, y, w, h in the colour image (the whole image for a fallback crop)
+    source: str  # how the eyes were found: haar, proportional, aligned_crop, center_crop
+    fallback: bool
+    sample: np.ndarray  # float32 (C, H, W) or (T, C, H, W), modalities stacked
+
+
+def plan_for(settings: ServingSettings) -> TaskPlan:
+    """The preprocess stage's plan for this model's task (same finishing steps)."""
+    if settings.is_video:
+        return TaskPlan("video", settings.size, settings.channels, ("frames",),
+                        settings.preprocess)
+    modalities = tuple(m for m in ("color", "depth", "color2d") if m in settings.spec.inputs
+                       or m == "color")
+    return TaskPlan("image", settings.size, settings.channels, modalities, settings.preprocess)
+
+
+def detect_faces(grey: np.ndarray, limit: int) -> list[Box]:
+    """Every frontal face box, largest first (at most ``limit``).
+
+    The same cascade, scale and minimum size as :func:`align.detect_face`, whose single box
+    is the first one here, so a one-face photo is framed exactly as in training.
+    """
+    height, width = grey.shape
+    scale = min(1.0, align.DETECT_MAX_SIDE / max(height, width))
+    small = grey if scale == 1.0 else cv2.resize(
+        grey, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA
+    )
+    min_side = max(20, int(min(small.shape) * align.FACE_MIN_FRACTION))
+    found = align._cascade("haarcascade_frontalface_default.xml").detectMultiScale(
+        small, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side)
+    )
+    boxes = sorted((tuple(int(v) for v in b) for b in found),
+                   key=lambda b: (b[2] * b[3], b), reverse=True)[:limit]
+    return [(round(x / scale), round(y / scale), round(w / scale), round(h / scale))
+            for x, y, w, h in boxes]
+
+
+def locate_faces(image: np.ndarray, settings: ServingSettings) -> list[align.Located]:
+    """Where the faces of one colour image are, by the stage's rules (see module doc).
+
+    Returns one :class:`align.Located` per face; a single ``center_crop`` entry when none is
+    found (the caller applies the face policy).
+    """
+    canonical = settings.preprocess.eye_points
+    if is_crop(image.shape, False, settings.preprocess.input):
+        return [align.locate(image, None, is_crop=True, canonical=canonical)]
+    grey = align.to_grey(image)
+    boxes = detect_faces(grey, settings.limits.max_faces)
+    if not boxes:
+        return [align.Located(None, "center_crop")]
+    located = []
+    for box in boxes:
+        eyes = align.detect_eyes(grey, box)
+        if eyes is not None:
+            located.append(align.Located(eyes, "haar", box))
+        else:
+            located.append(align.Located(align.proportional_eyes(box, canonical),
+                                         "proportional", box))
+    return located
+
+
+def still_faces(index: int, request: Request, settings: ServingSettings) -> list[Face]:
+    """The model inputs for every face of one still request (see module doc for policy).
+
+    Raises:
+        InputError: the model needs a depth map and none was given.
+    """
+    plan = plan_for(settings)
+    colour = request.color
+    if colour is None:
+        raise InputError(f"row {index}: no image given")
+    if "depth" in settings.spec.inputs and request.depth is None:
+        raise InputError(f"row {index}: model {settings.spec.arch} reads RGB-D input; "
+                         "send the depth map in column 'depth'")
+    if request.depth is not None:
+        _check_registered(index, colour, request.depth)
+    canonical = settings.preprocess.eye_points
+    second = None
+    if "color2d" in plan.modalities:
+        image2d = request.color2d if request.color2d is not None else colour
+        second = (image2d, _largest(image2d, settings))
+    faces: list[Face] = []
+    warped: dict[str, list[np.ndarray]] = {m: [] for m in plan.modalities}
+    for number, located in enumerate(locate_faces(colour, settings)):
+        failed = located.fallback or (second is not None and second[1].fallback)
+        if failed and settings.preprocess.face_policy == "drop":
+            continue
+        matrix = _matrix(located, colour, plan, canonical)
+        warped["color"].append(
+            intensity.to_channels(align.warp(colour, matrix, plan.size), plan.channels))
+        if "depth" in plan.modalities:
+            depth_matrix = align.rescale_matrix(matrix, colour.shape[:2],
+                                                request.depth.shape[:2])
+            warped["depth"].append(
+                align.warp(request.depth, depth_matrix, plan.size, nearest=True)[None])
+        if second is not None:
+            image2d, located2d = second
+            matrix2d = align.matrix_for(located2d, image2d.shape[:2], canonical, plan.size)
+            warped["color2d"].append(
+                intensity.to_channels(align.warp(image2d, matrix2d, plan.size), plan.channels))
+        box = located.box or (0, 0, colour.shape[1], colour.shape[0])
+        faces.append(Face(index, number, tuple(int(v) for v in box), located.source, failed,
+                          np.empty(0, np.float32)))
+    if not faces:
+        return []
+    finished = {m: _finish(np.stack(v), m, plan) for m, v in warped.items()}
+    samples = stack_inputs(finished, settings)
+    for face, sample in zip(faces, samples, strict=True):
+        face.sample = sample
+    return faces
+
+
+def _largest(image: np.ndarray, settings: ServingSettings) -> align.Located:
+    """The one face of the 2-D camera image, located as the stage does (largest face)."""
+    return align.locate(image, None, canonical=settings.preprocess.eye_points,
+                        is_crop=is_crop(image.shape, False, settings.preprocess.input))
+
+
+def _matrix(located: align.Located, colour: np.ndarray, plan: TaskPlan, canonical):
+    if located.source == "aligned_crop" and colour.shape[:2] == (plan.size, plan.size):
+        return np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # the stage's identity shortcut
+    return align.matrix_for(located, colour.shape[:2], canonical, plan.size)
+
+
+def _check_registered(index: int, colour: np.ndarray, depth: np.ndarray) -> None:
+    """Depth shares the colour camera's view: same aspect ratio (any resolution)."""
+    ch, cw = colour.shape[:2]
+    dh, dw = depth.shape[:2]
+    if abs(ch / cw - dh / dw) > 0.02:
+        raise InputError(f"row {index}: depth map {dw}x{dh} does not match the colour image "
+                         f"{cw}x{ch} (registered views need the same aspect ratio)")
+
+
+def clip_face(index: int, frames: list[np.ndarray], settings: ServingSettings) -> list[Face]:
+    """The model input of one clip: per-frame largest face, resampled to the stage's T.
+
+    Frames without a face are dropped as in training; a clip with none is centre-cropped and
+    flagged (``center_crop`` policy) or yields no row (``drop``).
+    """
+    plan = plan_for(settings)
+    canonical = settings.preprocess.eye_points
+    aligned: list[np.ndarray] = []
+    box: Box | None = None
+    for frame in frames:
+        located = _largest(frame, settings)
+        if located.fallback:
+            continue
+        box = box or located.box or (0, 0, frame.shape[1], frame.shape[0])
+        matrix = align.matrix_for(located, frame.shape[:2], canonical, plan.size)
+        aligned.append(intensity.to_channels(align.warp(frame, matrix, plan.size),
+                                             plan.channels))
+    fallback = not aligned
+    if fallback:
+        if settings.preprocess.face_policy == "drop":
+            return []
+        aligned = [intensity.to_channels(
+            align.warp(f, align.center_crop_matrix(*f.shape[:2], plan.size), plan.size),
+            plan.channels) for f in frames]
+        box = (0, 0, frames[0].shape[1], frames[0].shape[0])
+    clip = _finish_clip(np.stack(aligned), plan)  # (T, C, H, W) float16
+    sample = stack_inputs({"frames": clip[None]}, settings)[0]
+    source = "center_crop" if fallback else "haar"
+    return [Face(index, 0, tuple(int(v) for v in box), source, fallback, sample)]
+
+
+def stack_inputs(arrays: dict[str, np.ndarray], settings: ServingSettings) -> np.ndarray:
+    """Float32 batch of the model's modalities stacked on the channel axis, as training read
+    them (``load_split``: float16 arrays, luma for grey models, ``MODEL_INPUTS`` order)."""
+    parts = []
+    for modality in settings.spec.inputs:
+        part = np.asarray(arrays[modality], dtype=np.float32)
+        axis = part.ndim - 3
+        if settings.spec.grey and modality in COLOUR_MODALITIES:
+            part = to_grey(part, axis)
+        parts.append(part)
+    axis = parts[0].ndim - 3
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=axis)

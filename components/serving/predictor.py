@@ -1,0 +1,214 @@
+"""Raw inputs in, one row per face out: the runtime-independent half of serving.
+
+:class:`Predictor` parses a request (DataFrame rows, arrays, paths), runs the training chain
+(:mod:`components.serving.faces`), batches every face of the request into one forward pass of
+a *backend* (torch, an estimator, or onnxruntime) and returns the result table. The MLflow
+pyfunc and the ``ferops predict`` CLI both call it, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from components.serving.decode import InputError, decode
+from components.serving.faces import Face, Request, clip_face, still_faces
+from components.serving.settings import ServingSettings
+
+Backend = Callable[[np.ndarray], np.ndarray]  # stacked float32 batch -> probabilities
+IMAGE_COLUMNS: tuple[str, ...] = ("image", "depth", "color2d", "frames")
+BASE_COLUMNS: tuple[str, ...] = (
+    "input", "face", "x", "y", "w", "h", "label", "probability", "fallback", "located_by",
+)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64 (so rows sum to 1 to machine precision), as float32."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def torch_backend(model: Any, batch_size: int = 256) -> Backend:
+    """Probabilities from a torch classifier returning logits (or ``(logits, ...)``)."""
+    import torch
+
+    model = model.eval()
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        outs = []
+        with torch.inference_mode():
+            for start in range(0, len(batch), batch_size):
+                out = model(torch.from_numpy(np.ascontiguousarray(batch[start:start + batch_size])))
+                out = out[0] if isinstance(out, tuple) else out
+                outs.append(out.float().numpy())
+        return softmax(np.concatenate(outs))
+
+    return run
+
+
+def estimator_backend(estimator: Any, modalities: list[tuple[str, int]]) -> Backend:
+    """Probabilities from an estimator (``predict_proba_inputs`` on per-modality arrays)."""
+    from components.tracking.pyfunc_models import split_channels
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        proba = estimator.predict_proba_inputs(split_channels(batch, modalities))
+        return np.asarray(proba, dtype=np.float32)
+
+    return run
+
+
+def modality_channels(settings: ServingSettings) -> list[tuple[str, int]]:
+    """``(modality, channels)`` in stacking order, as the model reads them."""
+    colour = 1 if settings.spec.grey else settings.channels
+    return [(m, 1 if m == "depth" else colour) for m in settings.spec.inputs]
+
+
+class Predictor:
+    """Scores raw inputs with one backend under the settings the model was trained with."""
+
+    def __init__(self, settings: ServingSettings, backend: Backend) -> None:
+        self.settings = settings
+        self.backend = backend
+
+    def requests(self, model_input: Any) -> list[Request]:
+        """Decode a request into :class:`Request` rows (see :meth:`predict` for the forms).
+
+        Raises:
+            InputError: an unknown input type, missing column, bad image or wrong modality.
+        """
+        limits = self.settings.limits
+        rows = to_rows(model_input)
+        if not rows:
+            raise InputError("request holds no rows")
+        out = []
+        for index, row in enumerate(rows):
+            frames = row.get("frames")
+            if _given(frames):
+                out.append(self._clip_request(index, frames))
+                continue
+            if self.settings.is_video:
+                raise InputError(f"row {index}: model {self.settings.spec.arch} scores video; "
+                                 "send a list of frames in column 'frames'")
+            if not _given(row.get("image")):
+                raise InputError(f"row {index}: column 'image' is missing or empty")
+            request = Request(color=decode(row["image"], f"row {index} image", limits))
+            if _given(row.get("depth")):
+                request.depth = decode(row["depth"], f"row {index} depth", limits, depth=True)
+            if _given(row.get("color2d")):
+                request.color2d = decode(row["color2d"], f"row {index} color2d", limits)
+            out.append(request)
+        return out
+
+    def _clip_request(self, index: int, frames: Any) -> Request:
+        if not self.settings.is_video:
+            raise InputError(f"row {index}: model {self.settings.spec.arch} scores still "
+                             "images; send one image in column 'image', not 'frames'")
+        if isinstance(frames, str):
+            try:
+                frames = json.loads(frames)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"row {index} frames: expected a list of images") from exc
+        if isinstance(frames, np.ndarray) and frames.dtype != object and frames.ndim in (3, 4):
+            frames = list(frames)
+        if not isinstance(frames, Sequence | np.ndarray) or len(frames) == 0:
+            raise InputError(f"row {index} frames: expected a non-empty list of images")
+        if len(frames) > self.settings.limits.max_frames:
+            raise InputError(f"row {index} frames: {len(frames)} frames, more than the "
+                             f"{self.settings.limits.max_frames} limit")
+        limits = self.settings.limits
+        return Request(frames=[decode(f, f"row {index} frame {t}", limits)
+                               for t, f in enumerate(frames)])
+
+    def faces(self, requests: list[Request]) -> list[Face]:
+        """Every face of every request, in input order then largest face first."""
+        faces: list[Face] = []
+        for index, request in enumerate(requests):
+            if request.frames is not None:
+                faces.extend(clip_face(index, request.frames, self.settings))
+            else:
+                faces.extend(still_faces(index, request, self.settings))
+        return faces
+
+    def predict(self, model_input: Any) -> pd.DataFrame:
+        """One row per face: input index, face number, box, top label and probabilities.
+
+        ``model_input`` is a DataFrame (or list of dicts / dict of lists) with column
+        ``image`` (bytes, base64 text or file path), plus ``depth`` for RGB-D models,
+        optional ``color2d``, or ``frames`` (a list of images) for video models; or an
+        (H, W, 3) array, a list of arrays, or a path.
+
+        Raises:
+            InputError: see :meth:`requests`.
+        """
+        faces = self.faces(self.requests(model_input))
+        if not faces:
+            return self.table([], np.zeros((0, len(self.settings.classes)), np.float32))
+        proba = self.backend(np.stack([f.sample for f in faces]))
+        return self.table(faces, proba)
+
+    def table(self, faces: list[Face], proba: np.ndarray) -> pd.DataFrame:
+        """The result frame of faces and their class probabilities (columns ``p_<class>``)."""
+        classes = self.settings.classes
+        top = proba.argmax(axis=1) if len(faces) else np.zeros(0, int)
+        frame = pd.DataFrame({
+            "input": [f.index for f in faces],
+            "face": [f.face for f in faces],
+            "x": [f.box[0] for f in faces],
+            "y": [f.box[1] for f in faces],
+            "w": [f.box[2] for f in faces],
+            "h": [f.box[3] for f in faces],
+            "label": [classes[i] for i in top],
+            "probability": [float(proba[n, i]) for n, i in enumerate(top)],
+            "fallback": [bool(f.fallback) for f in faces],
+            "located_by": [f.source for f in faces],
+        })
+        for k, name in enumerate(classes):
+            frame[f"p_{name}"] = proba[:, k].astype(np.float64) if len(faces) else []
+        return frame.astype({c: "int64" for c in ("input", "face", "x", "y", "w", "h")})
+
+
+def _given(value: Any) -> bool:
+    """True for a present cell (None / NaN / empty text count as absent)."""
+    if value is None:
+        return False
+    if isinstance(value, float) and np.isnan(value):
+        return False
+    if isinstance(value, str | bytes) and len(value) == 0:
+        return False
+    return True
+
+
+def to_rows(model_input: Any) -> list[dict[str, Any]]:
+    """Normalise every accepted request form into a list of ``{column: value}`` rows.
+
+    Raises:
+        InputError: an unsupported type, or a DataFrame without any image column.
+    """
+    if isinstance(model_input, pd.DataFrame):
+        if not any(c in model_input.columns for c in IMAGE_COLUMNS):
+            raise InputError(f"request columns {list(model_input.columns)}: expected 'image' "
+                             "(plus 'depth' / 'color2d') or 'frames'")
+        return model_input.to_dict("records")
+    if isinstance(model_input, np.ndarray):
+        if model_input.dtype == object:
+            return [{"image": v} for v in model_input.tolist()]
+        if model_input.ndim == 4:  # a batch of same-sized images
+            return [{"image": image} for image in model_input]
+        return [{"image": model_input}]
+    if isinstance(model_input, dict):
+        if all(isinstance(v, list) for v in model_input.values()):
+            return to_rows(pd.DataFrame(model_input))
+        return [model_input]
+    if isinstance(model_input, str | bytes | Path):
+        return [{"image": model_input}]
+    if isinstance(model_input, list | tuple):
+        return [item if isinstance(item, dict) else {"image": item} for item in model_input]
+    raise InputError(f"unsupported request type {type(model_input).__name__}: send a "
+                     "DataFrame with column 'image', an image array or a list of them")

@@ -1,0 +1,326 @@
+"""The champion as an MLflow pyfunc that takes raw photos: :class:`FaceExpressionModel`.
+
+The tensor-in ``model`` logged by training suits evaluation; users and services hold photos.
+This bundle carries the trained file (``model.pt`` / ``model.pkl``) and ``serving.json`` (the
+preprocess settings + model spec) as artifacts, and the ``components`` package as code, so
+``mlflow models serve`` runs detection, alignment and the intensity chain without a ferops
+checkout. Bad requests raise ``MlflowException(INVALID_PARAMETER_VALUE)``, which the scoring
+server answers with HTTP 400 and the message (``MlflowException.get_http_status_code``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from components.errors import DataError, FeropsError
+from components.serving.decode import encode_png, to_base64
+from components.serving.predictor import (
+    Predictor,
+    estimator_backend,
+    modality_channels,
+    torch_backend,
+)
+from components.serving.settings import (
+    SETTINGS_FILE,
+    ServingSettings,
+    build_settings,
+    read_settings,
+)
+
+log = logging.getLogger(__name__)
+
+SERVING_NAME = "serving"  # artifact name: the model URI is ``runs:/<run_id>/serving``
+MODEL_ARTIFACT = "model"
+SETTINGS_ARTIFACT = "settings"
+CODE_DIR = Path(__file__).resolve().parents[1]  # the ``components`` package, shipped as code
+SERVING_REQUIREMENTS: tuple[str, ...] = (
+    "torch", "numpy", "pandas", "opencv-python-headless", "pillow", "pyyaml",
+    "scikit-learn", "joblib", "cloudpickle",
+)
+EXAMPLE_ROWS = 2
+
+
+@dataclass
+class LoadedModel:
+    """A trained network (or estimator) rebuilt from its file, with its settings."""
+
+    settings: ServingSettings
+    model: Any
+    is_torch: bool
+
+    def predictor(self) -> Predictor:
+        """A :class:`Predictor` running the model in process (torch or estimator)."""
+        if self.is_torch:
+            return Predictor(self.settings, torch_backend(self.model))
+        return Predictor(self.settings,
+                         estimator_backend(self.model, modality_channels(self.settings)))
+
+
+def load_model_file(model_file: Path, settings: ServingSettings) -> LoadedModel:
+    """Rebuild the trained model saved as ``model.pt`` / ``model.pkl``.
+
+    Raises:
+        DataError: the file is missing or not a ferops model file.
+    """
+    from components.tracking.models import build_model
+    from components.training.run import load_trained
+
+    model_file = Path(model_file)
+    if not model_file.is_file():
+        raise DataError(f"{model_file}: model file not found")
+    _, model, is_torch = load_trained(model_file.parent, build_model)
+    return LoadedModel(settings, model, is_torch)
+
+
+# The signature is given explicitly at log time; MLflow's nudge towards type hints (issued when
+# the class is defined and at every load) is noise here.
+warnings.filterwarnings("ignore", message=r".*type hints to the `predict` method.*")
+
+
+class FaceExpressionModel(mlflow.pyfunc.PythonModel):
+    """Raw photos (or RGB-D pairs, or frame lists) in; one row per detected face out.
+
+    Input: a DataFrame with column ``image`` (base64 text, bytes or a file path) plus
+    ``depth`` for RGB-D models, optional ``color2d``, or ``frames`` for video models; Python
+    callers may also pass arrays. Output: ``input, face, x, y, w, h, label, probability,
+    fallback, located_by, p_<class>...`` (see :meth:`Predictor.predict`).
+    """
+
+    def __init__(self) -> None:
+        self.loaded: LoadedModel | None = None
+        self.predictor: Predictor | None = None
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        """Read ``serving.json`` and rebuild the network once per load."""
+        settings = read_settings(Path(context.artifacts[SETTINGS_ARTIFACT]))
+        self.loaded = load_model_file(Path(context.artifacts[MODEL_ARTIFACT]), settings)
+        self.predictor = self.loaded.predictor()
+
+    # ``model_input`` carries no annotation on purpose: MLflow would take a type hint as the
+    # schema and ignore the explicit signature (and warn at every log).
+    def predict(  # noqa: ANN001
+        self,
+        context: mlflow.pyfunc.PythonModelContext | None,
+        model_input,
+        params: dict[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        """Score every face of every input row.
+
+        Raises:
+            MlflowException: INVALID_PARAMETER_VALUE (HTTP 400) for a bad request.
+        """
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+        if self.predictor is None:
+            raise MlflowException("model artifacts are not loaded",
+                                  error_code=INVALID_PARAMETER_VALUE)
+        try:
+            return self.predictor.predict(model_input)
+        except FeropsError as exc:
+            raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from exc
+
+
+def signature(settings: ServingSettings) -> Any:
+    """Columns of the raw-input request and of the result table.
+
+    Image columns are ``string`` (base64 text or a path), not ``binary``: MLflow's scoring
+    server would base64-decode a ``binary`` column itself and then refuse paths, and Python
+    callers' bytes pass through the pyfunc's enforcement as objects (tested through REST).
+    """
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+    from mlflow.types.schema import Array
+
+    if settings.is_video:
+        inputs = [ColSpec(Array("string"), "frames")]
+    else:
+        # depth stays optional even for RGB-D models: the model's own 400 names the fix.
+        inputs = [ColSpec("string", "image"),
+                  ColSpec("string", "depth", required=False),
+                  ColSpec("string", "color2d", required=False)]
+    outputs = [ColSpec("long", c) for c in ("input", "face", "x", "y", "w", "h")]
+    outputs += [ColSpec("string", "label"), ColSpec("double", "probability"),
+                ColSpec("boolean", "fallback"), ColSpec("string", "located_by")]
+    outputs += [ColSpec("double", f"p_{c}") for c in settings.classes]
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
+
+
+def example_request(task_dir: Path, settings: ServingSettings, split: str = "val"
+                    ) -> pd.DataFrame:
+    """A request of :data:`EXAMPLE_ROWS` real training faces as base64 PNG (+ depth).
+
+    The preprocessed crops are turned back into 8-bit images (depth back into millimetres
+    around 1 m), which the chain treats as aligned crops: a small but honest example that
+    documents the payload and exercises the whole chain at log time.
+    """
+    from components.training.data import load_split
+
+    rows = []
+    if settings.is_video:
+        clips = load_split(task_dir, split, ("frames",)).parts[0]
+        for i in range(min(EXAMPLE_ROWS, len(clips))):
+            frames = [_to_uint8(f) for f in np.asarray(clips[i], dtype=np.float32)]
+            rows.append({"frames": [to_base64(encode_png(f)) for f in frames]})
+        return pd.DataFrame(rows)
+    colour_key = next(m for m in settings.spec.inputs if m != "depth")
+    colour = load_split(task_dir, split, (colour_key,)).parts[0]
+    depth = (load_split(task_dir, split, ("depth",)).parts[0]
+             if "depth" in settings.spec.inputs else None)
+    for i in range(min(EXAMPLE_ROWS, len(colour))):
+        row = {"image": to_base64(encode_png(_to_uint8(colour[i])))}
+        if depth is not None:
+            mm = 1000.0 + (0.5 - np.asarray(depth[i, 0], np.float32)) * 200.0
+            row["depth"] = to_base64(encode_png(np.round(mm).astype(np.uint16)))
+        rows.append(row)
+    while len(rows) < EXAMPLE_ROWS:
+        rows.append(dict(rows[-1]))
+    return pd.DataFrame(rows)
+
+
+def _to_uint8(chw: np.ndarray) -> np.ndarray:
+    """(C, H, W) float in [0, 1] -> (H, W, 3) or (H, W) uint8."""
+    image = np.clip(np.round(np.asarray(chw, np.float32) * 255), 0, 255).astype(np.uint8)
+    return image[0] if image.shape[0] == 1 else np.ascontiguousarray(image.transpose(1, 2, 0))
+
+
+def trained_settings(run_dir: Path, task_dir: Path, preprocess_values: dict[str, Any] | None,
+                     serving_values: dict[str, Any] | None = None) -> ServingSettings:
+    """Serving settings of the model in ``run_dir`` trained on ``task_dir``.
+
+    The input side and colour channel count come from the task's arrays (what the network
+    really read), the rest from the ``preprocess`` values.
+
+    Raises:
+        DataError: no trained model in ``run_dir`` or unreadable arrays.
+        ConfigError: invalid preprocess / serving values.
+    """
+    from components.tracking.models import build_model
+    from components.training.data import load_split
+    from components.training.run import load_trained
+
+    spec, _, _ = load_trained(Path(run_dir), build_model)
+    colour_key = next((m for m in spec.inputs if m != "depth"), spec.inputs[0])
+    part = load_split(task_dir, "val", (colour_key,)).parts[0]
+    channels = int(part.shape[part.ndim - 3]) if colour_key != "depth" else 3
+    return build_settings(spec, int(part.shape[-1]), channels, preprocess_values,
+                          serving_values)
+
+
+def model_file(run_dir: Path) -> Path:
+    """``model.pt`` or ``model.pkl`` of a run folder.
+
+    Raises:
+        DataError: neither exists.
+    """
+    from components.training.run import ESTIMATOR_FILE, TORCH_FILE
+
+    for name in (TORCH_FILE, ESTIMATOR_FILE):
+        if (Path(run_dir) / name).is_file():
+            return Path(run_dir) / name
+    raise DataError(f"{run_dir}: no {TORCH_FILE} or {ESTIMATOR_FILE} (run the train stage)")
+
+
+def log_serving_model(run_dir: Path, task_dir: Path, preprocess_values: dict[str, Any] | None,
+                      serving_values: dict[str, Any] | None = None) -> str:
+    """Log the raw-input serving model of ``run_dir`` to the ACTIVE MLflow run.
+
+    Returns:
+        ``runs:/<run_id>/serving``.
+
+    Raises:
+        DataError / ConfigError: see :func:`trained_settings`.
+    """
+    import tempfile
+
+    from components.tracking.models import pinned_requirements
+
+    settings = trained_settings(run_dir, task_dir, preprocess_values, serving_values)
+    example = example_request(task_dir, settings)
+    with tempfile.TemporaryDirectory() as tmp:
+        settings_path = settings.write(Path(tmp) / SETTINGS_FILE)
+        with _quiet_warnings():
+            info = mlflow.pyfunc.log_model(
+                name=SERVING_NAME,
+                python_model=FaceExpressionModel(),
+                artifacts={MODEL_ARTIFACT: str(model_file(run_dir)),
+                           SETTINGS_ARTIFACT: str(settings_path)},
+                code_paths=[str(CODE_DIR)],
+                pip_requirements=pinned_requirements(SERVING_REQUIREMENTS),
+                signature=signature(settings),
+                input_example=example,
+                metadata={"arch": settings.spec.arch, "task": settings.spec.task,
+                          "classes": settings.classes, "inputs": list(settings.spec.inputs),
+                          "output": "faces"},
+            )
+    return f"runs:/{info.run_id}/{SERVING_NAME}"
+
+
+@contextlib.contextmanager
+def _quiet_warnings():
+    with warnings.catch_warnings():
+        # The pyfunc's predict has no type hints on purpose (the signature is explicit).
+        warnings.filterwarnings("ignore", message=".*type hint.*")
+        yield
+
+
+def load_serving(uri: str) -> FaceExpressionModel:
+    """Load a serving model (``runs:/``, ``models:/`` or a local folder) in process.
+
+    Raises:
+        DataError: the URI cannot be loaded or is not a ferops serving model.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        pyfunc = mlflow.pyfunc.load_model(uri)
+    except (MlflowException, OSError) as exc:
+        raise DataError(f"{uri}: cannot load the model ({str(exc).splitlines()[0]})") from exc
+    try:
+        inner = pyfunc.unwrap_python_model()
+    except MlflowException as exc:
+        raise DataError(f"{uri}: not a ferops serving model (log it with "
+                        "log_serving_model)") from exc
+    if not isinstance(inner, FaceExpressionModel):
+        raise DataError(f"{uri}: not a ferops serving model ({type(inner).__name__})")
+    return inner
+
+
+def resolve_model(model: str, data_dir: Path | None = None,
+                  preprocess_values: dict[str, Any] | None = None,
+                  serving_values: dict[str, Any] | None = None) -> LoadedModel:
+    """The model named by ``model``: an MLflow URI of a serving model (``models:/...``,
+    ``runs:/...``, or its local folder), or a training run folder (``artifacts/train/<arch>``,
+    whose settings then come from ``data_dir`` and the params values).
+
+    Raises:
+        DataError: nothing loadable at ``model``.
+    """
+    from components.training.data import task_folder
+    from components.training.run import ESTIMATOR_FILE, TORCH_FILE
+
+    folder = Path(model)
+    if folder.is_dir() and any((folder / n).is_file() for n in (TORCH_FILE, ESTIMATOR_FILE)):
+        from components.tracking.models import build_model
+        from components.training.run import load_trained
+
+        spec, _, _ = load_trained(folder, build_model)
+        if data_dir is None:
+            raise DataError(f"{folder}: a training run folder needs the preprocessed data "
+                            "folder (--data) for its input size")
+        task_dir = Path(data_dir) / task_folder(spec.task)
+        settings = trained_settings(folder, task_dir, preprocess_values, serving_values)
+        return load_model_file(model_file(folder), settings)
+    inner = load_serving(model)
+    if inner.loaded is None:  # pragma: no cover - load_context always sets it
+        raise DataError(f"{model}: serving model did not load")
+    return inner.loaded

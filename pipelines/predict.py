@@ -1,0 +1,153 @@
+"""``ferops predict``: expressions of the faces in photos, from a served model.
+
+``ferops predict --model models:/ferops-rgbd@champion photo.jpg --depth photo_depth.png``
+prints per detected face its box and top-3 expressions (``--json`` for machines) and can draw
+them (``--annotate out.png``). ``--runtime onnx`` runs the network exported by
+``ferops export onnx`` with onnxruntime; the face chain is the same Python code either way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from components.config import load_params
+from components.data.io import read_frames, read_image, write_image
+from components.errors import ConfigError, DataError
+from components.serving import report
+from components.serving.predictor import Predictor
+from pipelines._common import run_cli, stage_parser
+
+RUNTIMES: tuple[str, ...] = ("torch", "onnx")
+DEFAULT_MODEL = "models:/ferops-rgbd@champion"
+
+
+def build_predictor(model: str, runtime: str = "torch", onnx: Path | None = None,
+                    data_dir: Path | None = None, params: dict[str, Any] | None = None,
+                    threads: int = 0) -> Predictor:
+    """The predictor for ``model`` on ``runtime``.
+
+    For ``onnx`` an existing ``--onnx`` file (with its ``.serving.json``) is used as is;
+    without one the model is exported to a temporary file first.
+
+    Raises:
+        ConfigError: an unknown runtime.
+        DataError: the model cannot be loaded or exported.
+    """
+    from components.serving.onnx_export import export_onnx, onnx_predictor
+    from components.serving.pyfunc import resolve_model
+
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"--runtime: {runtime!r} is not one of {list(RUNTIMES)}")
+    if runtime == "onnx" and onnx is not None and Path(onnx).is_file():
+        return onnx_predictor(Path(onnx), threads)
+    params = params or {}
+    loaded = resolve_model(model, data_dir, params.get("preprocess"), params.get("serving"))
+    if runtime == "torch":
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        return loaded.predictor()
+    target = Path(onnx) if onnx is not None else _temp_onnx()
+    return onnx_predictor(export_onnx(loaded, target), threads)
+
+
+def _temp_onnx() -> Path:
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="ferops-onnx-")) / "model.onnx"
+
+
+def request_frame(predictor: Predictor, images: Sequence[str], depths: Sequence[str] = (),
+                  color2d: Sequence[str] = ()) -> pd.DataFrame:
+    """The request rows for files: one row per image (a clip folder/video for video models).
+
+    Raises:
+        DataError: ``--depth`` / ``--color2d`` counts differ from the images.
+    """
+    for option, values in (("--depth", depths), ("--color2d", color2d)):
+        if values and len(values) != len(images):
+            raise DataError(f"{option}: {len(values)} files for {len(images)} images "
+                            "(give one per image, in the same order)")
+    if predictor.settings.is_video:
+        return pd.DataFrame({"frames": [read_frames(p) for p in images]})
+    rows: dict[str, list[Any]] = {"image": [_file(p) for p in images]}
+    if depths:
+        rows["depth"] = [_file(p) for p in depths]
+    if color2d:
+        rows["color2d"] = [_file(p) for p in color2d]
+    return pd.DataFrame(rows)
+
+
+def _file(path: str) -> bytes:
+    """The file's bytes (not its path: a served-model policy may refuse paths)."""
+    file = Path(path)
+    if not file.is_file():
+        raise DataError(f"{file}: file not found")
+    return file.read_bytes()
+
+
+def predict_files(predictor: Predictor, images: Sequence[str], depths: Sequence[str] = (),
+                  color2d: Sequence[str] = ()) -> pd.DataFrame:
+    """One result row per face of the given files (see :meth:`Predictor.predict`)."""
+    return predictor.predict(request_frame(predictor, images, depths, color2d))
+
+
+def annotate_file(image: str, result: pd.DataFrame, classes: list[str], out: Path,
+                  index: int = 0) -> Path:
+    """Draw the faces of input ``index`` onto ``image`` and write ``out``."""
+    faces = result[result["input"] == index]
+    return write_image(out, report.annotate(read_image(image), faces, classes))
+
+
+def _parser():
+    parser = stage_parser("Expressions of the faces in photos, from a served model.")
+    parser.add_argument("images", nargs="+", help="photos (clip folders / videos for video)")
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help="serving model URI, or a training run folder (default: %(default)s)")
+    parser.add_argument("--depth", action="append", default=[],
+                        help="depth map (16-bit mm) per photo, in order (RGB-D models)")
+    parser.add_argument("--color2d", action="append", default=[],
+                        help="second-camera 2-D photo per photo, in order (optional)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument("--annotate", type=Path, default=None,
+                        help="write the first photo with boxes and labels drawn")
+    parser.add_argument("--runtime", choices=RUNTIMES, default="torch")
+    parser.add_argument("--onnx", type=Path, default=None,
+                        help="exported model (with .serving.json beside) for --runtime onnx")
+    parser.add_argument("--data", type=Path, default=Path("artifacts/preprocess"),
+                        help="preprocessed data (only for a training run folder as --model)")
+    parser.add_argument("--top", type=int, default=report.TOP_K, help="expressions per face")
+    return parser
+
+
+def _body(argv: Sequence[str] | None) -> int:
+    args = _parser().parse_args(argv)
+    params = load_params(args.params) if Path(args.params).exists() else {}
+    predictor = build_predictor(args.model, args.runtime, args.onnx, args.data, params)
+    result = predict_files(predictor, args.images, args.depth, args.color2d)
+    classes = predictor.settings.classes
+    if args.json:
+        print(json.dumps(report.records(result, classes, list(args.images), args.top),
+                         indent=2))
+    else:
+        print(report.text(result, classes, list(args.images), args.top))
+    if args.annotate is not None:
+        if predictor.settings.is_video:
+            raise DataError("--annotate draws on photos; the model scores video clips")
+        annotate_file(args.images[0], result, classes, args.annotate)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``ferops predict``; exits 0, or 2 with one line on a user error."""
+    return run_cli(_body, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

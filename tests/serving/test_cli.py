@@ -1,0 +1,105 @@
+"""``ferops predict`` (text, JSON, annotation), ``ferops export onnx`` and ONNX parity."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import numpy as np
+import pytest
+
+from components.data.io import read_image
+from components.errors import DataError
+from components.serving.onnx_export import (
+    example_batch,
+    export_onnx,
+    onnx_backend,
+    settings_path,
+)
+from components.serving.predictor import torch_backend
+from components.serving.pyfunc import LoadedModel
+from pipelines import export as export_module
+from pipelines import predict as predict_module
+from tests.tracking.conftest import tracking_env
+
+
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory):
+    """The RGB-D model's network as ONNX (exported once through the CLI)."""
+    out = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    with tracking_env(trained.uri, trained.workspace.root):
+        mlflow.set_tracking_uri(trained.uri)
+        assert export_module.main(["onnx", "--model", trained.serving_uri("fusion_twostream"),
+                                   "--out", str(out)]) == 0
+    assert settings_path(out).is_file()
+    return out
+
+
+def test_predict_prints_box_and_top3(store, photo, capsys):
+    code = predict_module.main(["--model", store.serving_uri("baseline_cnn"), str(photo.color)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "1 face(s)" in out and "face 0 [x=" in out
+    assert out.count("%") == 3
+
+
+def test_predict_json_and_annotate(store, photo, tmp_path, capsys):
+    target = tmp_path / "annotated.png"
+    code = predict_module.main(["--model", store.serving_uri("fusion_twostream"), "--json",
+                                str(photo.color), "--depth", str(photo.depth),
+                                "--annotate", str(target)])
+    assert code == 0
+    faces = json.loads(capsys.readouterr().out)
+    assert len(faces) == 1 and len(faces[0]["top"]) == 3
+    top = [t["probability"] for t in faces[0]["top"]]
+    assert top == sorted(top, reverse=True)
+    drawn = read_image(target)
+    assert drawn.shape == photo.image.shape and not np.array_equal(drawn, photo.image)
+
+
+def test_predict_user_errors_exit_2(store, photo, capsys):
+    code = predict_module.main(["--model", store.serving_uri("fusion_twostream"),
+                                str(photo.color)])
+    assert code == 2
+    assert "reads RGB-D input" in capsys.readouterr().err
+
+
+def test_onnx_matches_torch_at_batch_1_and_many(store, exported):
+    inner = mlflow.pyfunc.load_model(store.serving_uri("fusion_twostream")).unwrap_python_model()
+    loaded: LoadedModel = inner.loaded
+    torch_run, onnx_run = torch_backend(loaded.model), onnx_backend(exported)
+    session = onnx_run.session
+    import torch
+
+    for n in (1, 7):
+        batch = example_batch(loaded.settings, n, seed=n)
+        with torch.no_grad():
+            logits = loaded.model(torch.from_numpy(batch))
+            logits = (logits[0] if isinstance(logits, tuple) else logits).numpy()
+        onnx_logits = session.run(None, {session.get_inputs()[0].name: batch})[0]
+        assert onnx_logits.shape == (n, len(loaded.settings.classes))
+        assert np.abs(onnx_logits - logits).max() <= 1e-4
+        assert np.abs(onnx_run(batch) - torch_run(batch)).max() <= 1e-4
+
+
+def test_predict_onnx_runtime_matches_torch(store, photo, exported, capsys):
+    common = ["--json", str(photo.color), "--depth", str(photo.depth)]
+    assert predict_module.main(["--model", store.serving_uri("fusion_twostream"), *common]) == 0
+    torch_faces = json.loads(capsys.readouterr().out)
+    assert predict_module.main(["--runtime", "onnx", "--onnx", str(exported), *common]) == 0
+    onnx_faces = json.loads(capsys.readouterr().out)
+    for a, b in zip(torch_faces, onnx_faces, strict=True):
+        assert a["box"] == b["box"]
+        for c, p in a["probabilities"].items():
+            assert abs(p - b["probabilities"][c]) <= 1e-4
+
+
+def test_export_refuses_estimators(store, tmp_path):
+    inner = mlflow.pyfunc.load_model(store.serving_uri("baseline_cnn")).unwrap_python_model()
+    settings = inner.loaded.settings
+    import dataclasses
+
+    spec = dataclasses.replace(settings.spec, arch="svm_fusion")
+    estimator = LoadedModel(dataclasses.replace(settings, spec=spec), object(), False)
+    with pytest.raises(DataError, match="svm_fusion"):
+        export_onnx(estimator, tmp_path / "x.onnx")

@@ -1,0 +1,108 @@
+"""The raw-input pyfunc: faces found, probabilities, training-chain parity, bad inputs."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from mlflow.exceptions import MlflowException
+
+from components.data.io import read_image
+from components.preprocess.config import preprocess_config
+from components.preprocess.process import TaskPlan, process_chunk
+from components.tracking.models import build_model
+from components.training.run import load_trained
+from tests.preprocess.faces import drawn_photo
+from tests.serving.conftest import png_b64
+
+
+def probabilities(frame: pd.DataFrame) -> np.ndarray:
+    return frame[[c for c in frame.columns if c.startswith("p_")]].to_numpy()
+
+
+def test_training_logs_serving_model_and_test_digest(store):
+    record = store.records["baseline_cnn"]
+    assert record["serving_uri"] == f"runs:/{record['run_id']}/serving"
+    run = mlflow.get_run(record["run_id"])
+    assert run.data.tags["data.test_digest"] == record["test_digest"]
+    assert len(record["test_digest"]) == 64
+    assert mlflow.pyfunc.load_model(record["model_uri"]) is not None  # tensor model unchanged
+
+
+def test_photo_gives_one_face_with_box_and_probabilities(store, photo):
+    model = mlflow.pyfunc.load_model(store.serving_uri("baseline_cnn"))
+    out = model.predict(pd.DataFrame({"image": [photo.b64(), str(photo.color),
+                                                photo.color.read_bytes()]}))
+    assert list(out["input"]) == [0, 1, 2]
+    first = out.iloc[0]
+    cx, cy = photo.centre
+    assert first["x"] < cx < first["x"] + first["w"] and first["y"] < cy < first["y"] + first["h"]
+    assert not out["fallback"].any()
+    np.testing.assert_allclose(probabilities(out).sum(axis=1), 1.0, atol=1e-5)
+    # base64, path and bytes are the same photo: the same answer.
+    np.testing.assert_allclose(probabilities(out)[1:], np.repeat(probabilities(out)[:1], 2, 0))
+    assert set(out["label"]) <= {c[2:] for c in out.columns if c.startswith("p_")}
+
+
+def test_two_faces_in_one_photo_give_two_rows(store):
+    left, _ = drawn_photo(480, 640, face_width=180, seed=2)
+    right, _ = drawn_photo(480, 640, face_width=140, seed=3)
+    wide = np.concatenate([left, right], axis=1)
+    model = mlflow.pyfunc.load_model(store.serving_uri("baseline_cnn"))
+    out = model.predict(pd.DataFrame({"image": [png_b64(wide)]}))
+    assert list(out["face"]) == [0, 1]
+    assert out.iloc[0]["w"] > out.iloc[1]["w"]  # largest first
+    assert out.iloc[0]["x"] < 640 <= out.iloc[1]["x"]
+
+
+def test_photo_without_face_is_centre_cropped_and_flagged(store):
+    blank = np.full((200, 300, 3), 128, np.uint8)
+    model = mlflow.pyfunc.load_model(store.serving_uri("baseline_cnn"))
+    out = model.predict(pd.DataFrame({"image": [png_b64(blank)]}))
+    assert len(out) == 1 and bool(out.iloc[0]["fallback"])
+    assert out.iloc[0]["located_by"] == "center_crop"
+    assert tuple(out.iloc[0][["x", "y", "w", "h"]]) == (0, 0, 300, 200)
+
+
+def test_served_face_matches_the_tensor_model_on_the_training_chain(store, photo):
+    """The preprocess stage's own chunk processing + the trained network = the pyfunc."""
+    uri = store.serving_uri("fusion_twostream")
+    inner = mlflow.pyfunc.load_model(uri).unwrap_python_model()
+    settings = inner.loaded.settings
+    plan = TaskPlan("image", settings.size, settings.channels, ("color", "depth"),
+                    preprocess_config(settings.preprocess.as_dict()))
+    chunk = process_chunk([{"color": str(photo.color), "depth": str(photo.depth)}], plan)
+    stacked = np.concatenate([chunk.arrays["depth"], chunk.arrays["color"]], axis=1)
+    run_dir = store.workspace.out("fusion_twostream")
+    _, net, _ = load_trained(run_dir, build_model)
+    with torch.no_grad():
+        expected = torch.softmax(net(torch.from_numpy(stacked.astype(np.float32))), 1).numpy()
+    out = mlflow.pyfunc.load_model(uri).predict(
+        pd.DataFrame({"image": [photo.b64()], "depth": [photo.b64("depth")]}))
+    assert len(out) == 1
+    np.testing.assert_allclose(probabilities(out), expected, atol=1e-5)
+
+
+def test_array_input_for_python_callers(store, photo):
+    model = mlflow.pyfunc.load_model(store.serving_uri("baseline_cnn")).unwrap_python_model()
+    from_array = model.predict(None, read_image(photo.color))
+    from_list = model.predict(None, [read_image(photo.color)] * 2)
+    assert len(from_array) == 1 and len(from_list) == 2
+    np.testing.assert_allclose(probabilities(from_list)[0], probabilities(from_array)[0])
+
+
+@pytest.mark.parametrize("payload, message", [
+    ({"image": ["aGVsbG8gd29ybGQ="]}, "not an image"),
+    ({"image": [png_b64(np.zeros((4200, 10, 3), np.uint8))]}, "4096 px side limit"),
+    ({"image": [np.zeros((30, 30, 5), np.uint8)]}, "expected an (H, W) or (H, W, 3)"),
+    ({"image": [png_b64(np.zeros((60, 80, 3), np.uint8))]}, "reads RGB-D input"),
+    ({"frames": [[png_b64(np.zeros((60, 80, 3), np.uint8))]]}, "scores still images"),
+])
+def test_bad_inputs_raise_invalid_parameter_value(store, payload, message):
+    model = mlflow.pyfunc.load_model(store.serving_uri("fusion_twostream")).unwrap_python_model()
+    with pytest.raises(MlflowException, match=None) as caught:
+        model.predict(None, pd.DataFrame(payload))
+    assert caught.value.get_http_status_code() == 400
+    assert message in caught.value.message

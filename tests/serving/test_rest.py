@@ -1,0 +1,77 @@
+"""``mlflow models serve`` of the raw-input model: 200 for a photo, 400 + message for each
+kind of bad payload, and still serving afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.serving.conftest import png_b64
+from tests.tracking.conftest import free_port, running
+
+
+def post(url: str, payload: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(f"{url}/invocations", data=json.dumps(payload).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def split(rows: list[dict]) -> dict:
+    columns = sorted({k for row in rows for k in row})
+    return {"dataframe_split": {"columns": columns,
+                                "data": [[row.get(c) for c in columns] for row in rows]}}
+
+
+@pytest.fixture(scope="module")
+def server(trained, tmp_path_factory):
+    """The RGB-D serving model behind ``mlflow models serve`` on 127.0.0.1."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    command = [sys.executable, "-m", "mlflow", "models", "serve",
+               "-m", trained.serving_uri("fusion_twostream"), "--env-manager", "local",
+               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    # MLflow starts ``uvicorn`` by name: the interpreter's bin folder must be on PATH.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {"MLFLOW_TRACKING_URI": trained.uri, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+           "PATH": path}
+    with running(command, port, log, env) as url:
+        yield url
+
+
+def test_served_model_answers_a_photo_then_rejects_bad_payloads_and_keeps_serving(
+        server, photo):
+    good = split([{"image": photo.b64(), "depth": photo.b64("depth")}])
+    status, body = post(server, good)
+    assert status == 200, body
+    faces = body["predictions"]
+    assert len(faces) == 1 and not faces[0]["fallback"]
+    assert abs(sum(v for k, v in faces[0].items() if k.startswith("p_")) - 1) < 1e-5
+
+    rgb = png_b64(np.zeros((60, 80, 3), np.uint8))
+    bad = {
+        "not an image": split([{"image": "aGVsbG8gd29ybGQ=", "depth": photo.b64("depth")}]),
+        "4096 px side limit": split([{"image": png_b64(np.zeros((10, 4500, 3), np.uint8)),
+                                      "depth": photo.b64("depth")}]),
+        "must be single-channel": split([{"image": photo.b64(), "depth": rgb}]),
+        "reads RGB-D input": split([{"image": photo.b64()}]),
+        # A clip for a still model fails MLflow's own schema check, also with a 400.
+        "missing inputs ['image']": {"dataframe_records": [{"frames": [rgb, rgb]}]},
+    }
+    for message, payload in bad.items():
+        status, body = post(server, payload)
+        assert 400 <= status < 500, (message, status, body)
+        assert message in body.get("message", ""), (message, body)
+
+    status, body = post(server, good)
+    assert status == 200 and len(body["predictions"]) == 1
