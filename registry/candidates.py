@@ -1,0 +1,158 @@
+"""Trained runs that can be registered: the train stage's run folders, read and checked.
+
+A run folder (``artifacts/train/<arch>``) holds ``mlflow_run.json`` (where the run and its
+model live in MLflow), ``metrics.json`` (test scores) and ``per_class.json`` (per-class
+recall). Everything a registered version needs to be judged later is read here, once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from components.errors import DataError
+
+log = logging.getLogger(__name__)
+
+RUN_FILE = "mlflow_run.json"
+RECORD_KEYS: tuple[str, ...] = ("run_id", "model_uri", "task", "arch")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One trained run ready to become a model version."""
+
+    run_dir: Path
+    run_id: str
+    arch: str
+    task: str
+    dataset: str
+    model_uri: str                   # what gets registered (serving model when there is one)
+    test_digest: str
+    metrics: dict[str, float]        # the finite test_* scores of metrics.json
+    recall: dict[str, float]         # per-class recall on the clean test split
+    n_test: int | None = None
+    latency_ms: float | None = None
+    record: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def read_candidates(train_dir: Path, data_dir: Path | None = None) -> list[Candidate]:
+    """Every registrable run folder under ``train_dir``, sorted by folder name.
+
+    Folders without ``mlflow_run.json`` (tracking off) and runs the train stage skipped are
+    left out with a log line.
+
+    Raises:
+        DataError: ``train_dir`` is missing, or a run folder's files are unreadable.
+    """
+    train_dir = Path(train_dir)
+    if not train_dir.is_dir():
+        raise DataError(f"{train_dir}: no run folders (run the train stage first)")
+    found = []
+    for run_dir in sorted(p for p in train_dir.iterdir() if p.is_dir()):
+        candidate = read_candidate(run_dir, data_dir)
+        if candidate is not None:
+            found.append(candidate)
+    return found
+
+
+def read_candidate(run_dir: Path, data_dir: Path | None = None) -> Candidate | None:
+    """The candidate of one run folder, or None when it has nothing to register.
+
+    The test digest comes from ``mlflow_run.json["test_digest"]`` (written at train time);
+    older records fall back to fingerprinting ``<data_dir>/<task folder>`` now.
+
+    Raises:
+        DataError: a file is not valid JSON, a record key is missing, or the digest is
+            neither recorded nor computable.
+    """
+    metrics = _read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
+    if metrics.get("skipped"):
+        log.info("%s: skipped by the train stage (%s)", run_dir.name, metrics.get("reason", ""))
+        return None
+    if not (run_dir / RUN_FILE).is_file():
+        log.info("%s: no %s (tracking was off); not registered", run_dir.name, RUN_FILE)
+        return None
+    record = _read_json(run_dir / RUN_FILE)
+    missing = [key for key in RECORD_KEYS if not record.get(key)]
+    if missing:
+        raise DataError(f"{run_dir / RUN_FILE}: missing key {missing[0]!r}")
+    scores = scores_of(metrics)
+    if not scores:
+        raise DataError(f"{run_dir / 'metrics.json'}: no test_* scores to judge the model by")
+    recall, n_test = read_test_recall(run_dir / "per_class.json")
+    return Candidate(
+        run_dir=run_dir,
+        run_id=str(record["run_id"]),
+        arch=str(record["arch"]),
+        task=str(record["task"]),
+        dataset=str(record.get("dataset") or "unknown"),
+        model_uri=str(record.get("serving_uri") or record["model_uri"]),
+        test_digest=_digest(record, run_dir, data_dir),
+        metrics=scores,
+        recall=recall,
+        n_test=n_test,
+        latency_ms=_latency(metrics, record),
+        record=record,
+    )
+
+
+def scores_of(metrics: dict[str, Any]) -> dict[str, float]:
+    """The finite numeric ``test_*`` entries of a ``metrics.json`` mapping."""
+    return {
+        key: float(value) for key, value in metrics.items()
+        if key.startswith("test_") and isinstance(value, int | float)
+        and not isinstance(value, bool) and math.isfinite(float(value))
+    }
+
+
+def read_test_recall(path: Path) -> tuple[dict[str, float], int | None]:
+    """Per-class recall on the clean test split and its sample count from ``per_class.json``.
+
+    Raises:
+        DataError: the file is missing, unreadable, or has no ``splits.test.per_class_recall``.
+    """
+    if not path.is_file():
+        raise DataError(f"{path}: missing; the gate needs per-class test recall")
+    report = _read_json(path)
+    test = (report.get("splits") or {}).get("test") or {}
+    recall = test.get("per_class_recall")
+    if not isinstance(recall, dict) or not recall:
+        raise DataError(f"{path}: no splits.test.per_class_recall")
+    n = test.get("n")
+    return {str(k): float(v) for k, v in recall.items()}, int(n) if isinstance(n, int) else None
+
+
+def _digest(record: dict[str, Any], run_dir: Path, data_dir: Path | None) -> str:
+    if record.get("test_digest"):
+        return str(record["test_digest"])
+    if data_dir is None:
+        raise DataError(f"{run_dir / RUN_FILE}: no test_digest recorded; pass --data")
+    # Imported here: components.training pulls in torch, which promote/rollback/status and
+    # runs with a recorded digest never need.
+    from components.training.data import task_folder
+    from components.training.digest import test_digest
+
+    return test_digest(Path(data_dir) / task_folder(str(record["task"])))
+
+
+def _latency(metrics: dict[str, Any], record: dict[str, Any]) -> float | None:
+    for source in (record, metrics):
+        value = source.get("latency_ms")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: unreadable JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a JSON object")
+    return data

@@ -1,0 +1,206 @@
+"""The promotion gate: a pure decision over registered versions, no MLflow calls.
+
+Keeping the decision free of I/O means every rule is unit-testable and the same decision
+object drives the real promotion, the dry run and the markdown report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from registry.policy import GatePolicy
+
+PROMOTE = "promote"
+REFUSE = "refuse"
+UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True)
+class VersionScore:
+    """What the gate knows about one registered version (read from its tags)."""
+
+    version: str
+    arch: str
+    run_id: str
+    test_digest: str
+    metrics: dict[str, float]
+    recall: dict[str, float]
+    latency_ms: float | None = None
+    retired: bool = False
+    rolled_back: bool = False
+
+    def score(self, metric: str) -> float | None:
+        """The version's value of ``metric``, or None when it was never logged."""
+        return self.metrics.get(metric)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One rule of the policy applied to the challenger."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The gate's verdict: promote the challenger, refuse it, or leave things unchanged."""
+
+    verdict: str
+    challenger: VersionScore | None
+    champion: VersionScore | None
+    checks: tuple[Check, ...] = ()
+    note: str = ""
+    ranked: tuple[VersionScore, ...] = field(default=(), repr=False)
+
+    @property
+    def passed(self) -> bool:
+        """True when the challenger may become champion."""
+        return self.verdict == PROMOTE
+
+    @property
+    def reasons(self) -> list[str]:
+        """Why the challenger was refused (the failed checks), or the note otherwise."""
+        failed = [c.detail for c in self.checks if not c.passed]
+        return failed or ([self.note] if self.note else [])
+
+
+def decide(
+    versions: list[VersionScore],
+    champion: VersionScore | None,
+    policy: GatePolicy,
+    *,
+    version: str | None = None,
+) -> Decision:
+    """Pick the challenger among ``versions`` and judge it against ``champion``.
+
+    Without ``version``, the challenger is the best version by the primary metric that
+    passes the digest, floor and latency checks, among versions that are neither champion,
+    retired nor rolled back (newer wins ties); when none passes, the best one is reported
+    with its failures. With no champion, the challenger only has to pass its own checks.
+
+    Args:
+        versions: every registered version of the task's model.
+        champion: the version holding the ``champion`` alias, if any.
+        version: judge this version instead of choosing (``--version``).
+
+    Raises:
+        KeyError: ``version`` is not among ``versions``.
+    """
+    if version is not None:
+        chosen = {v.version: v for v in versions}[str(version)]
+        if champion is not None and chosen.version == champion.version:
+            return Decision(UNCHANGED, chosen, champion,
+                            note=f"version {chosen.version} already is the champion")
+        checks = gate_checks(chosen, champion, policy)
+        return _verdict(chosen, champion, checks, (chosen,))
+    ranked = rank(
+        [v for v in versions if not (v.retired or v.rolled_back)
+         and (champion is None or v.version != champion.version)],
+        policy.primary_metric,
+    )
+    if not ranked:
+        note = ("no challenger: every other version is retired or rolled back" if champion
+                else "no candidate versions to promote")
+        return Decision(UNCHANGED if champion else REFUSE, None, champion, note=note)
+    for candidate in ranked:
+        checks = gate_checks(candidate, champion, policy)
+        if all(c.passed for c in checks if c.name != "delta"):
+            return _verdict(candidate, champion, checks, tuple(ranked))
+    return _verdict(ranked[0], champion, gate_checks(ranked[0], champion, policy), tuple(ranked))
+
+
+def rank(versions: list[VersionScore], metric: str) -> list[VersionScore]:
+    """Best first by ``metric`` (missing scores last), newer version first on ties."""
+    def key(v: VersionScore) -> tuple[float, int]:
+        score = v.score(metric)
+        return (-(score if score is not None else float("-inf")), -_number(v.version))
+    return sorted(versions, key=key)
+
+
+def gate_checks(
+    challenger: VersionScore, champion: VersionScore | None, policy: GatePolicy
+) -> tuple[Check, ...]:
+    """Every rule of ``policy`` applied to ``challenger`` (those needing a champion only
+    when there is one)."""
+    checks = [_metric_check(challenger, policy)]
+    if champion is not None:
+        checks.append(_digest_check(challenger, champion))
+    checks.append(_floor_check(challenger, policy))
+    if policy.max_latency_ms is not None:
+        checks.append(_latency_check(challenger, policy.max_latency_ms))
+    if champion is not None:
+        checks.append(_delta_check(challenger, champion, policy))
+    return tuple(checks)
+
+
+def weak_classes(recall: dict[str, float], floor: float) -> list[str]:
+    """Classes whose recall is below ``floor``, worst first."""
+    return [name for name, value in sorted(recall.items(), key=lambda kv: kv[1])
+            if value < floor]
+
+
+def _verdict(challenger: VersionScore, champion: VersionScore | None,
+             checks: tuple[Check, ...], ranked: tuple[VersionScore, ...]) -> Decision:
+    verdict = PROMOTE if all(c.passed for c in checks) else REFUSE
+    return Decision(verdict, challenger, champion, checks, ranked=ranked)
+
+
+def _metric_check(v: VersionScore, policy: GatePolicy) -> Check:
+    value = v.score(policy.primary_metric)
+    if value is None:
+        return Check("metric", False, f"v{v.version} has no {policy.primary_metric} tag")
+    return Check("metric", True, f"{policy.primary_metric} = {value:.4f}")
+
+
+def _digest_check(v: VersionScore, champion: VersionScore) -> Check:
+    if v.test_digest and v.test_digest == champion.test_digest:
+        return Check("digest", True, f"same test data as the champion ({v.test_digest[:12]})")
+    return Check(
+        "digest", False,
+        f"evaluated on other test data than the champion (test digest "
+        f"{(v.test_digest or 'missing')[:12]} vs {(champion.test_digest or 'missing')[:12]})",
+    )
+
+
+def _floor_check(v: VersionScore, policy: GatePolicy) -> Check:
+    if not v.recall:
+        return Check("floor", False, f"v{v.version} has no per-class recall tags")
+    weak = weak_classes(v.recall, policy.class_recall_floor)
+    if weak:
+        listed = ", ".join(f"{name} {v.recall[name]:.3f}" for name in weak)
+        return Check("floor", False,
+                     f"class recall below the floor {policy.class_recall_floor}: {listed}")
+    return Check("floor", True,
+                 f"every class recall >= {policy.class_recall_floor} "
+                 f"(lowest {min(v.recall.values()):.3f})")
+
+
+def _latency_check(v: VersionScore, budget: float) -> Check:
+    if v.latency_ms is None:
+        return Check("latency", False,
+                     f"latency budget {budget} ms is set but v{v.version} has no latency_ms tag")
+    if v.latency_ms > budget:
+        return Check("latency", False, f"latency {v.latency_ms:.2f} ms > budget {budget} ms")
+    return Check("latency", True, f"latency {v.latency_ms:.2f} ms <= budget {budget} ms")
+
+
+def _delta_check(v: VersionScore, champion: VersionScore, policy: GatePolicy) -> Check:
+    metric = policy.primary_metric
+    mine, theirs = v.score(metric), champion.score(metric)
+    if mine is None:
+        return Check("delta", False, f"v{v.version} has no {metric}")
+    if theirs is None:
+        return Check("delta", True, f"champion v{champion.version} has no {metric}")
+    gain = mine - theirs
+    # A tiny epsilon keeps an exact `min_delta` gain from failing on float rounding.
+    if gain + 1e-12 >= policy.min_delta:
+        return Check("delta", True, f"{metric} {mine:.4f} beats the champion's {theirs:.4f} "
+                                    f"by {gain:+.4f} (>= {policy.min_delta})")
+    return Check("delta", False, f"{metric} {mine:.4f} does not beat the champion's "
+                                 f"{theirs:.4f} by {policy.min_delta} (gain {gain:+.4f})")
+
+
+def _number(version: str) -> int:
+    return int(version) if str(version).isdigit() else -1

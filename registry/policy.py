@@ -1,0 +1,60 @@
+"""The promotion policy: what a challenger must show before it replaces the champion.
+
+It lives in the ``registry`` section of ``params.yaml`` so a stricter gate is a reviewed
+change to one file, not a code edit, and every CI run states the rules it applied.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from components.config import build_config
+from components.errors import ConfigError
+
+SECTION = "registry"
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    """Settings of the ``registry`` section (see params.yaml)."""
+
+    model_prefix: str = "ferops"         # registered model per task: <prefix>-<task>
+    primary_metric: str = "test_uar"     # a test_* metric logged by the train stage
+    min_delta: float = 0.005             # challenger must beat the champion by at least this
+    class_recall_floor: float = 0.1      # no class's test recall may fall below this
+    max_latency_ms: float | None = None  # budget on the version tag ``latency_ms``; None = off
+    lock_ttl_s: float = 120.0            # a promotion lock older than this is stale
+
+    def __post_init__(self) -> None:
+        if not self.model_prefix or any(c in self.model_prefix for c in "/:"):
+            raise ValueError(f"model_prefix {self.model_prefix!r} must be non-empty without / :")
+        if not self.primary_metric.startswith("test_"):
+            raise ValueError(
+                f"primary_metric {self.primary_metric!r} must be a test_* metric (e.g. test_uar)"
+            )
+        if not (math.isfinite(self.min_delta) and self.min_delta >= 0):
+            raise ValueError(f"min_delta {self.min_delta!r} must be a finite number >= 0")
+        if not 0.0 <= self.class_recall_floor <= 1.0:
+            raise ValueError(f"class_recall_floor {self.class_recall_floor!r} must be in [0, 1]")
+        if self.max_latency_ms is not None and not self.max_latency_ms > 0:
+            raise ValueError(f"max_latency_ms {self.max_latency_ms!r} must be > 0 or null")
+        if not self.lock_ttl_s > 0:
+            raise ValueError(f"lock_ttl_s {self.lock_ttl_s!r} must be > 0")
+
+    def model_name(self, task: str) -> str:
+        """The registered model that collects every candidate of ``task``."""
+        return f"{self.model_prefix}-{task}"
+
+
+def load_policy(params: dict[str, Any]) -> GatePolicy:
+    """The policy from a whole params mapping; a missing section means the defaults.
+
+    Raises:
+        ConfigError: an unknown key or a value of the wrong type or range.
+    """
+    values = params.get(SECTION) or {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"params.yaml: section {SECTION!r} must be a mapping, got {values!r}")
+    return build_config(GatePolicy, dict(values), where=SECTION)

@@ -1,0 +1,116 @@
+"""The test-data digest, the policy section and the pure gate (no MLflow needed)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from components.errors import ConfigError, DataError
+from components.training import digest
+from components.training.data import make_synthetic_task
+from registry.candidates import read_candidate
+from registry.gate import VersionScore, decide
+from registry.policy import GatePolicy, load_policy
+
+
+@pytest.fixture
+def task_dir(tmp_path: Path) -> Path:
+    return make_synthetic_task(tmp_path / "data", "rgbd", sizes={"train": 8, "val": 4,
+                                                                 "test": 8})
+
+
+def test_digest_is_stable_and_ignores_file_times(task_dir: Path, tmp_path: Path) -> None:
+    first = digest.test_digest(task_dir)
+    for path in (task_dir / "test").iterdir():
+        os.utime(path, (1_000_000, 1_000_000))
+    copy = make_synthetic_task(tmp_path / "again", "rgbd", sizes={"train": 8, "val": 4,
+                                                                  "test": 8})
+    assert digest.test_digest(task_dir) == first == digest.test_digest(copy)
+    assert len(first) == 64
+    assert digest.test_digest(task_dir, "test_occ25") != first
+
+
+def test_digest_changes_with_labels_values_and_modalities(task_dir: Path) -> None:
+    first = digest.test_digest(task_dir)
+    labels = np.load(task_dir / "test" / "y.npy")
+    np.save(task_dir / "test" / "y.npy", np.roll(labels, 1))
+    relabelled = digest.test_digest(task_dir)
+    assert relabelled != first
+    (task_dir / "test" / "depth.npy").unlink()
+    assert digest.test_digest(task_dir) not in {first, relabelled}
+
+
+def test_digest_needs_ids_and_labels(task_dir: Path) -> None:
+    (task_dir / "test" / "ids.npy").unlink()
+    with pytest.raises(DataError, match="ids.npy: missing"):
+        digest.test_digest(task_dir)
+    with pytest.raises(DataError, match="split folder not found"):
+        digest.test_digest(task_dir, "nope")
+
+
+def test_candidate_digest_falls_back_to_the_data_folder(task_dir: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "train" / "baseline_cnn"
+    run_dir.mkdir(parents=True)
+    record = {"run_id": "r1", "model_uri": "runs:/r1/model", "task": "rgbd",
+              "arch": "baseline_cnn"}
+    (run_dir / "mlflow_run.json").write_text(json.dumps(record))
+    (run_dir / "metrics.json").write_text(json.dumps({"test_uar": 0.5, "best_epoch": 2}))
+    (run_dir / "per_class.json").write_text(json.dumps(
+        {"splits": {"test": {"per_class_recall": {"anger": 0.5}, "n": 8}}}))
+    candidate = read_candidate(run_dir, task_dir.parent)
+    assert candidate.test_digest == digest.test_digest(task_dir)
+    assert candidate.metrics == {"test_uar": 0.5}
+    with pytest.raises(DataError, match="no test_digest recorded"):
+        read_candidate(run_dir, None)
+    record["test_digest"] = "f" * 64
+    record["serving_uri"] = "models:/m-serving"
+    (run_dir / "mlflow_run.json").write_text(json.dumps(record))
+    candidate = read_candidate(run_dir, None)
+    assert candidate.test_digest == "f" * 64 and candidate.model_uri == "models:/m-serving"
+    (run_dir / "metrics.json").write_text(json.dumps({"skipped": True, "reason": "no depth"}))
+    assert read_candidate(run_dir, None) is None
+
+
+def test_policy_defaults_and_rejects_bad_values() -> None:
+    policy = load_policy({})
+    assert policy == GatePolicy() and policy.model_name("rgbd") == "ferops-rgbd"
+    assert load_policy({"registry": {"max_latency_ms": 15}}).max_latency_ms == 15
+    with pytest.raises(ConfigError, match="unknown key 'floor'"):
+        load_policy({"registry": {"floor": 0.2}})
+    with pytest.raises(ConfigError, match="primary_metric 'val_uar' must be a test_"):
+        load_policy({"registry": {"primary_metric": "val_uar"}})
+    with pytest.raises(ConfigError, match="class_recall_floor"):
+        load_policy({"registry": {"class_recall_floor": 1.5}})
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_policy({"registry": "strict"})
+
+
+def score(version: str, uar: float, digest_: str = "d", *, low: float | None = None,
+          retired: bool = False) -> VersionScore:
+    recall = {"anger": uar, "fear": uar if low is None else low}
+    return VersionScore(version, f"arch{version}", f"run{version}", digest_,
+                        {"test_uar": uar}, recall, retired=retired)
+
+
+def test_gate_delta_is_inclusive_and_ties_prefer_the_newer_version() -> None:
+    policy = GatePolicy(min_delta=0.05)
+    champion = score("1", 0.50)
+    assert decide([champion, score("2", 0.55)], champion, policy).passed
+    assert not decide([champion, score("2", 0.549)], champion, policy).passed
+    chosen = decide([champion, score("2", 0.6), score("3", 0.6)], champion, policy)
+    assert chosen.challenger.version == "3"
+
+
+def test_gate_skips_retired_and_ineligible_versions_when_choosing() -> None:
+    policy = GatePolicy(min_delta=0.0)
+    champion = score("1", 0.5)
+    versions = [champion, score("2", 0.9, retired=True), score("3", 0.8, "other"),
+                score("4", 0.7, low=0.0), score("5", 0.6)]
+    decision = decide(versions, champion, policy)
+    assert decision.passed and decision.challenger.version == "5"
+    only_champion = decide([champion, score("2", 0.9, retired=True)], champion, policy)
+    assert only_champion.verdict == "unchanged" and only_champion.challenger is None
