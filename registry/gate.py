@@ -28,6 +28,7 @@ class VersionScore:
     latency_ms: float | None = None
     retired: bool = False
     rolled_back: bool = False
+    refused_against: str | None = None  # champion version it was already refused against
 
     def score(self, metric: str) -> float | None:
         """The version's value of ``metric``, or None when it was never logged."""
@@ -77,8 +78,10 @@ def decide(
 
     Without ``version``, the challenger is the best version by the primary metric that
     passes the digest, floor and latency checks, among versions that are neither champion,
-    retired nor rolled back (newer wins ties); when none passes, the best one is reported
-    with its failures. With no champion, the challenger only has to pass its own checks.
+    retired nor rolled back, nor already refused against this champion (newer wins ties);
+    when none passes, the best one is reported with its failures. With no champion, the
+    challenger only has to pass its own checks. When every remaining version was already
+    refused against the current champion, nothing new is there to judge: ``unchanged``.
 
     Args:
         versions: every registered version of the task's model.
@@ -95,15 +98,17 @@ def decide(
                             note=f"version {chosen.version} already is the champion")
         checks = gate_checks(chosen, champion, policy)
         return _verdict(chosen, champion, checks, (chosen,))
-    ranked = rank(
-        [v for v in versions if not (v.retired or v.rolled_back)
-         and (champion is None or v.version != champion.version)],
-        policy.primary_metric,
-    )
+    pool = [v for v in versions if not (v.retired or v.rolled_back)
+            and (champion is None or v.version != champion.version)]
+    judged = [v for v in pool if champion is not None and v.refused_against == champion.version]
+    ranked = rank([v for v in pool if v not in judged], policy.primary_metric)
     if not ranked:
-        note = ("no challenger: every other version is retired or rolled back" if champion
-                else "no candidate versions to promote")
-        return Decision(UNCHANGED if champion else REFUSE, None, champion, note=note)
+        if champion is None:
+            return Decision(REFUSE, None, None, note="no candidate versions to promote")
+        note = (f"no new challenger: {len(judged)} version(s) already refused against "
+                f"champion v{champion.version}" if judged
+                else "no challenger: every other version is retired or rolled back")
+        return Decision(UNCHANGED, None, champion, note=note)
     for candidate in ranked:
         checks = gate_checks(candidate, champion, policy)
         if all(c.passed for c in checks if c.name != "delta"):

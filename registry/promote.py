@@ -25,6 +25,7 @@ from registry.report import promotion_report, rollback_report
 from registry.versions import (
     CHAMPION,
     PREVIOUS,
+    REFUSED_AGAINST_TAG,
     RETIRED_TAG,
     ROLLED_BACK_TAG,
     STAGING,
@@ -95,6 +96,8 @@ def promote(
     name = policy.model_name(task)
     decision = _judge(client, name, policy, version)
     status = {PROMOTE: PROMOTED, REFUSE: REFUSED}.get(decision.verdict, UNCHANGED)
+    if status == REFUSED and not dry_run and version is None:
+        _mark_refused(client, name, decision)
     if dry_run or status != PROMOTED:
         return _result(client, task, name, status, decision, policy, dry_run=dry_run)
     challenger = decision.challenger
@@ -160,6 +163,21 @@ def _judge(client: MlflowClient, name: str, policy: GatePolicy,
     champion_mv = alias_version(client, name, CHAMPION)
     champion = _find(scores, str(champion_mv.version)) if champion_mv else None
     return decide(scores, champion, policy, version=version)
+
+
+def _mark_refused(client: MlflowClient, name: str, decision: Decision) -> None:
+    """Tag every version the gate weighed as refused against the current champion.
+
+    The challenger is the best eligible version, so when it fails, every other version of
+    the pool fails too (lower score, or a failed check of its own); the tag keeps the next
+    ``promote`` from judging them again, which makes a re-run with nothing new ``unchanged``.
+    Without a champion there is nothing to mark: a refusal then stays a refusal.
+    """
+    if decision.champion is None:
+        return
+    for version in decision.ranked or ((decision.challenger,) if decision.challenger else ()):
+        _write(client.set_model_version_tag, name, version.version, REFUSED_AGAINST_TAG,
+               decision.champion.version)
 
 
 def _move_aliases(client: MlflowClient, name: str, challenger: VersionScore,

@@ -28,6 +28,9 @@ ALIASES: tuple[str, ...] = (CANDIDATE, STAGING, CHAMPION, PREVIOUS)
 
 RETIRED_TAG = "retired"
 ROLLED_BACK_TAG = "rolled_back"
+# Set on versions the gate refused against a champion (its version number): they are not
+# judged again against that champion, so re-running promote with nothing new is "unchanged".
+REFUSED_AGAINST_TAG = "gate.refused_against"
 RECALL_PREFIX = "recall."
 NAME_SAFE = re.compile(r"^[\w.\-]+$")
 
@@ -93,6 +96,7 @@ def version_score(mv: ModelVersion) -> VersionScore:
         latency_ms=_floats(tags).get("latency_ms"),
         retired=RETIRED_TAG in tags,
         rolled_back=ROLLED_BACK_TAG in tags,
+        refused_against=tags.get(REFUSED_AGAINST_TAG),
     )
 
 

@@ -114,3 +114,15 @@ def test_gate_skips_retired_and_ineligible_versions_when_choosing() -> None:
     assert decision.passed and decision.challenger.version == "5"
     only_champion = decide([champion, score("2", 0.9, retired=True)], champion, policy)
     assert only_champion.verdict == "unchanged" and only_champion.challenger is None
+
+
+def test_gate_does_not_rejudge_versions_already_refused_against_the_champion() -> None:
+    policy = GatePolicy(min_delta=0.05)
+    champion = score("1", 0.5)
+    judged = VersionScore("2", "arch2", "run2", "d", {"test_uar": 0.52},
+                          {"anger": 0.5, "fear": 0.5}, refused_against="1")
+    assert decide([champion, judged], champion, policy).verdict == "unchanged"
+    # Against another champion the same version is judged again; a new version always is.
+    assert decide([champion, judged], score("9", 0.4), policy).challenger.version == "2"
+    fresh = decide([champion, judged, score("3", 0.6)], champion, policy)
+    assert fresh.passed and fresh.challenger.version == "3"

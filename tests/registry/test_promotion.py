@@ -142,8 +142,12 @@ def test_worse_challenger_refused_with_exit_3_and_reasons(
     assert "refused by the gate" in out and "does not beat the champion's 0.6000 by 0.005" in out
     assert report.read_text() in out + "\n"
     assert aliases(project.client(), project.name())["champion"] == "1"
+    # Nothing new since the refusal: a re-run is idempotent (unchanged, exit 0).
+    assert ferops_registry(project, "promote", "--task", "image") == 0
+    assert "already refused against champion v1" in capsys.readouterr().out
     # The DVC stage must not fail on a refusal, but still reports it.
-    assert ferops_registry(project, "promote", "--task", "image", "--refused-ok") == 0
+    assert ferops_registry(project, "promote", "--task", "image", "--version", "2",
+                           "--refused-ok") == 0
     assert "refused by the gate" in capsys.readouterr().out
 
 
