@@ -28,6 +28,9 @@ data: install
 
 repro: data
 	$(BIN)/dvc repro
+	@$(BIN)/ferops registry status
+	@echo "The champion on the demo photo (drawn in artifacts/predict/annotated.png):"
+	@cat artifacts/predict/prediction.json
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -2,7 +2,9 @@
 
 ``ferops predict --model models:/ferops-rgbd@champion photo.jpg --depth photo_depth.png``
 prints per detected face its box and top-3 expressions (``--json`` for machines) and can draw
-them (``--annotate out.png``). ``--runtime onnx`` runs the network exported by
+them (``--annotate out.png``). ``--eyes lx,ly,rx,ry`` (one per photo, in order; ``-`` for
+"detect") gives known eye centres, which align the face as training did and skip detection.
+``--runtime onnx`` runs the network exported by
 ``ferops export onnx`` with onnxruntime; the face chain is the same Python code either way.
 """
 
@@ -24,6 +26,7 @@ from pipelines._common import run_cli, stage_parser
 
 RUNTIMES: tuple[str, ...] = ("torch", "onnx")
 DEFAULT_MODEL = "models:/ferops-rgbd@champion"
+NO_EYES = "-"  # an --eyes value that leaves that photo to face detection
 
 
 def build_predictor(model: str, runtime: str = "torch", onnx: Path | None = None,
@@ -64,13 +67,19 @@ def _temp_onnx() -> Path:
 
 
 def request_frame(predictor: Predictor, images: Sequence[str], depths: Sequence[str] = (),
-                  color2d: Sequence[str] = ()) -> pd.DataFrame:
+                  color2d: Sequence[str] = (), eyes: Sequence[str] = (),
+                  eyes2d: Sequence[str] = ()) -> pd.DataFrame:
     """The request rows for files: one row per image (a clip folder/video for video models).
 
+    ``eyes`` / ``eyes2d`` hold ``"lx,ly,rx,ry"`` text per image (``-``: detect the face);
+    the predictor parses and checks them.
+
     Raises:
-        DataError: ``--depth`` / ``--color2d`` counts differ from the images.
+        DataError: ``--depth`` / ``--color2d`` / ``--eyes`` / ``--eyes2d`` counts differ from
+            the images.
     """
-    for option, values in (("--depth", depths), ("--color2d", color2d)):
+    for option, values in (("--depth", depths), ("--color2d", color2d), ("--eyes", eyes),
+                           ("--eyes2d", eyes2d)):
         if values and len(values) != len(images):
             raise DataError(f"{option}: {len(values)} files for {len(images)} images "
                             "(give one per image, in the same order)")
@@ -81,6 +90,9 @@ def request_frame(predictor: Predictor, images: Sequence[str], depths: Sequence[
         rows["depth"] = [_file(p) for p in depths]
     if color2d:
         rows["color2d"] = [_file(p) for p in color2d]
+    for column, values in (("eyes", eyes), ("eyes2d", eyes2d)):
+        if values:
+            rows[column] = [None if v.strip() == NO_EYES else v for v in values]
     return pd.DataFrame(rows)
 
 
@@ -93,9 +105,10 @@ def _file(path: str) -> bytes:
 
 
 def predict_files(predictor: Predictor, images: Sequence[str], depths: Sequence[str] = (),
-                  color2d: Sequence[str] = ()) -> pd.DataFrame:
+                  color2d: Sequence[str] = (), eyes: Sequence[str] = (),
+                  eyes2d: Sequence[str] = ()) -> pd.DataFrame:
     """One result row per face of the given files (see :meth:`Predictor.predict`)."""
-    return predictor.predict(request_frame(predictor, images, depths, color2d))
+    return predictor.predict(request_frame(predictor, images, depths, color2d, eyes, eyes2d))
 
 
 def annotate_file(image: str, result: pd.DataFrame, classes: list[str], out: Path,
@@ -114,6 +127,11 @@ def _parser():
                         help="depth map (16-bit mm) per photo, in order (RGB-D models)")
     parser.add_argument("--color2d", action="append", default=[],
                         help="second-camera 2-D photo per photo, in order (optional)")
+    parser.add_argument("--eyes", action="append", default=[], metavar="LX,LY,RX,RY",
+                        help="eye centres (pixels) per photo, in order; ';' separates faces, "
+                             f"'{NO_EYES}' detects (skips face detection when given)")
+    parser.add_argument("--eyes2d", action="append", default=[], metavar="LX,LY,RX,RY",
+                        help="eye centres in the --color2d photo, per photo, in order")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.add_argument("--annotate", type=Path, default=None,
                         help="write the first photo with boxes and labels drawn")
@@ -123,6 +141,8 @@ def _parser():
     parser.add_argument("--data", type=Path, default=Path("artifacts/preprocess"),
                         help="preprocessed data (only for a training run folder as --model)")
     parser.add_argument("--top", type=int, default=report.TOP_K, help="expressions per face")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="also write the JSON records to this file (the DVC stage's output)")
     return parser
 
 
@@ -130,11 +150,15 @@ def _body(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     params = load_params(args.params) if Path(args.params).exists() else {}
     predictor = build_predictor(args.model, args.runtime, args.onnx, args.data, params)
-    result = predict_files(predictor, args.images, args.depth, args.color2d)
+    result = predict_files(predictor, args.images, args.depth, args.color2d, args.eyes,
+                           args.eyes2d)
     classes = predictor.settings.classes
+    records = report.records(result, classes, list(args.images), args.top)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(records, indent=2) + "\n")
     if args.json:
-        print(json.dumps(report.records(result, classes, list(args.images), args.top),
-                         indent=2))
+        print(json.dumps(records, indent=2))
     else:
         print(report.text(result, classes, list(args.images), args.top))
     if args.annotate is not None:

@@ -5,7 +5,9 @@ stage's per-modality finishing step), so a face reaches the network exactly as a
 sample did: same detector settings, same warp, same percentile stretch and depth window, same
 float16 rounding. Photos may hold several faces: each detected face becomes one sample. A
 photo without a face follows ``preprocess.face_policy``: ``center_crop`` scores the centred
-square and flags the row ``fallback``; ``drop`` returns no row for it.
+square and flags the row ``fallback``; ``drop`` returns no row for it. A row that gives its
+eye centres (``eyes`` / ``eyes2d``) skips detection: each quadruple is one face, located as the
+stage locates a sample with landmarks (:mod:`components.serving.eyes`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 from components.preprocess import align, intensity
 from components.preprocess.process import TaskPlan, _finish, _finish_clip, is_crop
 from components.serving.decode import InputError
+from components.serving.eyes import Quad, located_by_eyes
 from components.serving.settings import ServingSettings
 from components.training.data import COLOUR_MODALITIES, to_grey
 
@@ -32,6 +35,8 @@ class Request:
     depth: np.ndarray | None = None
     color2d: np.ndarray | None = None
     frames: list[np.ndarray] | None = None
+    eyes: list[Quad] | None = None  # given eye centres in the colour image, one per face
+    eyes2d: Quad | None = None  # given eye centres in the 2-D camera image
 
 
 @dataclass
@@ -41,7 +46,8 @@ class Face:
     index: int  # input row
     face: int  # face number within the row (largest first)
     box: Box  # x, y, w, h in the colour image (the whole image for a fallback crop)
-    source: str  # how the eyes were found: haar, proportional, aligned_crop, center_crop
+    source: str  # how the eyes were found: landmarks (given), haar, proportional,
+    # aligned_crop, center_crop
     fallback: bool
     sample: np.ndarray  # float32 (C, H, W) or (T, C, H, W), modalities stacked
 
@@ -77,13 +83,17 @@ def detect_faces(grey: np.ndarray, limit: int) -> list[Box]:
             for x, y, w, h in boxes]
 
 
-def locate_faces(image: np.ndarray, settings: ServingSettings) -> list[align.Located]:
+def locate_faces(image: np.ndarray, settings: ServingSettings,
+                 eyes: list[Quad] | None = None) -> list[align.Located]:
     """Where the faces of one colour image are, by the stage's rules (see module doc).
 
-    Returns one :class:`align.Located` per face; a single ``center_crop`` entry when none is
-    found (the caller applies the face policy).
+    Given ``eyes`` (checked by the caller) give one ``landmarks`` face each, in their order,
+    and no detection runs. Returns one :class:`align.Located` per face; a single
+    ``center_crop`` entry when none is found (the caller applies the face policy).
     """
     canonical = settings.preprocess.eye_points
+    if eyes:
+        return [located_by_eyes(image, quad, canonical, settings.size) for quad in eyes]
     if is_crop(image.shape, False, settings.preprocess.input):
         return [align.locate(image, None, is_crop=True, canonical=canonical)]
     grey = align.to_grey(image)
@@ -119,11 +129,10 @@ def still_faces(index: int, request: Request, settings: ServingSettings) -> list
     canonical = settings.preprocess.eye_points
     second = None
     if "color2d" in plan.modalities:
-        image2d = request.color2d if request.color2d is not None else colour
-        second = (image2d, _largest(image2d, settings))
+        second = _second_view(request, settings)
     faces: list[Face] = []
     warped: dict[str, list[np.ndarray]] = {m: [] for m in plan.modalities}
-    for number, located in enumerate(locate_faces(colour, settings)):
+    for number, located in enumerate(locate_faces(colour, settings, request.eyes)):
         failed = located.fallback or (second is not None and second[1].fallback)
         if failed and settings.preprocess.face_policy == "drop":
             continue
@@ -150,6 +159,25 @@ def still_faces(index: int, request: Request, settings: ServingSettings) -> list
     for face, sample in zip(faces, samples, strict=True):
         face.sample = sample
     return faces
+
+
+def _second_view(request: Request, settings: ServingSettings
+                 ) -> tuple[np.ndarray, align.Located]:
+    """The 2-D image (the colour photo when none was sent) and its one located face.
+
+    Given eyes win, as landmarks do in the stage: ``eyes2d`` for a sent 2-D image, the first
+    colour ``eyes`` when the colour photo stands in for it; otherwise the largest face.
+    """
+    canonical = settings.preprocess.eye_points
+    if request.color2d is not None:
+        if request.eyes2d is not None:
+            return request.color2d, located_by_eyes(request.color2d, request.eyes2d, canonical,
+                                                    settings.size)
+        return request.color2d, _largest(request.color2d, settings)
+    colour = request.color
+    if request.eyes:
+        return colour, located_by_eyes(colour, request.eyes[0], canonical, settings.size)
+    return colour, _largest(colour, settings)
 
 
 def _largest(image: np.ndarray, settings: ServingSettings) -> align.Located:

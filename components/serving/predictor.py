@@ -17,11 +17,13 @@ import numpy as np
 import pandas as pd
 
 from components.serving.decode import InputError, decode
+from components.serving.eyes import check_eyes, parse_eyes
 from components.serving.faces import Face, Request, clip_face, still_faces
 from components.serving.settings import ServingSettings
 
 Backend = Callable[[np.ndarray], np.ndarray]  # stacked float32 batch -> probabilities
 IMAGE_COLUMNS: tuple[str, ...] = ("image", "depth", "color2d", "frames")
+EYE_COLUMNS: tuple[str, ...] = ("eyes", "eyes2d")  # optional given eye centres per row
 BASE_COLUMNS: tuple[str, ...] = (
     "input", "face", "x", "y", "w", "h", "label", "probability", "fallback", "located_by",
 )
@@ -91,6 +93,10 @@ class Predictor:
         for index, row in enumerate(rows):
             frames = row.get("frames")
             if _given(frames):
+                for column in EYE_COLUMNS:
+                    if parse_eyes(row.get(column), f"row {index} {column}") is not None:
+                        raise InputError(f"row {index} {column}: eye centres apply to still "
+                                         "images, not to 'frames'")
                 out.append(self._clip_request(index, frames))
                 continue
             if self.settings.is_video:
@@ -103,8 +109,31 @@ class Predictor:
                 request.depth = decode(row["depth"], f"row {index} depth", limits, depth=True)
             if _given(row.get("color2d")):
                 request.color2d = decode(row["color2d"], f"row {index} color2d", limits)
+            self._add_eyes(index, row, request)
             out.append(request)
         return out
+
+    def _add_eyes(self, index: int, row: dict[str, Any], request: Request) -> None:
+        """Parse and check the row's optional ``eyes`` / ``eyes2d`` (see :mod:`..eyes`).
+
+        Raises:
+            InputError: malformed eyes, points outside their image, several ``eyes2d`` faces,
+                or ``eyes2d`` without a ``color2d`` image.
+        """
+        field = f"row {index} eyes"
+        request.eyes = parse_eyes(row.get("eyes"), field)
+        if request.eyes is not None:
+            check_eyes(request.eyes, request.color.shape, field, self.settings.limits.max_faces)
+        field2d = f"row {index} eyes2d"
+        eyes2d = parse_eyes(row.get("eyes2d"), field2d)
+        if eyes2d is None:
+            return
+        if request.color2d is None:
+            raise InputError(f"{field2d}: given without a 'color2d' image")
+        if len(eyes2d) != 1:
+            raise InputError(f"{field2d}: the 2-D image holds one face; got {len(eyes2d)}")
+        check_eyes(eyes2d, request.color2d.shape, field2d, 1)
+        request.eyes2d = eyes2d[0]
 
     def _clip_request(self, index: int, frames: Any) -> Request:
         if not self.settings.is_video:
@@ -142,7 +171,10 @@ class Predictor:
         ``model_input`` is a DataFrame (or list of dicts / dict of lists) with column
         ``image`` (bytes, base64 text or file path), plus ``depth`` for RGB-D models,
         optional ``color2d``, or ``frames`` (a list of images) for video models; or an
-        (H, W, 3) array, a list of arrays, or a path.
+        (H, W, 3) array, a list of arrays, or a path. Optional ``eyes`` (``eyes2d`` for the
+        ``color2d`` image) give the eye centres ``[lx, ly, rx, ry]`` (or ``"lx,ly,rx,ry"``,
+        or a list of quadruples for several faces): those faces are aligned by the given
+        points (``located_by`` ``landmarks``) and no detection runs for the row.
 
         Raises:
             InputError: see :meth:`requests`.

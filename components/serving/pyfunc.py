@@ -91,8 +91,10 @@ class FaceExpressionModel(mlflow.pyfunc.PythonModel):
 
     Input: a DataFrame with column ``image`` (base64 text, bytes or a file path) plus
     ``depth`` for RGB-D models, optional ``color2d``, or ``frames`` for video models; Python
-    callers may also pass arrays. Output: ``input, face, x, y, w, h, label, probability,
-    fallback, located_by, p_<class>...`` (see :meth:`Predictor.predict`).
+    callers may also pass arrays. Optional ``eyes`` / ``eyes2d`` (``"lx,ly,rx,ry"``) give the
+    eye centres and skip face detection (:mod:`components.serving.eyes`). Output: ``input,
+    face, x, y, w, h, label, probability, fallback, located_by, p_<class>...``
+    (see :meth:`Predictor.predict`).
     """
 
     def __init__(self) -> None:
@@ -145,9 +147,12 @@ def signature(settings: ServingSettings) -> Any:
         inputs = [ColSpec(Array("string"), "frames")]
     else:
         # depth stays optional even for RGB-D models: the model's own 400 names the fix.
+        # eyes / eyes2d: optional "lx,ly,rx,ry" text (Python callers may pass lists).
         inputs = [ColSpec("string", "image"),
                   ColSpec("string", "depth", required=False),
-                  ColSpec("string", "color2d", required=False)]
+                  ColSpec("string", "color2d", required=False),
+                  ColSpec("string", "eyes", required=False),
+                  ColSpec("string", "eyes2d", required=False)]
     outputs = [ColSpec("long", c) for c in ("input", "face", "x", "y", "w", "h")]
     outputs += [ColSpec("string", "label"), ColSpec("double", "probability"),
                 ColSpec("boolean", "fallback"), ColSpec("string", "located_by")]

@@ -47,7 +47,8 @@ def text(result: pd.DataFrame, classes: list[str], names: list[str], k: int = TO
             continue
         lines.append(f"{name}: {len(faces)} face(s)")
         for _, row in faces.iterrows():
-            note = "  (no face found: centre crop)" if row["fallback"] else ""
+            note = ("  (no face found: centre crop)" if row["fallback"]
+                    else "  (eyes given)" if row["located_by"] == "landmarks" else "")
             box = f"x={row['x']} y={row['y']} w={row['w']} h={row['h']}"
             tops = ", ".join(f"{label} {p:.1%}" for label, p in top_k(row, classes, k))
             lines.append(f"  face {row['face']} [{box}]: {tops}{note}")

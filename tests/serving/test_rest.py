@@ -58,6 +58,19 @@ def test_served_model_answers_a_photo_then_rejects_bad_payloads_and_keeps_servin
     assert len(faces) == 1 and not faces[0]["fallback"]
     assert abs(sum(v for k, v in faces[0].items() if k.startswith("p_")) - 1) < 1e-5
 
+    # Optional eyes (text for JSON callers, or a JSON list) skip detection; rows without
+    # them still detect.
+    cx, cy = photo.centre
+    eyes = [cx - 36, cy - 28, cx + 36, cy - 28]
+    status, body = post(server, split([
+        {"image": photo.b64(), "depth": photo.b64("depth"), "eyes": ",".join(map(str, eyes))},
+        {"image": photo.b64(), "depth": photo.b64("depth"), "eyes": eyes},
+        {"image": photo.b64(), "depth": photo.b64("depth"), "eyes": None}]))
+    assert status == 200, body
+    located = [f["located_by"] for f in body["predictions"]]
+    assert located[:2] == ["landmarks", "landmarks"] and located[2] in ("haar", "proportional")
+    assert not any(f["fallback"] for f in body["predictions"])
+
     rgb = png_b64(np.zeros((60, 80, 3), np.uint8))
     bad = {
         "not an image": split([{"image": "aGVsbG8gd29ybGQ=", "depth": photo.b64("depth")}]),
@@ -65,6 +78,10 @@ def test_served_model_answers_a_photo_then_rejects_bad_payloads_and_keeps_servin
                                       "depth": photo.b64("depth")}]),
         "must be single-channel": split([{"image": photo.b64(), "depth": rgb}]),
         "reads RGB-D input": split([{"image": photo.b64()}]),
+        "row 0 eyes: expected 4 numbers": split([{"image": photo.b64(), "eyes": "1,2,3",
+                                                  "depth": photo.b64("depth")}]),
+        "outside the 640x480 image": split([{"image": photo.b64(), "eyes": "1,2,3,900",
+                                             "depth": photo.b64("depth")}]),
         # A clip for a still model fails MLflow's own schema check, also with a 400.
         "missing inputs ['image']": {"dataframe_records": [{"frames": [rgb, rgb]}]},
     }
