@@ -60,7 +60,7 @@ def _text_bytes(text: str, field: str, limits: ServingConfig) -> bytes:
         stripped = stripped.split(",", 1)[1]
     if 0 < len(stripped) <= MAX_PATH_CHARS and _looks_like_path(stripped):
         path = Path(stripped).expanduser()
-        if path.is_file():
+        if _is_file(path):
             if in_scoring_server() and not limits.allow_paths_when_served:
                 raise InputError(f"{field}: file paths are not accepted by the served model; "
                                  "send the image as base64")
@@ -72,6 +72,15 @@ def _text_bytes(text: str, field: str, limits: ServingConfig) -> bytes:
             raise InputError(f"{field}: {stripped}: file not found") from exc
         raise InputError(f"{field}: not an image (text is neither base64 nor a file path)"
                          ) from exc
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False for text the OS refuses as a path: base64 holds '/' and a
+    component longer than the file-name limit raises ENAMETOOLONG instead of answering."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _looks_like_path(text: str) -> bool:

@@ -14,6 +14,8 @@ requirements re-imports the model in a subprocess, which costs tens of seconds p
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -35,6 +37,7 @@ from components.training.run import ESTIMATOR_FILE, ModelSpec, load_trained
 MODEL_NAME = "model"  # artifact name: the model URI is ``runs:/<run_id>/model``
 MIN_EXAMPLE = 2  # batch size of the input example: 1 would freeze the batch axis in pt2
 MAX_EXAMPLE = 4
+LATENCY_REPEATS = 15  # timed batch-1 calls after one warm-up; the median is reported
 TORCH_REQUIREMENTS: tuple[str, ...] = ("torch", "numpy")
 ESTIMATOR_REQUIREMENTS: tuple[str, ...] = (
     "torch", "numpy", "scikit-learn", "joblib", "cloudpickle", "pandas",
@@ -50,6 +53,7 @@ class LoggedModel:
     model_id: str | None
     flavor: str  # "pytorch" or "pyfunc"
     example: np.ndarray
+    latency_ms: float  # median model-only milliseconds for one face (batch 1), this machine
 
 
 class LogitsOnly(nn.Module):
@@ -123,6 +127,7 @@ def log_torch_model(model: nn.Module, example: np.ndarray, spec: ModelSpec) -> L
     net = LogitsOnly(model.eval()).eval()
     with torch.no_grad():
         output = net(torch.from_numpy(example)).numpy()
+        latency = batch1_latency_ms(lambda one: net(torch.from_numpy(one)), example)
     info = mlflow.pytorch.log_model(
         net,
         name=MODEL_NAME,
@@ -131,7 +136,7 @@ def log_torch_model(model: nn.Module, example: np.ndarray, spec: ModelSpec) -> L
         pip_requirements=pinned_requirements(TORCH_REQUIREMENTS),
         metadata=_metadata(spec, "logits"),
     )
-    return _logged(info, "pytorch", example)
+    return _logged(info, "pytorch", example, latency)
 
 
 def log_estimator_model(
@@ -143,6 +148,8 @@ def log_estimator_model(
 
     estimator = joblib.load(pickle_path)["estimator"]
     output = np.asarray(estimator.predict_proba_inputs(split_channels(example, channels)))
+    latency = batch1_latency_ms(
+        lambda one: estimator.predict_proba_inputs(split_channels(one, channels)), example)
     info = mlflow.pyfunc.log_model(
         name=MODEL_NAME,
         python_model=EstimatorModel(channels),
@@ -152,7 +159,26 @@ def log_estimator_model(
         pip_requirements=pinned_requirements(ESTIMATOR_REQUIREMENTS),
         metadata=_metadata(spec, "probabilities"),
     )
-    return _logged(info, "pyfunc", example)
+    return _logged(info, "pyfunc", example, latency)
+
+
+def batch1_latency_ms(predict: Callable[[np.ndarray], object], example: np.ndarray,
+                      repeats: int = LATENCY_REPEATS) -> float:
+    """Median wall time in ms of ``predict`` on one sample (model only, no face chain).
+
+    It is what the registry gate's optional latency budget (``registry.max_latency_ms``)
+    compares; measured where the model was trained, so it is a relative figure between
+    candidates of one pipeline run, not a serving SLA. ``benchmarks/predict_latency.py``
+    measures the full photo-to-label path.
+    """
+    one = np.ascontiguousarray(example[:1])
+    predict(one)  # warm-up: lazy initialisation and allocator growth are not latency
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        predict(one)
+        times.append((time.perf_counter() - start) * 1000.0)
+    return float(np.median(times))
 
 
 def _signature(example: np.ndarray, output: np.ndarray) -> Any:
@@ -178,11 +204,12 @@ def _metadata(spec: ModelSpec, output: str) -> dict[str, Any]:
     }
 
 
-def _logged(info: Any, flavor: str, example: np.ndarray) -> LoggedModel:
+def _logged(info: Any, flavor: str, example: np.ndarray, latency_ms: float) -> LoggedModel:
     return LoggedModel(
         model_uri=f"runs:/{info.run_id}/{MODEL_NAME}",
         logged_model_uri=info.model_uri,
         model_id=getattr(info, "model_id", None),
         flavor=flavor,
         example=example,
+        latency_ms=latency_ms,
     )

@@ -198,6 +198,7 @@ class TrainingRun:
             self.setup.params.get("serving") or {},
         )
         digest = self.log_test_digest()
+        mlflow.log_metric("latency_ms", logged.latency_ms, synchronous=True)
         scores = final_metrics(metrics)
         ui_path = share_view(
             self.experiment_id, leaderboard_columns(scores),
@@ -214,6 +215,7 @@ class TrainingRun:
             "flavor": logged.flavor,
             "serving_uri": serving_uri,
             "test_digest": digest,
+            "latency_ms": logged.latency_ms,
             "arch": self.setup.spec.arch,
             "task": self.setup.spec.task,
             "dataset": self.lineage.dataset,

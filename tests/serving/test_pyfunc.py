@@ -29,6 +29,9 @@ def test_training_logs_serving_model_and_test_digest(store):
     assert run.data.tags["data.test_digest"] == record["test_digest"]
     assert len(record["test_digest"]) == 64
     assert mlflow.pyfunc.load_model(record["model_uri"]) is not None  # tensor model unchanged
+    # The registry's optional latency budget reads this measured batch-1 model time.
+    assert 0.0 < record["latency_ms"] < 1000.0
+    assert run.data.metrics["latency_ms"] == pytest.approx(record["latency_ms"])
 
 
 def test_photo_gives_one_face_with_box_and_probabilities(store, photo):
@@ -106,3 +109,14 @@ def test_bad_inputs_raise_invalid_parameter_value(store, payload, message):
         model.predict(None, pd.DataFrame(payload))
     assert caught.value.get_http_status_code() == 400
     assert message in caught.value.message
+
+
+def test_base64_with_slashes_longer_than_a_file_name_is_not_taken_for_a_path() -> None:
+    from components.serving.decode import image_bytes
+    from components.serving.settings import ServingConfig
+
+    noise = np.random.default_rng(0).integers(0, 255, (48, 48, 3), dtype=np.uint8)
+    text = png_b64(noise)
+    longest_part = max(len(part) for part in text.split("/"))
+    assert "/" in text and longest_part > 255  # the OS would refuse it as a path name
+    assert image_bytes(text, "image", ServingConfig())[:8] == b"\x89PNG\r\n\x1a\n"
