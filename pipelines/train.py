@@ -30,7 +30,13 @@ from components.errors import ConfigError
 from components.models import ESTIMATORS, MODEL_INPUTS, create_model
 from components.tracking.training_run import RunSetup, tracked_training
 from components.training.config import TRAIN_KEYS, resolve_config
-from components.training.data import choose_task, load_split, read_meta, task_name
+from components.training.data import (
+    choose_task,
+    load_split,
+    no_task_reason,
+    read_meta,
+    task_name,
+)
 from components.training.distributed import DistContext, current_context, init_distributed
 from components.training.distributed import shutdown as dist_shutdown
 from components.training.run import ModelSpec, train_estimator, train_torch, write_skipped
@@ -70,8 +76,7 @@ def train_stage(
     inputs = MODEL_INPUTS[arch]
     task_dir = choose_task(Path(data_dir), inputs, cfg.task)
     if task_dir is None:
-        found = sorted(p.name for p in Path(data_dir).glob("*") if (p / "meta.json").exists())
-        reason = f"no task in {data_dir} has modalities {list(inputs)} (tasks found: {found})"
+        reason = no_task_reason(Path(data_dir), inputs)
         return write_skipped(out_dir, arch, reason) if ctx.is_main else {"skipped": True}
     classes = read_meta(task_dir)["classes"]
     in_channels = load_split(task_dir, "train", inputs, grey=grey).in_channels

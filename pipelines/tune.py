@@ -23,7 +23,7 @@ from components.config import load_params, section
 from components.errors import ConfigError
 from components.models import MODEL_INPUTS
 from components.training.config import resolve_config
-from components.training.data import choose_task
+from components.training.data import choose_task, no_task_reason
 from components.tuning import dataset_name, tune_architecture, tune_config, write_skipped
 from pipelines._common import run_cli, stage_parser
 
@@ -64,9 +64,7 @@ def tune_stage(
     inputs = MODEL_INPUTS[arch]
     task_dir = choose_task(Path(data_dir), inputs, base.task)
     if task_dir is None:
-        found = sorted(p.name for p in Path(data_dir).glob("*") if (p / "meta.json").exists())
-        reason = f"no task in {data_dir} has modalities {list(inputs)} (tasks found: {found})"
-        return write_skipped(out_dir, arch, reason)
+        return write_skipped(out_dir, arch, no_task_reason(Path(data_dir), inputs))
     return tune_architecture(arch, cfg, train_values, task_dir, Path(out_dir),
                              dataset=dataset_name(task_dir, params), n_trials=n_trials,
                              storage=storage)

@@ -191,6 +191,12 @@ def choose_task(data_dir: Path, inputs: tuple[str, ...], forced: str | None = No
     return None
 
 
+def no_task_reason(data_dir: Path, inputs: tuple[str, ...]) -> str:
+    """Why :func:`choose_task` found nothing: the skip note train and tune stages write."""
+    found = sorted(p.name for p in Path(data_dir).glob("*") if (p / "meta.json").exists())
+    return f"no task in {data_dir} has modalities {list(inputs)} (tasks found: {found})"
+
+
 def task_name(task_dir: Path) -> str:
     """The task a preprocess folder serves, as tracking and the registry name it:
     ``video`` for clips, ``rgbd`` for stills with depth, ``image`` for 2-D stills."""
