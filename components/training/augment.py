@@ -1,4 +1,5 @@
-"""On-the-fly training augmentation on whole batches: mirroring and small shifts.
+"""On-the-fly training augmentation on whole batches: mirroring, shifts, small rotations and
+zooms, and random erasing.
 
 Each sample's channels (depth, colour, 2-D colour stacked together) and every frame of a clip
 get the SAME flip and shift, so modalities stay pixel-aligned (methods.md 1.9). Random draws
@@ -6,6 +7,8 @@ come from a caller-owned generator, so a seeded epoch augments identically on re
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -44,10 +47,82 @@ def shift(x: torch.Tensor, generator: torch.Generator, max_shift: int) -> torch.
     return out.reshape(x.shape)
 
 
-def augment_batch(
-    x: torch.Tensor, generator: torch.Generator, *, mirror_p: float, max_shift: int
+def rotate_scale(
+    x: torch.Tensor, generator: torch.Generator, max_degrees: float, max_scale: float
 ) -> torch.Tensor:
-    """Apply the configured augmentations in a fixed order (mirror, then shift)."""
+    """Rotate each sample by up to ``max_degrees`` and zoom by a factor in
+    ``[1 - max_scale, 1 + max_scale]`` about its centre (bilinear, zero outside).
+
+    Faces in the wild are tilted and framed loosely; this teaches the net both without
+    storing augmented copies. One transform per sample, shared by its channels and frames.
+    """
+    if max_degrees <= 0 and max_scale <= 0:
+        return x
+    n = x.shape[0]
+    h, w = x.shape[-2], x.shape[-1]
+    angle = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(max_degrees)
+    zoom = 1 + (torch.rand(n, generator=generator) * 2 - 1) * max_scale
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1] = cos, -sin
+    theta[:, 1, 0], theta[:, 1, 1] = sin, cos
+    flat = x.reshape(n, -1, h, w).float()
+    grid = F.affine_grid(theta, list(flat.shape), align_corners=False)
+    out = F.grid_sample(flat, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out.to(x.dtype).reshape(x.shape)
+
+
+def random_erase(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    p: float,
+    area: tuple[float, float] = (0.02, 0.2),
+    aspect: tuple[float, float] = (0.3, 3.3),
+) -> torch.Tensor:
+    """Zero a random rectangle (``area`` share of the image, ``aspect`` ratio h/w) in a
+    random ``p`` share of the samples (Zhong et al. 2020 random erasing).
+
+    It mimics partial occlusion (hands, hair, glasses), so the net cannot lean on one face
+    region alone. The same rectangle covers all channels and frames of a sample.
+    """
+    if p <= 0:
+        return x
+    n = x.shape[0]
+    h, w = x.shape[-2], x.shape[-1]
+    erase = torch.rand(n, generator=generator) < p
+    share = area[0] + torch.rand(n, generator=generator) * (area[1] - area[0])
+    log_ratio = math.log(aspect[0]) + torch.rand(n, generator=generator) * (
+        math.log(aspect[1]) - math.log(aspect[0])
+    )
+    ratio = torch.exp(log_ratio)
+    eh = torch.clamp((share * h * w * ratio).sqrt().round(), 1, h).long()
+    ew = torch.clamp((share * h * w / ratio).sqrt().round(), 1, w).long()
+    top = (torch.rand(n, generator=generator) * (h - eh + 1)).long()
+    left = (torch.rand(n, generator=generator) * (w - ew + 1)).long()
+    rows = torch.arange(h)[None, :]
+    cols = torch.arange(w)[None, :]
+    in_rows = (rows >= top[:, None]) & (rows < (top + eh)[:, None])
+    in_cols = (cols >= left[:, None]) & (cols < (left + ew)[:, None])
+    mask = in_rows[:, :, None] & in_cols[:, None, :] & erase[:, None, None]
+    flat = x.reshape(n, -1, h, w)
+    out = flat.masked_fill(mask[:, None], 0.0)
+    return out.reshape(x.shape)
+
+
+def augment_batch(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    mirror_p: float,
+    max_shift: int,
+    max_degrees: float = 0.0,
+    max_scale: float = 0.0,
+    erase_p: float = 0.0,
+) -> torch.Tensor:
+    """Apply the configured augmentations in a fixed order: mirror, shift, rotate/zoom,
+    erase. Disabled ones draw no random numbers, so older settings replay unchanged."""
     if mirror_p > 0:
         x = mirror(x, generator, mirror_p)
-    return shift(x, generator, max_shift)
+    x = shift(x, generator, max_shift)
+    x = rotate_scale(x, generator, max_degrees, max_scale)
+    return random_erase(x, generator, erase_p)

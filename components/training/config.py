@@ -19,6 +19,7 @@ from components.config import build_config
 from components.errors import ConfigError
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adamw")
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 SCHEDULES: tuple[str, ...] = ("none", "step", "cosine", "onecycle")
 MONITORS: dict[str, str] = {  # monitored value -> direction
     "val_uar": "max",
@@ -46,6 +47,11 @@ class TrainConfig:
     label_smoothing: float = 0.0
     mirror: bool = True
     shift: int = 0  # random-shift jitter in pixels (0 = off)
+    rotate: float = 0.0  # random rotation, max degrees either way (0 = off)
+    scale: float = 0.0  # random zoom in [1 - scale, 1 + scale] (0 = off)
+    erase_p: float = 0.0  # share of samples with a random rectangle erased (0 = off)
+    tta_mirror: bool = False  # evaluate on the mean logits of each image and its mirror
+    precision: str = "fp32"  # "bf16": autocast matmuls/convs to bfloat16 (AMX/AVX512-BF16)
     patience: int = 4
     monitor: str = "val_uar"
     restore_best: bool = True  # test with the weights of the best monitored epoch
@@ -64,6 +70,7 @@ class TrainConfig:
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("schedule", self.schedule, SCHEDULES)
         _check_choice("monitor", self.monitor, tuple(MONITORS))
+        _check_choice("precision", self.precision, PRECISIONS)
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name}: must be >= 1, got {getattr(self, name)}")
@@ -72,6 +79,12 @@ class TrainConfig:
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(
                 f"train.label_smoothing: must be in [0, 1), got {self.label_smoothing}"
+            )
+        if not (0.0 <= self.rotate <= 180.0 and 0.0 <= self.scale < 1.0
+                and 0.0 <= self.erase_p <= 1.0):
+            raise ConfigError(
+                "train: rotate must be in [0, 180] degrees, scale in [0, 1), erase_p in [0, 1]"
+                f" (got {self.rotate}, {self.scale}, {self.erase_p})"
             )
         if self.lr <= 0:
             raise ConfigError(f"train.lr: must be > 0, got {self.lr}")

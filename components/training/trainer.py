@@ -243,7 +243,11 @@ class Trainer:
             index = mine[start : start + size]
             # Contiguous shards read as slices (one memcpy) in one process.
             key = slice(int(index[0]), int(index[-1]) + 1) if not self.ctx.enabled else index
-            outputs.append(self._forward(self.model, self._to_input(data.batch(key)))[0])
+            x = self._to_input(data.batch(key))
+            logits = self._forward(self.model, x)[0]
+            if self.cfg.tta_mirror:
+                logits = (logits + self._forward(self.model, torch.flip(x, dims=[-1]))[0]) / 2
+            outputs.append(logits)
         self.model.train(was_training)
         width = outputs[0].shape[1] if outputs else 0
         logits = torch.cat(outputs).numpy() if outputs else np.zeros((0, width), np.float32)
@@ -292,8 +296,10 @@ class Trainer:
         for index in bar:
             x = data.batch(index)
             y = labels[index]
-            if cfg.mirror or cfg.shift:
-                x = augment_batch(x, aug, mirror_p=0.5 if cfg.mirror else 0.0, max_shift=cfg.shift)
+            x = augment_batch(
+                x, aug, mirror_p=0.5 if cfg.mirror else 0.0, max_shift=cfg.shift,
+                max_degrees=cfg.rotate, max_scale=cfg.scale, erase_p=cfg.erase_p,
+            )
             logits, features = self._forward(net, self._to_input(x), features=self.ecstfl)
             loss = criterion(logits, y)
             if self.ecstfl:
@@ -349,13 +355,16 @@ class Trainer:
     def _forward(
         self, net: nn.Module, x: torch.Tensor, *, features: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if features:
-            logits, feats = net(x, return_features=True)
-            return logits, feats
-        out = net(x)
+        """Logits (and features) in float32; under ``precision: bf16`` the network itself
+        runs in bfloat16 autocast, the loss and metrics stay in float32."""
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
+            if features:
+                logits, feats = net(x, return_features=True)
+                return logits.float(), feats.float()
+            out = net(x)
         if isinstance(out, tuple):  # models that always return (logits, features)
             out = out[0]
-        return out, None
+        return out.float(), None
 
     def _ecstfl_parts(self) -> tuple[Callable, type]:
         if self._ecstfl_fns is None:

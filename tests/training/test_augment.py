@@ -1,0 +1,103 @@
+"""Rotation/zoom, random erasing, bf16 autocast and mirrored test-time averaging."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from components.errors import ConfigError
+from components.training.augment import augment_batch, random_erase, rotate_scale
+from components.training.config import TrainConfig
+from components.training.data import load_split, make_synthetic_task
+from components.training.trainer import Trainer, seed_everything
+from tests.training.helpers import TinyCNN, quick_config
+
+CLASSES = ["anger", "happiness", "neutral", "surprise"]
+
+
+@pytest.fixture(scope="module")
+def image_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("preprocess")
+    make_synthetic_task(root, "rgbd", size=16)
+    return root / "image"
+
+
+def test_rotate_scale_turns_an_image_about_its_centre() -> None:
+    image = torch.zeros(1, 1, 21, 21)
+    image[0, 0, 10, 14:19] = 1.0  # a bar pointing right from the centre
+    gen = torch.Generator().manual_seed(0)
+    turned = rotate_scale(image, gen, max_degrees=90.0, max_scale=0.0)
+    # Re-draw the angle the same way the function did to know where the bar must go.
+    angle = (torch.rand(1, generator=torch.Generator().manual_seed(0)) * 2 - 1) * 90.0
+    ys, xs = np.nonzero(turned[0, 0].numpy() > 0.3)
+    centre_of_mass = math.degrees(math.atan2(ys.mean() - 10, xs.mean() - 10))
+    assert abs(abs(centre_of_mass) - abs(float(angle))) < 12.0
+    assert turned.shape == image.shape and float(turned.sum()) > 2.0
+
+
+def test_rotate_scale_keeps_channels_and_frames_aligned_and_zero_is_identity() -> None:
+    clip = torch.rand(4, 3, 2, 12, 12) + 1.0
+    gen = torch.Generator().manual_seed(1)
+    assert rotate_scale(clip, gen, 0.0, 0.0) is clip
+    out = rotate_scale(torch.ones(4, 3, 2, 12, 12), gen, 30.0, 0.2)
+    for i in range(4):  # same transform: the zero-filled corners coincide everywhere
+        zero = out[i] < 0.5
+        assert bool((zero == zero[0, 0]).all())
+
+
+def test_random_erase_zeroes_one_rectangle_per_chosen_sample() -> None:
+    x = torch.rand(200, 2, 16, 16) + 1.0
+    out = random_erase(x, torch.Generator().manual_seed(2), p=0.5)
+    erased = (out == 0).flatten(1).any(1)
+    assert 60 < int(erased.sum()) < 140  # about half
+    for i in np.nonzero(erased.numpy())[0]:
+        zero = (out[i, 0] == 0).numpy()
+        rows, cols = np.nonzero(zero)
+        box = zero[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+        assert box.all()  # a filled rectangle
+        assert bool((out[i, 1] == 0).eq(torch.from_numpy(zero)).all())  # every channel
+        assert 0.02 * 256 * 0.5 <= zero.sum() <= 0.2 * 256 * 1.5
+    torch.testing.assert_close(out[~erased], x[~erased])
+
+
+def test_disabled_augmentations_leave_the_random_stream_alone() -> None:
+    x = torch.rand(8, 1, 10, 10)
+    plain = augment_batch(x, torch.Generator().manual_seed(3), mirror_p=0.5, max_shift=1)
+    same = augment_batch(x, torch.Generator().manual_seed(3), mirror_p=0.5, max_shift=1,
+                         max_degrees=0.0, max_scale=0.0, erase_p=0.0)
+    torch.testing.assert_close(plain, same)
+
+
+def test_bad_augmentation_and_precision_settings_are_refused() -> None:
+    for bad in ({"rotate": -1.0}, {"scale": 1.0}, {"erase_p": 1.5}, {"precision": "fp8"}):
+        with pytest.raises(ConfigError):
+            TrainConfig(**bad)
+
+
+def test_bf16_training_learns_and_reports_float32(image_root: Path) -> None:
+    train = load_split(image_root, "train", ("color",))
+    seed_everything(0)
+    cfg = quick_config(epochs=5, precision="bf16", rotate=5.0, scale=0.05, erase_p=0.2)
+    trainer = Trainer(TinyCNN(4, 3), cfg, CLASSES)
+    result = trainer.fit(train, train)
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    logits = trainer.predict_logits(train)
+    assert logits.dtype == np.float32
+    assert trainer.evaluate(train)["accuracy"] > 0.5  # 4 classes: chance is 0.25
+
+
+def test_tta_mirror_averages_each_face_with_its_mirror(image_root: Path) -> None:
+    data = load_split(image_root, "val", ("color",))
+    seed_everything(0)
+    model = TinyCNN(4, 3).eval()
+    plain = Trainer(model, quick_config(channels_last=False), CLASSES).predict_logits(data)
+    tta = Trainer(model, quick_config(channels_last=False, tta_mirror=True),
+                  CLASSES).predict_logits(data)
+    x = torch.from_numpy(data.rows(slice(None)))
+    with torch.no_grad():
+        mirrored = model(torch.flip(x, dims=[-1])).numpy()
+    np.testing.assert_allclose(tta, (plain + mirrored) / 2, rtol=1e-5, atol=1e-5)
