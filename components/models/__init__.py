@@ -17,7 +17,7 @@ from components.models.registry import (
     stack_inputs,
 )
 from components.models.sampling import ClassAwareBatchSampler
-from components.models.simple_fit import predict_proba, simple_train_fn
+from components.models.simple_fit import predict_proba
 
 __all__ = [
     "ESTIMATORS",
@@ -34,6 +34,5 @@ __all__ = [
     "predict_proba",
     "similarity",
     "similarity_matrix",
-    "simple_train_fn",
     "stack_inputs",
 ]

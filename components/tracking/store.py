@@ -65,6 +65,17 @@ def checkout_root(start: Path | None = None) -> Path:
     return here
 
 
+def lineage_root() -> Path:
+    """Where a run reads its lineage (``data.dvc``, the git commit) from.
+
+    The DVC experiment copy it runs in, when it runs in one: a queued experiment runs
+    after the workspace may have moved on, so the copy, not the project, holds what it
+    trains on. Everywhere else the project itself (:func:`project_root`).
+    """
+    checkout = checkout_root()
+    return checkout if exp_copy_origin(checkout) != checkout else project_root()
+
+
 def exp_copy_origin(path: Path) -> Path:
     """The project a DVC experiment copy was made from, or ``path`` when it is no copy.
 

@@ -29,7 +29,7 @@ from components.tracking.store import (
     ensure_experiment,
     experiment_name,
     flatten_params,
-    project_root,
+    lineage_root,
     tracking_uri,
 )
 from components.tracking.views import leaderboard_columns, share_view
@@ -78,7 +78,10 @@ def tracked_training(setup: RunSetup, *, enabled: bool = True) -> Iterator[Train
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    root = project_root()
+    # Runs are written to the project's store, but lineage (data.dvc, the commit) is read
+    # from the checkout that ran: inside a queued DVC experiment copy the original
+    # workspace may have moved on by the time the experiment runs.
+    root = lineage_root()
     lineage = collect_lineage(setup.task_dir, setup.params, root)
     experiment_id = ensure_experiment(experiment_name(setup.spec.task, lineage.dataset))
     try:

@@ -20,15 +20,23 @@ def _load_benchmark():
     return module
 
 
-@pytest.mark.slow
+def test_model_args_parse_yaml_values_and_refuse_bare_words() -> None:
+    bench = _load_benchmark()
+    assert bench.parse_model_args(["dropout=0.3", "hidden=512", "block_dropout=0"]) == {
+        "dropout": 0.3, "hidden": 512, "block_dropout": 0}
+    with pytest.raises(bench.ConfigError, match="KEY=VALUE"):
+        bench.parse_model_args(["dropout"])
+
+
 def test_smoke_run_writes_table_and_json(
     fer2013_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bench = _load_benchmark()
     out = tmp_path / "fer2013_accuracy.json"
     code = bench.main([
-        "--data", str(fer2013_dir), "--limit", "200", "--minutes", "0.2", "--width", "0.25",
-        "--archs", "baseline_cnn", "--out", str(out),
+        "--data", str(fer2013_dir), "--limit", "200", "--minutes", "0.4", "--width", "0.25",
+        "--archs", "baseline_cnn", "hierarchical", "--model-arg", "dropout=0.3",
+        "--out", str(out),
     ])
     assert code == 0
     printed = capsys.readouterr().out
@@ -37,9 +45,11 @@ def test_smoke_run_writes_table_and_json(
     assert "| baseline_cnn |" in printed
     assert "not measured" in printed  # anchors are labelled as references
     payload = json.loads(out.read_text())
-    (row,) = payload["rows"]
-    assert row["architecture"] == "baseline_cnn" and row["measured"] is True
-    assert 0.0 <= row["test_accuracy"] <= 1.0 and 0.0 <= row["test_uar"] <= 1.0
-    assert row["epochs"] >= 1
+    assert [row["architecture"] for row in payload["rows"]] == ["baseline_cnn", "hierarchical"]
+    for row in payload["rows"]:
+        assert row["measured"] is True and row["epochs"] >= 1
+        assert 0.0 <= row["test_accuracy"] <= 1.0 and 0.0 <= row["test_uar"] <= 1.0
+    assert payload["settings"]["model_args"] == {"dropout": 0.3}
+    assert payload["settings"]["precision"] == "bf16" and payload["settings"]["tta"] is True
     assert {a["test_accuracy"] for a in payload["anchors"]} == {0.657, 0.7328}
     assert payload["machine"]["torch_threads"] >= 1

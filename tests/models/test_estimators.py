@@ -6,10 +6,20 @@ import numpy as np
 import pytest
 
 from components.errors import DataError
-from components.models import create_model, simple_train_fn, stack_inputs
+from components.models import create_model, stack_inputs
 from components.models.hierarchical import confusion_counts
+from components.training.config import TrainConfig
+from components.training.trainer import make_train_fn
 
 SMALL = {"width": 0.25, "fc_width": 16}
+
+
+def quick_train_fn(epochs: int, lr: float = 1e-3, batch_size: int = 32, seed: int = 0):
+    """The project's own training loop (``make_train_fn``) with plain Adam for toy data."""
+    cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, optimizer="adam",
+                      schedule="none", weight_decay=0.0, mirror=False, patience=0,
+                      progress=False, track=False)
+    return make_train_fn(cfg)
 
 
 def toy_images(n_per_class: int, classes: int, channels: int, seed: int, size: int = 32):
@@ -30,7 +40,7 @@ def fitted_svm():
     model = create_model(
         "svm_fusion", 4, 4, folds=2, seed=0, depth_kwargs=SMALL, color_kwargs=SMALL
     )
-    train = simple_train_fn(epochs=15, lr=3e-3, batch_size=8, seed=0)
+    train = quick_train_fn(epochs=15, lr=3e-3, batch_size=8, seed=0)
     return model.fit(depth, color, y, train), depth, color, y
 
 
@@ -60,7 +70,7 @@ def test_svm_fusion_rejects_a_class_with_one_sample():
     color, _ = toy_images(2, 2, 3, seed=1)
     model = create_model("svm_fusion", 2, 4, folds=2, depth_kwargs=SMALL, color_kwargs=SMALL)
     with pytest.raises(DataError, match="at least 2"):
-        model.fit(depth[:3], color[:3], y[:3], simple_train_fn(epochs=1))
+        model.fit(depth[:3], color[:3], y[:3], quick_train_fn(epochs=1))
 
 
 @pytest.mark.parametrize("routing", ["hard", "soft"])
@@ -70,7 +80,7 @@ def test_hierarchical_fits_and_returns_distributions(routing):
         "hierarchical", 4, 1, k=3, routing=routing, folds=2, seed=0,
         class_names=["a", "b", "c", "d"], width=0.125, hidden=16,
     )
-    model.fit(x, y, simple_train_fn(epochs=3, lr=3e-3, batch_size=8, seed=0))
+    model.fit(x, y, quick_train_fn(epochs=3, lr=3e-3, batch_size=8, seed=0))
     proba = model.predict_proba(x)
     assert proba.shape == (len(y), 4)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
@@ -116,7 +126,7 @@ def test_hierarchical_is_deterministic_per_seed():
 
     def fitted_proba():
         model = create_model("hierarchical", 3, 1, k=3, folds=2, seed=5, width=0.125, hidden=8)
-        model.fit(x, y, simple_train_fn(epochs=2, batch_size=8, seed=1))
+        model.fit(x, y, quick_train_fn(epochs=2, batch_size=8, seed=1))
         return model.predict_proba(x)
 
     np.testing.assert_array_equal(fitted_proba(), fitted_proba())

@@ -22,6 +22,7 @@ from components.tracking.store import (
     checkout_root,
     default_tracking_uri,
     exp_copy_origin,
+    lineage_root,
     project_root,
 )
 
@@ -87,6 +88,20 @@ def test_temp_experiment_copy_resolves_to_the_original_project(
     clean_env.chdir(copy / "sub")
     assert checkout_root() == copy.resolve()  # the copy is a checkout of its own
     assert project_root() == project.resolve()  # but the store is the project's
+    # ...while data.dvc and the commit are read from the copy the experiment runs on.
+    clean_env.setenv("DVC_ROOT", str(project))
+    assert lineage_root() == copy.resolve()
+
+
+def test_lineage_root_is_the_project_outside_experiment_copies(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch
+) -> None:
+    project = _fake_project(tmp_path / "proj")
+    chosen = _fake_project(tmp_path / "chosen")
+    clean_env.chdir(project)
+    assert lineage_root() == project.resolve()
+    clean_env.setenv("FEROPS_PROJECT_ROOT", str(chosen))
+    assert lineage_root() == chosen.resolve()
 
 
 def test_dvc_root_points_past_the_copy(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> None:
