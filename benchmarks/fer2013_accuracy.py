@@ -89,7 +89,7 @@ PROBE_MIN_BATCHES = 12
 PROBE_WARMUP_BATCHES = 2  # the first batches pay for allocation and kernel selection
 # Epoch time varies with machine load; the plan leaves a margin because a run the budget
 # guard cuts short never reaches the low-learning-rate end of its schedule.
-PLAN_MARGIN = 1.1
+PLAN_MARGIN = 1.05
 
 
 class BudgetExhausted(Exception):
