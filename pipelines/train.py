@@ -83,7 +83,7 @@ def train_stage(
     if arch in ESTIMATORS:
         extra.setdefault("seed", cfg.seed)
     spec = ModelSpec(arch, len(classes), in_channels, inputs, task_name(task_dir), list(classes),
-                     grey, dict(extra))
+                     grey, dict(extra), tta_mirror=cfg.tta_mirror and arch not in ESTIMATORS)
     log.info("training %s on %s (%d classes, %d input channels)", arch, task_dir,
              len(classes), in_channels)
     seed_everything(cfg.seed)

@@ -52,6 +52,31 @@ class ModelSpec:
     classes: list[str]
     grey: bool = False
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    # Trained with ``train.tta_mirror``: its test metrics average each face with its mirror,
+    # so the rebuilt model does too (see :class:`MirrorAverage`).
+    tta_mirror: bool = False
+
+
+class MirrorAverage(nn.Module):
+    """Logits averaged over an input and its left-right mirror (test-time augmentation).
+
+    :func:`load_trained` wraps a model trained with ``train.tta_mirror`` in it, so the
+    evaluate stage, the registry's test metrics, the MLflow model, serving and the ONNX
+    export all compute what the trainer scored. Idempotent: mirroring its input changes
+    nothing, so evaluating it with ``tta_mirror`` on again gives the same logits.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean of the wrapped model's logits on ``x`` and on ``x`` flipped along width."""
+        return (_logits(self.model(x)) + _logits(self.model(torch.flip(x, dims=[-1])))) / 2
+
+
+def _logits(out: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
+    return out[0] if isinstance(out, tuple) else out
 
 
 def test_splits(task_dir: Path) -> list[str]:
@@ -178,6 +203,8 @@ def load_trained(
         spec = _spec(payload["spec"])
         model = build(spec)
         model.load_state_dict(payload["state_dict"])
+        if spec.tta_mirror:
+            model = MirrorAverage(model)
         return spec, model.eval(), True
     if (run_dir / ESTIMATOR_FILE).exists():
         payload = joblib.load(run_dir / ESTIMATOR_FILE)
@@ -225,6 +252,7 @@ __all__ = [
     "evaluate_any",
     "load_inputs",
     "load_trained",
+    "MirrorAverage",
     "save_torch_model",
     "test_splits",
     "train_estimator",

@@ -10,9 +10,17 @@ import pytest
 import torch
 
 from components.errors import ConfigError
+from components.models import create_model
 from components.training.augment import augment_batch, random_erase, rotate_scale
 from components.training.config import TrainConfig
 from components.training.data import load_split, make_synthetic_task
+from components.training.run import (
+    MirrorAverage,
+    ModelSpec,
+    load_trained,
+    score_torch,
+    train_torch,
+)
 from components.training.trainer import Trainer, seed_everything
 from tests.training.helpers import TinyCNN, quick_config
 
@@ -101,3 +109,41 @@ def test_tta_mirror_averages_each_face_with_its_mirror(image_root: Path) -> None
     with torch.no_grad():
         mirrored = model(torch.flip(x, dims=[-1])).numpy()
     np.testing.assert_allclose(tta, (plain + mirrored) / 2, rtol=1e-5, atol=1e-5)
+
+
+def _build(spec: ModelSpec) -> torch.nn.Module:
+    return create_model(spec.arch, spec.num_classes, spec.in_channels, **spec.model_kwargs)
+
+
+def test_model_trained_with_tta_is_rebuilt_scoring_what_the_trainer_scored(
+    image_root: Path, tmp_path: Path
+) -> None:
+    spec = ModelSpec("baseline_cnn", 4, 3, ("color",), "image", CLASSES,
+                     model_kwargs={"width": 0.125}, tta_mirror=True)
+    seed_everything(0)
+    model = _build(spec)
+    metrics = train_torch(model, spec, quick_config(epochs=2, tta_mirror=True), image_root,
+                          tmp_path)
+    loaded_spec, loaded, is_torch = load_trained(tmp_path, _build)
+    assert is_torch and loaded_spec.tta_mirror and isinstance(loaded, MirrorAverage)
+    plain = score_torch(loaded, loaded_spec, image_root, "test")  # evaluated without tta
+    assert plain["accuracy"] == pytest.approx(metrics["test_accuracy"])
+    x = torch.rand(3, 3, 16, 16)
+    with torch.no_grad():  # idempotent: a mirrored input gives the same logits
+        torch.testing.assert_close(loaded(x), loaded(torch.flip(x, dims=[-1])))
+
+
+def test_mirror_average_exports_to_onnx_with_parity(tmp_path: Path) -> None:
+    import onnxruntime
+
+    seed_everything(0)
+    net = MirrorAverage(TinyCNN(4, 3)).eval()
+    x = torch.rand(5, 3, 16, 16)
+    path = tmp_path / "tta.onnx"
+    batch = torch.export.Dim("batch", min=1, max=64)
+    torch.onnx.export(net, (x,), str(path), dynamo=True, input_names=["x"],
+                      dynamic_shapes=({0: batch},), external_data=False)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"x": x.numpy()})
+    with torch.no_grad():
+        np.testing.assert_allclose(got, net(x).numpy(), atol=1e-5)
