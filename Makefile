@@ -12,7 +12,7 @@ export DVC_NO_ANALYTICS := 1
 export NO_ALBUMENTATIONS_UPDATE := 1
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: install data repro test lint ui clean
+.PHONY: install data repro fer2013 ferplus test lint ui clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,14 @@ repro: data
 	@$(BIN)/ferops registry status
 	@echo "The champion on the demo photo (drawn in artifacts/predict/annotated.png):"
 	@cat artifacts/predict/prediction.json
+
+# The real-data recipes through the whole pipeline (dvc exp run --temp), results committed
+# under benchmarks/results/. FER2013_CSV / FERPLUS_CSV override the shared dataset paths.
+fer2013: data
+	$(BIN)/python benchmarks/fer2013_accuracy.py --recipe fer2013
+
+ferplus: data
+	$(BIN)/python benchmarks/fer2013_accuracy.py --recipe ferplus
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -50,6 +50,20 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--ferplus", default=None, help="FER+ fer2013new.csv (fer2013 only)")
     validate.add_argument("--out", default=None, help="report folder (default: a temp folder)")
 
+    recipe = commands.add_parser(
+        "recipe", help="list, show or write the named recipes (params composed from conf/)"
+    )
+    recipe_commands = recipe.add_subparsers(dest="recipe_command", required=True)
+    recipe_commands.add_parser("list", help="the recipes in conf/recipe/")
+    for verb, text in (("show", "print the composed params"),
+                       ("write", "write the composed params (default: params.yaml)")):
+        sub = recipe_commands.add_parser(verb, help=text)
+        sub.add_argument("name", help="recipe name (conf/recipe/<name>.yaml)")
+        sub.add_argument("--set", "-S", dest="overrides", action="append", default=[],
+                         metavar="KEY=VALUE", help="a Hydra override, as dvc exp run -S")
+        if verb == "write":
+            sub.add_argument("--out", type=Path, default=Path("params.yaml"))
+
     for name, help_text in SHORTCUTS.items():
         shortcut = commands.add_parser(name, help=help_text, add_help=False)
         shortcut.add_argument("args", nargs=argparse.REMAINDER)
@@ -78,9 +92,25 @@ def _body(argv: Sequence[str] | None) -> int:
     if delegated is not None:
         return delegated
     args = _parser().parse_args(argv)
+    if args.command == "recipe":
+        return _recipe(args)
     if args.data_command == "synth":
         return _synth(args)
     return _validate(args)
+
+
+def _recipe(args: argparse.Namespace) -> int:
+    from components import recipes
+
+    root = Path.cwd()
+    if args.recipe_command == "list":
+        print("\n".join(recipes.recipe_names(root)))
+    elif args.recipe_command == "show":
+        print(recipes.compose_text(root, args.name, args.overrides), end="")
+    else:
+        out = recipes.write_params(root, args.name, args.out, args.overrides)
+        print(f"wrote {out} (recipe {args.name})")
+    return 0
 
 
 def _synth(args: argparse.Namespace) -> int:

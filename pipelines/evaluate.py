@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from components.config import build_config, load_params
+from components.data.manifest import DEDUP_SPLIT
 from components.errors import DataError
 from components.models import create_model
 from components.training.config import TrainConfig
@@ -63,7 +64,10 @@ def evaluate_stage(
     cfg = build_config(TrainConfig, {"progress": False, **values}, where="evaluate")
     results: dict[str, dict[str, dict[str, Any]]] = {}
     skipped: dict[str, str] = {}
+    owned = (params.get("train") or {}).get("architectures")
     for run_dir in sorted(p for p in Path(train_dir).iterdir() if p.is_dir()):
+        if isinstance(owned, list) and run_dir.name not in owned:
+            continue  # left over from an earlier architecture list
         reason = _skip_reason(run_dir)
         if reason:
             skipped[run_dir.name] = reason
@@ -80,7 +84,8 @@ def evaluate_stage(
     write_json(out_dir / "comparison.json", flat)
     (out_dir / "comparison.md").write_text(comparison_table(results, skipped))
     curves = {
-        arch: {occlusion_percent(split): report["accuracy"] for split, report in splits.items()}
+        arch: {occlusion_percent(split): report["accuracy"] for split, report in splits.items()
+               if split == "test" or split.startswith("test_occ")}
         for arch, splits in results.items()
     }
     plot_occlusion_curves(curves, out_dir / "accuracy_vs_occlusion.png")
@@ -105,15 +110,18 @@ def comparison_table(
     results: dict[str, dict[str, dict[str, Any]]], skipped: dict[str, str]
 ) -> str:
     """Markdown: one row per architecture; clean scores, then accuracy per occlusion level."""
-    levels = sorted({s for splits in results.values() for s in splits if s != "test"},
-                    key=occlusion_percent)
+    levels = sorted({s for splits in results.values() for s in splits
+                     if s.startswith("test_occ")}, key=occlusion_percent)
+    dedup = any(DEDUP_SPLIT in splits for splits in results.values())
     header = ["architecture", "accuracy", "UAR", "macro-F1"]
+    header += ["accuracy (de-duplicated test)"] if dedup else []
     header += [f"acc @ {occlusion_percent(s)}% occl." for s in levels]
     lines = ["# Model comparison (test split)", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for arch in sorted(results, key=lambda a: -_score(results[a].get("test"), "accuracy")):
         test = results[arch].get("test", {})
         cells = [arch] + [_fmt(test.get(m)) for m in SCALARS]
+        cells += [_fmt(results[arch].get(DEDUP_SPLIT, {}).get("accuracy"))] if dedup else []
         cells += [_fmt(results[arch].get(s, {}).get("accuracy")) for s in levels]
         lines.append("| " + " | ".join(cells) + " |")
     if skipped:

@@ -28,11 +28,9 @@ def run_export(model: str, out: Path, data_dir: Path | None = None,
     Raises:
         DataError: the model cannot be loaded, is an estimator, or the export fails.
     """
-    from components.serving.pyfunc import resolve_model
+    from pipelines.predict import load_model
 
-    params = params or {}
-    loaded = resolve_model(model, data_dir, params.get("preprocess"), params.get("serving"))
-    return export_onnx(loaded, out)
+    return export_onnx(load_model(model, data_dir, params), out)
 
 
 def _body(argv: Sequence[str] | None) -> int:

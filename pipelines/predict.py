@@ -29,6 +29,24 @@ DEFAULT_MODEL = "models:/ferops-rgbd@champion"
 NO_EYES = "-"  # an --eyes value that leaves that photo to face detection
 
 
+def load_model(model: str, data_dir: Path | None, params: dict[str, Any] | None) -> Any:
+    """The serving model behind ``model`` (registry/run URI or run folder); registry and run
+    URIs resolve in the project's store (``MLFLOW_TRACKING_URI`` or ``mlflow.db``), also
+    from a ``dvc exp run --temp`` copy.
+
+    Raises:
+        DataError: nothing loadable at ``model``.
+    """
+    from components.serving.pyfunc import resolve_model
+
+    if model.startswith(("models:/", "runs:/")):
+        from components.tracking.store import configure_tracking
+
+        configure_tracking()
+    params = params or {}
+    return resolve_model(model, data_dir, params.get("preprocess"), params.get("serving"))
+
+
 def build_predictor(model: str, runtime: str = "torch", onnx: Path | None = None,
                     data_dir: Path | None = None, params: dict[str, Any] | None = None,
                     threads: int = 0) -> Predictor:
@@ -42,14 +60,12 @@ def build_predictor(model: str, runtime: str = "torch", onnx: Path | None = None
         DataError: the model cannot be loaded or exported.
     """
     from components.serving.onnx_export import export_onnx, onnx_predictor
-    from components.serving.pyfunc import resolve_model
 
     if runtime not in RUNTIMES:
         raise ConfigError(f"--runtime: {runtime!r} is not one of {list(RUNTIMES)}")
     if runtime == "onnx" and onnx is not None and Path(onnx).is_file():
         return onnx_predictor(Path(onnx), threads)
-    params = params or {}
-    loaded = resolve_model(model, data_dir, params.get("preprocess"), params.get("serving"))
+    loaded = load_model(model, data_dir, params)
     if runtime == "torch":
         if threads:
             import torch
@@ -120,7 +136,10 @@ def annotate_file(image: str, result: pd.DataFrame, classes: list[str], out: Pat
 
 def _parser():
     parser = stage_parser("Expressions of the faces in photos, from a served model.")
-    parser.add_argument("images", nargs="+", help="photos (clip folders / videos for video)")
+    parser.add_argument("images", nargs="*", help="photos (clip folders / videos for video)")
+    parser.add_argument("--from-params", action="store_true",
+                        help="take --model, the photo, --depth and --eyes from the params "
+                        "file's 'predict' section (the DVC stage)")
     parser.add_argument("--model", default=DEFAULT_MODEL,
                         help="serving model URI, or a training run folder (default: %(default)s)")
     parser.add_argument("--depth", action="append", default=[],
@@ -146,9 +165,30 @@ def _parser():
     return parser
 
 
+def from_params_section(args: Any, params: dict[str, Any]) -> None:
+    """Fill model, photo, depth and eyes from the ``predict`` section (the DVC stage's way:
+    the section is a declared param, and a null depth or eyes simply leaves it out).
+
+    Raises:
+        ConfigError: the section is missing or names no photo.
+    """
+    values = params.get("predict")
+    if not isinstance(values, dict) or not values.get("photo"):
+        raise ConfigError("--from-params: params section 'predict' with a 'photo' is needed")
+    args.model = str(values.get("model") or args.model)
+    args.images = [str(values["photo"])]
+    args.depth = [str(values["depth"])] if values.get("depth") else []
+    args.eyes = [str(values["eyes"])] if values.get("eyes") else []
+
+
 def _body(argv: Sequence[str] | None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     params = load_params(args.params) if Path(args.params).exists() else {}
+    if args.from_params:
+        from_params_section(args, params)
+    elif not args.images:
+        parser.error("the following arguments are required: images")
     predictor = build_predictor(args.model, args.runtime, args.onnx, args.data, params)
     result = predict_files(predictor, args.images, args.depth, args.color2d, args.eyes,
                            args.eyes2d)

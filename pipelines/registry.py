@@ -47,16 +47,29 @@ def registry_client() -> MlflowClient:
 
 
 def register_stage(params: dict[str, Any], train_dir: Path, data_dir: Path | None,
-                   client: MlflowClient, tasks: tuple[str, ...] | None = None
-                   ) -> list[Registered]:
+                   client: MlflowClient, tasks: tuple[str, ...] | None = None,
+                   architectures: Sequence[str] | None = None) -> list[Registered]:
     """Register every run folder's model (see :func:`registry.register_candidates`)."""
-    return register_candidates(train_dir, data_dir, client, load_policy(params), tasks=tasks)
+    return register_candidates(train_dir, data_dir, client, load_policy(params), tasks=tasks,
+                               architectures=architectures)
+
+
+def params_architectures(params: dict[str, Any]) -> list[str]:
+    """``train.architectures`` of the params: the run folders the pipeline owns now.
+
+    Raises:
+        DataError: the params have no such list.
+    """
+    archs = (params.get("train") or {}).get("architectures")
+    if not isinstance(archs, list) or not archs:
+        raise DataError("--archs-from-params: params have no train.architectures list")
+    return [str(a) for a in archs]
 
 
 def promote_stage(
     params: dict[str, Any], client: MlflowClient, *, task: str | None = None,
     version: str | None = None, dry_run: bool = False, train_dir: Path | None = None,
-    data_dir: Path | None = None,
+    data_dir: Path | None = None, architectures: Sequence[str] | None = None,
 ) -> list[PromotionResult]:
     """Promote one task, or every task with registered candidates; register first when
     ``train_dir`` is given.
@@ -69,7 +82,7 @@ def promote_stage(
         raise DataError("--version needs --task (versions are numbered per task)")
     if train_dir is not None:
         register_candidates(train_dir, data_dir, client, policy,
-                            tasks=(task,) if task else None)
+                            tasks=(task,) if task else None, architectures=architectures)
     tasks = [task] if task else [
         t for t in registered_tasks(client, policy.model_prefix)
         if list_versions(client, policy.model_name(t))
@@ -155,15 +168,19 @@ def _add_run_folders(parser: argparse.ArgumentParser) -> None:
                         help="folder of run folders (default: %(default)s)")
     parser.add_argument("--data", type=Path, default=Path("artifacts/preprocess"),
                         help="preprocessed arrays, to fingerprint test data (default: %(default)s)")
+    parser.add_argument("--archs-from-params", action="store_true",
+                        help="only the run folders of the params' train.architectures "
+                        "(the DVC stage: other folders may be left from earlier lists)")
 
 
 def _body(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     params = load_params(args.params)
     client = registry_client()
+    archs = params_architectures(params) if getattr(args, "archs_from_params", False) else None
     if args.command == "register":
         done = register_stage(params, args.train, args.data, client,
-                              tuple(args.task) if args.task else None)
+                              tuple(args.task) if args.task else None, archs)
         for r in done:
             print(f"{r.model_name} v{r.version}: {r.arch} (run {r.run_id})"
                   f"{'' if r.created else ' already registered'}")
@@ -172,6 +189,7 @@ def _body(argv: Sequence[str] | None) -> int:
         results = promote_stage(
             params, client, task=args.task, version=args.version, dry_run=args.dry_run,
             train_dir=args.train if args.register else None, data_dir=args.data,
+            architectures=archs,
         )
         _emit("\n".join(r.report for r in results), args.report)
         return promote_exit_code(results, args.refused_ok)

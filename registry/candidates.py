@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,11 @@ class Candidate:
     record: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
-def read_candidates(train_dir: Path, data_dir: Path | None = None) -> list[Candidate]:
-    """Every registrable run folder under ``train_dir``, sorted by folder name.
+def read_candidates(train_dir: Path, data_dir: Path | None = None,
+                    architectures: Sequence[str] | None = None) -> list[Candidate]:
+    """Every registrable run folder under ``train_dir``, sorted by folder name (only the
+    folders named in ``architectures`` when given: other folders may be left over from
+    runs with another architecture list).
 
     Folders without ``mlflow_run.json`` (tracking off) and runs the train stage skipped are
     left out with a log line.
@@ -54,6 +58,8 @@ def read_candidates(train_dir: Path, data_dir: Path | None = None) -> list[Candi
         raise DataError(f"{train_dir}: no run folders (run the train stage first)")
     found = []
     for run_dir in sorted(p for p in train_dir.iterdir() if p.is_dir()):
+        if architectures is not None and run_dir.name not in architectures:
+            continue
         candidate = read_candidate(run_dir, data_dir)
         if candidate is not None:
             found.append(candidate)
@@ -124,7 +130,13 @@ def read_test_recall(path: Path) -> tuple[dict[str, float], int | None]:
     if not isinstance(recall, dict) or not recall:
         raise DataError(f"{path}: no splits.test.per_class_recall")
     n = test.get("n")
-    return {str(k): float(v) for k, v in recall.items()}, int(n) if isinstance(n, int) else None
+    # A class with no test sample has no recall (null): it is absent from the test data, so
+    # neither the floor nor the tags can speak of it.
+    present = {str(k): float(v) for k, v in recall.items() if v is not None}
+    absent = sorted(str(k) for k, v in recall.items() if v is None)
+    if absent:
+        log.info("%s: no test samples of %s; their recall is left out", path, ", ".join(absent))
+    return present, int(n) if isinstance(n, int) else None
 
 
 def _digest(record: dict[str, Any], run_dir: Path, data_dir: Path | None) -> str:

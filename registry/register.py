@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +44,7 @@ class Registered:
 
 def register_candidates(
     train_dir: Path, data_dir: Path | None, client: MlflowClient, policy: GatePolicy,
-    *, tasks: tuple[str, ...] | None = None,
+    *, tasks: tuple[str, ...] | None = None, architectures: Sequence[str] | None = None,
 ) -> list[Registered]:
     """Register every run folder under ``train_dir`` (of ``tasks``, or all) and point each
     task's ``candidate`` alias at its newest version.
@@ -60,7 +60,7 @@ def register_candidates(
         TrackingError: the run is not in this store, or the store refused a write.
     """
     done = []
-    for candidate in read_candidates(train_dir, data_dir):
+    for candidate in read_candidates(train_dir, data_dir, architectures):
         if tasks and candidate.task not in tasks:
             continue
         done.append(register_candidate(candidate, client, policy))

@@ -18,6 +18,10 @@ from components.data.labels import CANONICAL_LABELS
 from components.errors import DataError
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+# Set by validation (``keep_official_test``) on test rows an exclusion rule hit but that stay
+# in the official test split; preprocess leaves them out of ``test_dedup``.
+EXCLUDED_COLUMN = "excluded_reason"
+DEDUP_SPLIT = "test_dedup"  # preprocessed test split without the flagged rows
 MODALITIES: tuple[str, ...] = ("color", "depth", "color2d", "frames")
 
 # Column -> pandas dtype. Optional columns of a row are null (None / pd.NA).

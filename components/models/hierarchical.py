@@ -175,6 +175,11 @@ class HierarchicalClassifier:
         """The most probable class index per sample."""
         return self.predict_proba(x).argmax(axis=1)
 
+    def training_rows(self, n_train: int) -> float:
+        """Rows all sub-model fits train on together, for sharing a time budget: the
+        out-of-fold nets see (folds - 1) x N, the group net N, the second nets at most N."""
+        return float((self.folds + 1) * n_train)
+
     def fit_inputs(
         self,
         inputs: dict[str, np.ndarray],

@@ -143,6 +143,11 @@ class SVMFusion:
         """The most probable class index per sample."""
         return self.predict_proba(x_depth, x_color).argmax(axis=1)
 
+    def training_rows(self, n_train: int) -> float:
+        """Rows all sub-model fits train on together, for sharing a time budget: per
+        modality (folds - 1) x N out of fold plus N for the final net."""
+        return float(2 * self.folds * n_train)
+
     def fit_inputs(
         self,
         inputs: dict[str, np.ndarray],

@@ -70,6 +70,15 @@ def _compact(path: Path, array: np.memmap, written: int) -> None:
     shutil.move(tmp, path)
 
 
+def write_subset(source: Path, target: Path, keep: np.ndarray) -> Path:
+    """Copy every per-sample array of split folder ``source`` to ``target``, rows ``keep`` only."""
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sorted(source.glob("*.npy")):
+        array = np.load(path, mmap_mode="r")
+        np.save(target / path.name, np.ascontiguousarray(array[keep]))
+    return target
+
+
 def write_labels(folder: Path, ids: list[str], y: list[int], occluded: list[bool],
                  fallback: np.ndarray) -> None:
     """The per-sample side arrays: ``y`` (int64), ``ids`` (str), ``occluded`` and ``fallback``."""

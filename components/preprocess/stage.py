@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from components.data.io import read_frames, read_image
+from components.data.manifest import DEDUP_SPLIT, EXCLUDED_COLUMN
 from components.errors import DataError
 from components.preprocess.config import PreprocessConfig
 from components.preprocess.outputs import (
@@ -26,6 +27,7 @@ from components.preprocess.outputs import (
     flat_metrics,
     write_json,
     write_labels,
+    write_subset,
 )
 from components.preprocess.runner import (
     TASKS,
@@ -82,6 +84,13 @@ def preprocess_manifest(
                              outcome.occluded, fallback)
                 entries[split] = outcome.report()
                 shapes[split] = {m: [len(outcome.ids), *s] for m, s in _empty_shapes(plan).items()}
+                if split == "test":
+                    dedup = _write_dedup(subset, outcome.ids, folder)
+                    if dedup is not None:
+                        entries[DEDUP_SPLIT] = {"samples": dedup,
+                                                "removed": len(outcome.ids) - dedup}
+                        shapes[DEDUP_SPLIT] = {m: [dedup, *s]
+                                               for m, s in _empty_shapes(plan).items()}
             report["tasks"][task] = entries
             write_json(out / task / "meta.json", {
                 "task": task,
@@ -103,6 +112,23 @@ def preprocess_manifest(
     write_json(out / "metrics.json", flat_metrics(report))
     write_sheet(frame, tasks, splits, out, config.contact_sheet_examples)
     return report
+
+
+def _write_dedup(subset: pd.DataFrame, ids: list[str], test_folder: Path) -> int | None:
+    """Write ``test_dedup`` beside ``test``: the test rows validation flagged are left out.
+
+    Only manifests validated with ``keep_official_test`` carry flagged test rows (column
+    ``excluded_reason``); for the others ``test`` is already de-duplicated and nothing is
+    written. Returns the number of rows kept, or None.
+    """
+    if EXCLUDED_COLUMN not in subset:
+        return None
+    flagged = set(subset.loc[subset[EXCLUDED_COLUMN].notna(), "id"].astype(str))
+    if not flagged:
+        return None
+    keep = np.array([i not in flagged for i in ids], dtype=bool)
+    write_subset(test_folder, test_folder.parent / DEDUP_SPLIT, keep)
+    return int(keep.sum())
 
 
 def _empty_shapes(plan) -> dict[str, tuple[int, ...]]:

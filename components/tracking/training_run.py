@@ -15,6 +15,7 @@ import importlib.util
 import json
 import logging
 import math
+import os
 import time
 import warnings
 from collections.abc import Iterator
@@ -113,7 +114,11 @@ def run_tags(setup: RunSetup, lineage: Lineage, root: Path) -> dict[str, str]:
         "seed": str(setup.cfg.seed),
         "stage": "train",
         "data.manifest_digest": lineage.digest,
+        "recipe": str(setup.params.get("recipe") or "custom"),
     }
+    exp_name = os.environ.get("DVC_EXP_NAME")  # set by `dvc exp run` for every stage
+    if exp_name:
+        tags["dvc.exp_name"] = exp_name
     commit = git_commit(root) or git_commit(CODE_ROOT)
     if commit:
         tags["git_commit"] = commit

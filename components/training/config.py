@@ -19,7 +19,7 @@ from components.config import build_config
 from components.errors import ConfigError
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adamw")
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "auto")
 SCHEDULES: tuple[str, ...] = ("none", "step", "cosine", "onecycle")
 MONITORS: dict[str, str] = {  # monitored value -> direction
     "val_uar": "max",
@@ -51,7 +51,15 @@ class TrainConfig:
     scale: float = 0.0  # random zoom in [1 - scale, 1 + scale] (0 = off)
     erase_p: float = 0.0  # share of samples with a random rectangle erased (0 = off)
     tta_mirror: bool = False  # evaluate on the mean logits of each image and its mirror
-    precision: str = "fp32"  # "bf16": autocast matmuls/convs to bfloat16 (AMX/AVX512-BF16)
+    precision: str = "fp32"  # "bf16": autocast matmuls/convs to bfloat16 (AMX/AVX512-BF16);
+    # "auto": bf16 where the CPU computes it natively, else fp32
+    # Logit adjustment (Menon et al. 2021): the training loss sees logits + tau * log(class
+    # prior), which optimises balanced error (UAR) on imbalanced data; 0 = plain CE.
+    logit_adjust: float = 0.0
+    # Time budget of one fit in minutes: the epoch count is planned from a timed probe
+    # (at most ``epochs``), the schedule fitted to it, and training stops cleanly when the
+    # next epoch would overrun. Depends on the machine: not byte-reproducible. null = off.
+    budget_minutes: float | None = None
     patience: int = 4
     monitor: str = "val_uar"
     restore_best: bool = True  # test with the weights of the best monitored epoch
@@ -85,6 +93,12 @@ class TrainConfig:
             raise ConfigError(
                 "train: rotate must be in [0, 180] degrees, scale in [0, 1), erase_p in [0, 1]"
                 f" (got {self.rotate}, {self.scale}, {self.erase_p})"
+            )
+        if self.logit_adjust < 0:
+            raise ConfigError(f"train.logit_adjust: must be >= 0, got {self.logit_adjust}")
+        if self.budget_minutes is not None and self.budget_minutes <= 0:
+            raise ConfigError(
+                f"train.budget_minutes: must be > 0 or null, got {self.budget_minutes}"
             )
         if self.lr <= 0:
             raise ConfigError(f"train.lr: must be > 0, got {self.lr}")

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from components.data.manifest import DEDUP_SPLIT
 from components.errors import DataError
 from components.training.checkpoint import atomic_torch_save
 from components.training.config import TrainConfig
@@ -79,9 +80,15 @@ def _logits(out: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
     return out[0] if isinstance(out, tuple) else out
 
 
+NO_TTA_SUFFIX = "_notta"  # test splits scored once more without mirrored averaging
+
+
 def test_splits(task_dir: Path) -> list[str]:
-    """``test`` plus the ``test_occ<pct>`` splits present, clean first."""
-    return ["test"] + occlusion_splits(task_dir)
+    """``test`` (the dataset's official test split), ``test_dedup`` when preprocess wrote it
+    (the official split minus rows validation flagged, e.g. copies of training images), then
+    the ``test_occ<pct>`` splits present by rising occlusion."""
+    dedup = [DEDUP_SPLIT] if (Path(task_dir) / DEDUP_SPLIT).is_dir() else []
+    return ["test", *dedup] + occlusion_splits(task_dir)
 
 
 def load_inputs(
@@ -123,6 +130,12 @@ def train_torch(
         split: trainer.evaluate(load_split(task_dir, split, spec.inputs, grey=spec.grey))
         for split in test_splits(task_dir)
     }
+    if cfg.tta_mirror:  # the same weights without test-time averaging, for comparison
+        plain = Trainer(result.model, cfg.replace(tta_mirror=False, progress=False),
+                        spec.classes, ctx=ctx)
+        for split in [s for s in ("test", DEDUP_SPLIT) if s in reports]:
+            data = load_split(task_dir, split, spec.inputs, grey=spec.grey)
+            reports[f"{split}{NO_TTA_SUFFIX}"] = plain.evaluate(data)
     extra = {
         "best_epoch": result.best_epoch + 1,
         f"best_{cfg.monitor}": result.best_score,
@@ -130,6 +143,11 @@ def train_torch(
         "stopped_early": result.stopped_early,
         "world_size": ctx.world_size,
     }
+    if result.plan is not None:  # a budget run: how many epochs the machine's speed bought
+        extra.update(epochs_planned=result.plan.epochs,
+                     stopped_by_budget=result.stopped_by_budget,
+                     probe_epoch_seconds=result.plan.epoch_seconds,
+                     train_images_per_second=result.plan.train_images_per_second)
     if not ctx.is_main:
         return {**flat_metrics(reports), **extra}
     save_torch_model(result.model, spec, Path(out_dir) / TORCH_FILE)
@@ -151,8 +169,9 @@ def train_estimator(
     Returns:
         The flat metrics written to metrics.json.
     """
-    train_fn = make_train_fn(cfg)
     x_train, y_train = load_inputs(task_dir, "train", spec.inputs, grey=spec.grey)
+    rows = getattr(estimator, "training_rows", lambda n: 3.0 * n)(len(y_train))
+    train_fn = make_train_fn(cfg, total_rows=rows)
     x_val, y_val = load_inputs(task_dir, "val", spec.inputs, grey=spec.grey)
     estimator.fit_inputs(x_train, y_train, train_fn, x_val, y_val)
     val_report = score_estimator(estimator, spec, task_dir, "val")

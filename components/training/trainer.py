@@ -13,6 +13,7 @@ import copy
 import dataclasses
 import logging
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,13 @@ from tqdm.auto import tqdm
 
 from components.errors import ConfigError, DataError
 from components.training.augment import augment_batch
+from components.training.budget import (
+    BudgetShare,
+    Deadline,
+    EpochPlan,
+    plan_epochs,
+    probe_epoch_seconds,
+)
 from components.training.checkpoint import (
     CHECKPOINT_NAME,
     atomic_torch_save,
@@ -62,6 +70,9 @@ class TrainResult:
     best_epoch: int
     best_score: float
     stopped_early: bool
+    # Set when ``cfg.budget_minutes`` planned the run (see components.training.budget).
+    plan: EpochPlan | None = None
+    stopped_by_budget: bool = False
     epochs_run: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -75,6 +86,23 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AMX or AVX512-BF16); elsewhere autocast
+    emulates it, slower than float32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(flag in flags for flag in ("amx_bf16", "avx512_bf16"))
+
+
+def resolve_precision(precision: str) -> str:
+    """``fp32`` or ``bf16``: ``auto`` picks bf16 only where the CPU has it natively."""
+    if precision == "auto":
+        return "bf16" if native_bf16() else "fp32"
+    return precision
 
 
 def build_optimizer(cfg: TrainConfig, params: Any) -> torch.optim.Optimizer:
@@ -146,6 +174,7 @@ class Trainer:
         self.ctx = ctx or current_context()
         self.model = model
         self._memory_format: torch.memory_format | None = None
+        self._bf16 = resolve_precision(cfg.precision) == "bf16"
         self._ecstfl_fns: tuple[Callable, type] | None = None
 
     # ---- public API -------------------------------------------------------------------
@@ -171,10 +200,13 @@ class Trainer:
         Raises:
             DataError: an empty split.
         """
-        cfg = self.cfg
         if len(train) == 0 or len(val) == 0:
             raise DataError(f"{train.name if len(train) == 0 else val.name}: split is empty")
         self._prepare_data(train, val)
+        deadline, plan = None, None
+        if self.cfg.budget_minutes is not None:
+            deadline, plan = self._plan_budget(train, val, resume)
+        cfg = self.cfg
         self._setup_memory_format(train)
         net = self._wrap(self.model)
         optimizer = build_optimizer(cfg, self.model.parameters())
@@ -189,6 +221,7 @@ class Trainer:
             "best_state": None,
             "bad_epochs": 0,
             "stopped": False,
+            "budget_stop": False,
         }
         if resume:
             state = self._restore(optimizer, scheduler, state)
@@ -210,6 +243,12 @@ class Trainer:
             else:
                 state["bad_epochs"] += 1
             state["stopped"] = cfg.patience > 0 and state["bad_epochs"] >= cfg.patience
+            if deadline is not None and not deadline.another_epoch_fits() \
+                    and epoch + 1 < cfg.epochs:
+                state["stopped"] = state["budget_stop"] = True
+                if self.ctx.is_main:
+                    log.info("budget: stopping after epoch %d of %d (%.0f s left)",
+                             epoch + 1, cfg.epochs, deadline.remaining())
             state["epoch"] = epoch
             if self.ctx.is_main:
                 log.info(
@@ -227,7 +266,50 @@ class Trainer:
             best_epoch=state["best_epoch"],
             best_score=float(state["best_score"]),
             stopped_early=bool(state["stopped"]),
+            plan=plan,
+            stopped_by_budget=bool(state.get("budget_stop", False)),
         )
+
+    def _plan_budget(
+        self, train: SplitData, val: SplitData, resume: bool
+    ) -> tuple[Deadline, EpochPlan]:
+        """Fit the epoch count to ``cfg.budget_minutes`` and start the deadline.
+
+        A resumed run keeps the epoch count its checkpoint was planned with (so the schedule
+        continues unchanged) and gets the whole budget again for what is left. Under
+        DistributedDataParallel every rank probes and the slowest estimate wins, so all
+        ranks plan the same count.
+        """
+        cfg = self.cfg
+        budget_s = 60.0 * float(cfg.budget_minutes or 0.0)
+        deadline = Deadline(budget_s)
+        path = self.checkpoint_path
+        if resume and path is not None and path.exists():
+            epochs = int(load_checkpoint(path)["config"]["epochs"])
+            plan = EpochPlan(epochs, float("nan"), float("nan"), 0.0)
+        else:
+            started = time.perf_counter()
+            probe_cfg = cfg.replace(epochs=1, schedule="none", progress=False, patience=0,
+                                    restore_best=False, budget_minutes=None)
+
+            def fit_once(model: nn.Module, data: SplitData, held_out: SplitData) -> None:
+                Trainer(model, probe_cfg, ecstfl=self.ecstfl, ctx=DistContext()).fit(
+                    data, held_out)
+
+            def score_once(model: nn.Module, data: SplitData) -> None:
+                Trainer(model, probe_cfg, ctx=DistContext()).evaluate(data)
+
+            epoch_s, rate = probe_epoch_seconds(
+                self.model, train, val, cfg.batch_size, cfg.seed, fit_once, score_once)
+            if self.ctx.enabled:
+                epoch_s = max(all_gather_objects(self.ctx, epoch_s))
+            epochs = plan_epochs(deadline.remaining(), epoch_s, cfg.epochs)
+            plan = EpochPlan(epochs, epoch_s, rate, time.perf_counter() - started)
+            if self.ctx.is_main:
+                log.info("budget %.1f min: an epoch takes ~%.1f s (%.0f images/s); planned %d "
+                         "of at most %d epochs", budget_s / 60, epoch_s, rate, epochs, cfg.epochs)
+        self.cfg = cfg.replace(epochs=epochs)
+        return deadline, plan
 
     @torch.no_grad()
     def predict_logits(self, data: SplitData) -> np.ndarray:
@@ -284,6 +366,7 @@ class Trainer:
         torch.manual_seed(epoch_seed)
         aug = torch.Generator().manual_seed(epoch_seed + 1)
         criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        adjust = self._logit_offsets(data)
         net.train()
         labels = data.labels()
         lr = optimizer.param_groups[0]["lr"]
@@ -301,7 +384,7 @@ class Trainer:
                 max_degrees=cfg.rotate, max_scale=cfg.scale, erase_p=cfg.erase_p,
             )
             logits, features = self._forward(net, self._to_input(x), features=self.ecstfl)
-            loss = criterion(logits, y)
+            loss = criterion(logits + adjust if adjust is not None else logits, y)
             if self.ecstfl:
                 loss = loss + cfg.ecstfl_lambda * self._ecstfl_loss(features, y)
             optimizer.zero_grad(set_to_none=True)
@@ -357,7 +440,7 @@ class Trainer:
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits (and features) in float32; under ``precision: bf16`` the network itself
         runs in bfloat16 autocast, the loss and metrics stay in float32."""
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._bf16):
             if features:
                 logits, feats = net(x, return_features=True)
                 return logits.float(), feats.float()
@@ -365,6 +448,19 @@ class Trainer:
         if isinstance(out, tuple):  # models that always return (logits, features)
             out = out[0]
         return out.float(), None
+
+    def _logit_offsets(self, data: SplitData) -> torch.Tensor | None:
+        """``logit_adjust`` x log(class prior of the training labels), or None when off.
+
+        Added to the logits inside the training loss only: the network then learns
+        balanced-error scores, and inference uses its plain logits.
+        """
+        tau = self.cfg.logit_adjust
+        if tau <= 0:
+            return None
+        counts = np.bincount(np.asarray(data.y), minlength=int(np.max(data.y)) + 1)
+        prior = (counts + 1.0) / (counts.sum() + len(counts))
+        return torch.as_tensor(tau * np.log(prior), dtype=torch.float32)
 
     def _ecstfl_parts(self) -> tuple[Callable, type]:
         if self._ecstfl_fns is None:
@@ -441,11 +537,11 @@ class Trainer:
             scheduler.load_state_dict(ckpt["scheduler"])
         set_rng_state(ckpt["rng"])
         log.info("resumed from %s after epoch %d", path, ckpt["epoch"] + 1)
-        return {key: ckpt[key] for key in state}
+        return {key: ckpt.get(key, default) for key, default in state.items()}
 
 
 def make_train_fn(
-    cfg: TrainConfig, *, ecstfl: bool = False
+    cfg: TrainConfig, *, ecstfl: bool = False, total_rows: float | None = None
 ) -> Callable[..., nn.Module]:
     """A ``train_fn(model, x_train, y_train, x_val, y_val) -> model`` for the estimators.
 
@@ -454,8 +550,15 @@ def make_train_fn(
     model. Arrays are float32 NCHW/NTCHW and int64 labels. No checkpoints are written and the
     progress bar is off (sub-model fits are short and numerous). Returns the trained model
     (best validation weights).
+
+    With ``cfg.budget_minutes`` the budget covers all fits together: each fit gets the
+    share of the time left that its rows are of ``total_rows`` still to train (the
+    estimator's ``training_rows``), and plans its own epochs within it.
     """
     quiet = cfg.replace(progress=False)
+    share = None
+    if cfg.budget_minutes is not None:
+        share = BudgetShare(60.0 * cfg.budget_minutes, total_rows or 1.0)
 
     def train_fn(
         model: nn.Module,
@@ -473,6 +576,8 @@ def make_train_fn(
             settings = quiet.replace(patience=0, restore_best=False)
         else:
             val = SplitData.from_arrays(x_val, y_val, name="train_fn/val")
+        if share is not None:
+            settings = settings.replace(budget_minutes=share.next_minutes(len(y_train)))
         trainer = Trainer(model, settings, ecstfl=ecstfl, ctx=DistContext())
         return trainer.fit(train, val).model.eval()
 

@@ -27,6 +27,9 @@ class TuneConfig:
     n_trials: int = 3  # trials this invocation adds (each worker adds its own)
     timeout: float | None = 120.0  # seconds per architecture; no new trial starts after it
     epochs: int = 3  # per trial (torch models; estimators' sub-models)
+    # Share of the training rows each trial trains on (a seeded, fixed draw), so tuning on a
+    # large set fits its budget; null or 1.0 = all rows. Validation stays whole.
+    subsample: float | None = None
     metric: str = "val_uar"
     direction: str = "maximize"
     sampler_seed: int = 0
@@ -58,6 +61,8 @@ class TuneConfig:
         for key in ("startup_trials", "pruner_startup_trials", "pruner_warmup_epochs"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"tune.{key}: must be >= 0, got {getattr(self, key)}")
+        if self.subsample is not None and not 0.0 < self.subsample <= 1.0:
+            raise ConfigError(f"tune.subsample: must be in (0, 1] or null, got {self.subsample}")
         if self.timeout is not None and self.timeout <= 0:
             raise ConfigError(f"tune.timeout: must be > 0 seconds or null, got {self.timeout}")
 

@@ -33,6 +33,15 @@ from components.tuning.tracking import StudyTracker
 log = logging.getLogger(__name__)
 
 
+def subsample_rows(n: int, share: float | None, seed: int) -> np.ndarray:
+    """Sorted row indices of the training rows a trial uses: all of them, or a seeded
+    ``share`` (at least 2 rows)."""
+    if share is None or share >= 1.0:
+        return np.arange(n)
+    count = max(2, int(round(share * n)))
+    return np.sort(np.random.default_rng(seed).permutation(n)[:count])
+
+
 def trial_settings(
     train_values: dict[str, Any], arch: str, params: dict[str, Any], cfg: TuneConfig
 ) -> tuple[TrainConfig, dict[str, Any]]:
@@ -50,7 +59,9 @@ def trial_settings(
     overrides = dict(values.get("overrides") or {})
     layer = dict(overrides.get(arch) or {})
     layer.update(params)
-    layer.update(epochs=cfg.epochs, monitor=cfg.metric, progress=False, use_tuned=False)
+    # Trials are budgeted in epochs (tune.epochs); the final run's time budget is not theirs.
+    layer.update(epochs=cfg.epochs, monitor=cfg.metric, progress=False, use_tuned=False,
+                 budget_minutes=None)
     overrides[arch] = layer
     values["overrides"] = overrides
     return resolve_config(values, arch, None)
@@ -100,10 +111,14 @@ class Objective:
         grey = bool(extra.get("grey", False))
         train = load_split(task_dir, "train", self.inputs, grey=grey)
         self.data = _Data(task_dir, list(read_meta(task_dir)["classes"]), grey, train.in_channels)
+        rows = subsample_rows(len(train), cfg.subsample, cfg.sampler_seed)
         if arch in ESTIMATORS:
-            self.data.arrays = load_inputs(task_dir, "train", self.inputs, grey=grey)
+            arrays, y = load_inputs(task_dir, "train", self.inputs, grey=grey)
+            self.data.arrays = ({m: a[rows] for m, a in arrays.items()}, y[rows])
         else:
-            self.data.train = train
+            self.data.train = SplitData.from_arrays(train.rows(rows), train.y[rows],
+                                                    name=f"{train.name} (tuning rows)") \
+                if len(rows) < len(train) else train
             self.data.val = load_split(task_dir, "val", self.inputs, grey=grey)
 
     def check(self) -> None:

@@ -14,7 +14,9 @@ class ValidateConfig:
     """Thresholds and exclusion switches of the validation stage.
 
     ``require_consistent_size`` turns mixed image sizes within a modality from a warning into
-    an error; ``workers`` is the number of decoding threads (0 = one per CPU core, at most 8).
+    an error; ``keep_official_test`` keeps excluded test rows, flagged, so a dataset's official
+    test split is scored whole beside its de-duplicated subset; ``workers`` is the number
+    of decoding threads (0 = one per CPU core, at most 8).
     """
 
     min_samples_per_class: int = 5
@@ -26,6 +28,10 @@ class ValidateConfig:
     exclude_conflicts: bool = True
     exclude_blank: bool = True
     require_consistent_size: bool = False
+    # Keep every test row, flagging the ones an exclusion rule hits (column
+    # ``excluded_reason``) instead of dropping them: the official test set stays whole for
+    # comparison with published figures, and preprocess writes ``test_dedup`` without them.
+    keep_official_test: bool = False
     workers: int = 0
 
     def __post_init__(self) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from components.data.labels import CANONICAL_LABELS
-from components.data.manifest import SPLITS, manifest_digest, write_manifest
+from components.data.manifest import EXCLUDED_COLUMN, SPLITS, manifest_digest, write_manifest
 from components.errors import ValidationFailed, one_line
 from components.validation.config import ValidateConfig
 from components.validation.duplicates import (
@@ -100,7 +100,7 @@ def validate_manifest(
         summary = find_duplicates(facts)
         findings += _duplicate_findings(summary)
         reasons = exclusion_reasons(facts, summary, cfg)
-    kept = frame[reasons.isna().to_numpy()].reset_index(drop=True)
+    kept = kept_rows(frame, reasons, keep_test=cfg.keep_official_test)
     if {"label", "split"} <= set(frame.columns):
         counts = _class_counts(kept, frame)
         more, runs = _run(counts, "classes",
@@ -128,6 +128,21 @@ def validate_manifest(
     if not passed and raise_on_error:
         raise ValidationFailed(_failure_message(result.errors, out_dir / REPORT_NAME))
     return result
+
+
+def kept_rows(frame: pd.DataFrame, reasons: pd.Series, *, keep_test: bool) -> pd.DataFrame:
+    """The rows of the validated manifest.
+
+    Rows with an exclusion reason leave it, except test rows when ``keep_test``: those stay,
+    with the reason in :data:`EXCLUDED_COLUMN`, so the official test split is scored whole
+    and preprocess can write the de-duplicated ``test_dedup`` beside it.
+    """
+    stays = reasons.isna()
+    if keep_test and "split" in frame:
+        stays = stays | (frame["split"] == "test")
+        flagged = frame.assign(**{EXCLUDED_COLUMN: reasons.astype("string")})
+        return flagged[stays.to_numpy()].reset_index(drop=True)
+    return frame[stays.to_numpy()].reset_index(drop=True)
 
 
 def _run(frame: pd.DataFrame, table: str, checks: list,

@@ -1,55 +1,105 @@
-"""Smoke run of the FER2013 accuracy benchmark on a tiny subsample of the real data."""
+"""The FER2013 benchmark driver runs a 200-row recipe through the real pipeline end to end.
+
+A copy of the project (its tracked files, a fresh git repository, one photo under data/)
+runs ``dvc exp run --temp -S recipe=fer2013 ...`` on a 200-row subsample of the real csv;
+the driver then reads the tracked MLflow run and the registry, and writes the results files.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import yaml
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "fer2013_accuracy.py"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = REPO_ROOT / "benchmarks" / "fer2013_accuracy.py"
+SHARED_CSV = REPO_ROOT.parent / "shared" / "datasets" / "fer2013" / "fer2013.csv.gz"
+REDIRECTS = ("FEROPS_PROJECT_ROOT", "DVC_ROOT", "MLFLOW_TRACKING_URI", "OPTUNA_STORAGE")
+SMALL = [
+    "ingest.subsample=200", "train.epochs=2", "train.budget_minutes=0.3", "tune.n_trials=1",
+    "tune.startup_trials=1", "tune.epochs=1", "registry.class_recall_floor=0.0",
+    "predict.photo=data/face.png", "predict.eyes=null", "validate.min_samples_per_class=0",
+]
 
 
 def _load_benchmark():
     spec = importlib.util.spec_from_file_location("fer2013_accuracy", SCRIPT)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 
 
-def test_model_args_parse_yaml_values_and_refuse_bare_words() -> None:
-    bench = _load_benchmark()
-    assert bench.parse_model_args(["dropout=0.3", "hidden=512", "block_dropout=0"]) == {
-        "dropout": 0.3, "hidden": 512, "block_dropout": 0}
-    with pytest.raises(bench.ConfigError, match="KEY=VALUE"):
-        bench.parse_model_args(["dropout"])
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
 
 
-def test_smoke_run_writes_table_and_json(
-    fer2013_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def _project_copy(root: Path) -> Path:
+    """The project's files (tracked and new, not ignored) in a fresh git repository whose
+    data/ holds one grey photo, tracked by data.dvc."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO_ROOT,
+        check=True, capture_output=True, text=True).stdout.split("\n")
+    for name in filter(None, listed):
+        source = REPO_ROOT / name
+        if source.is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, root / name)
+    import cv2
+
+    (root / "data").mkdir()
+    face = np.random.default_rng(0).integers(0, 255, (48, 48), dtype=np.uint8)
+    cv2.imwrite(str(root / "data" / "face.png"), face)
+    _git(root, "init", "-q")
+    _git(root, "config", "user.email", "ci@example.com")
+    _git(root, "config", "user.name", "ci")
+    subprocess.run([sys.executable, "-m", "dvc", "add", "-q", "data"], cwd=root, check=True)
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "copy")
+    return root
+
+
+@pytest.mark.fer2013
+@pytest.mark.skipif(not SHARED_CSV.is_file(),
+                    reason=f"needs the shared FER2013 csv at {SHARED_CSV}")
+def test_driver_runs_a_200_row_recipe_through_the_pipeline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    for key in REDIRECTS:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    project = _project_copy(tmp_path / "proj")
     bench = _load_benchmark()
-    out = tmp_path / "fer2013_accuracy.json"
-    code = bench.main([
-        "--data", str(fer2013_dir), "--limit", "200", "--minutes", "0.4", "--width", "0.25",
-        "--archs", "baseline_cnn", "hierarchical", "--model-arg", "dropout=0.3",
-        "--out", str(out),
-    ])
-    assert code == 0
-    printed = capsys.readouterr().out
-    assert printed.startswith("command: python benchmarks/fer2013_accuracy.py")
-    assert "torch threads" in printed
-    assert "| baseline_cnn |" in printed
-    assert "not measured" in printed  # anchors are labelled as references
-    payload = json.loads(out.read_text())
-    assert [row["architecture"] for row in payload["rows"]] == ["baseline_cnn", "hierarchical"]
-    for row in payload["rows"]:
-        assert row["measured"] is True and row["epochs"] >= 1
-        assert 0.0 <= row["test_accuracy"] <= 1.0 and 0.0 <= row["test_uar"] <= 1.0
-    assert payload["settings"]["model_args"] == {"dropout": 0.3}
-    assert payload["settings"]["precision"] == "bf16" and payload["settings"]["tta"] is True
-    assert {a["test_accuracy"] for a in payload["anchors"]} == {0.657, 0.7328}
-    assert payload["machine"]["torch_threads"] >= 1
+    argv = ["--project", str(project), "--csv", str(SHARED_CSV), "--name", "smoke",
+            "--results", str(tmp_path / "results")]
+    for item in SMALL:
+        argv += ["-S", item]
+    assert bench.main(argv) == 0
+
+    payload = json.loads((tmp_path / "results" / "smoke.json").read_text())
+    assert payload["recipe"] == "fer2013"
+    assert payload["machine"]["cpu_count"] >= 1 and "native_bf16" in payload["machine"]
+    (row,) = payload["runs"]
+    assert row["architecture"] == "baseline_cnn" and row["recipe"] == "fer2013"
+    assert row["train_images_per_second"] > 0 and row["epochs_planned"] >= 1
+    test = row["splits"]["test"]
+    for key in ("tta", "no_tta"):  # the recipe averages mirrors; both are reported
+        assert 0.0 <= test[key]["accuracy"] <= 1.0
+        assert len(test[key]["per_class_recall"]) == 7
+    assert row["registry"]["model"] == "ferops-image"
+    assert "champion" in row["registry"]["aliases"]
+    assert "PrivateTest" in (tmp_path / "results" / "smoke.md").read_text()
+
+    shown = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"],
+                           cwd=project, check=True, capture_output=True, text=True).stdout
+    assert '"recipe": "fer2013"' in shown.replace("'", '"') and "smoke" in shown
+    # The --temp run left the workspace's params (the demo recipe) as they were.
+    assert yaml.safe_load((project / "params.yaml").read_text())["recipe"] == "demo"

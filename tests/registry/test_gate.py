@@ -126,3 +126,14 @@ def test_gate_does_not_rejudge_versions_already_refused_against_the_champion() -
     assert decide([champion, judged], score("9", 0.4), policy).challenger.version == "2"
     fresh = decide([champion, judged, score("3", 0.6)], champion, policy)
     assert fresh.passed and fresh.challenger.version == "3"
+
+
+def test_a_class_absent_from_the_test_split_is_left_out_of_the_recall(tmp_path: Path) -> None:
+    """Small test splits can miss a class: its recall is null, not a crash at registration."""
+    from registry.candidates import read_test_recall
+
+    path = tmp_path / "per_class.json"
+    path.write_text(json.dumps({"splits": {"test": {
+        "per_class_recall": {"anger": 0.5, "disgust": None, "fear": 0.25}, "n": 12}}}))
+    recall, n = read_test_recall(path)
+    assert recall == {"anger": 0.5, "fear": 0.25} and n == 12

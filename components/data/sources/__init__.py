@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from components.data.labels import CANONICAL_LABELS, canonical_label
@@ -36,7 +37,13 @@ class IngestConfig:
         default_factory=lambda: {"train": 0.7, "val": 0.15, "test": 0.15}
     )
 
+    # Smoke runs and small experiments: keep at most this many train rows (a quarter as
+    # many val and test rows, at least one), drawn with ``split_seed``; null keeps all.
+    subsample: int | None = None
+
     def __post_init__(self) -> None:
+        if self.subsample is not None and self.subsample < 4:
+            raise ConfigError(f"ingest.subsample: {self.subsample} must be >= 4 or null")
         if self.source not in SOURCES:
             raise ConfigError(f"ingest.source: unknown source {self.source!r}; one of {SOURCES}")
         if self.ferplus is not None and self.source != "fer2013":
@@ -62,7 +69,21 @@ def ingest(cfg: IngestConfig, store_dir: str | Path) -> pd.DataFrame:
             raise DataError(f"ingest.classes {cfg.classes}: no sample has one of these labels")
     frame = frame.copy()
     frame["split"] = assign_splits(frame, cfg.split_fractions, cfg.split_seed)
+    if cfg.subsample is not None:
+        frame = subsample_splits(frame, cfg.subsample, cfg.split_seed)
     return build_manifest(frame.to_dict("records"))
+
+
+def subsample_splits(frame: pd.DataFrame, train_rows: int, seed: int) -> pd.DataFrame:
+    """At most ``train_rows`` train rows and ``train_rows // 4`` (>= 1) rows of each other
+    split, a seeded random choice that keeps the manifest's row order."""
+    rng = np.random.default_rng(seed)
+    keep = np.zeros(len(frame), dtype=bool)
+    for split in sorted(set(frame["split"])):
+        positions = np.flatnonzero((frame["split"] == split).to_numpy())
+        cap = train_rows if split == "train" else max(1, train_rows // 4)
+        keep[rng.permutation(positions)[:cap]] = True
+    return frame[keep]
 
 
 def _scan(cfg: IngestConfig, store_dir: Path) -> list[dict] | pd.DataFrame:

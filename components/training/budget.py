@@ -1,0 +1,135 @@
+"""Training to a time budget: plan the epoch count from a timed probe, stop at the deadline.
+
+A minutes budget is a property of the machine, so the trainer, not a script, owns it
+(``train.budget_minutes``). Before the first epoch :func:`probe_epoch_seconds` times a
+throwaway copy of the model through the real training step; :func:`plan_epochs` turns that
+into the epoch count the learning-rate schedule is fitted to; :class:`Deadline` stops the run
+after an epoch when the next one would overrun (a machine that slowed down), and the trainer
+then restores the best validated weights as usual. Runs with a budget depend on the machine's
+speed, so they are not byte-reproducible; the default (no budget) trains ``train.epochs``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from torch import nn
+
+from components.training.data import SplitData
+
+PROBE_FRACTION = 0.05  # share of an epoch the probe trains, beyond its warm-up
+PROBE_MIN_BATCHES = 12
+PROBE_WARMUP_BATCHES = 2  # the first batches pay for allocation and kernel selection
+# Epoch time varies with machine load; a run the deadline cuts short never reaches the
+# low-learning-rate end of its schedule, so the plan leaves a margin.
+PLAN_MARGIN = 1.05
+
+FitOnce = Callable[[nn.Module, SplitData, SplitData], None]
+ScoreOnce = Callable[[nn.Module, SplitData], None]
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """What the probe measured and the epoch count chosen from it."""
+
+    epochs: int
+    epoch_seconds: float
+    train_images_per_second: float
+    probe_seconds: float
+
+
+def probe_epoch_seconds(
+    model: nn.Module,
+    train: SplitData,
+    val: SplitData,
+    batch_size: int,
+    seed: int,
+    fit_once: FitOnce,
+    score_once: ScoreOnce,
+) -> tuple[float, float]:
+    """Seconds one epoch (training plus validation scoring) takes, and training images/s.
+
+    A slice of the training set is trained (one epoch, through ``fit_once``, on deep copies
+    of ``model``) and extrapolated; the validation pass is timed whole. The rate is the
+    difference of a short and a long run made after a discarded warm-up, so per-run costs
+    cancel and one-off costs (kernel selection, cached process-wide) are not counted.
+    """
+    steps = math.ceil(len(train) / batch_size)
+    batches = min(steps, max(PROBE_MIN_BATCHES, math.ceil(PROBE_FRACTION * steps)))
+    n = min(len(train), batches * batch_size)
+    short = min(n // 2, PROBE_WARMUP_BATCHES * batch_size)
+    rows = np.sort(np.random.default_rng(seed).permutation(len(train))[:n])
+    x, y = train.rows(rows), train.y[rows]
+    tiny = SplitData.from_arrays(x[:2], y[:2], name="probe/val")
+
+    def timed(count: int) -> float:
+        start = time.perf_counter()
+        fit_once(copy.deepcopy(model), SplitData.from_arrays(x[:count], y[:count], "probe"),
+                 tiny)
+        return time.perf_counter() - start
+
+    timed(max(short, 2))  # warm-up: process-wide kernel selection, discarded
+    short_s = timed(short) if short >= 2 else 0.0
+    counted = n - (short if short >= 2 else 0)
+    per_sample = max(timed(n) - short_s, 1e-6) / max(counted, 1)
+    start = time.perf_counter()
+    score_once(copy.deepcopy(model), val)
+    val_s = time.perf_counter() - start
+    return per_sample * len(train) + val_s, 1.0 / per_sample
+
+
+def plan_epochs(budget_s: float, epoch_s: float, max_epochs: int) -> int:
+    """Epochs that fit ``budget_s`` with the planning margin: at least 1, at most
+    ``max_epochs``."""
+    return max(1, min(max_epochs, int(budget_s // (epoch_s * PLAN_MARGIN))))
+
+
+class Deadline:
+    """Says, after each epoch, whether another one would run past the deadline.
+
+    The estimate of the next epoch is the longest one seen so far, so a machine that slows
+    down stops the run in time.
+    """
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.end = clock() + seconds
+        self.last = clock()
+        self.longest = 0.0
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline (negative past it)."""
+        return self.end - self.clock()
+
+    def another_epoch_fits(self) -> bool:
+        """Record the epoch that just ended; True when one more of that length fits."""
+        now = self.clock()
+        self.longest = max(self.longest, now - self.last)
+        self.last = now
+        return now + self.longest <= self.end
+
+
+class BudgetShare:
+    """Splits one deadline across several consecutive fits in proportion to their work.
+
+    Estimators fit several sub-models one after another (out-of-fold nets, group nets);
+    each fit gets the share of the time left that its training rows are of the rows still
+    to train, from ``total_rows`` (the estimator's estimate of all its fits together).
+    """
+
+    def __init__(self, seconds: float, total_rows: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.end = clock() + seconds
+        self.rows_left = max(float(total_rows), 1.0)
+
+    def next_minutes(self, rows: int) -> float:
+        """Minutes granted to a fit over ``rows`` training rows (at least a second)."""
+        share = min(1.0, rows / self.rows_left)
+        self.rows_left = max(1.0, self.rows_left - rows)
+        return max(1.0, (self.end - self.clock()) * share) / 60.0

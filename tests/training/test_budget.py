@@ -1,0 +1,137 @@
+"""The trainer's time budget: a probe plans the epochs, the schedule fits them, the deadline
+stops a run that slows down and the best validated weights are kept."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from components.errors import ConfigError
+from components.training.budget import BudgetShare, Deadline, plan_epochs
+from components.training.checkpoint import load_checkpoint
+from components.training.data import load_split, make_synthetic_task
+from components.training.trainer import Trainer, make_train_fn, seed_everything
+from tests.training.helpers import TinyCNN, quick_config
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def task_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("budget")
+    make_synthetic_task(root, "rgbd", size=16)
+    return root / "image"
+
+
+def _splits(task_dir: Path):
+    return (load_split(task_dir, "train", ("color",)), load_split(task_dir, "val", ("color",)))
+
+
+def _tiny() -> TinyCNN:
+    seed_everything(0)
+    return TinyCNN(4, 3)
+
+
+def test_plan_fits_the_budget_with_a_margin_and_the_bounds() -> None:
+    assert plan_epochs(budget_s=100.0, epoch_s=10.0, max_epochs=50) == 9  # 10 x 1.05 > 10
+    assert plan_epochs(budget_s=100.0, epoch_s=1.0, max_epochs=50) == 50
+    assert plan_epochs(budget_s=5.0, epoch_s=10.0, max_epochs=50) == 1
+
+
+def test_deadline_uses_the_longest_epoch_seen() -> None:
+    clock = FakeClock()
+    deadline = Deadline(100.0, clock=clock)
+    clock.now += 30.0
+    assert deadline.another_epoch_fits()  # 30 s done, 30 more end at 60 of 100
+    clock.now += 10.0
+    assert deadline.another_epoch_fits()  # the estimate stays 30: 70 <= 100
+    clock.now += 40.0
+    assert not deadline.another_epoch_fits()  # 80 s done, 40 more would overrun
+
+
+def test_budget_share_splits_time_by_rows() -> None:
+    clock = FakeClock()
+    share = BudgetShare(300.0, total_rows=300, clock=clock)
+    assert share.next_minutes(100) == pytest.approx(100.0 / 60)
+    clock.now += 100.0
+    assert share.next_minutes(200) == pytest.approx(200.0 / 60)
+
+
+def test_budget_plans_the_epochs_and_fits_the_schedule_to_them(task_dir: Path) -> None:
+    train, val = _splits(task_dir)
+    cfg = quick_config(epochs=400, schedule="onecycle", budget_minutes=0.1, patience=0)
+    trainer = Trainer(_tiny(), cfg)
+    result = trainer.fit(train, val)
+    plan = result.plan
+    assert plan is not None and 1 <= plan.epochs < 400  # 6 s cannot hold 400 epochs
+    assert plan.train_images_per_second > 0 and plan.epoch_seconds > 0
+    assert trainer.cfg.epochs == plan.epochs  # the schedule was built for the plan
+    assert result.epochs_run <= plan.epochs
+    if not result.stopped_by_budget and plan.epochs >= 3:  # one-cycle ran to its low end
+        assert result.epochs_run == plan.epochs
+        lrs = [row["lr"] for row in result.history]
+        assert lrs[-1] < max(lrs) / 5
+
+
+def test_deadline_stops_a_slowed_run_and_keeps_the_best_weights(
+    task_dir: Path, tmp_path: Path
+) -> None:
+    train, val = _splits(task_dir)
+    cfg = quick_config(epochs=3, budget_minutes=0.1, patience=0)
+    trainer = Trainer(_tiny(), cfg, out_dir=tmp_path)
+
+    def machine_slows_down(row: dict) -> None:
+        time.sleep(2.5)  # after the plan: each epoch now takes > 2.5 s of a 6 s budget
+
+    result = trainer.fit(train, val, on_epoch_end=machine_slows_down)
+    assert result.stopped_by_budget and result.epochs_run < trainer.cfg.epochs
+    ckpt = load_checkpoint(trainer.checkpoint_path)
+    for key, value in ckpt["best_state"].items():
+        assert torch.equal(result.model.state_dict()[key], value)
+
+
+def test_resume_keeps_the_planned_epoch_count(task_dir: Path, tmp_path: Path) -> None:
+    train, val = _splits(task_dir)
+    cfg = quick_config(epochs=30, budget_minutes=0.05, patience=0)
+    first = Trainer(_tiny(), cfg, out_dir=tmp_path)
+    first.fit(train, val)
+    planned = first.cfg.epochs
+    again = Trainer(_tiny(), cfg, out_dir=tmp_path)
+    again.fit(train, val, resume=True)
+    assert again.cfg.epochs == planned  # read from the checkpoint, not probed again
+
+
+def test_estimator_fits_share_one_budget(task_dir: Path) -> None:
+    train, val = _splits(task_dir)
+    x, y = train.rows(slice(None)), train.y
+    train_fn = make_train_fn(quick_config(epochs=20, budget_minutes=0.05, patience=0),
+                             total_rows=2 * len(y))
+    start = time.monotonic()
+    for _ in range(2):
+        train_fn(_tiny(), x, y, val.rows(slice(None)), val.y)
+    assert time.monotonic() - start < 3.0 + 6.0  # the 3 s budget, plus probes and scoring
+
+
+def test_logit_adjustment_and_bad_budget_values(task_dir: Path) -> None:
+    train, val = _splits(task_dir)
+    trainer = Trainer(_tiny(), quick_config(logit_adjust=1.0))
+    offsets = trainer._logit_offsets(train)
+    counts = np.bincount(train.y)
+    assert offsets is not None and int(torch.argmax(offsets)) == int(np.argmax(counts))
+    assert Trainer(_tiny(), quick_config())._logit_offsets(train) is None
+    with pytest.raises(ConfigError, match="budget_minutes"):
+        quick_config(budget_minutes=0)
+    with pytest.raises(ConfigError, match="logit_adjust"):
+        quick_config(logit_adjust=-1.0)
