@@ -98,10 +98,13 @@ def run_pipeline(command: list[str], project: Path, log_path: Path) -> float:
         DataError: the pipeline failed (the log names the stage).
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    # The stages' `python` and `dvc` are this interpreter's, also when it was started by path.
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     start = time.monotonic()
     with log_path.open("w") as log, subprocess.Popen(
         command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        bufsize=1,
+        bufsize=1, env=env,
     ) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
