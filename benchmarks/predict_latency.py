@@ -10,6 +10,7 @@ one request). Ratios are against torch batch 1 of the same run, so machines comp
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import tempfile
 import time
@@ -19,8 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.report import git_commit, machine_facts, write_results  # noqa: E402
 from components.config import load_params  # noqa: E402
 from components.serving.decode import encode_png  # noqa: E402
 from components.serving.onnx_export import example_batch, export_onnx, onnx_backend  # noqa: E402
@@ -130,7 +133,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"model {model} ({table.attrs['arch']}), {args.threads} threads, "
           f"median of {args.repeats} repeats")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    command = shlex.join(["python", "benchmarks/predict_latency.py",
+                          *(sys.argv[1:] if argv is None else argv)])
+    facts = machine_facts()
+    payload = {"command": command, "commit": git_commit(REPO_ROOT), "machine": facts,
+               "model": model, "architecture": table.attrs["arch"], "threads": args.threads,
+               "repeats": args.repeats, "rows": table.to_dict("records")}
+    lines = [
+        "# Prediction latency: torch vs onnxruntime, model only and photo to label", "",
+        f"- command: `{command}`", f"- commit: `{payload['commit']}`",
+        f"- machine: {facts['cpu']}, {facts['cpu_count']} cores, torch {facts['torch']}, "
+        f"{args.threads} threads; median of {args.repeats} repeats",
+        f"- model: `{model}` ({table.attrs['arch']})", "",
+        table.to_markdown(index=False, floatfmt=".3f") if _has_tabulate()
+        else "```\n" + table.to_string(index=False) + "\n```",
+    ]
+    for path in write_results("predict_latency", payload, "\n".join(lines)):
+        print(f"wrote {path}")
     return 0
+
+
+def _has_tabulate() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tabulate") is not None
 
 
 if __name__ == "__main__":

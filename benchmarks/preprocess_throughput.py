@@ -21,8 +21,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.report import git_commit, machine_facts, write_results  # noqa: E402
 from components.data.io import read_image, write_image  # noqa: E402
 from components.preprocess import preprocess_config  # noqa: E402
 from components.preprocess.align import alignment_matrix, center_crop_matrix  # noqa: E402
@@ -135,7 +137,9 @@ def main() -> int:
     parser.add_argument("--photos", type=int, default=80)
     parser.add_argument("--workers", type=int, default=0, help="0 = all cores")
     args = parser.parse_args()
-    print("$ python " + " ".join(shlex.quote(a) for a in sys.argv))
+    command = "python " + shlex.join(["benchmarks/preprocess_throughput.py", *sys.argv[1:]])
+    print("$ " + command)
+    measured: list[dict[str, object]] = []
     workers = resolve_workers(args.workers)
     cv2.setNumThreads(1)  # fair single-process numbers: no hidden OpenCV threads
     rng = np.random.default_rng(0)
@@ -159,12 +163,28 @@ def main() -> int:
                 lines.append((label, seconds, report))
             for label, seconds, _ in lines:
                 rate = len(rows) / seconds
+                measured.append({"workload": name, "mode": label, "faces": len(rows),
+                                 "seconds": seconds, "faces_per_s": rate,
+                                 "x_naive": naive_s / seconds})
                 print(f"{name:<22}{label:<16}{len(rows):>7}{seconds:>10.3f}{rate:>10.0f}"
                       f"{naive_s / seconds:>8.2f}x")
             if lines[-1][2] is not None:
                 report = lines[-1][2]
                 print(f"{'':<22}detection rate {report['detection_rate']}, eye sources "
                       f"{report['eye_sources']}")
+    facts = machine_facts()
+    payload = {"command": command, "commit": git_commit(REPO_ROOT), "machine": facts,
+               "workers": workers, "rows": measured}
+    table = ["| workload | mode | faces | seconds | faces/s | x naive |",
+             "|---|---|---|---|---|---|"]
+    table += [f"| {r['workload']} | {r['mode']} | {r['faces']} | {r['seconds']:.3f} | "
+              f"{r['faces_per_s']:.0f} | {r['x_naive']:.2f} |" for r in measured]
+    lines = ["# Preprocessing throughput", "", f"- command: `{command}`",
+             f"- commit: `{payload['commit']}`",
+             f"- machine: {facts['cpu']}, {facts['cpu_count']} cores ({workers} workers)", "",
+             *table]
+    for path in write_results("preprocess_throughput", payload, "\n".join(lines)):
+        print(f"wrote {path}")
     return 0
 
 

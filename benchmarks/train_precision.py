@@ -25,8 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.report import git_commit, machine_facts, write_results  # noqa: E402
 from components.models import create_model  # noqa: E402
 from components.training.config import TrainConfig  # noqa: E402
 from components.training.data import SplitData  # noqa: E402
@@ -69,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     torch.set_num_threads(os.cpu_count() or 1)
-    print("command: " + shlex.join(["python", "benchmarks/train_precision.py",
-                                    *(sys.argv[1:] if argv is None else argv)]))
+    command = shlex.join(["python", "benchmarks/train_precision.py",
+                          *(sys.argv[1:] if argv is None else argv)])
+    print("command: " + command)
     print(f"machine: {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
           f"torch {torch.__version__}, CPU flags {cpu_bf16_flags() or 'none of amx/avx512_bf16'}")
     rng = np.random.default_rng(0)
@@ -88,7 +91,25 @@ def main(argv: list[str] | None = None) -> int:
           f"median of {args.repeats}:")
     for precision in PRECISIONS:
         print(f"  {precision}: {medians[precision]:.0f} images/s")
-    print(f"bf16 / fp32 speed: {medians['bf16'] / medians['fp32']:.2f}x")
+    ratio = medians["bf16"] / medians["fp32"]
+    print(f"bf16 / fp32 speed: {ratio:.2f}x")
+    payload = {"command": command, "commit": git_commit(REPO_ROOT), "machine": machine_facts(),
+               "settings": vars(args), "images_per_second": speeds, "median": medians,
+               "bf16_over_fp32": ratio}
+    lines = [
+        "# Trainer throughput: bf16 autocast vs float32", "",
+        f"- command: `{command}`", f"- commit: `{payload['commit']}`",
+        f"- machine: {payload['machine']['cpu']}, {payload['machine']['cpu_count']} cores, "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), native bf16: "
+        f"{payload['machine']['native_bf16']}",
+        f"- {args.arch} width {args.width}, batch {args.batch_size}, {args.samples} samples, "
+        f"median of {args.repeats}", "",
+        "| precision | images/s |", "|---|---|",
+        *[f"| {p} | {medians[p]:.0f} |" for p in PRECISIONS], "",
+        f"bf16 / fp32: **{ratio:.2f}x** (measured in the same run)",
+    ]
+    for path in write_results("train_precision", payload, "\n".join(lines)):
+        print(f"wrote {path}")
     return 0
 
 

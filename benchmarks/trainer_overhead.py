@@ -23,8 +23,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.report import git_commit, machine_facts, write_results  # noqa: E402
 from components.models import create_model  # noqa: E402
 from components.training.config import TrainConfig  # noqa: E402
 from components.training.data import SplitData, load_split, make_synthetic_task  # noqa: E402
@@ -112,6 +114,25 @@ def main(argv: list[str] | None = None) -> int:
     verdict = "OK" if ratio <= 1.05 else "ABOVE TARGET"
     print(f"overhead ratio trainer/bare = {ratio:.3f} ({(ratio - 1) * 100:+.1f} %; "
           f"target <= +5 %: {verdict})")
+    command = f"python {shlex.join(['benchmarks/trainer_overhead.py', *sys.argv[1:]])}"
+    facts = machine_facts()
+    payload = {"command": command, "commit": git_commit(REPO_ROOT), "machine": facts,
+               "settings": vars(args), "seconds": times, "median_bare": bare,
+               "median_trainer": ours, "ratio": ratio}
+    lines = [
+        "# Trainer overhead against a bare PyTorch loop", "",
+        f"- command: `{command}`", f"- commit: `{payload['commit']}`",
+        f"- machine: {facts['cpu']}, {facts['cpu_count']} cores, torch {facts['torch']} "
+        f"({facts['torch_threads']} threads)",
+        f"- model {args.arch} (width {args.width}), {args.train} x {args.size}px, batch "
+        f"{args.batch_size}, {args.epochs} epochs, median of {args.repeats}", "",
+        "| loop | median s |", "|---|---|",
+        f"| bare PyTorch | {bare:.2f} |", f"| ferops Trainer | {ours:.2f} |", "",
+        f"trainer / bare: **{ratio:.3f}** ({(ratio - 1) * 100:+.1f} %; target <= +5 %: "
+        f"{verdict})",
+    ]
+    for path in write_results("trainer_overhead", payload, "\n".join(lines)):
+        print(f"wrote {path}")
     return 0
 
 

@@ -87,8 +87,13 @@ def preprocess_manifest(
                 if split == "test":
                     dedup = _write_dedup(subset, outcome.ids, folder)
                     if dedup is not None:
-                        entries[DEDUP_SPLIT] = {"samples": dedup,
-                                                "removed": len(outcome.ids) - dedup}
+                        entries[DEDUP_SPLIT] = {
+                            "count": len(outcome.ids), "kept": dedup,
+                            "dropped": len(outcome.ids) - dedup,
+                            "fallbacks": int(np.load(out / task / DEDUP_SPLIT
+                                                     / "fallback.npy").sum()),
+                            "faces_per_s": None, "derived_from": "test",
+                        }
                         shapes[DEDUP_SPLIT] = {m: [dedup, *s]
                                                for m, s in _empty_shapes(plan).items()}
             report["tasks"][task] = entries

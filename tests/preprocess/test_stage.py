@@ -109,3 +109,25 @@ def test_cli_reads_its_params_section_and_rejects_bad_values(manifest_path, tmp_
     params.write_text(yaml.safe_dump({"preprocess": PARAMS}))
     assert main(argv) == 0
     assert (tmp_path / "cli" / "image" / "train" / "color.npy").exists()
+
+
+def test_flagged_test_rows_stay_in_test_and_leave_test_dedup(tmp_path) -> None:
+    """Validation's keep_official_test flags test rows instead of dropping them: `test` keeps
+    the official split whole, `test_dedup` is the same arrays without the flagged rows."""
+    rng = np.random.default_rng(1)
+    store = tmp_path / "crops.npy"
+    np.save(store, rng.integers(0, 255, (5, 48, 48), dtype=np.uint8))
+    rows = [{"id": f"fer{i}", "source": "fer2013", "split": split, "label": "anger",
+             "color": f"{store}#{i}", "width": 48, "height": 48, "channels": 1}
+            for i, split in enumerate(["train", "val", "test", "test", "test"])]
+    frame = build_manifest(rows)
+    frame["excluded_reason"] = [None, None, None, "leakage", None]
+    path = write_manifest(frame, tmp_path / "manifest.parquet")
+    report = run_preprocess(PARAMS, path, tmp_path / "out")
+    task = tmp_path / "out" / "image"
+    assert list(np.load(task / "test" / "ids.npy")) == ["fer2", "fer3", "fer4"]
+    assert list(np.load(task / "test_dedup" / "ids.npy")) == ["fer2", "fer4"]
+    full, dedup = np.load(task / "test" / "color.npy"), np.load(task / "test_dedup" / "color.npy")
+    assert np.array_equal(dedup, full[[0, 2]])
+    entry = report["tasks"]["image"]["test_dedup"]
+    assert entry["kept"] == 2 and entry["dropped"] == 1
