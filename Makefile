@@ -7,10 +7,6 @@ STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
 export PATH := $(BIN):$(PATH)
-export MLFLOW_DISABLE_TELEMETRY := true
-export DVC_NO_ANALYTICS := 1
-export NO_ALBUMENTATIONS_UPDATE := 1
-export GX_ANALYTICS_ENABLED := false
 
 .PHONY: install data repro fer2013 ferplus test lint ui clean
 

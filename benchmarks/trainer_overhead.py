@@ -29,8 +29,9 @@ sys.path.insert(0, str(REPO_ROOT))
 from benchmarks.report import git_commit, machine_facts, write_results  # noqa: E402
 from components.models import create_model  # noqa: E402
 from components.training.config import TrainConfig  # noqa: E402
-from components.training.data import SplitData, load_split, make_synthetic_task  # noqa: E402
+from components.training.data import SplitData, load_split  # noqa: E402
 from components.training.trainer import Trainer, seed_everything  # noqa: E402
+from tests.synthetic_task import make_synthetic_task  # noqa: E402
 
 
 def bare_loop(model: torch.nn.Module, train: SplitData, val: SplitData, cfg: TrainConfig) -> None:

@@ -1,31 +1,19 @@
-"""What every stage entry point shares: params loading, quiet telemetry, clean errors."""
+"""What every stage entry point shares: params loading, quiet logs, clean errors.
+
+Telemetry is off from the first import of ``components`` (see components/__init__.py).
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Callable, Sequence
 
 from components.errors import FeropsError, one_line
 
-# Nothing phones home from the project's own processes.
-TELEMETRY_OFF: dict[str, str] = {
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DVC_NO_ANALYTICS": "1",
-    "NO_ALBUMENTATIONS_UPDATE": "1",
-    "GX_ANALYTICS_ENABLED": "false",
-}
-
 # Libraries that log their internals at INFO; users want the stages' own lines.
 NOISY_LOGGERS: tuple[str, ...] = ("great_expectations", "alembic", "mlflow", "optuna", "dvc")
-
-
-def quiet_telemetry() -> None:
-    """Set the opt-out variables for this process and every child it starts."""
-    for key, value in TELEMETRY_OFF.items():
-        os.environ.setdefault(key, value)
 
 
 def stage_parser(description: str) -> argparse.ArgumentParser:
@@ -39,7 +27,6 @@ def stage_parser(description: str) -> argparse.ArgumentParser:
 
 def run_cli(body: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
     """Run a CLI body; a user error prints one line on stderr and exits 2, no traceback."""
-    quiet_telemetry()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -8,7 +8,6 @@ occluded twin per train/val row, and the evaluation-only occluded test rows
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +17,8 @@ from components.augment import AugmentResult, augment_config, augment_manifest
 from components.config import load_params, section
 from components.data.manifest import read_manifest, write_manifest
 from components.errors import ConfigError
-from pipelines._common import quiet_telemetry, run_cli, stage_parser
+from components.jsonio import write_json
+from pipelines._common import run_cli, stage_parser
 
 log = logging.getLogger("ferops.augment")
 
@@ -38,7 +38,6 @@ def run_augment(
         ConfigError: bad params, or an output folder inside the raw ``data/`` folder.
         DataError: the manifest or one of its images cannot be read.
     """
-    quiet_telemetry()  # albumentations checks for updates on import unless told not to
     cfg = augment_config(params)
     out_dir = Path(out_dir)
     raw = (Path.cwd() / RAW_DATA_DIR).resolve()
@@ -47,8 +46,8 @@ def run_augment(
     frame = read_manifest(manifest)
     result = augment_manifest(frame, cfg, out_dir, progress=progress)
     write_manifest(result.manifest, out_dir / "manifest.parquet")
-    (out_dir / "report.json").write_text(json.dumps(result.report, indent=2, sort_keys=True))
-    (out_dir / "metrics.json").write_text(json.dumps(result.metrics, indent=2, sort_keys=True))
+    write_json(out_dir / "report.json", result.report)
+    write_json(out_dir / "metrics.json", result.metrics)
     log.info(
         "augment: %d rows in, %d out (%d occluded) -> %s",
         len(frame),

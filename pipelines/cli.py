@@ -80,10 +80,21 @@ def _delegate(argv: list[str]) -> int | None:
     Done before argparse so options such as ``--help`` and ``--arch`` reach the module intact.
     """
     if argv and argv[0] in SHORTCUTS:
-        return importlib.import_module(f"pipelines.{argv[0]}").main(argv[1:])
+        return _as_subcommand(f"ferops {argv[0]}", argv[0], argv[1:])
     if len(argv) >= 2 and argv[0] == "stage" and argv[1] in STAGES:
-        return importlib.import_module(f"pipelines.{argv[1]}").main(argv[2:])
+        return _as_subcommand(f"ferops stage {argv[1]}", argv[1], argv[2:])
     return None
+
+
+def _as_subcommand(prog: str, module: str, argv: list[str]) -> int:
+    """Run ``pipelines.<module>``'s CLI with its usage lines saying ``prog`` (argparse takes
+    the program name from ``sys.argv[0]``)."""
+    saved = sys.argv[0]
+    sys.argv[0] = prog
+    try:
+        return importlib.import_module(f"pipelines.{module}").main(argv)
+    finally:
+        sys.argv[0] = saved
 
 
 def _body(argv: Sequence[str] | None) -> int:

@@ -17,22 +17,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from components.config import build_config, load_params
+from components.config import load_params
 from components.data.manifest import DEDUP_SPLIT
 from components.errors import DataError
-from components.models import create_model
+from components.jsonio import write_json
+from components.models import build_model
 from components.training.config import TrainConfig
 from components.training.data import occlusion_percent, task_folder
 from components.training.plots import plot_occlusion_curves
-from components.training.report import SCALARS, write_json
-from components.training.run import ModelSpec, evaluate_any, load_trained, test_splits
+from components.training.report import SCALARS
+from components.training.run import evaluate_any, load_trained, test_splits
 from pipelines._common import run_cli, stage_parser
 
 log = logging.getLogger("pipelines.evaluate")
-
-
-def _build(spec: ModelSpec) -> Any:
-    return create_model(spec.arch, spec.num_classes, spec.in_channels, **spec.model_kwargs)
 
 
 def score_run(run_dir: Path, data_dir: Path, cfg: TrainConfig) -> dict[str, dict[str, Any]]:
@@ -41,7 +38,7 @@ def score_run(run_dir: Path, data_dir: Path, cfg: TrainConfig) -> dict[str, dict
     Raises:
         DataError: no model file, or the model's task folder is missing.
     """
-    spec, model, is_torch = load_trained(run_dir, _build)
+    spec, model, is_torch = load_trained(run_dir, build_model)
     task_dir = Path(data_dir) / task_folder(spec.task)
     if not task_dir.is_dir():
         raise DataError(f"{task_dir}: task folder of {spec.arch} not found (run preprocess)")
@@ -60,8 +57,7 @@ def evaluate_stage(
     Returns:
         The flat comparison written to ``comparison.json``.
     """
-    values = params.get("evaluate") or {}
-    cfg = build_config(TrainConfig, {"progress": False, **values}, where="evaluate")
+    cfg = TrainConfig(progress=False)  # scoring only: batch sizes and no bars
     results: dict[str, dict[str, dict[str, Any]]] = {}
     skipped: dict[str, str] = {}
     owned = (params.get("train") or {}).get("architectures")

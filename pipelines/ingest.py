@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +11,7 @@ import pandas as pd
 from components.config import build_config, load_params, section
 from components.data.manifest import manifest_digest, write_manifest
 from components.data.sources import IngestConfig, ingest
+from components.jsonio import write_json
 from pipelines._common import run_cli, stage_parser
 
 log = logging.getLogger("ferops.ingest")
@@ -29,7 +29,7 @@ def run_ingest(cfg: IngestConfig, out_dir: str | Path) -> pd.DataFrame:
         "per_split": frame["split"].value_counts().sort_index().to_dict(),
         "per_label": frame["label"].value_counts().sort_index().to_dict(),
     }
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=int))
+    write_json(out_dir / "summary.json", summary)
     log.info("ingested %d samples from %s (%s)", len(frame), cfg.path, cfg.source)
     return frame
 

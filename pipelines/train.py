@@ -22,14 +22,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from components.config import load_params, section
 from components.errors import ConfigError
 from components.models import ESTIMATORS, MODEL_INPUTS, create_model
+from components.serving.pyfunc import log_serving_model
 from components.tracking.training_run import RunSetup, tracked_training
-from components.training.config import TRAIN_KEYS, resolve_config
+from components.training.config import resolve_config
 from components.training.data import (
     choose_task,
     load_split,
@@ -70,8 +72,8 @@ def train_stage(
     ctx = ctx or current_context()
     if arch not in MODEL_INPUTS:
         raise ConfigError(f"--arch {arch!r}: unknown; choose from {sorted(MODEL_INPUTS)}")
-    values, track = tracking_switch(section(params, "train"))
-    cfg, extra = resolve_config(values, arch, Path(tune_dir) / arch / "best_params.json")
+    cfg, extra = resolve_config(section(params, "train"), arch,
+                                Path(tune_dir) / arch / "best_params.json")
     grey = bool(extra.pop("grey", False))
     inputs = MODEL_INPUTS[arch]
     task_dir = choose_task(Path(data_dir), inputs, cfg.task)
@@ -91,33 +93,17 @@ def train_stage(
     if arch in ESTIMATORS and not ctx.is_main:
         return {}  # estimators fit in one process; other ranks have nothing to do
     setup = RunSetup(spec, cfg, task_dir, Path(out_dir), params)
-    with tracked_training(setup, enabled=track and ctx.is_main) as run:
+    with tracked_training(setup, enabled=cfg.track and ctx.is_main) as run:
         if arch in ESTIMATORS:
             metrics = train_estimator(model, spec, cfg, task_dir, out_dir)
         else:
             metrics = train_torch(model, spec, cfg, task_dir, out_dir, resume=resume,
                                   on_epoch_end=on_epoch_end, ctx=ctx)
         if run is not None:
-            run.log_results(metrics)
+            run.log_results(metrics, partial(
+                log_serving_model, preprocess_values=params.get("preprocess") or {},
+                serving_values=params.get("serving") or {}))
     return metrics
-
-
-def tracking_switch(values: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """Split ``train.track`` (MLflow on/off, default on) from the trainer settings.
-
-    Returns:
-        ``(values for resolve_config, track)``; ``track`` is kept in the values when
-        :class:`TrainConfig` declares it.
-
-    Raises:
-        ConfigError: ``train.track`` is not a boolean.
-    """
-    track = values.get("track", True)
-    if not isinstance(track, bool):
-        raise ConfigError(f"train.track: expected true or false, got {track!r}")
-    if "track" in TRAIN_KEYS:
-        return values, track
-    return {k: v for k, v in values.items() if k != "track"}, track
 
 
 def _body(argv: Sequence[str] | None) -> int:

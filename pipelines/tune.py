@@ -22,9 +22,10 @@ from typing import Any
 from components.config import load_params, section
 from components.errors import ConfigError
 from components.models import MODEL_INPUTS
+from components.tracking.lineage import task_dataset
 from components.training.config import resolve_config
 from components.training.data import choose_task, no_task_reason
-from components.tuning import dataset_name, tune_architecture, tune_config, write_skipped
+from components.tuning import tune_architecture, tune_config, write_skipped
 from pipelines._common import run_cli, stage_parser
 
 log = logging.getLogger("pipelines.tune")
@@ -66,7 +67,7 @@ def tune_stage(
     if task_dir is None:
         return write_skipped(out_dir, arch, no_task_reason(Path(data_dir), inputs))
     return tune_architecture(arch, cfg, train_values, task_dir, Path(out_dir),
-                             dataset=dataset_name(task_dir, params), n_trials=n_trials,
+                             dataset=task_dataset(task_dir, params), n_trials=n_trials,
                              storage=storage)
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from components.errors import DataError
+from components.tracking.store import RUN_FILE
 
 log = logging.getLogger(__name__)
 
-RUN_FILE = "mlflow_run.json"
 RECORD_KEYS: tuple[str, ...] = ("run_id", "model_uri", "task", "arch")
 
 

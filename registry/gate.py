@@ -79,9 +79,11 @@ def decide(
     Without ``version``, the challenger is the best version by the primary metric that
     passes the digest, floor and latency checks, among versions that are neither champion,
     retired nor rolled back, nor already refused against this champion (newer wins ties);
-    when none passes, the best one is reported with its failures. With no champion, the
-    challenger only has to pass its own checks. When every remaining version was already
-    refused against the current champion, nothing new is there to judge: ``unchanged``.
+    when none passes, the best one is reported with its failures. With no champion, only
+    versions scored on the newest version's test data compete (the others are set aside
+    and named in the note), and the challenger only has to pass its own checks. When every
+    remaining version was already refused against the current champion, nothing new is
+    there to judge: ``unchanged``.
 
     Args:
         versions: every registered version of the task's model.
@@ -100,6 +102,9 @@ def decide(
         return _verdict(chosen, champion, checks, (chosen,))
     pool = [v for v in versions if not (v.retired or v.rolled_back)
             and (champion is None or v.version != champion.version)]
+    set_aside: list[VersionScore] = []
+    if champion is None and pool:
+        pool, set_aside = _current_test_data(pool)
     judged = [v for v in pool if champion is not None and v.refused_against == champion.version]
     ranked = rank([v for v in pool if v not in judged], policy.primary_metric)
     if not ranked:
@@ -109,11 +114,30 @@ def decide(
                 f"champion v{champion.version}" if judged
                 else "no challenger: every other version is retired or rolled back")
         return Decision(UNCHANGED, None, champion, note=note)
+    note = _set_aside_note(set_aside)
     for candidate in ranked:
         checks = gate_checks(candidate, champion, policy)
         if all(c.passed for c in checks if c.name != "delta"):
-            return _verdict(candidate, champion, checks, tuple(ranked))
-    return _verdict(ranked[0], champion, gate_checks(ranked[0], champion, policy), tuple(ranked))
+            return _verdict(candidate, champion, checks, tuple(ranked), note)
+    return _verdict(ranked[0], champion, gate_checks(ranked[0], champion, policy),
+                    tuple(ranked), note)
+
+
+def _current_test_data(pool: list[VersionScore]) -> tuple[list[VersionScore], list[VersionScore]]:
+    """With no champion yet, only versions scored on the current test data compete (that of
+    the newest version): a model scored on an easier test set must not win the first
+    promotion. Returns ``(competing, set aside)``."""
+    newest = max(pool, key=lambda v: _number(v.version))
+    competing = [v for v in pool if v.test_digest and v.test_digest == newest.test_digest]
+    return competing, [v for v in pool if v not in competing]
+
+
+def _set_aside_note(set_aside: list[VersionScore]) -> str:
+    if not set_aside:
+        return ""
+    listed = ", ".join(f"v{v.version} ({(v.test_digest or 'no digest')[:12]})"
+                       for v in sorted(set_aside, key=lambda v: _number(v.version)))
+    return (f"set aside, scored on other test data than the newest version: {listed}")
 
 
 def rank(versions: list[VersionScore], metric: str) -> list[VersionScore]:
@@ -147,9 +171,10 @@ def weak_classes(recall: dict[str, float], floor: float) -> list[str]:
 
 
 def _verdict(challenger: VersionScore, champion: VersionScore | None,
-             checks: tuple[Check, ...], ranked: tuple[VersionScore, ...]) -> Decision:
+             checks: tuple[Check, ...], ranked: tuple[VersionScore, ...],
+             note: str = "") -> Decision:
     verdict = PROMOTE if all(c.passed for c in checks) else REFUSE
-    return Decision(verdict, challenger, champion, checks, ranked=ranked)
+    return Decision(verdict, challenger, champion, checks, note=note, ranked=ranked)
 
 
 def _metric_check(v: VersionScore, policy: GatePolicy) -> Check:
@@ -196,8 +221,9 @@ def _delta_check(v: VersionScore, champion: VersionScore, policy: GatePolicy) ->
     mine, theirs = v.score(metric), champion.score(metric)
     if mine is None:
         return Check("delta", False, f"v{v.version} has no {metric}")
-    if theirs is None:
-        return Check("delta", True, f"champion v{champion.version} has no {metric}")
+    if theirs is None:  # e.g. registry.primary_metric changed: nothing to compare with
+        return Check("delta", False, f"champion v{champion.version} has no {metric}, so no "
+                                     "gain can be shown; promote with --version to replace it")
     gain = mine - theirs
     # A tiny epsilon keeps an exact `min_delta` gain from failing on float rounding.
     if gain + 1e-12 >= policy.min_delta:

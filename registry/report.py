@@ -61,7 +61,8 @@ def _summary(status: str, decision: Decision, note: str, dry_run: bool) -> str:
     if status == "promoted" and ch is not None:
         verb = "would become" if dry_run else "is now"
         against = f"replacing v{champ.version} ({champ.arch})" if champ else "(no champion before)"
-        return f"v{ch.version} ({ch.arch}) {verb} champion {against}."
+        aside = f" ({decision.note})" if decision.note else ""
+        return f"v{ch.version} ({ch.arch}) {verb} champion {against}{aside}."
     if status == "refused":
         reasons = ([note] if note else []) + [r for r in decision.reasons if r != note]
         who = f"v{ch.version} ({ch.arch})" if ch else "No candidate"

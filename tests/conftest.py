@@ -7,11 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines._common import quiet_telemetry
+import components  # noqa: F401 - importing it turns third-party telemetry off
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-quiet_telemetry()
 
 
 def shared_fer2013_dir() -> Path | None:

@@ -25,8 +25,8 @@ from components.augment.occluders import (
     plan_occluder,
     strict_compose,
     texture,
-    to_channels,
 )
+from components.data.io import match_channels
 
 
 @dataclass
@@ -118,7 +118,7 @@ def carry(
         mask.astype(np.uint8), matrix, size, flags=cv2.INTER_NEAREST, borderValue=0
     ).astype(bool)
     channels = 1 if target.ndim == 2 else target.shape[2]
-    source = to_channels(layer, channels)
+    source = match_channels(layer, channels)
     warped = cv2.warpAffine(source, matrix, size, flags=cv2.INTER_NEAREST, borderValue=0)
     warped = warped.reshape(target.shape)
     out = target.copy()

@@ -23,6 +23,7 @@ from albumentations.augmentations.dropout.transforms import BaseDropout
 
 from components.augment.config import ALBU_KINDS, FILLS, KINDS, REGION_KINDS, AugmentConfig
 from components.augment.geometry import Box, Eyes
+from components.data.io import match_channels
 
 # Calibration stops once the holes cover the target within this absolute face fraction.
 CALIBRATION_TOLERANCE: float = 0.01
@@ -329,7 +330,7 @@ def texture(
     """
     height, width = hw
     if donor is not None and donor.size:
-        patch = _donor_patch(to_channels(donor.astype(np.uint8), channels), hw, rng)
+        patch = _donor_patch(match_channels(donor.astype(np.uint8), channels), hw, rng)
     else:
         patch = _procedural(hw, channels, rng)
     return patch.reshape(height, width) if channels == 1 else patch
@@ -360,13 +361,6 @@ def _procedural(hw: tuple[int, int], channels: int, rng: np.random.Generator) ->
     low, high = rng.integers(0, 256, size=(2, channels)).astype(np.float64)
     image = low + weight[..., None] * (high - low)
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
-
-
-def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
-    """Grey <-> RGB conversion so layers from one camera can be drawn on another."""
-    if channels == 1:
-        return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    return image if image.ndim == 3 else np.repeat(image[..., None], channels, axis=2)
 
 
 def crop(image: np.ndarray, box: Box) -> np.ndarray:

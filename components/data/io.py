@@ -25,12 +25,46 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
+STORE_MARK = ".npy#"  # ``<store>.npy#<row>``: one row of an array store (csv sources)
+
+
+def is_store_ref(ref: str) -> bool:
+    """Whether ``ref`` names a row of an array store rather than a file."""
+    return STORE_MARK in str(ref)
+
+
+def parse_store_ref(ref: str) -> tuple[str, int]:
+    """``"<store>.npy#<row>"`` -> ``("<store>.npy", row)``; a row that is not a
+    non-negative integer comes back as -1 (the caller reports it).
+
+    Raises:
+        DataError: ``ref`` is not a store reference.
+    """
+    if not is_store_ref(ref):
+        raise DataError(f"{ref}: not an array-store reference (<store>.npy#<row>)")
+    store, _, row = str(ref).rpartition("#")
+    return store, int(row) if row.isdigit() else -1
+
+
 @lru_cache(maxsize=8)
-def _open_array(path: str) -> np.ndarray:
+def open_store(path: str) -> np.ndarray:
+    """The array store at ``path``, memory-mapped (cached: stores are opened once).
+
+    Raises:
+        DataError: the file is missing or not a numpy array.
+    """
     try:
         return np.load(path, mmap_mode="r")
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: cannot open array store ({exc})") from exc
+
+
+def match_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    """An (H, W) grey or (H, W, 3) RGB uint8 image with ``channels`` channels: grey for 1
+    (2-D), RGB for 3 (the grey plane repeated). The one grey <-> RGB rule of the project."""
+    if channels == 1:
+        return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    return image if image.ndim == 3 else np.repeat(image[..., None], channels, axis=2)
 
 
 def read_image(ref: str | Path, *, depth: bool = False) -> np.ndarray:
@@ -43,9 +77,12 @@ def read_image(ref: str | Path, *, depth: bool = False) -> np.ndarray:
         DataError: the file is missing, empty, truncated or not an image.
     """
     ref = str(ref)
-    if ".npy#" in ref:
-        store, index = ref.rsplit("#", 1)
-        return np.asarray(_open_array(store)[int(index)])
+    if is_store_ref(ref):
+        store, index = parse_store_ref(ref)
+        array = open_store(store)
+        if not 0 <= index < len(array):
+            raise DataError(f"{ref}: row index outside the array store of {len(array)} rows")
+        return np.asarray(array[index])
     path = Path(ref)
     if not path.exists():
         raise DataError(f"{path}: file not found")

@@ -8,11 +8,12 @@ from components.models.hierarchy import (
     similarity,
     similarity_matrix,
 )
-from components.models.losses import CombinedLoss, ec_stfl_loss
+from components.models.losses import ec_stfl_loss
 from components.models.registry import (
     ESTIMATORS,
     MODEL_INPUTS,
     available_models,
+    build_model,
     create_model,
     stack_inputs,
 )
@@ -23,10 +24,10 @@ __all__ = [
     "ESTIMATORS",
     "MODEL_INPUTS",
     "ClassAwareBatchSampler",
-    "CombinedLoss",
     "Grouping",
     "MergeStep",
     "available_models",
+    "build_model",
     "create_model",
     "cross_entropy_h",
     "ec_stfl_loss",

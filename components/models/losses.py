@@ -15,8 +15,6 @@ batches, which class-aware sampling avoids in the first place.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 
 def pairwise_l2(features: torch.Tensor, eps_sqrt: float = 1e-8) -> torch.Tensor:
@@ -51,27 +49,3 @@ def ec_stfl_loss(
     numerator = (dist * same).sum(dim=1) / sizes
     denominator = (dist * ~same / sizes[None, :]).sum(dim=1)
     return (numerator / (denominator + eps_den)).sum()
-
-
-class CombinedLoss(nn.Module):
-    """L = cross-entropy(logits) + ``lam`` * EC-STFL(features).
-
-    ``forward`` returns the total; ``last_terms`` keeps the two parts of the latest call
-    (floats) so the trainer can log them without recomputing.
-    """
-
-    def __init__(self, lam: float = 0.1, eps_sqrt: float = 1e-8, eps_den: float = 1e-6):
-        super().__init__()
-        if lam < 0:
-            raise ValueError(f"CombinedLoss: lam must be >= 0, got {lam}")
-        self.lam, self.eps_sqrt, self.eps_den = lam, eps_sqrt, eps_den
-        self.last_terms: dict[str, float] = {}
-
-    def forward(
-        self, logits: torch.Tensor, features: torch.Tensor, labels: torch.Tensor
-    ) -> torch.Tensor:
-        """Return the scalar joint loss for one batch."""
-        ce = F.cross_entropy(logits, labels)
-        ec = ec_stfl_loss(features, labels, self.eps_sqrt, self.eps_den)
-        self.last_terms = {"ce": float(ce.detach()), "ec_stfl": float(ec.detach())}
-        return ce + self.lam * ec

@@ -75,6 +75,13 @@ def available_models() -> list[str]:
     return sorted(_BUILDERS)
 
 
+def build_model(spec: Any) -> Any:
+    """An untrained model of a trained run's spec (its ``arch``, ``num_classes``,
+    ``in_channels`` and ``model_kwargs``): the one way a saved model is rebuilt before its
+    weights are loaded."""
+    return create_model(spec.arch, spec.num_classes, spec.in_channels, **spec.model_kwargs)
+
+
 def create_model(name: str, num_classes: int, in_channels: int, **kwargs: Any) -> Any:
     """Build model ``name``: a torch module returning logits, or an estimator.
 

@@ -60,21 +60,32 @@ def to_grey(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
 
 
-def detect_face(grey: np.ndarray) -> tuple[int, int, int, int] | None:
-    """The largest frontal face box ``(x, y, w, h)`` in a grey image, or None when none."""
+def detect_faces(grey: np.ndarray, limit: int) -> list[tuple[int, int, int, int]]:
+    """Every frontal face box ``(x, y, w, h)`` in a grey image, largest first, at most
+    ``limit``: the one detector of the project (training takes the first box, serving all).
+
+    The image is searched at most ``DETECT_MAX_SIDE`` pixels on its longer side (boxes are
+    scaled back), with a minimum face of ``FACE_MIN_FRACTION`` of the shorter side.
+    """
     height, width = grey.shape
     scale = min(1.0, DETECT_MAX_SIDE / max(height, width))
     small = grey if scale == 1.0 else cv2.resize(
         grey, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA
     )
     min_side = max(20, int(min(small.shape) * FACE_MIN_FRACTION))
-    boxes = _cascade("haarcascade_frontalface_default.xml").detectMultiScale(
+    found = _cascade("haarcascade_frontalface_default.xml").detectMultiScale(
         small, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side)
     )
-    if len(boxes) == 0:
-        return None
-    x, y, w, h = max((tuple(int(v) for v in b) for b in boxes), key=lambda b: (b[2] * b[3], b))
-    return (round(x / scale), round(y / scale), round(w / scale), round(h / scale))
+    boxes = sorted((tuple(int(v) for v in b) for b in found),
+                   key=lambda b: (b[2] * b[3], b), reverse=True)[:limit]
+    return [(round(x / scale), round(y / scale), round(w / scale), round(h / scale))
+            for x, y, w, h in boxes]
+
+
+def detect_face(grey: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The largest frontal face box ``(x, y, w, h)`` in a grey image, or None when none."""
+    boxes = detect_faces(grey, 1)
+    return boxes[0] if boxes else None
 
 
 def detect_eyes(grey: np.ndarray, box: tuple[int, int, int, int]) -> Points | None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from components.data.io import match_channels
+
 # Median depth is taken over the central part of the aligned crop, where the face is, so
 # background and shoulders at the crop border do not pull the window away from the face.
 DEPTH_CENTRE_FRACTION = 0.5
@@ -112,9 +114,9 @@ def normalise(batch: np.ndarray) -> np.ndarray:
 
 
 def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
-    """(H, W[, 3]) uint8 -> (C, H, W) with the task's channel count (grey <-> RGB)."""
-    if image.ndim == 2:
-        return np.repeat(image[None], channels, axis=0) if channels == 3 else image[None]
-    if channels == 1:
-        return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[None]
-    return np.ascontiguousarray(image.transpose(2, 0, 1))
+    """(H, W[, 3]) uint8 -> (C, H, W) with the task's channel count (grey <-> RGB by
+    :func:`~components.data.io.match_channels`)."""
+    matched = match_channels(image, channels)
+    if matched.ndim == 2:
+        return matched[None]
+    return np.ascontiguousarray(matched.transpose(2, 0, 1))

@@ -7,7 +7,6 @@ in memory; a split whose rows were dropped is compacted to the kept count at the
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -88,15 +87,6 @@ def write_labels(folder: Path, ids: list[str], y: list[int], occluded: list[bool
     np.save(folder / "ids.npy", np.asarray(ids, dtype=f"<U{width}"))
     np.save(folder / "occluded.npy", np.asarray(occluded, dtype=bool))
     np.save(folder / "fallback.npy", np.asarray(fallback, dtype=bool))
-
-
-def write_json(path: Path, data: dict[str, Any]) -> Path:
-    """Write JSON with sorted keys (stable diffs under DVC) atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
-    return path
 
 
 def flat_metrics(report: dict[str, Any]) -> dict[str, float | int]:

@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from components.data.io import read_frames, read_image
+from components.data.io import is_store_ref, open_store, parse_store_ref, read_frames, read_image
 from components.errors import DataError
 from components.preprocess import align, intensity
 from components.preprocess.config import CROP_MAX_SIDE, PreprocessConfig
@@ -95,14 +94,6 @@ def is_crop(shape: tuple[int, ...], has_landmarks: bool, mode: str) -> bool:
     return has_landmarks or max(shape[:2]) <= CROP_MAX_SIDE
 
 
-@lru_cache(maxsize=8)
-def _open_store(path: str) -> np.ndarray:
-    try:
-        return np.load(path, mmap_mode="r")
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot open array store ({exc})") from exc
-
-
 def read_colour_batch(refs: list[str]) -> list[np.ndarray]:
     """Decode the colour images of a chunk; ``store.npy#row`` refs come out in bulk.
 
@@ -115,13 +106,13 @@ def read_colour_batch(refs: list[str]) -> list[np.ndarray]:
     images: list[np.ndarray | None] = [None] * len(refs)
     by_store: dict[str, list[tuple[int, int]]] = {}
     for position, ref in enumerate(refs):
-        if ".npy#" in ref:
-            store, index = ref.rsplit("#", 1)
-            by_store.setdefault(store, []).append((position, int(index)))
+        if is_store_ref(ref):
+            store, index = parse_store_ref(ref)
+            by_store.setdefault(store, []).append((position, index))
         else:
             images[position] = read_image(ref)
     for store, entries in by_store.items():
-        array = _open_store(store)
+        array = open_store(store)
         indices = np.array([index for _, index in entries])
         if indices.size and (indices.max() >= len(array) or indices.min() < 0):
             raise DataError(f"{store}: row index out of range (store has {len(array)} rows)")
@@ -181,7 +172,8 @@ def _process_stills(rows: list[dict[str, Any]], plan: TaskPlan) -> ChunkResult:
         if "color2d" in plan.modalities:
             warped["color2d"].append(_warp_second(second, plan, canonical))
     result.fallback = np.array(fallback, dtype=bool)
-    result.arrays = {m: _finish(np.stack(v) if v else None, m, plan) for m, v in warped.items()}
+    result.arrays = {m: finish_stills(np.stack(v) if v else None, m, plan)
+                     for m, v in warped.items()}
     return result
 
 
@@ -215,7 +207,7 @@ def _warp_second(second, plan: TaskPlan, canonical) -> np.ndarray:
     return intensity.to_channels(align.warp(image, matrix, plan.size), plan.channels)
 
 
-def _finish(batch: np.ndarray | None, modality: str, plan: TaskPlan) -> np.ndarray:
+def finish_stills(batch: np.ndarray | None, modality: str, plan: TaskPlan) -> np.ndarray:
     """Stretch, optionally enhance and normalise a batch of aligned images of one modality."""
     config = plan.config
     if batch is None:
@@ -268,14 +260,14 @@ def _process_clips(rows: list[dict[str, Any]], plan: TaskPlan) -> ChunkResult:
             ]
         kept[i] = True
         fallback.append(used_fallback)
-        clips.append(_finish_clip(np.stack(aligned), plan))
+        clips.append(finish_clip(np.stack(aligned), plan))
     result.fallback = np.array(fallback, dtype=bool)
     shape = (0, config.clip_frames, plan.channels, plan.size, plan.size)
     result.arrays = {"frames": np.stack(clips) if clips else np.zeros(shape, np.float16)}
     return result
 
 
-def _finish_clip(aligned: np.ndarray, plan: TaskPlan) -> np.ndarray:
+def finish_clip(aligned: np.ndarray, plan: TaskPlan) -> np.ndarray:
     """Resample a clip's aligned frames to T, stretch per clip (no flicker), enhance, scale."""
     config = plan.config
     frames = resample_clip(aligned, config.clip_frames, config.clip_sampling)  # (T, C, H, W)

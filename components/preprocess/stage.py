@@ -20,12 +20,12 @@ import pandas as pd
 from components.data.io import read_frames, read_image
 from components.data.manifest import DEDUP_SPLIT, EXCLUDED_COLUMN
 from components.errors import DataError
+from components.jsonio import write_json
 from components.preprocess.config import PreprocessConfig
 from components.preprocess.outputs import (
     ArraySink,
     contact_sheet,
     flat_metrics,
-    write_json,
     write_labels,
     write_subset,
 )

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from components.preprocess import align, intensity
-from components.preprocess.process import TaskPlan, _finish, _finish_clip, is_crop
+from components.preprocess.process import TaskPlan, finish_clip, finish_stills, is_crop
 from components.serving.decode import InputError
 from components.serving.eyes import Quad, located_by_eyes
 from components.serving.settings import ServingSettings
@@ -62,27 +61,6 @@ def plan_for(settings: ServingSettings) -> TaskPlan:
     return TaskPlan("image", settings.size, settings.channels, modalities, settings.preprocess)
 
 
-def detect_faces(grey: np.ndarray, limit: int) -> list[Box]:
-    """Every frontal face box, largest first (at most ``limit``).
-
-    The same cascade, scale and minimum size as :func:`align.detect_face`, whose single box
-    is the first one here, so a one-face photo is framed exactly as in training.
-    """
-    height, width = grey.shape
-    scale = min(1.0, align.DETECT_MAX_SIDE / max(height, width))
-    small = grey if scale == 1.0 else cv2.resize(
-        grey, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA
-    )
-    min_side = max(20, int(min(small.shape) * align.FACE_MIN_FRACTION))
-    found = align._cascade("haarcascade_frontalface_default.xml").detectMultiScale(
-        small, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side)
-    )
-    boxes = sorted((tuple(int(v) for v in b) for b in found),
-                   key=lambda b: (b[2] * b[3], b), reverse=True)[:limit]
-    return [(round(x / scale), round(y / scale), round(w / scale), round(h / scale))
-            for x, y, w, h in boxes]
-
-
 def locate_faces(image: np.ndarray, settings: ServingSettings,
                  eyes: list[Quad] | None = None) -> list[align.Located]:
     """Where the faces of one colour image are, by the stage's rules (see module doc).
@@ -97,7 +75,7 @@ def locate_faces(image: np.ndarray, settings: ServingSettings,
     if is_crop(image.shape, False, settings.preprocess.input):
         return [align.locate(image, None, is_crop=True, canonical=canonical)]
     grey = align.to_grey(image)
-    boxes = detect_faces(grey, settings.limits.max_faces)
+    boxes = align.detect_faces(grey, settings.limits.max_faces)
     if not boxes:
         return [align.Located(None, "center_crop")]
     located = []
@@ -154,7 +132,7 @@ def still_faces(index: int, request: Request, settings: ServingSettings) -> list
                           np.empty(0, np.float32)))
     if not faces:
         return []
-    finished = {m: _finish(np.stack(v), m, plan) for m, v in warped.items()}
+    finished = {m: finish_stills(np.stack(v), m, plan) for m, v in warped.items()}
     samples = stack_inputs(finished, settings)
     for face, sample in zip(faces, samples, strict=True):
         face.sample = sample
@@ -227,7 +205,7 @@ def clip_face(index: int, frames: list[np.ndarray], settings: ServingSettings) -
             align.warp(f, align.center_crop_matrix(*f.shape[:2], plan.size), plan.size),
             plan.channels) for f in frames]
         box = (0, 0, frames[0].shape[1], frames[0].shape[0])
-    clip = _finish_clip(np.stack(aligned), plan)  # (T, C, H, W) float16
+    clip = finish_clip(np.stack(aligned), plan)  # (T, C, H, W) float16
     sample = stack_inputs({"frames": clip[None]}, settings)[0]
     source = "center_crop" if fallback else "haar"
     return [Face(index, 0, tuple(int(v) for v in box), source, fallback, sample)]

@@ -94,7 +94,7 @@ def export_onnx(loaded: LoadedModel, out: Path) -> Path:
     Raises:
         DataError: the model is an estimator, or the export fails.
     """
-    from components.tracking.models import LogitsOnly
+    from components.models.contract import LogitsOnly
 
     spec = loaded.settings.spec
     if not loaded.is_torch:

@@ -57,7 +57,7 @@ def torch_backend(model: Any, batch_size: int = 256) -> Backend:
 
 def estimator_backend(estimator: Any, modalities: list[tuple[str, int]]) -> Backend:
     """Probabilities from an estimator (``predict_proba_inputs`` on per-modality arrays)."""
-    from components.tracking.pyfunc_models import split_channels
+    from components.models.contract import split_channels
 
     def run(batch: np.ndarray) -> np.ndarray:
         proba = estimator.predict_proba_inputs(split_channels(batch, modalities))

@@ -16,6 +16,7 @@ from typing import Any
 
 from components.config import build_config
 from components.errors import ConfigError, DataError
+from components.jsonio import write_json
 from components.preprocess.config import PreprocessConfig, preprocess_config
 from components.training.run import ModelSpec
 
@@ -91,7 +92,7 @@ class ServingSettings:
         """Write the settings as JSON to ``path`` and return it."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        write_json(path, self.to_dict())
         return path
 
 

@@ -122,6 +122,19 @@ def table_digest(frame: pd.DataFrame) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
 
 
+def task_dataset(task_dir: Path, params: dict[str, Any]) -> str:
+    """The dataset name of a preprocessed task folder: the one rule that picks the MLflow
+    experiment (``<task>/<dataset>``) for tuning and training alike (see :func:`dataset_name`).
+
+    Raises:
+        DataError: a manifest exists but cannot be read.
+    """
+    task_dir = Path(task_dir)
+    manifest = find_manifest(task_dir.parent.parent)
+    frame = read_manifest(manifest) if manifest is not None else None
+    return dataset_name(frame, params, _read_json(task_dir / "meta.json"))
+
+
 def dataset_name(
     manifest: pd.DataFrame | None, params: dict[str, Any], meta: dict[str, Any]
 ) -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from components.models import create_model
-from components.tracking.pyfunc_models import (
-    ESTIMATOR_ARTIFACT,
-    EstimatorModel,
-    split_channels,
-)
+from components.models import build_model
+from components.models.contract import LogitsOnly, pinned_requirements, split_channels
+from components.tracking.pyfunc_models import ESTIMATOR_ARTIFACT, EstimatorModel
 from components.training.data import load_split
 from components.training.run import ESTIMATOR_FILE, ModelSpec, load_trained
 
@@ -56,30 +52,6 @@ class LoggedModel:
     latency_ms: float  # median model-only milliseconds for one face (batch 1), this machine
 
 
-class LogitsOnly(nn.Module):
-    """Forward that returns only the logits (pyfunc needs one output tensor)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.model(x)
-        return out[0] if isinstance(out, tuple) else out
-
-
-def pinned_requirements(distributions: tuple[str, ...]) -> list[str]:
-    """``name==version`` of the installed distributions (local tags such as ``+cpu`` dropped)."""
-    pins = []
-    for name in distributions:
-        try:
-            version = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-        pins.append(f"{name}=={version.split('+')[0]}")
-    return pins
-
-
 def input_example(task_dir: Path, spec: ModelSpec, split: str = "val") -> np.ndarray:
     """A channel-stacked float32 batch of 2-4 real samples of ``split``, as the model reads.
 
@@ -96,11 +68,6 @@ def modality_channels(task_dir: Path, spec: ModelSpec, split: str = "val") -> li
     """``(modality, channels)`` in stacking order, after grey conversion."""
     return [(m, load_split(task_dir, split, (m,), grey=spec.grey).in_channels)
             for m in spec.inputs]
-
-
-def build_model(spec: ModelSpec) -> nn.Module:
-    """An untrained model of ``spec`` (load_trained fills in the weights)."""
-    return create_model(spec.arch, spec.num_classes, spec.in_channels, **spec.model_kwargs)
 
 
 def log_trained_model(run_dir: Path, task_dir: Path) -> LoggedModel:

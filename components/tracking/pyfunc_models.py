@@ -14,7 +14,7 @@ from typing import Any
 import mlflow.pyfunc
 import numpy as np
 
-from components.errors import DataError
+from components.models.contract import split_channels
 
 ESTIMATOR_ARTIFACT = "estimator"  # key of the pickled estimator in the model's artifacts
 
@@ -57,23 +57,3 @@ class EstimatorModel(mlflow.pyfunc.PythonModel):
         return self.estimator.predict_proba_inputs(split_channels(batch, self.modalities))
 
 
-def split_channels(batch: np.ndarray, modalities: list[tuple[str, int]]) -> dict[str, np.ndarray]:
-    """Cut a channel-stacked batch into ``{modality: array}`` (the inverse of stacking).
-
-    Raises:
-        DataError: the batch is not 4-D/5-D or its channels do not add up.
-    """
-    if batch.ndim not in (4, 5):
-        raise DataError(f"estimator input: expected NCHW or NTCHW, got shape {batch.shape}")
-    axis = batch.ndim - 3
-    expected = sum(channels for _, channels in modalities)
-    if batch.shape[axis] != expected:
-        raise DataError(
-            f"estimator input: {batch.shape[axis]} channels, expected {expected} "
-            f"({', '.join(f'{n}={c}' for n, c in modalities)})"
-        )
-    bounds = np.cumsum([0] + [channels for _, channels in modalities])
-    return {
-        name: np.take(batch, np.arange(bounds[i], bounds[i + 1]), axis=axis)
-        for i, (name, _) in enumerate(modalities)
-    }

@@ -29,6 +29,10 @@ ARTIFACT_DIR = "mlartifacts"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 
+# Written into each training run folder: where its MLflow run and models are (the registry
+# reads it to register the run).
+RUN_FILE = "mlflow_run.json"
+
 
 def project_root() -> Path:
     """The project folder that owns the default store.

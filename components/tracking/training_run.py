@@ -12,20 +12,21 @@ from __future__ import annotations
 import csv
 import dataclasses
 import importlib.util
-import json
 import logging
 import math
 import os
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from components.jsonio import write_json
 from components.tracking.lineage import Lineage, collect_lineage, git_commit
 from components.tracking.store import (
+    RUN_FILE,
     TrackingError,
     ensure_experiment,
     experiment_name,
@@ -39,7 +40,6 @@ from components.training.run import ModelSpec
 
 log = logging.getLogger(__name__)
 
-RUN_FILE = "mlflow_run.json"
 CODE_ROOT = Path(__file__).resolve().parents[2]  # the ferops checkout whose code is running
 # Trainer-config keys that describe the whole study, not this run.
 STUDY_KEYS: frozenset[str] = frozenset({"architectures", "overrides", "model_kwargs"})
@@ -55,6 +55,9 @@ class RunSetup:
     task_dir: Path
     out_dir: Path
     params: dict[str, Any]  # the whole params mapping (lineage reads ``ingest``)
+
+
+ServingLogger = Callable[[Path, Path], str]
 
 
 def system_metrics_available() -> bool:
@@ -177,11 +180,16 @@ class TrainingRun:
             )
             mlflow.log_input(dataset, context="training")  # computes the schema (warns)
 
-    def log_results(self, metrics: dict[str, Any]) -> dict[str, Any]:
+    def log_results(
+        self, metrics: dict[str, Any], log_serving: ServingLogger | None = None
+    ) -> dict[str, Any]:
         """Log curves, scores, plots, reports and the model; write ``mlflow_run.json``.
 
         Args:
             metrics: the flat metrics the trainer returned (as in ``metrics.json``).
+            log_serving: logs the raw-input serving model of ``(run folder, task folder)``
+                to the active run and returns its URI (the train stage passes serving's
+                logger, so tracking does not depend on serving).
 
         Returns:
             The record written to ``<out_dir>/mlflow_run.json``.
@@ -191,7 +199,6 @@ class TrainingRun:
         """
         import mlflow
 
-        from components.serving.pyfunc import log_serving_model
         from components.tracking.models import log_trained_model
 
         out_dir = Path(self.setup.out_dir)
@@ -201,10 +208,7 @@ class TrainingRun:
             mlflow.set_tag("stopped_early", str(bool(metrics["stopped_early"])).lower())
         self.log_artifacts(out_dir)
         logged = log_trained_model(out_dir, self.setup.task_dir)
-        serving_uri = log_serving_model(
-            out_dir, self.setup.task_dir, self.setup.params.get("preprocess") or {},
-            self.setup.params.get("serving") or {},
-        )
+        serving_uri = log_serving(out_dir, self.setup.task_dir) if log_serving else None
         digest = self.log_test_digest()
         mlflow.log_metric("latency_ms", logged.latency_ms, synchronous=True)
         scores = final_metrics(metrics)
@@ -229,7 +233,7 @@ class TrainingRun:
             "dataset": self.lineage.dataset,
             "ui_path": ui_path,
         }
-        (out_dir / RUN_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        write_json(out_dir / RUN_FILE, record)
         log.info("tracked %s as MLflow run %s (%s)", self.setup.spec.arch, self.run_id,
                  logged.model_uri)
         return record

@@ -10,7 +10,6 @@ from components.training.data import (
     SplitData,
     choose_task,
     load_split,
-    make_synthetic_task,
     occlusion_splits,
     read_meta,
 )
@@ -29,7 +28,6 @@ __all__ = [
     "confusion_matrix",
     "init_distributed",
     "load_split",
-    "make_synthetic_task",
     "make_train_fn",
     "occlusion_splits",
     "read_meta",

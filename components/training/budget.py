@@ -92,15 +92,15 @@ def plan_epochs(budget_s: float, epoch_s: float, max_epochs: int) -> int:
 class Deadline:
     """Says, after each epoch, whether another one would run past the deadline.
 
-    The estimate of the next epoch is the longest one seen so far, so a machine that slows
-    down stops the run in time.
+    The estimate of the next epoch is the one that just ended: a machine that slowed down
+    stops the run in time, and one passing burst of other work does not end a run that has
+    recovered.
     """
 
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self.end = clock() + seconds
         self.last = clock()
-        self.longest = 0.0
 
     def remaining(self) -> float:
         """Seconds left before the deadline (negative past it)."""
@@ -109,9 +109,8 @@ class Deadline:
     def another_epoch_fits(self) -> bool:
         """Record the epoch that just ended; True when one more of that length fits."""
         now = self.clock()
-        self.longest = max(self.longest, now - self.last)
-        self.last = now
-        return now + self.longest <= self.end
+        latest, self.last = now - self.last, now
+        return now + latest <= self.end
 
 
 class BudgetShare:

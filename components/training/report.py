@@ -8,32 +8,13 @@ Layout under the run folder (what ``dvc.yaml`` declares for the train stage):
 from __future__ import annotations
 
 import csv
-import json
-import math
 from pathlib import Path
 from typing import Any
 
+from components.jsonio import write_json
 from components.training.plots import plot_confusion, plot_learning_curves, plot_per_class
 
 SCALARS: tuple[str, ...] = ("accuracy", "uar", "macro_f1")
-
-
-def write_json(path: Path, data: Any) -> Path:
-    """Pretty JSON with NaN written as null (strict JSON for DVC and browsers)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_clean(data), indent=2, sort_keys=False) + "\n")
-    return path
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
 
 
 def write_history_csv(history: list[dict[str, Any]], path: Path) -> Path:

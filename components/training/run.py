@@ -22,6 +22,7 @@ from torch import nn
 
 from components.data.manifest import DEDUP_SPLIT
 from components.errors import DataError
+from components.jsonio import write_json
 from components.training.checkpoint import atomic_torch_save
 from components.training.config import TrainConfig
 from components.training.data import SplitData, load_split, occlusion_splits
@@ -30,7 +31,6 @@ from components.training.metrics import classification_report
 from components.training.report import (
     flat_metrics,
     write_history_csv,
-    write_json,
     write_run_outputs,
 )
 from components.training.trainer import ECSTFL_ARCHS, EpochCallback, Trainer, make_train_fn

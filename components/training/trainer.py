@@ -175,6 +175,7 @@ class Trainer:
         self.model = model
         self._memory_format: torch.memory_format | None = None
         self._bf16 = resolve_precision(cfg.precision) == "bf16"
+        self.log_epochs = True  # the budget probe's throwaway fits say nothing
         self._ecstfl_fns: tuple[Callable, type] | None = None
 
     # ---- public API -------------------------------------------------------------------
@@ -250,7 +251,7 @@ class Trainer:
                     log.info("budget: stopping after epoch %d of %d (%.0f s left)",
                              epoch + 1, cfg.epochs, deadline.remaining())
             state["epoch"] = epoch
-            if self.ctx.is_main:
+            if self.ctx.is_main and self.log_epochs:
                 log.info(
                     "epoch %d/%d train_loss %.4f %s %.4f%s", epoch + 1, cfg.epochs,
                     row["train_loss"], cfg.monitor, score, " (best)" if improved else "",
@@ -277,8 +278,9 @@ class Trainer:
 
         A resumed run keeps the epoch count its checkpoint was planned with (so the schedule
         continues unchanged) and gets the whole budget again for what is left. Under
-        DistributedDataParallel every rank probes and the slowest estimate wins, so all
-        ranks plan the same count.
+        DistributedDataParallel every rank probes one process's speed, takes its share of an
+        epoch (1/world_size; the gradient sync is not timed) and the slowest estimate wins,
+        so all ranks plan the same count.
         """
         cfg = self.cfg
         budget_s = 60.0 * float(cfg.budget_minutes or 0.0)
@@ -293,16 +295,18 @@ class Trainer:
                                     restore_best=False, budget_minutes=None)
 
             def fit_once(model: nn.Module, data: SplitData, held_out: SplitData) -> None:
-                Trainer(model, probe_cfg, ecstfl=self.ecstfl, ctx=DistContext()).fit(
-                    data, held_out)
+                probe = Trainer(model, probe_cfg, ecstfl=self.ecstfl, ctx=DistContext())
+                probe.log_epochs = False
+                probe.fit(data, held_out)
 
             def score_once(model: nn.Module, data: SplitData) -> None:
                 Trainer(model, probe_cfg, ctx=DistContext()).evaluate(data)
 
             epoch_s, rate = probe_epoch_seconds(
                 self.model, train, val, cfg.batch_size, cfg.seed, fit_once, score_once)
-            if self.ctx.enabled:
-                epoch_s = max(all_gather_objects(self.ctx, epoch_s))
+            if self.ctx.enabled:  # each rank trains and scores 1/world_size of the data
+                epoch_s = max(all_gather_objects(self.ctx, epoch_s / self.ctx.world_size))
+                rate *= self.ctx.world_size
             epochs = plan_epochs(deadline.remaining(), epoch_s, cfg.epochs)
             plan = EpochPlan(epochs, epoch_s, rate, time.perf_counter() - started)
             if self.ctx.is_main:

@@ -11,7 +11,6 @@ from components.tuning.plots import write_plots
 from components.tuning.run import (
     BEST_PARAMS_FILE,
     STUDY_FILE,
-    dataset_name,
     tune_architecture,
     write_outputs,
     write_skipped,
@@ -35,7 +34,6 @@ __all__ = [
     "Objective",
     "StudyTracker",
     "TuneConfig",
-    "dataset_name",
     "fail_orphaned_trials",
     "open_storage",
     "open_study",

@@ -14,9 +14,9 @@ from typing import Any
 
 import optuna
 
+from components.jsonio import write_json
 from components.tracking import experiment_name
-from components.training.data import read_meta, task_name
-from components.training.report import write_json
+from components.training.data import task_name
 from components.tuning.config import TuneConfig
 from components.tuning.objective import Objective
 from components.tuning.plots import write_plots
@@ -37,19 +37,6 @@ log = logging.getLogger(__name__)
 BEST_PARAMS_FILE = "best_params.json"
 STUDY_FILE = "study.json"
 PLOTS_DIR = "plots"
-
-
-def dataset_name(task_dir: Path, params: dict[str, Any]) -> str:
-    """The dataset a task folder came from: ``meta.json`` ``dataset``/``source`` if the
-    preprocess stage recorded it, else ``ingest.source`` from the params, else ``unknown``."""
-    meta = read_meta(task_dir)
-    for key in ("dataset", "source"):
-        if isinstance(meta.get(key), str) and meta[key]:
-            return meta[key]
-    source = (params.get("ingest") or {}).get("source")
-    if isinstance(source, str) and source:
-        return source
-    return "synthetic" if meta.get("synthetic") else "unknown"
 
 
 def tune_architecture(

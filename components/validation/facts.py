@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from components.data.io import read_frames, read_image
+from components.data.io import STORE_MARK, parse_store_ref, read_frames, read_image
 from components.data.manifest import content_hash, hash_parts
 from components.errors import DataError
 
@@ -147,13 +147,13 @@ def _bulk_rows(frame: pd.DataFrame) -> dict[str, list[int]]:
     """Positions of colour-only ``.npy#`` rows, grouped by array store."""
     color = frame["color"]
     simple = (
-        color.str.contains(".npy#", regex=False).fillna(False)
+        color.str.contains(STORE_MARK, regex=False).fillna(False)
         & frame["depth"].isna()
         & frame["color2d"].isna()
         & frame["frames"].isna()
     ).to_numpy(dtype=bool)
     positions = np.flatnonzero(simple)
-    stores = color[simple].str.rsplit("#", n=1).str[0].to_numpy()
+    stores = np.array([parse_store_ref(ref)[0] for ref in color[simple]], dtype=object)
     groups: dict[str, list[int]] = {}
     for store in pd.unique(stores):
         groups[str(store)] = positions[stores == store].tolist()
@@ -170,11 +170,7 @@ def _store_facts(
     except (OSError, ValueError) as exc:
         message = f"{store}: cannot open array store ({exc})"
         return [_failed(message) for _ in positions]
-    indices = []
-    for ref in refs:
-        text = ref.rsplit("#", 1)[1]
-        indices.append(int(text) if text.isdigit() else -1)
-    index = np.asarray(indices, dtype=np.int64)
+    index = np.asarray([parse_store_ref(ref)[1] for ref in refs], dtype=np.int64)
     records: list[dict[str, Any]] = [
         _failed(f"{ref}: row index outside the array store of {len(array)} rows")
         for ref in refs

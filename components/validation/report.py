@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from components.jsonio import write_json
 
 REPORT_NAME = "report.json"
 METRICS_NAME = "metrics.json"
@@ -92,14 +91,6 @@ def render_summary(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_json(path: Path, data: Any) -> Path:
-    """Write JSON atomically; numpy scalars and arrays become plain numbers and lists."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_plain) + "\n")
-    tmp.replace(path)
-    return path
-
-
 def write_outputs(out_dir: Path, report: dict[str, Any]) -> dict[str, Path]:
     """Write report, metrics and summary into ``out_dir``; returns their paths by name."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -111,17 +102,3 @@ def write_outputs(out_dir: Path, report: dict[str, Any]) -> dict[str, Path]:
     summary.write_text(render_summary(report))
     paths["summary"] = summary
     return paths
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

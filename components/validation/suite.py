@@ -9,21 +9,17 @@ nothing is written to disk and progress bars are off.
 from __future__ import annotations
 
 import itertools
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import great_expectations as gx  # components/__init__ has turned its analytics off
+import great_expectations.expectations as gxe
 import pandas as pd
+from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
 
 from components.data.labels import CANONICAL_LABELS
 from components.data.manifest import MANIFEST_SCHEMA, SPLITS
 from components.validation.config import ValidateConfig
-
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-
-import great_expectations as gx  # noqa: E402 - the analytics opt-out must be set first
-import great_expectations.expectations as gxe  # noqa: E402
-from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
 
 SEVERITIES: tuple[str, ...] = ("error", "warning", "info")
 MAX_EXAMPLES = 10

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from components.models.losses import CombinedLoss, ec_stfl_loss
+from components.models.losses import ec_stfl_loss
 
 
 def reference_ec_stfl(x: np.ndarray, y: np.ndarray, eps_sqrt=1e-8, eps_den=1e-6) -> float:
@@ -63,19 +63,6 @@ def test_compact_separated_clusters_score_lower_than_mixed():
 def test_single_class_batch_stays_finite():
     loss = ec_stfl_loss(torch.randn(4, 3), torch.zeros(4, dtype=torch.long))
     assert torch.isfinite(loss)
-
-
-def test_combined_loss_adds_lambda_times_ec_stfl():
-    torch.manual_seed(0)
-    logits, feats = torch.randn(8, 3), torch.randn(8, 5)
-    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
-    loss = CombinedLoss(lam=0.5)
-    total = loss(logits, feats, labels)
-    expected = torch.nn.functional.cross_entropy(logits, labels) + 0.5 * ec_stfl_loss(
-        feats, labels
-    )
-    assert float(total) == pytest.approx(float(expected), rel=1e-6)
-    assert set(loss.last_terms) == {"ce", "ec_stfl"}
 
 
 def test_shape_mismatch_raises():

@@ -11,10 +11,10 @@ import pytest
 
 from components.errors import ConfigError, DataError
 from components.training import digest
-from components.training.data import make_synthetic_task
 from registry.candidates import read_candidate
 from registry.gate import VersionScore, decide
 from registry.policy import GatePolicy, load_policy
+from tests.synthetic_task import make_synthetic_task
 
 
 @pytest.fixture
@@ -137,3 +137,23 @@ def test_a_class_absent_from_the_test_split_is_left_out_of_the_recall(tmp_path: 
         "per_class_recall": {"anger": 0.5, "disgust": None, "fear": 0.25}, "n": 12}}}))
     recall, n = read_test_recall(path)
     assert recall == {"anger": 0.5, "fear": 0.25} and n == 12
+
+
+def test_first_promotion_ignores_versions_scored_on_other_test_data() -> None:
+    """No champion yet: a version scored on an easier (other) test set must not win."""
+    easy = score("1", 0.95, "old-test-data")
+    current = [score("2", 0.55, "new"), score("3", 0.60, "new")]
+    decision = decide([easy, *current], None, GatePolicy())
+    assert decision.passed and decision.challenger.version == "3"
+    assert "v1" in decision.note and "other test data" in decision.note
+
+
+def test_a_champion_without_the_primary_metric_is_not_beaten_by_default() -> None:
+    """After registry.primary_metric changes, a champion lacking it refuses challengers
+    with the reason instead of letting any score through."""
+    champion = VersionScore("1", "arch1", "run1", "d", {"test_accuracy": 0.9},
+                            {"anger": 0.9, "fear": 0.9})
+    weak = score("2", 0.10)
+    decision = decide([champion, weak], champion, GatePolicy(min_delta=0.0))
+    assert not decision.passed
+    assert any("has no test_uar" in reason for reason in decision.reasons)

@@ -10,9 +10,9 @@ import torch
 from mlflow.exceptions import MlflowException
 
 from components.data.io import read_image
+from components.models import build_model
 from components.preprocess.config import preprocess_config
 from components.preprocess.process import TaskPlan, process_chunk
-from components.tracking.models import build_model
 from components.training.run import load_trained
 from tests.preprocess.faces import drawn_photo
 from tests.serving.conftest import png_b64

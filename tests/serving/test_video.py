@@ -12,10 +12,10 @@ import pytest
 from mlflow.exceptions import MlflowException
 
 from components.data.io import write_image
-from components.training.data import make_synthetic_task
 from pipelines import predict as predict_module
 from tests.preprocess.faces import drawn_photo
 from tests.serving.conftest import png_b64
+from tests.synthetic_task import make_synthetic_task
 from tests.tracking.conftest import make_workspace, tracking_env
 
 

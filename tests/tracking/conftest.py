@@ -23,8 +23,8 @@ import pytest
 import yaml
 
 from components.data.manifest import MANIFEST_SCHEMA, write_manifest
-from components.training.data import make_synthetic_task
 from pipelines import train as train_module
+from tests.synthetic_task import make_synthetic_task
 
 ARCHS: tuple[str, ...] = ("baseline_cnn", "svm_fusion")
 DVC_MD5 = "3f1e0c6b2a9d4e8f7a6b5c4d3e2f1a0b.dir"

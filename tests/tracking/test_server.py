@@ -9,7 +9,8 @@ import numpy as np
 import torch
 from mlflow import MlflowClient
 
-from components.tracking.models import LogitsOnly, build_model
+from components.models import build_model
+from components.models.contract import LogitsOnly
 from components.training.run import load_inputs, load_trained
 from tests.tracking.conftest import (
     Study,

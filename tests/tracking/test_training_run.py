@@ -16,8 +16,8 @@ from mlflow import MlflowClient
 
 from components.data.manifest import manifest_digest, read_manifest
 from components.errors import DataError
-from components.tracking.models import LogitsOnly, build_model
-from components.tracking.pyfunc_models import split_channels
+from components.models import build_model
+from components.models.contract import LogitsOnly, split_channels
 from components.training.run import load_inputs, load_trained
 from tests.conftest import REPO_ROOT
 from tests.tracking.conftest import ARCHS, DVC_MD5, Study, free_port, make_workspace, tracking_env

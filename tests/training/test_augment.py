@@ -13,7 +13,7 @@ from components.errors import ConfigError
 from components.models import create_model
 from components.training.augment import augment_batch, random_erase, rotate_scale
 from components.training.config import TrainConfig
-from components.training.data import load_split, make_synthetic_task
+from components.training.data import load_split
 from components.training.run import (
     MirrorAverage,
     ModelSpec,
@@ -22,6 +22,7 @@ from components.training.run import (
     train_torch,
 )
 from components.training.trainer import Trainer, seed_everything
+from tests.synthetic_task import make_synthetic_task
 from tests.training.helpers import TinyCNN, quick_config
 
 CLASSES = ["anger", "happiness", "neutral", "surprise"]

@@ -13,8 +13,9 @@ import torch
 from components.errors import ConfigError
 from components.training.budget import BudgetShare, Deadline, plan_epochs
 from components.training.checkpoint import load_checkpoint
-from components.training.data import load_split, make_synthetic_task
+from components.training.data import load_split
 from components.training.trainer import Trainer, make_train_fn, seed_everything
+from tests.synthetic_task import make_synthetic_task
 from tests.training.helpers import TinyCNN, quick_config
 
 
@@ -50,15 +51,15 @@ def test_plan_fits_the_budget_with_a_margin_and_the_bounds() -> None:
     assert plan_epochs(budget_s=5.0, epoch_s=10.0, max_epochs=50) == 1
 
 
-def test_deadline_uses_the_longest_epoch_seen() -> None:
+def test_deadline_estimates_the_next_epoch_from_the_latest() -> None:
     clock = FakeClock()
     deadline = Deadline(100.0, clock=clock)
     clock.now += 30.0
     assert deadline.another_epoch_fits()  # 30 s done, 30 more end at 60 of 100
     clock.now += 10.0
-    assert deadline.another_epoch_fits()  # the estimate stays 30: 70 <= 100
+    assert deadline.another_epoch_fits()  # recovered: 10 more end at 50
     clock.now += 40.0
-    assert not deadline.another_epoch_fits()  # 80 s done, 40 more would overrun
+    assert not deadline.another_epoch_fits()  # slowed down: 80 s done, 40 more overrun
 
 
 def test_budget_share_splits_time_by_rows() -> None:
@@ -71,11 +72,11 @@ def test_budget_share_splits_time_by_rows() -> None:
 
 def test_budget_plans_the_epochs_and_fits_the_schedule_to_them(task_dir: Path) -> None:
     train, val = _splits(task_dir)
-    cfg = quick_config(epochs=400, schedule="onecycle", budget_minutes=0.1, patience=0)
+    cfg = quick_config(epochs=100_000, schedule="onecycle", budget_minutes=0.03, patience=0)
     trainer = Trainer(_tiny(), cfg)
     result = trainer.fit(train, val)
     plan = result.plan
-    assert plan is not None and 1 <= plan.epochs < 400  # 6 s cannot hold 400 epochs
+    assert plan is not None and 1 <= plan.epochs < 100_000  # 1.8 s cannot hold them all
     assert plan.train_images_per_second > 0 and plan.epoch_seconds > 0
     assert trainer.cfg.epochs == plan.epochs  # the schedule was built for the plan
     assert result.epochs_run <= plan.epochs

@@ -9,9 +9,9 @@ import pytest
 import torch
 import yaml
 
-from components.training.data import make_synthetic_task
 from pipelines import evaluate as evaluate_stage_module
 from pipelines import train as train_stage_module
+from tests.synthetic_task import make_synthetic_task
 
 PARAMS = {
     "train": {

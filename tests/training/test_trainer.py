@@ -12,9 +12,10 @@ import torch
 from components.errors import ConfigError
 from components.training.augment import mirror, shift
 from components.training.config import resolve_config
-from components.training.data import load_split, make_synthetic_task
+from components.training.data import load_split
 from components.training.run import ModelSpec, train_torch
 from components.training.trainer import Trainer, make_train_fn, seed_everything
+from tests.synthetic_task import make_synthetic_task
 from tests.training.helpers import TinyClipNet, TinyCNN, quick_config
 
 CLASSES = ["anger", "happiness", "neutral", "surprise"]

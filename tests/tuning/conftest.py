@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.training.data import make_synthetic_task
+from tests.synthetic_task import make_synthetic_task
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
