@@ -85,7 +85,9 @@ class PromotionLock:
                 self.waited_s = time.monotonic() - start
                 return
             except MlflowException as exc:
-                if exc.error_code not in ALREADY_EXISTS:
+                # RESOURCE_DOES_NOT_EXIST: the holder deleted the lock while the store was
+                # answering our create (a race the server reports as "not found"): retry.
+                if exc.error_code not in (*ALREADY_EXISTS, "RESOURCE_DOES_NOT_EXIST"):
                     raise
             if not announced:
                 log.info("%s is held by another promotion; waiting up to %.0f s", self.name,
