@@ -90,7 +90,7 @@ def test_deadline_stops_a_slowed_run_and_keeps_the_best_weights(
     task_dir: Path, tmp_path: Path
 ) -> None:
     train, val = _splits(task_dir)
-    cfg = quick_config(epochs=3, budget_minutes=0.1, patience=0)
+    cfg = quick_config(epochs=6, budget_minutes=0.1, patience=0)
     trainer = Trainer(_tiny(), cfg, out_dir=tmp_path)
 
     def machine_slows_down(row: dict) -> None:
