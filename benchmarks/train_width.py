@@ -1,0 +1,129 @@
+"""Training throughput of one architecture at several width multipliers.
+
+    python benchmarks/train_width.py [--arch baseline_cnn] [--widths 0.25 0.375 0.5] \
+        [--baseline 0.5] [--samples 2048] [--batch-size 64] [--repeats 3] [--rows 57418]
+
+A recipe with a minutes budget trades capacity for epochs: this measures the trade on the
+machine at hand. Every width trains the same random 48x48 grey faces for one epoch through
+:class:`components.training.trainer.Trainer` (SGD, no schedule, mirroring on, float32);
+runs alternate between widths and the medians of images per second are compared, so drift
+in machine load hits every width alike. The ``--baseline`` width is the reference of the
+printed ratios. ``--rows`` turns speed into the epochs a 60-minute budget would buy on a
+training set of that size (57,418 rows: the fer2013 recipe's 1:1 clean/occluded mix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.report import git_commit, machine_facts, write_results  # noqa: E402
+from components.models import create_model  # noqa: E402
+from components.training.config import TrainConfig  # noqa: E402
+from components.training.data import SplitData  # noqa: E402
+from components.training.trainer import Trainer, seed_everything  # noqa: E402
+
+CLASSES = 7
+BUDGET_SECONDS = 3600
+
+
+def parameter_count(arch: str, width: float) -> int:
+    """Trainable parameters of ``arch`` at ``width`` (grey input, 7 classes)."""
+    model = create_model(arch, CLASSES, 1, width=width)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def one_epoch(args: argparse.Namespace, width: float, train: SplitData) -> float:
+    """Images per second of one trainer epoch (validation on 2 samples, no checkpoint)."""
+    seed_everything(0)
+    model = create_model(args.arch, CLASSES, 1, width=width)
+    cfg = TrainConfig(epochs=1, batch_size=args.batch_size, optimizer="sgd", lr=0.01,
+                      schedule="none", patience=0, mirror=True, precision="fp32",
+                      progress=False, track=False)
+    tiny = SplitData.from_arrays(train.rows(slice(0, 2)), train.y[:2], name="tiny")
+    start = time.perf_counter()
+    Trainer(model, cfg).fit(train, tiny)
+    return len(train) / (time.perf_counter() - start)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", default="baseline_cnn")
+    parser.add_argument("--widths", type=float, nargs="+", default=[0.25, 0.375, 0.5])
+    parser.add_argument("--baseline", type=float, default=0.5)
+    parser.add_argument("--samples", type=int, default=2048)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rows", type=int, default=57418)
+    args = parser.parse_args(argv)
+    if args.baseline not in args.widths:
+        parser.error(f"--baseline {args.baseline} must be one of --widths {args.widths}")
+    return args
+
+
+def markdown(command: str, payload: dict, args: argparse.Namespace) -> str:
+    """The results table for people."""
+    machine = payload["machine"]
+    rows = []
+    for width in map(str, args.widths):
+        rows.append(f"| {width} | {payload['parameters'][width]:,} | "
+                    f"{payload['median'][width]:.0f} | {payload['ratio_to_baseline'][width]:.2f}x"
+                    f" | {payload['epochs_per_hour'][width]:.1f} |")
+    return "\n".join([
+        f"# Trainer throughput by width: {args.arch}", "",
+        f"- command: `{command}`", f"- commit: `{payload['commit']}`",
+        f"- machine: {machine['cpu']}, {machine['cpu_count']} cores, torch {machine['torch']} "
+        f"({machine['torch_threads']} threads), native bf16: {machine['native_bf16']}",
+        f"- float32, batch {args.batch_size}, {args.samples} random 48x48 grey samples, "
+        f"median of {args.repeats} alternating runs; baseline width {args.baseline}", "",
+        f"| width | parameters | images/s | speed vs width {args.baseline} | "
+        f"epochs of {args.rows:,} rows in 60 min |",
+        "|---|---|---|---|---|", *rows, "",
+        "Speed ratios were measured in the same run; epochs per hour ignore validation time.",
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(os.cpu_count() or 1)
+    command = shlex.join(["python", "benchmarks/train_width.py",
+                          *(sys.argv[1:] if argv is None else argv)])
+    print("command: " + command)
+    rng = np.random.default_rng(0)
+    x = rng.random((args.samples, 1, 48, 48), dtype=np.float32)
+    train = SplitData.from_arrays(x, rng.integers(0, CLASSES, args.samples), name="random48")
+    for width in args.widths:  # warm-up: kernel selection for every width's shapes
+        one_epoch(args, width, train)
+    speeds: dict[str, list[float]] = {str(w): [] for w in args.widths}
+    for _ in range(args.repeats):
+        for width in args.widths:
+            speeds[str(width)].append(one_epoch(args, width, train))
+    medians = {w: statistics.median(v) for w, v in speeds.items()}
+    base = medians[str(args.baseline)]
+    payload = {
+        "command": command, "commit": git_commit(REPO_ROOT), "machine": machine_facts(),
+        "settings": vars(args), "images_per_second": speeds, "median": medians,
+        "parameters": {str(w): parameter_count(args.arch, w) for w in args.widths},
+        "ratio_to_baseline": {w: m / base for w, m in medians.items()},
+        "epochs_per_hour": {w: m * BUDGET_SECONDS / args.rows for w, m in medians.items()},
+    }
+    text = markdown(command, payload, args)
+    print(text)
+    for path in write_results(f"train_width_{args.arch}", payload, text):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
