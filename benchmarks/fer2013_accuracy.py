@@ -40,10 +40,17 @@ from components.errors import ConfigError, DataError  # noqa: E402
 
 RECIPES: tuple[str, ...] = ("fer2013", "ferplus")
 SHARED = REPO_ROOT.parent / "shared" / "datasets" / "fer2013"
-SPLITS: tuple[tuple[str, str], ...] = (
-    ("test", "PrivateTest, official (all rows)"),
-    ("test_dedup", "PrivateTest, de-duplicated (flagged rows left out)"),
-)
+# What each scored split is, per recipe: FER+ keeps only the rows with a majority label.
+SPLITS: dict[str, tuple[tuple[str, str], ...]] = {
+    "fer2013": (
+        ("test", "PrivateTest, official (all rows)"),
+        ("test_dedup", "PrivateTest, de-duplicated (flagged rows left out)"),
+    ),
+    "ferplus": (
+        ("test", "FER+ PrivateTest (every row with a majority label)"),
+        ("test_dedup", "FER+ PrivateTest, de-duplicated (flagged rows left out)"),
+    ),
+}
 # Published reference points, never computed here; each says where it comes from.
 ANCHORS: dict[str, tuple[dict[str, Any], ...]] = {
     "fer2013": (
@@ -146,12 +153,14 @@ def registry_outcome(run_id: str) -> dict[str, Any]:
     for mv in client.search_model_versions(f"run_id = '{run_id}'"):
         full = client.get_model_version(mv.name, mv.version)
         return {"model": mv.name, "version": mv.version, "aliases": list(full.aliases),
-                "uri": f"models:/{mv.name}/{mv.version}"}
+                "uri": f"models:/{mv.name}/{mv.version}",
+                "refused_against": (full.tags or {}).get("gate.refused_against")}
     return {"model": None, "version": None, "aliases": [], "uri": None}
 
 
-def per_class_recall(run_id: str) -> dict[str, dict[str, float]]:
-    """Per split, the recall of each class, from the run's ``reports/per_class.json``."""
+def per_class(run_id: str) -> dict[str, dict[str, Any]]:
+    """Per split, the recall of each class and the sample count, from the run's
+    ``reports/per_class.json``."""
     import json
 
     import mlflow
@@ -159,23 +168,23 @@ def per_class_recall(run_id: str) -> dict[str, dict[str, float]]:
     path = mlflow.artifacts.download_artifacts(run_id=run_id,
                                                artifact_path="reports/per_class.json")
     splits = json.loads(Path(path).read_text()).get("splits") or {}
-    return {split: dict(entry.get("per_class_recall") or {})
+    return {split: {"recall": dict(entry.get("per_class_recall") or {}), "n": entry.get("n")}
             for split, entry in splits.items() if isinstance(entry, dict)}
 
 
-def run_row(run: Any) -> dict[str, Any]:
+def run_row(run: Any, recipe: str) -> dict[str, Any]:
     """Scores, epochs, speed and settings of one tracked training run."""
     metrics, params, tags = run.data.metrics, run.data.params, run.data.tags
-    recalls = per_class_recall(run.info.run_id)
+    reports = per_class(run.info.run_id)
     splits = {}
-    for split, label in SPLITS:
+    for split, label in SPLITS[recipe]:
         if f"{split}_accuracy" not in metrics:
             continue
-        entry: dict[str, Any] = {"label": label}
+        entry: dict[str, Any] = {"label": label, "n": reports.get(split, {}).get("n")}
         for suffix, key in (("", "tta"), ("_notta", "no_tta")):
             entry[key] = {m: metrics.get(f"{split}{suffix}_{m}")
                           for m in ("accuracy", "uar", "macro_f1")}
-            entry[key]["per_class_recall"] = recalls.get(f"{split}{suffix}", {})
+            entry[key]["per_class_recall"] = reports.get(f"{split}{suffix}", {}).get("recall", {})
         splits[split] = entry
     return {
         "run_id": run.info.run_id,
@@ -215,19 +224,27 @@ def markdown(payload: dict[str, Any]) -> str:
             f"- training: {_num(row['train_minutes'], '.1f')} min (MLflow run), "
             f"{_num(row['epochs_run'], '.0f')} epochs run of {_num(row['epochs_planned'], '.0f')}"
             f" planned, best epoch {_num(row['best_epoch'], '.0f')}, "
-            f"{_num(row['train_images_per_second'], '.0f')} training images/s",
+            f"{_num(row['train_images_per_second'], '.0f')} training images/s"
+            + ("; the budget's deadline came before the last planned epoch (the best "
+               "validated weights were kept)"
+               if (row["epochs_run"] or 0) < (row["epochs_planned"] or 0) else ""),
             f"- registry: {reg['uri'] or 'not registered'}"
-            f"{' aliases ' + ', '.join(reg['aliases']) if reg['aliases'] else ''}",
+            f"{' aliases ' + ', '.join(reg['aliases']) if reg['aliases'] else ''}"
+            + (f"; refused by the gate against champion v{reg['refused_against']} (see "
+               "`ferops registry promote --dry-run` for the checks)"
+               if reg.get("refused_against") else ""),
             f"- MLflow run: `{row['run_id']}`", "",
-            "| test split | TTA | accuracy | UAR | macro-F1 |", "|---|---|---|---|---|",
+            "| test split | faces | TTA | accuracy | UAR | macro-F1 |",
+            "|---|---|---|---|---|---|",
         ]
         for entry in row["splits"].values():
             for key, name in (("tta", "mirror"), ("no_tta", "none")):
                 scores = entry[key]
                 if scores.get("accuracy") is None:
                     continue
-                lines.append(f"| {entry['label']} | {name} | {pct(scores['accuracy'])} | "
-                             f"{pct(scores['uar'])} | {pct(scores['macro_f1'])} |")
+                lines.append(f"| {entry['label']} | {_num(entry.get('n'), ',.0f')} | {name} | "
+                             f"{pct(scores['accuracy'])} | {pct(scores['uar'])} | "
+                             f"{pct(scores['macro_f1'])} |")
         test = row["splits"].get("test", {}).get("tta", {}).get("per_class_recall", {})
         if test:
             lines += ["", "Per-class recall, official test, mirror TTA: " + ", ".join(
@@ -314,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = tracked_runs(project, args.name)
     rows = []
     for run in runs:
-        row = run_row(run)
+        row = run_row(run, args.recipe)
         row["registry"] = registry_outcome(run.info.run_id)
         rows.append(row)
     shown = [os.path.relpath(a, project) if os.path.isabs(a) else a for a in pipeline]

@@ -27,7 +27,7 @@ from benchmarks.report import git_commit, machine_facts, write_results  # noqa: 
 from components.config import load_params  # noqa: E402
 from components.serving.decode import encode_png  # noqa: E402
 from components.serving.onnx_export import example_batch, export_onnx, onnx_backend  # noqa: E402
-from components.serving.predictor import Predictor, torch_backend  # noqa: E402
+from components.serving.predictor import Predictor, classifier_backend  # noqa: E402
 from components.serving.pyfunc import resolve_model  # noqa: E402
 
 DEFAULT_MODEL = "models:/ferops-rgbd@champion"
@@ -79,7 +79,8 @@ def run(model: str, repeats: int, threads: int, data: Path, params: dict) -> pd.
     loaded = resolve_model(model, data, params.get("preprocess"), params.get("serving"))
     settings = loaded.settings
     onnx_path = export_onnx(loaded, Path(tempfile.mkdtemp(prefix="ferops-bench-")) / "m.onnx")
-    backends = {"torch": torch_backend(loaded.model), "onnx": onnx_backend(onnx_path, threads)}
+    backends = {"torch": classifier_backend(loaded.classifier),
+                "onnx": onnx_backend(onnx_path, threads)}
     colour, depth = bench_photo()
     row = {"image": encode_png(colour)}
     if "depth" in settings.spec.inputs:

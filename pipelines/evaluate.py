@@ -21,29 +21,27 @@ from components.config import load_params
 from components.data.manifest import DEDUP_SPLIT
 from components.errors import DataError
 from components.jsonio import write_json
-from components.models import build_model
-from components.training.config import TrainConfig
+from components.models import load_trained
 from components.training.data import occlusion_percent, task_folder
 from components.training.plots import plot_occlusion_curves
 from components.training.report import SCALARS
-from components.training.run import evaluate_any, load_trained, test_splits
+from components.training.run import score, test_splits
 from pipelines._common import run_cli, stage_parser
 
 log = logging.getLogger("pipelines.evaluate")
 
 
-def score_run(run_dir: Path, data_dir: Path, cfg: TrainConfig) -> dict[str, dict[str, Any]]:
+def score_run(run_dir: Path, data_dir: Path) -> dict[str, dict[str, Any]]:
     """Reports per test split (clean first, then by occlusion) of the model in ``run_dir``.
 
     Raises:
         DataError: no model file, or the model's task folder is missing.
     """
-    spec, model, is_torch = load_trained(run_dir, build_model)
+    spec, classifier = load_trained(run_dir)
     task_dir = Path(data_dir) / task_folder(spec.task)
     if not task_dir.is_dir():
         raise DataError(f"{task_dir}: task folder of {spec.arch} not found (run preprocess)")
-    return {split: evaluate_any(model, is_torch, spec, task_dir, split, cfg)
-            for split in test_splits(task_dir)}
+    return {split: score(classifier, spec, task_dir, split) for split in test_splits(task_dir)}
 
 
 def evaluate_stage(
@@ -57,7 +55,6 @@ def evaluate_stage(
     Returns:
         The flat comparison written to ``comparison.json``.
     """
-    cfg = TrainConfig(progress=False)  # scoring only: batch sizes and no bars
     results: dict[str, dict[str, dict[str, Any]]] = {}
     skipped: dict[str, str] = {}
     owned = (params.get("train") or {}).get("architectures")
@@ -69,7 +66,7 @@ def evaluate_stage(
             skipped[run_dir.name] = reason
             continue
         log.info("scoring %s", run_dir.name)
-        results[run_dir.name] = score_run(run_dir, data_dir, cfg)
+        results[run_dir.name] = score_run(run_dir, data_dir)
     out_dir = Path(out_dir)
     flat = {
         f"{arch}/{split}/{metric}": report[metric]

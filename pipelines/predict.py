@@ -36,13 +36,15 @@ def load_model(model: str, data_dir: Path | None, params: dict[str, Any] | None)
 
     Raises:
         DataError: nothing loadable at ``model``.
+        TrackingError: the tracking server does not answer (one probe, no minutes of
+            MLflow's retries).
     """
     from components.serving.pyfunc import resolve_model
 
     if model.startswith(("models:/", "runs:/")):
-        from components.tracking.store import configure_tracking
+        from components.tracking.store import check_reachable, configure_tracking
 
-        configure_tracking()
+        check_reachable(configure_tracking())
     params = params or {}
     return resolve_model(model, data_dir, params.get("preprocess"), params.get("serving"))
 

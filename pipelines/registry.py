@@ -26,6 +26,7 @@ from components.config import load_params
 from components.errors import DataError
 from components.tracking.store import check_reachable, configure_tracking
 from pipelines._common import run_cli, stage_parser
+from registry.lock import held_lock, lock_name, owner_is_dead
 from registry.policy import GatePolicy, load_policy
 from registry.promote import PromotionResult, RollbackResult, promote, rollback
 from registry.register import Registered, register_candidates
@@ -70,6 +71,7 @@ def promote_stage(
     params: dict[str, Any], client: MlflowClient, *, task: str | None = None,
     version: str | None = None, dry_run: bool = False, train_dir: Path | None = None,
     data_dir: Path | None = None, architectures: Sequence[str] | None = None,
+    rejudge: bool = False,
 ) -> list[PromotionResult]:
     """Promote one task, or every task with registered candidates; register first when
     ``train_dir`` is given.
@@ -90,7 +92,8 @@ def promote_stage(
     if not tasks:
         raise DataError(f"no registered models named {policy.model_prefix}-<task>; run "
                         "`ferops registry register` (or promote --register) first")
-    return [promote(client, t, policy, dry_run, version=version) for t in tasks]
+    return [promote(client, t, policy, dry_run, version=version, rejudge=rejudge)
+            for t in tasks]
 
 
 def promote_exit_code(results: list[PromotionResult], refused_ok: bool = False) -> int:
@@ -119,8 +122,15 @@ def status_report(client: MlflowClient, policy: GatePolicy, task: str | None = N
         by_version: dict[str, list[str]] = {}
         for alias, number in aliases.items():
             by_version.setdefault(number, []).append(alias)
-        lines = [f"## {name}", "", alias_line(aliases), "",
-                 f"| version | architecture | {metric} | aliases | state |", "|---" * 5 + "|"]
+        lines = [f"## {name}", "", alias_line(aliases), ""]
+        held = held_lock(client, name)
+        if held is not None:
+            owner, age_s = held
+            dead = " (its process is gone: the next promotion breaks it)" \
+                if owner_is_dead(owner) else ""
+            lines += [f"{lock_name(name)} held by {owner} for {age_s:.0f} s; stale after "
+                      f"{policy.lock_ttl_s:.0f} s{dead}", ""]
+        lines += [f"| version | architecture | {metric} | aliases | state |", "|---" * 5 + "|"]
         for mv in versions:
             score = version_score(mv)
             state = "rolled back" if score.rolled_back else "retired" if score.retired else ""
@@ -147,6 +157,10 @@ def _parser() -> argparse.ArgumentParser:
     pro.add_argument("--task", help="task to promote (default: every registered task)")
     pro.add_argument("--version", help="judge this version instead of the best candidate")
     pro.add_argument("--dry-run", action="store_true", help="judge and report, change nothing")
+    pro.add_argument("--rejudge", action="store_true",
+                     help="judge again versions already refused against the champion "
+                     "(refusals are sticky until the champion changes, e.g. after a "
+                     "loosened registry policy)")
     pro.add_argument("--report", type=Path, help="also write the markdown report here")
     pro.add_argument("--register", action="store_true", help="register run folders first")
     pro.add_argument("--refused-ok", action="store_true",
@@ -189,7 +203,7 @@ def _body(argv: Sequence[str] | None) -> int:
         results = promote_stage(
             params, client, task=args.task, version=args.version, dry_run=args.dry_run,
             train_dir=args.train if args.register else None, data_dir=args.data,
-            architectures=archs,
+            architectures=archs, rejudge=args.rejudge,
         )
         _emit("\n".join(r.report for r in results), args.report)
         return promote_exit_code(results, args.refused_ok)

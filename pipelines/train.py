@@ -14,8 +14,8 @@ Writes ``model.pt`` (torch: state dict + spec to rebuild) or ``model.pkl`` (esti
 
 Every run that trains is tracked in MLflow (rank 0 only; ``train.track: false`` turns it
 off): params, data lineage, per-epoch curves, test scores, plots and the model, whose URI
-goes to ``mlflow_run.json``. ``MLFLOW_TRACKING_URI`` picks the store (default: the project's
-``mlflow.db``).
+goes to ``artifacts/tracking/train/<arch>.json``. ``MLFLOW_TRACKING_URI`` picks the store
+(default: the project's ``mlflow.db``).
 """
 
 from __future__ import annotations
@@ -28,9 +28,15 @@ from typing import Any
 
 from components.config import load_params, section
 from components.errors import ConfigError
-from components.models import ESTIMATORS, MODEL_INPUTS, create_model
+from components.models import (
+    MODEL_INPUTS,
+    ModelSpec,
+    create_classifier,
+    seeded_kwargs,
+    training_needs,
+)
 from components.serving.pyfunc import log_serving_model
-from components.tracking.training_run import RunSetup, tracked_training
+from components.tracking.training_run import RunSetup, tracked_training, write_untracked_record
 from components.training.config import resolve_config
 from components.training.data import (
     choose_task,
@@ -41,7 +47,7 @@ from components.training.data import (
 )
 from components.training.distributed import DistContext, current_context, init_distributed
 from components.training.distributed import shutdown as dist_shutdown
-from components.training.run import ModelSpec, train_estimator, train_torch, write_skipped
+from components.training.run import train_run, write_skipped
 from components.training.trainer import EpochCallback, seed_everything
 from pipelines._common import run_cli, stage_parser
 
@@ -79,30 +85,33 @@ def train_stage(
     task_dir = choose_task(Path(data_dir), inputs, cfg.task)
     if task_dir is None:
         reason = no_task_reason(Path(data_dir), inputs)
-        return write_skipped(out_dir, arch, reason) if ctx.is_main else {"skipped": True}
+        if not ctx.is_main:
+            return {"skipped": True}
+        write_untracked_record(out_dir, arch, f"skipped: {reason}")
+        return write_skipped(out_dir, arch, reason)
     classes = read_meta(task_dir)["classes"]
     in_channels = load_split(task_dir, "train", inputs, grey=grey).in_channels
-    if arch in ESTIMATORS:
-        extra.setdefault("seed", cfg.seed)
+    needs = training_needs(arch)
+    if not needs.distributed and not ctx.is_main:
+        return {}  # it fits in one process; the other ranks have nothing to do
+    extra = seeded_kwargs(arch, extra, cfg.seed)
     spec = ModelSpec(arch, len(classes), in_channels, inputs, task_name(task_dir), list(classes),
-                     grey, dict(extra), tta_mirror=cfg.tta_mirror and arch not in ESTIMATORS)
+                     grey, dict(extra), tta_mirror=cfg.tta_mirror and needs.mirror_tta)
     log.info("training %s on %s (%d classes, %d input channels)", arch, task_dir,
              len(classes), in_channels)
     seed_everything(cfg.seed)
-    model = create_model(arch, len(classes), in_channels, **extra)
-    if arch in ESTIMATORS and not ctx.is_main:
-        return {}  # estimators fit in one process; other ranks have nothing to do
+    classifier = create_classifier(arch, len(classes), in_channels, mirror=spec.tta_mirror,
+                                   **extra)
     setup = RunSetup(spec, cfg, task_dir, Path(out_dir), params)
     with tracked_training(setup, enabled=cfg.track and ctx.is_main) as run:
-        if arch in ESTIMATORS:
-            metrics = train_estimator(model, spec, cfg, task_dir, out_dir)
-        else:
-            metrics = train_torch(model, spec, cfg, task_dir, out_dir, resume=resume,
-                                  on_epoch_end=on_epoch_end, ctx=ctx)
+        metrics = train_run(classifier, spec, cfg, task_dir, out_dir, resume=resume,
+                            on_epoch_end=on_epoch_end, ctx=ctx)
         if run is not None:
             run.log_results(metrics, partial(
                 log_serving_model, preprocess_values=params.get("preprocess") or {},
                 serving_values=params.get("serving") or {}))
+        elif ctx.is_main:
+            write_untracked_record(out_dir, arch, "tracking off (train.track: false)")
     return metrics
 
 

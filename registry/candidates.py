@@ -1,8 +1,9 @@
 """Trained runs that can be registered: the train stage's run folders, read and checked.
 
-A run folder (``artifacts/train/<arch>``) holds ``mlflow_run.json`` (where the run and its
-model live in MLflow), ``metrics.json`` (test scores) and ``per_class.json`` (per-class
-recall). Everything a registered version needs to be judged later is read here, once.
+A run folder (``artifacts/train/<arch>``) holds ``metrics.json`` (test scores) and
+``per_class.json`` (per-class recall); its run record beside it
+(``artifacts/tracking/train/<arch>.json``) says where the run and its model live in MLflow.
+Everything a registered version needs to be judged later is read here, once.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from components.errors import DataError
-from components.tracking.store import RUN_FILE
+from components.tracking.store import run_record_path
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +34,18 @@ class Candidate:
     task: str
     dataset: str
     model_uri: str                   # what gets registered (serving model when there is one)
-    test_digest: str
+    test_digest: str                 # the clean test split's
     metrics: dict[str, float]        # the finite test_* scores of metrics.json
     recall: dict[str, float]         # per-class recall on the clean test split
     n_test: int | None = None
     latency_ms: float | None = None
     record: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def split_digests(self) -> dict[str, str]:
+        """``{split: digest}`` of every test split the run was scored on (older records
+        know only the clean split's)."""
+        return {**dict(self.record.get("test_digests") or {}), "test": self.test_digest}
 
 
 def read_candidates(train_dir: Path, data_dir: Path | None = None,
@@ -47,7 +54,7 @@ def read_candidates(train_dir: Path, data_dir: Path | None = None,
     folders named in ``architectures`` when given: other folders may be left over from
     runs with another architecture list).
 
-    Folders without ``mlflow_run.json`` (tracking off) and runs the train stage skipped are
+    Folders without a run record (tracking was off) and runs the train stage skipped are
     left out with a log line.
 
     Raises:
@@ -69,7 +76,7 @@ def read_candidates(train_dir: Path, data_dir: Path | None = None,
 def read_candidate(run_dir: Path, data_dir: Path | None = None) -> Candidate | None:
     """The candidate of one run folder, or None when it has nothing to register.
 
-    The test digest comes from ``mlflow_run.json["test_digest"]`` (written at train time);
+    The test digest comes from the run record's ``test_digest`` (written at train time);
     older records fall back to fingerprinting ``<data_dir>/<task folder>`` now.
 
     Raises:
@@ -80,13 +87,17 @@ def read_candidate(run_dir: Path, data_dir: Path | None = None) -> Candidate | N
     if metrics.get("skipped"):
         log.info("%s: skipped by the train stage (%s)", run_dir.name, metrics.get("reason", ""))
         return None
-    if not (run_dir / RUN_FILE).is_file():
-        log.info("%s: no %s (tracking was off); not registered", run_dir.name, RUN_FILE)
+    record_path = run_record_path(run_dir)
+    if not record_path.is_file():
+        log.info("%s: no %s (tracking was off); not registered", run_dir.name, record_path)
         return None
-    record = _read_json(run_dir / RUN_FILE)
+    record = _read_json(record_path)
+    if record.get("tracked") is False:
+        log.info("%s: not tracked (%s); not registered", run_dir.name, record.get("reason"))
+        return None
     missing = [key for key in RECORD_KEYS if not record.get(key)]
     if missing:
-        raise DataError(f"{run_dir / RUN_FILE}: missing key {missing[0]!r}")
+        raise DataError(f"{record_path}: missing key {missing[0]!r}")
     scores = scores_of(metrics)
     if not scores:
         raise DataError(f"{run_dir / 'metrics.json'}: no test_* scores to judge the model by")
@@ -143,7 +154,7 @@ def _digest(record: dict[str, Any], run_dir: Path, data_dir: Path | None) -> str
     if record.get("test_digest"):
         return str(record["test_digest"])
     if data_dir is None:
-        raise DataError(f"{run_dir / RUN_FILE}: no test_digest recorded; pass --data")
+        raise DataError(f"{run_record_path(run_dir)}: no test_digest recorded; pass --data")
     # Imported here: components.training pulls in torch, which promote/rollback/status and
     # runs with a recorded digest never need.
     from components.training.data import task_folder

@@ -6,9 +6,18 @@ object drives the real promotion, the dry run and the markdown report.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from components.errors import DataError
 from registry.policy import GatePolicy
+from registry.significance import Predictions, metric_of, paired_bootstrap
+
+# The per-sample predictions of a version on a test split, fetched on demand (None: none
+# were logged); the gate itself does no I/O.
+Evidence = Callable[["VersionScore", str], Predictions | None]
+
+AGAINST_CHAMPION: frozenset[str] = frozenset({"delta", "significance", "recall drop"})
 
 PROMOTE = "promote"
 REFUSE = "refuse"
@@ -29,10 +38,31 @@ class VersionScore:
     retired: bool = False
     rolled_back: bool = False
     refused_against: str | None = None  # champion version it was already refused against
+    digests: dict[str, str] = field(default_factory=dict)  # test split -> its digest
 
     def score(self, metric: str) -> float | None:
         """The version's value of ``metric``, or None when it was never logged."""
         return self.metrics.get(metric)
+
+    def digest_for(self, metric: str) -> str:
+        """The digest of the test split ``metric`` was scored on ("" when unknown): the
+        clean split's for ``test_uar``, the occluded split's for ``test_occ25_uar``."""
+        split = metric_split(metric)
+        return self.digests.get(split) or (self.test_digest if split == "test" else "")
+
+
+METRIC_NAMES: tuple[str, ...] = ("accuracy", "uar", "macro_f1", "loss")
+NO_TTA = "_notta"  # the same split scored without test-time averaging: the same data
+
+
+def metric_split(metric: str) -> str:
+    """The test split a ``test_*`` metric was scored on (``test_occ25_uar`` ->
+    ``test_occ25``, ``test_notta_uar`` -> ``test``)."""
+    for name in METRIC_NAMES:
+        if metric.endswith(f"_{name}"):
+            metric = metric[: -len(name) - 1]
+            break
+    return metric[: -len(NO_TTA)] if metric.endswith(NO_TTA) else metric
 
 
 @dataclass(frozen=True)
@@ -73,6 +103,8 @@ def decide(
     policy: GatePolicy,
     *,
     version: str | None = None,
+    rejudge: bool = False,
+    evidence: Evidence | None = None,
 ) -> Decision:
     """Pick the challenger among ``versions`` and judge it against ``champion``.
 
@@ -83,12 +115,15 @@ def decide(
     versions scored on the newest version's test data compete (the others are set aside
     and named in the note), and the challenger only has to pass its own checks. When every
     remaining version was already refused against the current champion, nothing new is
-    there to judge: ``unchanged``.
+    there to judge: ``unchanged``. Refusals are sticky until the champion changes (a
+    loosened policy does not re-judge them by itself); ``rejudge`` judges them again.
 
     Args:
         versions: every registered version of the task's model.
         champion: the version holding the ``champion`` alias, if any.
         version: judge this version instead of choosing (``--version``).
+        rejudge: ignore earlier refusals against this champion (``--rejudge``).
+        evidence: per-sample predictions of a version, for ``registry.significance``.
 
     Raises:
         KeyError: ``version`` is not among ``versions``.
@@ -98,14 +133,15 @@ def decide(
         if champion is not None and chosen.version == champion.version:
             return Decision(UNCHANGED, chosen, champion,
                             note=f"version {chosen.version} already is the champion")
-        checks = gate_checks(chosen, champion, policy)
+        checks = gate_checks(chosen, champion, policy, evidence)
         return _verdict(chosen, champion, checks, (chosen,))
     pool = [v for v in versions if not (v.retired or v.rolled_back)
             and (champion is None or v.version != champion.version)]
     set_aside: list[VersionScore] = []
     if champion is None and pool:
-        pool, set_aside = _current_test_data(pool)
-    judged = [v for v in pool if champion is not None and v.refused_against == champion.version]
+        pool, set_aside = _current_test_data(pool, policy.primary_metric)
+    judged = [v for v in pool if not rejudge and champion is not None
+              and v.refused_against == champion.version]
     ranked = rank([v for v in pool if v not in judged], policy.primary_metric)
     if not ranked:
         if champion is None:
@@ -115,20 +151,22 @@ def decide(
                 else "no challenger: every other version is retired or rolled back")
         return Decision(UNCHANGED, None, champion, note=note)
     note = _set_aside_note(set_aside)
-    for candidate in ranked:
-        checks = gate_checks(candidate, champion, policy)
-        if all(c.passed for c in checks if c.name != "delta"):
+    for candidate in ranked:  # the best that passes its own checks (not those against the
+        own = gate_checks(candidate, champion, policy)  # champion), judged fully after
+        if all(c.passed for c in own if c.name not in AGAINST_CHAMPION):
+            checks = gate_checks(candidate, champion, policy, evidence)
             return _verdict(candidate, champion, checks, tuple(ranked), note)
-    return _verdict(ranked[0], champion, gate_checks(ranked[0], champion, policy),
+    return _verdict(ranked[0], champion, gate_checks(ranked[0], champion, policy, evidence),
                     tuple(ranked), note)
 
 
-def _current_test_data(pool: list[VersionScore]) -> tuple[list[VersionScore], list[VersionScore]]:
+def _current_test_data(pool: list[VersionScore], metric: str
+                       ) -> tuple[list[VersionScore], list[VersionScore]]:
     """With no champion yet, only versions scored on the current test data compete (that of
-    the newest version): a model scored on an easier test set must not win the first
-    promotion. Returns ``(competing, set aside)``."""
-    newest = max(pool, key=lambda v: _number(v.version))
-    competing = [v for v in pool if v.test_digest and v.test_digest == newest.test_digest]
+    the newest version, for the split ``metric`` names): a model scored on an easier test
+    set must not win the first promotion. Returns ``(competing, set aside)``."""
+    newest = max(pool, key=lambda v: _number(v.version)).digest_for(metric)
+    competing = [v for v in pool if newest and v.digest_for(metric) == newest]
     return competing, [v for v in pool if v not in competing]
 
 
@@ -149,18 +187,25 @@ def rank(versions: list[VersionScore], metric: str) -> list[VersionScore]:
 
 
 def gate_checks(
-    challenger: VersionScore, champion: VersionScore | None, policy: GatePolicy
+    challenger: VersionScore, champion: VersionScore | None, policy: GatePolicy,
+    evidence: Evidence | None = None,
 ) -> tuple[Check, ...]:
     """Every rule of ``policy`` applied to ``challenger`` (those needing a champion only
     when there is one)."""
     checks = [_metric_check(challenger, policy)]
     if champion is not None:
-        checks.append(_digest_check(challenger, champion))
+        checks.append(_digest_check(challenger, champion, policy.primary_metric))
     checks.append(_floor_check(challenger, policy))
+    if policy.min_metrics:
+        checks.append(_minimum_check(challenger, policy.min_metrics))
+    if champion is not None and policy.max_recall_drop is not None:
+        checks.append(_recall_drop_check(challenger, champion, policy.max_recall_drop))
     if policy.max_latency_ms is not None:
         checks.append(_latency_check(challenger, policy.max_latency_ms))
     if champion is not None:
         checks.append(_delta_check(challenger, champion, policy))
+        if policy.significance is not None:
+            checks.append(_significance_check(challenger, champion, policy, evidence))
     return tuple(checks)
 
 
@@ -184,13 +229,15 @@ def _metric_check(v: VersionScore, policy: GatePolicy) -> Check:
     return Check("metric", True, f"{policy.primary_metric} = {value:.4f}")
 
 
-def _digest_check(v: VersionScore, champion: VersionScore) -> Check:
-    if v.test_digest and v.test_digest == champion.test_digest:
-        return Check("digest", True, f"same test data as the champion ({v.test_digest[:12]})")
+def _digest_check(v: VersionScore, champion: VersionScore, metric: str) -> Check:
+    split = metric_split(metric)
+    mine, theirs = v.digest_for(metric), champion.digest_for(metric)
+    if mine and mine == theirs:
+        return Check("digest", True, f"same {split} data as the champion ({mine[:12]})")
     return Check(
         "digest", False,
-        f"evaluated on other test data than the champion (test digest "
-        f"{(v.test_digest or 'missing')[:12]} vs {(champion.test_digest or 'missing')[:12]})",
+        f"{metric} was scored on other {split} data than the champion's (digest "
+        f"{(mine or 'missing')[:12]} vs {(theirs or 'missing')[:12]})",
     )
 
 
@@ -205,6 +252,35 @@ def _floor_check(v: VersionScore, policy: GatePolicy) -> Check:
     return Check("floor", True,
                  f"every class recall >= {policy.class_recall_floor} "
                  f"(lowest {min(v.recall.values()):.3f})")
+
+
+def _minimum_check(v: VersionScore, minimums: dict[str, float]) -> Check:
+    missing = [metric for metric in minimums if v.score(metric) is None]
+    if missing:
+        return Check("minimums", False, f"v{v.version} has no {', '.join(missing)} "
+                                        "(registry.min_metrics asks for it)")
+    low = [f"{metric} {v.score(metric):.3f} < {floor}" for metric, floor in minimums.items()
+           if v.score(metric) < floor]  # type: ignore[operator]
+    if low:
+        return Check("minimums", False, "below registry.min_metrics: " + ", ".join(low))
+    return Check("minimums", True, ", ".join(f"{metric} {v.score(metric):.3f} >= {floor}"
+                                             for metric, floor in minimums.items()))
+
+
+def _recall_drop_check(v: VersionScore, champion: VersionScore, max_drop: float) -> Check:
+    shared = [c for c in champion.recall if c in v.recall]
+    if not shared:
+        return Check("recall drop", False, f"v{v.version} and the champion share no per-class "
+                                           "recall to compare")
+    drops = sorted(((champion.recall[c] - v.recall[c], c) for c in shared), reverse=True)
+    worst, name = drops[0]
+    over = [f"{c} {champion.recall[c]:.3f} -> {v.recall[c]:.3f}" for d, c in drops
+            if d > max_drop + 1e-12]
+    if over:
+        return Check("recall drop", False, f"class recall falls more than {max_drop} below "
+                                           f"the champion's: {', '.join(over)}")
+    return Check("recall drop", True, f"no class falls more than {max_drop} below the "
+                                      f"champion's recall (largest drop {worst:+.3f}, {name})")
 
 
 def _latency_check(v: VersionScore, budget: float) -> Check:
@@ -231,6 +307,26 @@ def _delta_check(v: VersionScore, champion: VersionScore, policy: GatePolicy) ->
                                     f"by {gain:+.4f} (>= {policy.min_delta})")
     return Check("delta", False, f"{metric} {mine:.4f} does not beat the champion's "
                                  f"{theirs:.4f} by {policy.min_delta} (gain {gain:+.4f})")
+
+
+def _significance_check(v: VersionScore, champion: VersionScore, policy: GatePolicy,
+                        evidence: Evidence | None) -> Check:
+    metric, split = policy.primary_metric, metric_split(policy.primary_metric)
+    mine = evidence(v, split) if evidence else None
+    theirs = evidence(champion, split) if evidence else None
+    if mine is None or theirs is None:
+        lacking = f"v{v.version}" if mine is None else f"champion v{champion.version}"
+        return Check("significance", False, f"{lacking} has no per-sample {split} predictions "
+                                            "for the paired significance test")
+    try:
+        gain, p = paired_bootstrap(metric_of(metric), mine, theirs,
+                                   resamples=policy.bootstrap_resamples)
+    except DataError as exc:
+        return Check("significance", False, str(exc))
+    verdict = p <= policy.significance  # type: ignore[operator]
+    return Check("significance", verdict,
+                 f"paired bootstrap over {len(mine.labels)} {split} samples: {metric} gain "
+                 f"{gain:+.4f}, p = {p:.3f} ({'<=' if verdict else '>'} {policy.significance})")
 
 
 def _number(version: str) -> int:

@@ -4,8 +4,8 @@ MLflow has no lock primitive and alias updates are separate calls, so two promot
 interleave and leave ``champion`` and ``previous-champion`` pointing at the same version.
 Creating a registered model is atomic everywhere (a unique name; the loser gets
 RESOURCE_ALREADY_EXISTS), so the lock is a registered model ``<model>.promotion-lock``: held
-while it exists, released by deleting it. A holder that died leaves it behind; once older
-than the policy's TTL it counts as stale and is broken.
+while it exists, released by deleting it. A holder that died leaves it behind; it is broken
+at once when its process (on this machine) is gone, else once older than the policy's TTL.
 """
 
 from __future__ import annotations
@@ -42,6 +42,32 @@ def lock_name(model_name: str) -> str:
 def is_lock(name: str) -> bool:
     """True for lock entries, which listings of registered models should hide."""
     return name.endswith(LOCK_SUFFIX)
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True when a lock owner (``host:pid:token``) ran on this machine and its process is
+    gone: a killed promotion's lock is then broken at once instead of after the TTL."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def held_lock(client: MlflowClient, model_name: str) -> tuple[str, float] | None:
+    """``(owner, age in seconds)`` of ``model_name``'s promotion lock, or None if free."""
+    try:
+        held = client.get_registered_model(lock_name(model_name))
+    except MlflowException:
+        return None
+    age_s = time.time() - (held.creation_timestamp or 0) / 1000.0
+    return held.tags.get(OWNER_TAG, "unknown"), age_s
 
 
 class PromotionLock:
@@ -115,7 +141,8 @@ class PromotionLock:
         except MlflowException:
             return  # released between our create and this read: retry at once
         age_s = time.time() - (held.creation_timestamp or 0) / 1000.0
-        if age_s <= self.ttl_s:
+        owner = held.tags.get(OWNER_TAG, "")
+        if age_s <= self.ttl_s and not owner_is_dead(owner):
             return
         # Re-read right before deleting so a lock re-created meanwhile is left alone.
         try:
@@ -123,8 +150,9 @@ class PromotionLock:
         except MlflowException:
             return
         if current.tags.get(OWNER_TAG) == held.tags.get(OWNER_TAG):
-            log.warning("%s: breaking a stale lock of %s (%.0f s old)", self.name,
-                        held.tags.get(OWNER_TAG, "unknown"), age_s)
+            log.warning("%s: breaking a stale lock of %s (%.0f s old%s)", self.name,
+                        owner or "unknown", age_s,
+                        ", its process is gone" if owner_is_dead(owner) else "")
             self._delete()
 
     def _delete(self) -> None:

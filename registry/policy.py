@@ -7,7 +7,7 @@ change to one file, not a code edit, and every CI run states the rules it applie
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from components.config import build_config
@@ -26,6 +26,15 @@ class GatePolicy:
     class_recall_floor: float = 0.1      # no class's test recall may fall below this
     max_latency_ms: float | None = None  # budget on the version tag ``latency_ms``; None = off
     lock_ttl_s: float = 120.0            # a promotion lock older than this is stale
+    # Optional evidence beyond the primary metric: minimums on other test metrics (e.g. the
+    # occluded test set, {test_occ25_uar: 0.4}) and the most any class's recall may fall
+    # below the champion's recall of that class (None = off).
+    min_metrics: dict[str, float] = field(default_factory=dict)
+    max_recall_drop: float | None = None
+    # A gain must also be significant: the one-sided p-value of a paired bootstrap over the
+    # test samples (both models' logged predictions) at most this; None = off.
+    significance: float | None = None
+    bootstrap_resamples: int = 1000
 
     def __post_init__(self) -> None:
         if not self.model_prefix or any(c in self.model_prefix for c in "/:"):
@@ -42,6 +51,18 @@ class GatePolicy:
             raise ValueError(f"max_latency_ms {self.max_latency_ms!r} must be > 0 or null")
         if not self.lock_ttl_s > 0:
             raise ValueError(f"lock_ttl_s {self.lock_ttl_s!r} must be > 0")
+        for metric, minimum in self.min_metrics.items():
+            if not str(metric).startswith("test_"):
+                raise ValueError(f"min_metrics: {metric!r} must be a test_* metric")
+            if not isinstance(minimum, int | float) or not 0.0 <= minimum <= 1.0:
+                raise ValueError(f"min_metrics.{metric}: {minimum!r} must be a number in [0, 1]")
+        if self.significance is not None and not 0.0 < self.significance < 1.0:
+            raise ValueError(f"significance {self.significance!r} must be in (0, 1) or null")
+        if self.bootstrap_resamples < 100:
+            raise ValueError(f"bootstrap_resamples {self.bootstrap_resamples!r} must be >= 100")
+        if self.max_recall_drop is not None and not 0.0 <= self.max_recall_drop <= 1.0:
+            raise ValueError(f"max_recall_drop {self.max_recall_drop!r} must be in [0, 1] "
+                             "or null")
 
     def model_name(self, task: str) -> str:
         """The registered model that collects every candidate of ``task``."""

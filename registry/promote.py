@@ -8,20 +8,26 @@ versions and ``previous-champion`` is the champion the winner replaced.
 
 from __future__ import annotations
 
+import json
 import logging
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from components.errors import DataError
 from components.tracking.store import TrackingError
-from registry.gate import PROMOTE, REFUSE, Decision, VersionScore, decide
+from registry.gate import PROMOTE, REFUSE, Decision, Evidence, VersionScore, decide
 from registry.lock import PromotionLock
 from registry.policy import GatePolicy
 from registry.report import promotion_report, rollback_report
+from registry.significance import Predictions
 from registry.versions import (
     CHAMPION,
     PREVIOUS,
@@ -36,6 +42,9 @@ from registry.versions import (
 )
 
 log = logging.getLogger(__name__)
+
+# Where the train stage's per-sample test predictions sit among a run's artifacts.
+PREDICTIONS_ARTIFACT = "reports/predictions.json"
 
 PROMOTED = "promoted"
 REFUSED = "refused"
@@ -76,16 +85,19 @@ class RollbackResult:
 
 def promote(
     client: MlflowClient, task: str, policy: GatePolicy, dry_run: bool = False, *,
-    version: str | None = None, lock_wait_s: float | None = None,
+    version: str | None = None, lock_wait_s: float | None = None, rejudge: bool = False,
 ) -> PromotionResult:
     """Judge the task's challenger and, when it passes, make it champion.
 
-    Aliases move in this order: ``staging`` -> challenger, ``previous-champion`` -> old
-    champion, ``champion`` -> challenger; the old champion is tagged ``retired`` (never
-    deleted). A dry run judges and reports without writing anything.
+    Aliases move in this order: ``staging`` -> challenger, the outgoing
+    ``previous-champion`` removed, ``champion`` -> challenger, ``previous-champion`` -> old
+    champion, so every intermediate state is valid; the old champion is tagged ``retired``
+    (never deleted). A dry run judges and reports without writing anything.
 
     Args:
         version: judge this version instead of the best candidate.
+        rejudge: judge again the versions already refused against this champion (refusals
+            are otherwise sticky until the champion changes, e.g. after a loosened policy).
         lock_wait_s: how long to wait for a concurrent promotion (default: the lock TTL).
 
     Raises:
@@ -94,7 +106,7 @@ def promote(
         LockBusy: the lock stayed held by a live promotion for ``lock_wait_s``.
     """
     name = policy.model_name(task)
-    decision = _judge(client, name, policy, version)
+    decision = _judge(client, name, policy, version, rejudge)
     status = {PROMOTE: PROMOTED, REFUSE: REFUSED}.get(decision.verdict, UNCHANGED)
     if status == REFUSED and not dry_run and version is None:
         _mark_refused(client, name, decision)
@@ -110,9 +122,7 @@ def promote(
             return _result(client, task, name, UNCHANGED, decision, policy,
                            note=f"v{now} became champion meanwhile (a concurrent promotion)")
         if now != before:
-            return _result(client, task, name, REFUSED, decision, policy, lost_race=True,
-                           note=f"lost the race: champion moved from {_v(before)} to {_v(now)} "
-                                "while this promotion was deciding; re-run to judge against it")
+            return _lost_race(client, task, name, decision, policy, before, now)
         _move_aliases(client, name, challenger, decision.champion)
     log.info("%s: v%s (%s) is champion", name, challenger.version, challenger.arch)
     return _result(client, task, name, PROMOTED, decision, policy)
@@ -151,8 +161,30 @@ def rollback(client: MlflowClient, task: str, policy: GatePolicy) -> RollbackRes
                           rollback_report(name, restored, demoted, aliases), aliases)
 
 
+def _lost_race(client: MlflowClient, task: str, name: str, decision: Decision,
+               policy: GatePolicy, before: str | None, now: str | None) -> PromotionResult:
+    """A concurrent promotion moved the champion while this one decided. When the winner
+    scores at least as well as this challenger, the outcome is the one wanted (exit 0);
+    otherwise this challenger may still be better: exit 3 and say to re-run."""
+    metric = policy.primary_metric
+    challenger = decision.challenger
+    winner = _find([version_score(mv) for mv in list_versions(client, name)], str(now)) \
+        if now else None
+    mine = challenger.score(metric) if challenger else None
+    theirs = winner.score(metric) if winner else None
+    lost = f"lost the race: champion moved from {_v(before)} to {_v(now)} while this " \
+           "promotion was deciding"
+    if mine is not None and theirs is not None and theirs >= mine:
+        return _result(client, task, name, UNCHANGED, decision, policy, lost_race=True,
+                       note=f"{lost}; the winner's {metric} {theirs:.4f} is at least this "
+                            f"challenger's {mine:.4f}, so nothing is left to do")
+    return _result(client, task, name, REFUSED, decision, policy, lost_race=True,
+                   note=f"{lost}; re-run to judge v{challenger.version if challenger else '?'} "
+                        "against it")
+
+
 def _judge(client: MlflowClient, name: str, policy: GatePolicy,
-           version: str | None) -> Decision:
+           version: str | None, rejudge: bool = False) -> Decision:
     versions = list_versions(client, name)
     if not versions:
         raise DataError(f"{name}: no registered versions (run `ferops registry register`)")
@@ -162,7 +194,34 @@ def _judge(client: MlflowClient, name: str, policy: GatePolicy,
                         f"{', '.join(s.version for s in scores)})")
     champion_mv = alias_version(client, name, CHAMPION)
     champion = _find(scores, str(champion_mv.version)) if champion_mv else None
-    return decide(scores, champion, policy, version=version)
+    return decide(scores, champion, policy, version=version, rejudge=rejudge,
+                  evidence=logged_predictions(client))
+
+
+def logged_predictions(client: MlflowClient) -> Evidence:
+    """Per-sample test predictions of a version, read from its training run's
+    ``reports/predictions.json`` artifact (None when the run logged none)."""
+    cache: dict[str, dict[str, Any] | None] = {}
+
+    def fetch(version: VersionScore, split: str) -> Predictions | None:
+        if version.run_id not in cache:
+            cache[version.run_id] = _download_predictions(client, version.run_id)
+        entry = (cache[version.run_id] or {}).get(split)
+        if not entry:
+            return None
+        return Predictions(np.asarray(entry["labels"], dtype=np.int64),
+                           np.asarray(entry["predictions"], dtype=np.int64))
+
+    return fetch
+
+
+def _download_predictions(client: MlflowClient, run_id: str) -> dict[str, Any] | None:
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(run_id, PREDICTIONS_ARTIFACT, tmp)
+            return json.loads(Path(path).read_text())
+        except (MlflowException, OSError, json.JSONDecodeError):
+            return None
 
 
 def _mark_refused(client: MlflowClient, name: str, decision: Decision) -> None:
@@ -182,10 +241,17 @@ def _mark_refused(client: MlflowClient, name: str, decision: Decision) -> None:
 
 def _move_aliases(client: MlflowClient, name: str, challenger: VersionScore,
                   champion: VersionScore | None) -> None:
+    """Move the aliases so that a kill between any two writes leaves a valid registry:
+    ``champion`` and ``previous-champion`` never name one version, and there is always
+    exactly one champion (the old one until the single write that makes the new one)."""
     _write(client.set_registered_model_alias, name, STAGING, challenger.version)
+    previous = alias_version(client, name, PREVIOUS)
+    if previous is not None and champion is not None:
+        # The outgoing rollback target goes first: champion (old) + no previous is valid.
+        _write(client.delete_registered_model_alias, name, PREVIOUS)
+    _write(client.set_registered_model_alias, name, CHAMPION, challenger.version)
     if champion is not None:
         _write(client.set_registered_model_alias, name, PREVIOUS, champion.version)
-    _write(client.set_registered_model_alias, name, CHAMPION, challenger.version)
     stamp = _now()
     _write(client.set_model_version_tag, name, challenger.version, "promoted", stamp)
     if champion is not None:

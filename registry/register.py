@@ -24,7 +24,7 @@ from components.tracking.store import TrackingError
 from registry.candidates import Candidate, read_candidates
 from registry.card import model_card
 from registry.policy import GatePolicy
-from registry.versions import CANDIDATE, RECALL_PREFIX, list_versions
+from registry.versions import CANDIDATE, DIGEST_PREFIX, RECALL_PREFIX, list_versions
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -121,6 +121,8 @@ def version_tags(candidate: Candidate, client: MlflowClient) -> dict[str, str]:
         "params_hash": params_hash(run.data.params),
         "git_commit": run.data.tags.get("git_commit", "unknown"),
     }
+    tags.update({f"{DIGEST_PREFIX}{split}": digest
+                 for split, digest in candidate.split_digests.items()})
     tags.update({key: repr(value) for key, value in candidate.metrics.items()})
     tags.update({f"{RECALL_PREFIX}{cls}": repr(value) for cls, value in candidate.recall.items()})
     if candidate.n_test is not None:

@@ -119,7 +119,10 @@ def _recall_table(ch: VersionScore | None, champ: VersionScore | None,
 
 
 def _gate_note(v: VersionScore, champion: VersionScore | None, policy: GatePolicy) -> str:
-    failed = [c.detail for c in gate_checks(v, champion, policy) if not c.passed]
+    # The significance test needs both models' predictions: it is run for the challenger
+    # only, so the other versions' notes leave it out.
+    failed = [c.detail for c in gate_checks(v, champion, policy)
+              if not c.passed and c.name != "significance"]
     return "; ".join(failed) if failed else "passes"
 
 

@@ -31,6 +31,7 @@ ROLLED_BACK_TAG = "rolled_back"
 # Set on versions the gate refused against a champion (its version number): they are not
 # judged again against that champion, so re-running promote with nothing new is "unchanged".
 REFUSED_AGAINST_TAG = "gate.refused_against"
+DIGEST_PREFIX = "digest."  # digest.<split>: the fingerprint of each test split scored
 RECALL_PREFIX = "recall."
 NAME_SAFE = re.compile(r"^[\w.\-]+$")
 
@@ -89,6 +90,8 @@ def version_score(mv: ModelVersion) -> VersionScore:
         arch=tags.get("architecture", "?"),
         run_id=tags.get("run_id", mv.run_id or ""),
         test_digest=tags.get("test_digest", ""),
+        digests={k[len(DIGEST_PREFIX):]: v for k, v in tags.items()
+                 if k.startswith(DIGEST_PREFIX)},
         metrics={k: v for k, v in _floats(tags).items()
                  if k.startswith("test_") and k != "test_digest"},
         recall={k[len(RECALL_PREFIX):]: v for k, v in _floats(tags).items()

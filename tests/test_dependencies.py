@@ -3,8 +3,9 @@
 Tracking logs models and serving loads them; both depend on ``components/models`` and not on
 each other. Nothing outside ``components/preprocess`` uses its private names: serving reuses
 the preprocessing chain through public functions only, so training and serving cannot drift.
-No ``ESTIMATORS`` list is consulted outside ``components/models`` and the stages that pick a
-training path.
+No stage, tracking, serving or export code asks which family a model belongs to: there is no
+``ESTIMATORS`` list or ``is_torch`` flag outside ``components/models`` (every model is a
+``Classifier`` and declares its needs).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def _package_files(package: str) -> list[Path]:
     ("components.serving", "components.tracking"),
     ("components.models", "components.tracking"),
     ("components.models", "components.serving"),
+    ("components.models", "components.training"),
 ])
 def test_package_does_not_import(package: str, forbidden: str) -> None:
     offenders = [f"{path.relative_to(ROOT)} imports {module}"
@@ -60,4 +62,17 @@ def test_nothing_outside_preprocess_uses_its_private_names() -> None:
             for name in ("align", "process", "intensity", "frames", "outputs", "runner"):
                 if f"{name}._" in text and f"components.preprocess import {name}" in text:
                     offenders.append(f"{path.relative_to(ROOT)}: {name}._...")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_no_model_family_branch_outside_components_models() -> None:
+    family_words = ("ESTIMATORS", "is_torch", "ECSTFL_ARCHS", "is_estimator")
+    offenders = []
+    for folder in ("components", "pipelines", "registry", "benchmarks"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            if "components/models" in path.as_posix():
+                continue
+            text = path.read_text()
+            offenders += [f"{path.relative_to(ROOT)}: {word}" for word in family_words
+                          if word in text]
     assert not offenders, "\n".join(offenders)

@@ -48,7 +48,7 @@ READS: dict[str, list[str]] = {
                            "params:serving.max_faces", "params:ingest.source",
                            "params:recipe"],
     "evaluate": ["artifacts/preprocess", "artifacts/train", "params:train.architectures"],
-    "promote": ["artifacts/train", "params:registry.min_delta",
+    "promote": ["artifacts/train", "artifacts/tracking", "params:registry.min_delta",
                 "params:train.architectures"],
     "predict": ["artifacts/registry/report.md", "data", "params:predict.model",
                 "params:preprocess.eyes", "params:serving.max_faces"],

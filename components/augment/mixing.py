@@ -396,7 +396,7 @@ def summarise(
         "test_levels": levels,
         "area": _area_stats(twins["occlusion_area"]),
     }
-    return report, _flat_metrics(manifest, splits, kinds, levels, twins)
+    return report, _mix_metrics(manifest, splits, kinds, levels, twins)
 
 
 def _area_stats(values: pd.Series) -> dict[str, Any]:
@@ -411,7 +411,7 @@ def _area_stats(values: pd.Series) -> dict[str, Any]:
     }
 
 
-def _flat_metrics(
+def _mix_metrics(
     manifest: pd.DataFrame,
     splits: dict[str, Any],
     kinds: dict[str, Any],

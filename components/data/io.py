@@ -59,22 +59,97 @@ def open_store(path: str) -> np.ndarray:
         raise DataError(f"{path}: cannot open array store ({exc})") from exc
 
 
+# ITU-R BT.601 luma: the weights OpenCV's RGB2GRAY applies to uint8 images, and to_grey to
+# float arrays, so a face turned grey before or after preprocessing gets the same intensities.
+LUMA: tuple[float, float, float] = (0.299, 0.587, 0.114)
+
+
 def match_channels(image: np.ndarray, channels: int) -> np.ndarray:
     """An (H, W) grey or (H, W, 3) RGB uint8 image with ``channels`` channels: grey for 1
-    (2-D), RGB for 3 (the grey plane repeated). The one grey <-> RGB rule of the project."""
+    (2-D, :data:`LUMA` weights), RGB for 3 (the grey plane repeated). The one grey <-> RGB
+    rule of the project for images; :func:`to_grey` is the same rule for float arrays."""
     if channels == 1:
         return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     return image if image.ndim == 3 else np.repeat(image[..., None], channels, axis=2)
 
 
-def read_image(ref: str | Path, *, depth: bool = False) -> np.ndarray:
+def to_grey(x: np.ndarray, channel_axis: int) -> np.ndarray:
+    """Float RGB -> one :data:`LUMA` channel along ``channel_axis`` (what
+    :func:`match_channels` does to uint8 images); 1-channel input is returned unchanged.
+
+    Raises:
+        DataError: neither 1 nor 3 channels.
+    """
+    if x.shape[channel_axis] == 1:
+        return x
+    if x.shape[channel_axis] != 3:
+        raise DataError(f"cannot convert {x.shape[channel_axis]} channels to grey (expected 3)")
+    weights = np.asarray(LUMA, dtype=np.float32).reshape(
+        [3 if i == channel_axis else 1 for i in range(x.ndim)]
+    )
+    return (x * weights).sum(axis=channel_axis, keepdims=True, dtype=np.float32)
+
+
+# Memory guard of every decode: an image whose header promises more pixels than this is
+# refused before decoding (a 431 KB PNG can say 20000x20000 and need gigabytes). The
+# configurable policy is validate.max_image_side, which the validate stage passes in.
+MAX_DECODE_PIXELS = 64_000_000
+
+
+def header_size(data: np.ndarray | bytes) -> tuple[int, int] | None:
+    """``(width, height)`` from an encoded image's header, without decoding its pixels;
+    None when the header is not one Pillow reads (OpenCV may still decode the file).
+
+    Raises:
+        DataError: the header announces a decompression bomb.
+    """
+    import io
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():  # sizes are judged here, not by Pillow's warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(bytes(data))) as img:
+                return int(img.size[0]), int(img.size[1])
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"image header announces a decompression bomb ({exc})") from exc
+    except Exception:  # noqa: BLE001 - Pillow does not know every format OpenCV reads
+        return None
+
+
+def check_header(data: np.ndarray | bytes, path: Path, max_side: int | None = None) -> None:
+    """Refuse an image whose header is over ``max_side`` per side or over
+    :data:`MAX_DECODE_PIXELS`, before any pixel is decoded.
+
+    Raises:
+        DataError: naming the size and the limit.
+    """
+    try:
+        size = header_size(data)
+    except DataError as exc:
+        raise DataError(f"{path}: {exc}; not decoded") from exc
+    if size is None:
+        return
+    width, height = size
+    if max_side is not None and max(width, height) > max_side:
+        raise DataError(f"{path}: image is {width}x{height}, over the {max_side} px side limit "
+                        "(validate.max_image_side); not decoded")
+    if width * height > MAX_DECODE_PIXELS:
+        raise DataError(f"{path}: image is {width}x{height} ({width * height / 1e6:.0f} MP), "
+                        f"over the {MAX_DECODE_PIXELS / 1e6:.0f} MP decode limit; not decoded")
+
+
+def read_image(ref: str | Path, *, depth: bool = False, max_side: int | None = None) -> np.ndarray:
     """Decode one image reference.
 
     Returns RGB uint8 (H, W, 3) for colour files, (H, W) for grey files and array rows, and the
-    raw (H, W) uint16/float array when ``depth`` is true.
+    raw (H, W) uint16/float array when ``depth`` is true. The header is read first: a file
+    over ``max_side`` per side or over :data:`MAX_DECODE_PIXELS` is never decoded.
 
     Raises:
-        DataError: the file is missing, empty, truncated or not an image.
+        DataError: the file is missing, empty, too large, truncated or not an image.
     """
     ref = str(ref)
     if is_store_ref(ref):
@@ -89,6 +164,7 @@ def read_image(ref: str | Path, *, depth: bool = False) -> np.ndarray:
     data = np.fromfile(path, dtype=np.uint8)
     if data.size == 0:
         raise DataError(f"{path}: empty file")
+    check_header(data, path, max_side)
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None:
         image = _decode_with_pillow(path)

@@ -1,5 +1,14 @@
-"""Model zoo: every seed architecture by name, the seed 002 grouping, EC-STFL and helpers."""
+"""Model zoo: every architecture by name behind one classifier interface, how a trained
+model is saved and rebuilt, the seed 002 grouping, EC-STFL and helpers."""
 
+from components.models.classifier import (
+    Classifier,
+    FitLoop,
+    FitOutcome,
+    ModelSpec,
+    TorchClassifier,
+    TrainingNeeds,
+)
 from components.models.hierarchy import (
     Grouping,
     MergeStep,
@@ -10,30 +19,42 @@ from components.models.hierarchy import (
 )
 from components.models.losses import ec_stfl_loss
 from components.models.registry import (
-    ESTIMATORS,
     MODEL_INPUTS,
     available_models,
-    build_model,
+    create_classifier,
     create_model,
+    load_trained,
+    plain_networks,
+    seeded_kwargs,
     stack_inputs,
+    training_needs,
 )
 from components.models.sampling import ClassAwareBatchSampler
 from components.models.simple_fit import predict_proba
 
 __all__ = [
-    "ESTIMATORS",
     "MODEL_INPUTS",
     "ClassAwareBatchSampler",
+    "Classifier",
+    "FitLoop",
+    "FitOutcome",
+    "ModelSpec",
+    "TorchClassifier",
+    "TrainingNeeds",
     "Grouping",
     "MergeStep",
     "available_models",
-    "build_model",
+    "create_classifier",
     "create_model",
     "cross_entropy_h",
     "ec_stfl_loss",
     "group_categories",
+    "load_trained",
+    "plain_networks",
     "predict_proba",
     "similarity",
     "similarity_matrix",
+    "seeded_kwargs",
     "stack_inputs",
+    "training_needs",
 ]

@@ -1,7 +1,7 @@
 """Seed 002 estimator: a planar model picks the groups, a first model routes to a group and
 one second model per multi-member group picks the category (methods.md 3.5-3.6).
 
-``fit`` trains the planar model out-of-fold to get an honest confusion matrix, groups the
+``fit_arrays`` trains the planar model out-of-fold to get an honest confusion matrix, groups the
 categories with :func:`components.models.hierarchy.group_categories`, then trains the
 group model and the second models with the injected ``train_fn``.
 """
@@ -9,12 +9,13 @@ group model and the second models with the injected ``train_fn``.
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from torch import nn
 
 from components.errors import ConfigError, DataError
+from components.models.classifier import Classifier, Dataset, FitLoop, FitOutcome, TrainingNeeds
 from components.models.cv import out_of_fold_proba, seeded_model
 from components.models.hierarchy import Grouping, group_categories
 from components.models.simple_fit import TrainFn, predict_proba
@@ -22,7 +23,7 @@ from components.models.simple_fit import TrainFn, predict_proba
 ROUTINGS = ("hard", "soft")
 
 
-class HierarchicalClassifier:
+class HierarchicalClassifier(Classifier):
     """Two-stage classifier over groups of mutually confused categories.
 
     Args:
@@ -58,12 +59,12 @@ class HierarchicalClassifier:
     ) -> None:
         if routing not in ROUTINGS:
             raise ConfigError(f"hierarchical.routing: {routing!r} is not one of {ROUTINGS}")
-        from components.models.registry import ESTIMATORS, available_models
+        from components.models.registry import plain_networks  # it builds this class
 
-        if base in ESTIMATORS or base not in available_models():
+        if base not in plain_networks():
             raise ConfigError(
                 f"hierarchical.base: {base!r} is not a plain CNN of the registry; use one of "
-                f"{', '.join(m for m in available_models() if m not in ESTIMATORS)}"
+                f"{', '.join(plain_networks())}"
             )
         if class_names is not None and len(class_names) != num_classes:
             raise ConfigError(
@@ -80,7 +81,17 @@ class HierarchicalClassifier:
 
         return create_model(self.base, n_out, self.in_channels, **self.base_kwargs)
 
-    def fit(
+    needs: ClassVar[TrainingNeeds] = TrainingNeeds(distributed=False, mirror_tta=False)
+
+    def fit(self, train: Dataset, val: Dataset, loop: FitLoop) -> FitOutcome:
+        """Fit from the stacked batches; every network trains through ``loop``."""
+        x_val = val.rows(slice(None)) if len(val) else None
+        self.fit_arrays(train.rows(slice(None)), train.y,
+                        loop.sub_model_fn(self.training_rows(len(train))),
+                        x_val, val.y if len(val) else None)
+        return FitOutcome()
+
+    def fit_arrays(
         self,
         x: np.ndarray,
         y: np.ndarray,
@@ -179,21 +190,6 @@ class HierarchicalClassifier:
         """Rows all sub-model fits train on together, for sharing a time budget: the
         out-of-fold nets see (folds - 1) x N, the group net N, the second nets at most N."""
         return float((self.folds + 1) * n_train)
-
-    def fit_inputs(
-        self,
-        inputs: dict[str, np.ndarray],
-        y: np.ndarray,
-        train_fn: TrainFn,
-        val_inputs: dict[str, np.ndarray] | None = None,
-        y_val: np.ndarray | None = None,
-    ) -> HierarchicalClassifier:
-        """:meth:`fit` from modality arrays keyed as in ``MODEL_INPUTS`` ("color")."""
-        return self.fit(inputs["color"], y, train_fn, (val_inputs or {}).get("color"), y_val)
-
-    def predict_proba_inputs(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        """:meth:`predict_proba` from modality arrays keyed as in ``MODEL_INPUTS``."""
-        return self.predict_proba(inputs["color"])
 
 
 def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:

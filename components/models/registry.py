@@ -9,13 +9,24 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy as np
+import torch
 
 from components.errors import ConfigError, DataError
 from components.models.baseline import BaselineCNN
 from components.models.c3d import C3D
+from components.models.classifier import (
+    ESTIMATOR_FILE,
+    TORCH_FILE,
+    Classifier,
+    ModelSpec,
+    TorchClassifier,
+    TrainingNeeds,
+)
 from components.models.hierarchical import HierarchicalClassifier
 from components.models.partition import PartitionCNN
 from components.models.seed000 import (
@@ -40,7 +51,15 @@ MODEL_INPUTS: dict[str, tuple[str, ...]] = {
     "c3d_ecstfl": ("frames",),
 }
 
-ESTIMATORS: frozenset[str] = frozenset({"svm_fusion", "hierarchical"})
+# Models that are not one network: classifiers of their own (fit through the loop, pickled).
+_ESTIMATOR_CLASSES: dict[str, type[Classifier]] = {
+    "svm_fusion": SVMFusion,
+    "hierarchical": HierarchicalClassifier,
+}
+# What a plain network's training needs beyond the defaults, declared once here.
+_NETWORK_NEEDS: dict[str, TrainingNeeds] = {
+    "c3d_ecstfl": TrainingNeeds(ecstfl=True),
+}
 
 
 def _svm_fusion(num_classes: int, in_channels: int, depth_channels: int = 1, **kw: Any):
@@ -75,11 +94,66 @@ def available_models() -> list[str]:
     return sorted(_BUILDERS)
 
 
-def build_model(spec: Any) -> Any:
-    """An untrained model of a trained run's spec (its ``arch``, ``num_classes``,
-    ``in_channels`` and ``model_kwargs``): the one way a saved model is rebuilt before its
-    weights are loaded."""
-    return create_model(spec.arch, spec.num_classes, spec.in_channels, **spec.model_kwargs)
+def plain_networks() -> list[str]:
+    """Names whose model is one network (what ``hierarchical`` may use as its base)."""
+    return [name for name in available_models() if name not in _ESTIMATOR_CLASSES]
+
+
+def training_needs(name: str) -> TrainingNeeds:
+    """What model ``name`` declares about its training and inference.
+
+    Raises:
+        ConfigError: unknown name.
+    """
+    if name not in _BUILDERS:
+        raise ConfigError(f"model {name!r} is unknown; available: {', '.join(available_models())}")
+    if name in _ESTIMATOR_CLASSES:
+        return _ESTIMATOR_CLASSES[name].needs
+    return _NETWORK_NEEDS.get(name, TrainingNeeds())
+
+
+def seeded_kwargs(name: str, kwargs: dict[str, Any], seed: int) -> dict[str, Any]:
+    """``kwargs`` with ``seed`` added when the model takes one and none is set (the
+    estimators seed their folds and SVM; networks are seeded by the trainer)."""
+    out = dict(kwargs)
+    if "seed" in _accepted_kwargs(name):
+        out.setdefault("seed", seed)
+    return out
+
+
+def create_classifier(name: str, num_classes: int, in_channels: int, *, mirror: bool = False,
+                      **kwargs: Any) -> Classifier:
+    """Model ``name`` behind the one :class:`Classifier` interface.
+
+    ``mirror`` turns on mirrored test-time averaging where the model supports it.
+
+    Raises:
+        ConfigError: as :func:`create_model`.
+    """
+    model = create_model(name, num_classes, in_channels, **kwargs)
+    if isinstance(model, Classifier):
+        return model
+    return TorchClassifier(model, training_needs(name), mirror=mirror)
+
+
+def load_trained(run_dir: Path) -> tuple[ModelSpec, Classifier]:
+    """Rebuild the trained model a run folder holds (``model.pt`` or ``model.pkl``).
+
+    Raises:
+        DataError: the folder holds neither, or the file is not a ferops model.
+    """
+    run_dir = Path(run_dir)
+    if (run_dir / TORCH_FILE).exists():
+        payload = torch.load(run_dir / TORCH_FILE, map_location="cpu", weights_only=False)
+        spec = ModelSpec.from_dict(payload["spec"])
+        net = create_model(spec.arch, spec.num_classes, spec.in_channels, **spec.model_kwargs)
+        net.load_state_dict(payload["state_dict"])
+        return spec, TorchClassifier(net.eval(), training_needs(spec.arch),
+                                     mirror=spec.tta_mirror)
+    if (run_dir / ESTIMATOR_FILE).exists():
+        payload = joblib.load(run_dir / ESTIMATOR_FILE)
+        return ModelSpec.from_dict(payload["spec"]), payload["estimator"]
+    raise DataError(f"{run_dir}: no {TORCH_FILE} or {ESTIMATOR_FILE} (run the train stage)")
 
 
 def create_model(name: str, num_classes: int, in_channels: int, **kwargs: Any) -> Any:
@@ -107,14 +181,18 @@ def create_model(name: str, num_classes: int, in_channels: int, **kwargs: Any) -
         raise ConfigError(f"model {name}: {exc}") from exc
 
 
+def _accepted_kwargs(name: str) -> set[str]:
+    accepted: set[str] = set()
+    for source in _KWARG_SOURCES.get(name, (_BUILDERS[name],)):
+        accepted |= set(inspect.signature(source).parameters)
+    return accepted - _POSITIONAL
+
+
 def _check_kwargs(name: str, kwargs: dict[str, Any]) -> None:
     """Reject kwargs the architecture does not take, naming them and the accepted ones."""
     if name == "hierarchical":
         return  # its extra kwargs belong to the base CNN, checked when each one is built
-    accepted: set[str] = set()
-    for source in _KWARG_SOURCES.get(name, (_BUILDERS[name],)):
-        accepted |= set(inspect.signature(source).parameters)
-    accepted -= _POSITIONAL
+    accepted = _accepted_kwargs(name)
     unknown = sorted(set(kwargs) - accepted)
     if unknown:
         raise ConfigError(

@@ -25,7 +25,8 @@ def predict_proba(model: nn.Module, x: np.ndarray, batch_size: int = 256) -> np.
     model.eval()
     out = []
     for start in range(0, len(x), batch_size):
-        batch = torch.as_tensor(np.asarray(x[start : start + batch_size], dtype=np.float32))
+        batch = torch.from_numpy(
+            np.ascontiguousarray(x[start : start + batch_size], dtype=np.float32))
         out.append(torch.softmax(model(batch).double(), dim=1).numpy())  # sums to 1 in fp64
     if not out:
         raise ValueError("predict_proba: no samples")

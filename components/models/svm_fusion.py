@@ -9,6 +9,8 @@ to trust both networks blindly.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.model_selection import StratifiedKFold, cross_val_score
@@ -16,6 +18,7 @@ from sklearn.svm import LinearSVC
 from torch import nn
 
 from components.errors import DataError
+from components.models.classifier import Classifier, Dataset, FitLoop, FitOutcome, TrainingNeeds
 from components.models.cv import out_of_fold_proba, seeded_model
 from components.models.seed000 import color_cnn, depth_cnn
 from components.models.simple_fit import TrainFn, predict_proba
@@ -23,8 +26,10 @@ from components.models.simple_fit import TrainFn, predict_proba
 C_GRID: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
 
 
-class SVMFusion:
-    """Estimator for variant B with ``fit(x_depth, x_color, y, train_fn)`` / ``predict_proba``.
+class SVMFusion(Classifier):
+    """Variant B behind the classifier interface: ``fit(train, val, loop)`` and
+    ``predict_proba(x)`` on the stacked depth + colour batch (``fit_arrays`` and
+    ``predict_proba_pair`` take the two modalities apart).
 
     Args:
         num_classes: categories (columns of ``predict_proba``).
@@ -61,7 +66,30 @@ class SVMFusion:
         """A fresh NN3 (colour network)."""
         return color_cnn(self.num_classes, self.color_channels, **self.color_kwargs)
 
-    def fit(
+    needs: ClassVar[TrainingNeeds] = TrainingNeeds(distributed=False, mirror_tta=False)
+
+    def fit(self, train: Dataset, val: Dataset, loop: FitLoop) -> FitOutcome:
+        """Fit from stacked batches; every sub-network trains through ``loop``."""
+        depth, color = self.split(train.rows(slice(None)))
+        depth_val, color_val = self.split(val.rows(slice(None))) if len(val) else (None, None)
+        self.fit_arrays(depth, color, train.y, loop.sub_model_fn(self.training_rows(len(train))),
+                        depth_val, color_val, val.y if len(val) else None)
+        return FitOutcome()
+
+    def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Cut a stacked batch into its depth and colour parts (depth channels first).
+
+        Raises:
+            DataError: the channel count is not depth + colour.
+        """
+        x = np.asarray(x, dtype=np.float32)
+        expected = self.depth_channels + self.color_channels
+        if x.ndim != 4 or x.shape[1] != expected:
+            raise DataError(f"svm_fusion: expected (N, {expected}, H, W) with {self.depth_channels}"
+                            f" depth + {self.color_channels} colour channels, got {x.shape}")
+        return x[:, :self.depth_channels], x[:, self.depth_channels:]
+
+    def fit_arrays(
         self,
         x_depth: np.ndarray,
         x_color: np.ndarray,
@@ -132,37 +160,18 @@ class SVMFusion:
             predict_proba(self.color_model_, x_color),
         ])
 
-    def predict_proba(self, x_depth: np.ndarray, x_color: np.ndarray) -> np.ndarray:
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Per-class probabilities (N, num_classes) of a stacked depth + colour batch."""
+        return self.predict_proba_pair(*self.split(x))
+
+    def predict_proba_pair(self, x_depth: np.ndarray, x_color: np.ndarray) -> np.ndarray:
         """Per-class probabilities (N, num_classes) summing to 1; absent classes get 0."""
         proba = self.svm_.predict_proba(self.features(x_depth, x_color))
         full = np.zeros((len(proba), self.num_classes))
         full[:, self.classes_] = proba
         return full
 
-    def predict(self, x_depth: np.ndarray, x_color: np.ndarray) -> np.ndarray:
-        """The most probable class index per sample."""
-        return self.predict_proba(x_depth, x_color).argmax(axis=1)
-
     def training_rows(self, n_train: int) -> float:
         """Rows all sub-model fits train on together, for sharing a time budget: per
         modality (folds - 1) x N out of fold plus N for the final net."""
         return float(2 * self.folds * n_train)
-
-    def fit_inputs(
-        self,
-        inputs: dict[str, np.ndarray],
-        y: np.ndarray,
-        train_fn: TrainFn,
-        val_inputs: dict[str, np.ndarray] | None = None,
-        y_val: np.ndarray | None = None,
-    ) -> SVMFusion:
-        """:meth:`fit` from modality arrays keyed as in ``MODEL_INPUTS`` ("depth", "color")."""
-        val = val_inputs or {}
-        return self.fit(
-            inputs["depth"], inputs["color"], y, train_fn,
-            val.get("depth"), val.get("color"), y_val,
-        )
-
-    def predict_proba_inputs(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        """:meth:`predict_proba` from modality arrays keyed as in ``MODEL_INPUTS``."""
-        return self.predict_proba(inputs["depth"], inputs["color"])

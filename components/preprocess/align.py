@@ -18,6 +18,8 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from components.data.io import match_channels
+
 # Haar detection runs on a copy whose longer side is at most this (faces in photos are large;
 # detecting at full resolution costs several times more and finds the same box). No histogram
 # equalisation: it lifts background noise into face-like windows and triples the cost.
@@ -53,11 +55,6 @@ def _cascade(name: str) -> cv2.CascadeClassifier:
     if classifier.empty():  # pragma: no cover - the wheel ships these files
         raise RuntimeError(f"OpenCV cascade {name} could not be loaded")
     return classifier
-
-
-def to_grey(image: np.ndarray) -> np.ndarray:
-    """Grey uint8 view of an RGB or grey image (the cascades work on intensity only)."""
-    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
 
 
 def detect_faces(grey: np.ndarray, limit: int) -> list[tuple[int, int, int, int]]:
@@ -218,7 +215,7 @@ def locate(
     if is_crop:
         box = (0, 0, width, height)
         return Located(proportional_eyes(box, canonical), "aligned_crop", box)
-    grey = to_grey(image)
+    grey = match_channels(image, 1)
     box = detect_face(grey)
     if box is None:
         return Located(None, "center_crop")

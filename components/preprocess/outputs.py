@@ -89,7 +89,7 @@ def write_labels(folder: Path, ids: list[str], y: list[int], occluded: list[bool
     np.save(folder / "fallback.npy", np.asarray(fallback, dtype=bool))
 
 
-def flat_metrics(report: dict[str, Any]) -> dict[str, float | int]:
+def task_split_metrics(report: dict[str, Any]) -> dict[str, float | int]:
     """``report.json`` flattened to ``<task>.<split>.<key>`` numbers for ``dvc metrics``."""
     metrics: dict[str, float | int] = {}
     for task, splits in report.get("tasks", {}).items():

@@ -25,7 +25,7 @@ from components.preprocess.config import PreprocessConfig
 from components.preprocess.outputs import (
     ArraySink,
     contact_sheet,
-    flat_metrics,
+    task_split_metrics,
     write_labels,
     write_subset,
 )
@@ -41,6 +41,7 @@ from components.preprocess.runner import (
     split_order,
     task_of,
 )
+from components.timings import split_timings, write_timings
 
 log = logging.getLogger(__name__)
 SHEET_SIDE = 96  # raw images are shown at this side on the contact sheet
@@ -113,8 +114,10 @@ def preprocess_manifest(
         if executor is not None:
             executor.shutdown()
     report["seconds"] = round(time.perf_counter() - started, 3)
-    write_json(out / "report.json", report)
-    write_json(out / "metrics.json", flat_metrics(report))
+    stored, timings = split_timings(report)
+    write_json(out / "report.json", stored)
+    write_json(out / "metrics.json", task_split_metrics(stored))
+    write_timings(out, "preprocess", timings)
     write_sheet(frame, tasks, splits, out, config.contact_sheet_examples)
     return report
 

@@ -58,12 +58,11 @@ def _text_bytes(text: str, field: str, limits: ServingConfig) -> bytes:
     stripped = text.strip()
     if stripped.startswith("data:") and "," in stripped:  # data URLs from browsers
         stripped = stripped.split(",", 1)[1]
+    if in_scoring_server() and not limits.allow_paths_when_served:
+        return _served_text_bytes(stripped, field)
     if 0 < len(stripped) <= MAX_PATH_CHARS and _looks_like_path(stripped):
         path = Path(stripped).expanduser()
         if _is_file(path):
-            if in_scoring_server() and not limits.allow_paths_when_served:
-                raise InputError(f"{field}: file paths are not accepted by the served model; "
-                                 "send the image as base64")
             return path.read_bytes()
     try:
         return base64.b64decode(stripped, validate=True)
@@ -72,6 +71,17 @@ def _text_bytes(text: str, field: str, limits: ServingConfig) -> bytes:
             raise InputError(f"{field}: {stripped}: file not found") from exc
         raise InputError(f"{field}: not an image (text is neither base64 nor a file path)"
                          ) from exc
+
+
+def _served_text_bytes(text: str, field: str) -> bytes:
+    """Base64 only, deciding without touching the server's filesystem: a path to an
+    existing file and a path to a missing one get the same answer, so a client learns
+    nothing about which files the server holds."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InputError(f"{field}: not base64 image data (the served model takes images as "
+                         "base64; file paths are not accepted)") from exc
 
 
 def _is_file(path: Path) -> bool:

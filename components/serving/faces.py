@@ -16,12 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from components.data.io import match_channels, to_grey
 from components.preprocess import align, intensity
 from components.preprocess.process import TaskPlan, finish_clip, finish_stills, is_crop
 from components.serving.decode import InputError
 from components.serving.eyes import Quad, located_by_eyes
 from components.serving.settings import ServingSettings
-from components.training.data import COLOUR_MODALITIES, to_grey
+from components.training.data import COLOUR_MODALITIES
 
 Box = tuple[int, int, int, int]
 
@@ -74,7 +75,7 @@ def locate_faces(image: np.ndarray, settings: ServingSettings,
         return [located_by_eyes(image, quad, canonical, settings.size) for quad in eyes]
     if is_crop(image.shape, False, settings.preprocess.input):
         return [align.locate(image, None, is_crop=True, canonical=canonical)]
-    grey = align.to_grey(image)
+    grey = match_channels(image, 1)
     boxes = align.detect_faces(grey, settings.limits.max_faces)
     if not boxes:
         return [align.Located(None, "center_crop")]

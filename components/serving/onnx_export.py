@@ -92,17 +92,16 @@ def export_onnx(loaded: LoadedModel, out: Path) -> Path:
         The ``.onnx`` path.
 
     Raises:
-        DataError: the model is an estimator, or the export fails.
+        DataError: the model is not a single network, or the export fails.
     """
-    from components.models.contract import LogitsOnly
-
     spec = loaded.settings.spec
-    if not loaded.is_torch:
-        raise DataError(f"architecture {spec.arch}: estimators (scikit-learn parts) cannot be "
-                        "exported to ONNX; serve it with --runtime torch")
+    network = loaded.classifier.network()
+    if network is None:
+        raise DataError(f"architecture {spec.arch}: not a single network (it has scikit-learn "
+                        "parts), so it cannot be exported to ONNX; serve it with --runtime torch")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    net = LogitsOnly(exportable(loaded.model)).eval()
+    net = exportable(network)
     example = torch.from_numpy(example_batch(loaded.settings, 2))
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     for name in ("onnx_ir", "onnxscript"):  # their INFO lines describe internal passes
@@ -125,17 +124,11 @@ def export_onnx(loaded: LoadedModel, out: Path) -> Path:
 
 def example_batch(settings: ServingSettings, n: int, seed: int = 0) -> np.ndarray:
     """A float32 batch of ``n`` random inputs of the model's shape (tracing and benchmarks)."""
-    channels = sum(c for _, c in _channels(settings))
+    channels = settings.spec.in_channels
     shape = (n, channels, settings.size, settings.size)
     if settings.is_video:
         shape = (n, settings.preprocess.clip_frames, channels, settings.size, settings.size)
     return np.random.default_rng(seed).random(shape, dtype=np.float32)
-
-
-def _channels(settings: ServingSettings) -> list[tuple[str, int]]:
-    from components.serving.predictor import modality_channels
-
-    return modality_channels(settings)
 
 
 def onnx_backend(onnx_path: Path, threads: int = 0) -> Backend:

@@ -2,8 +2,8 @@
 
 :class:`Predictor` parses a request (DataFrame rows, arrays, paths), runs the training chain
 (:mod:`components.serving.faces`), batches every face of the request into one forward pass of
-a *backend* (torch, an estimator, or onnxruntime) and returns the result table. The MLflow
-pyfunc and the ``ferops predict`` CLI both call it, so they cannot drift apart.
+a *backend* (the trained classifier in process, or onnxruntime) and returns the result
+table. The MLflow pyfunc and the ``ferops predict`` CLI both call it, so they cannot drift apart.
 """
 
 from __future__ import annotations
@@ -37,39 +37,14 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def torch_backend(model: Any, batch_size: int = 256) -> Backend:
-    """Probabilities from a torch classifier returning logits (or ``(logits, ...)``)."""
-    import torch
-
-    model = model.eval()
+def classifier_backend(classifier: Any) -> Backend:
+    """Probabilities from a trained :class:`~components.models.Classifier`, in process."""
 
     def run(batch: np.ndarray) -> np.ndarray:
-        outs = []
-        with torch.inference_mode():
-            for start in range(0, len(batch), batch_size):
-                out = model(torch.from_numpy(np.ascontiguousarray(batch[start:start + batch_size])))
-                out = out[0] if isinstance(out, tuple) else out
-                outs.append(out.float().numpy())
-        return softmax(np.concatenate(outs))
-
-    return run
-
-
-def estimator_backend(estimator: Any, modalities: list[tuple[str, int]]) -> Backend:
-    """Probabilities from an estimator (``predict_proba_inputs`` on per-modality arrays)."""
-    from components.models.contract import split_channels
-
-    def run(batch: np.ndarray) -> np.ndarray:
-        proba = estimator.predict_proba_inputs(split_channels(batch, modalities))
+        proba = classifier.predict_proba(np.ascontiguousarray(batch, dtype=np.float32))
         return np.asarray(proba, dtype=np.float32)
 
     return run
-
-
-def modality_channels(settings: ServingSettings) -> list[tuple[str, int]]:
-    """``(modality, channels)`` in stacking order, as the model reads them."""
-    colour = 1 if settings.spec.grey else settings.channels
-    return [(m, 1 if m == "depth" else colour) for m in settings.spec.inputs]
 
 
 class Predictor:

@@ -20,14 +20,15 @@ from typing import Any
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 
 from components.errors import DataError, FeropsError
+from components.models import Classifier, load_trained
+from components.models.classifier import ESTIMATOR_FILE, TORCH_FILE
 from components.serving.decode import encode_png, to_base64
 from components.serving.predictor import (
     Predictor,
-    estimator_backend,
-    modality_channels,
-    torch_backend,
+    classifier_backend,
 )
 from components.serving.settings import (
     SETTINGS_FILE,
@@ -51,18 +52,14 @@ EXAMPLE_ROWS = 2
 
 @dataclass
 class LoadedModel:
-    """A trained network (or estimator) rebuilt from its file, with its settings."""
+    """A trained classifier rebuilt from its file, with its serving settings."""
 
     settings: ServingSettings
-    model: Any
-    is_torch: bool
+    classifier: Classifier
 
     def predictor(self) -> Predictor:
-        """A :class:`Predictor` running the model in process (torch or estimator)."""
-        if self.is_torch:
-            return Predictor(self.settings, torch_backend(self.model))
-        return Predictor(self.settings,
-                         estimator_backend(self.model, modality_channels(self.settings)))
+        """A :class:`Predictor` running the classifier in process."""
+        return Predictor(self.settings, classifier_backend(self.classifier))
 
 
 def load_model_file(model_file: Path, settings: ServingSettings) -> LoadedModel:
@@ -71,19 +68,39 @@ def load_model_file(model_file: Path, settings: ServingSettings) -> LoadedModel:
     Raises:
         DataError: the file is missing or not a ferops model file.
     """
-    from components.models import build_model
-    from components.training.run import load_trained
-
     model_file = Path(model_file)
     if not model_file.is_file():
         raise DataError(f"{model_file}: model file not found")
-    _, model, is_torch = load_trained(model_file.parent, build_model)
-    return LoadedModel(settings, model, is_torch)
+    _, classifier = load_trained(model_file.parent)
+    return LoadedModel(settings, classifier)
 
 
 # The signature is given explicitly at log time; MLflow's nudge towards type hints (issued when
 # the class is defined and at every load) is noise here.
 warnings.filterwarnings("ignore", message=r".*type hints to the `predict` method.*")
+
+
+class RequestRefused(MlflowException):
+    """The 400 a bad request gets: its message is ours alone.
+
+    MLflow's scoring server rewrites the message of any MlflowException raised by
+    ``predict`` to ``Failed to predict data '<the whole request>'. Error: ...``, echoing the
+    client's payload (megabytes of base64) back before the reason. This subclass keeps the
+    message it was raised with.
+    """
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        self._line = str(message)
+        super().__init__(message, **kwargs)
+
+    @property  # type: ignore[override]
+    def message(self) -> str:
+        """The reason, as raised."""
+        return self._line
+
+    @message.setter
+    def message(self, _value: str) -> None:
+        """Ignored: the scoring server's prefix would echo the request."""
 
 
 class FaceExpressionModel(mlflow.pyfunc.PythonModel):
@@ -118,9 +135,8 @@ class FaceExpressionModel(mlflow.pyfunc.PythonModel):
         """Score every face of every input row.
 
         Raises:
-            MlflowException: INVALID_PARAMETER_VALUE (HTTP 400) for a bad request.
+            RequestRefused: INVALID_PARAMETER_VALUE (HTTP 400) for a bad request.
         """
-        from mlflow.exceptions import MlflowException
         from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
         if self.predictor is None:
@@ -129,7 +145,7 @@ class FaceExpressionModel(mlflow.pyfunc.PythonModel):
         try:
             return self.predictor.predict(model_input)
         except FeropsError as exc:
-            raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from exc
+            raise RequestRefused(str(exc), error_code=INVALID_PARAMETER_VALUE) from exc
 
 
 def signature(settings: ServingSettings) -> Any:
@@ -209,11 +225,9 @@ def trained_settings(run_dir: Path, task_dir: Path, preprocess_values: dict[str,
         DataError: no trained model in ``run_dir`` or unreadable arrays.
         ConfigError: invalid preprocess / serving values.
     """
-    from components.models import build_model
     from components.training.data import load_split
-    from components.training.run import load_trained
 
-    spec, _, _ = load_trained(Path(run_dir), build_model)
+    spec, _ = load_trained(Path(run_dir))
     colour_key = next((m for m in spec.inputs if m != "depth"), spec.inputs[0])
     part = load_split(task_dir, "val", (colour_key,)).parts[0]
     channels = int(part.shape[part.ndim - 3]) if colour_key != "depth" else 3
@@ -227,8 +241,6 @@ def model_file(run_dir: Path) -> Path:
     Raises:
         DataError: neither exists.
     """
-    from components.training.run import ESTIMATOR_FILE, TORCH_FILE
-
     for name in (TORCH_FILE, ESTIMATOR_FILE):
         if (Path(run_dir) / name).is_file():
             return Path(run_dir) / name
@@ -284,8 +296,6 @@ def load_serving(uri: str) -> FaceExpressionModel:
     Raises:
         DataError: the URI cannot be loaded or is not a ferops serving model.
     """
-    from mlflow.exceptions import MlflowException
-
     try:
         pyfunc = mlflow.pyfunc.load_model(uri)
     except (MlflowException, OSError) as exc:
@@ -311,14 +321,10 @@ def resolve_model(model: str, data_dir: Path | None = None,
         DataError: nothing loadable at ``model``.
     """
     from components.training.data import task_folder
-    from components.training.run import ESTIMATOR_FILE, TORCH_FILE
 
     folder = Path(model)
     if folder.is_dir() and any((folder / n).is_file() for n in (TORCH_FILE, ESTIMATOR_FILE)):
-        from components.models import build_model
-        from components.training.run import load_trained
-
-        spec, _, _ = load_trained(folder, build_model)
+        spec, _ = load_trained(folder)
         if data_dir is None:
             raise DataError(f"{folder}: a training run folder needs the preprocessed data "
                             "folder (--data) for its input size")

@@ -17,8 +17,8 @@ from typing import Any
 from components.config import build_config
 from components.errors import ConfigError, DataError
 from components.jsonio import write_json
+from components.models import ModelSpec
 from components.preprocess.config import PreprocessConfig, preprocess_config
-from components.training.run import ModelSpec
 
 WHERE = "params.yaml:serving"
 SETTINGS_FILE = "serving.json"

@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from components.models import build_model
-from components.models.contract import LogitsOnly, pinned_requirements, split_channels
+from components.models import ModelSpec, load_trained
+from components.models.classifier import ESTIMATOR_FILE
+from components.models.contract import pinned_requirements
 from components.tracking.pyfunc_models import ESTIMATOR_ARTIFACT, EstimatorModel
 from components.training.data import load_split
-from components.training.run import ESTIMATOR_FILE, ModelSpec, load_trained
 
 MODEL_NAME = "model"  # artifact name: the model URI is ``runs:/<run_id>/model``
 MIN_EXAMPLE = 2  # batch size of the input example: 1 would freeze the batch axis in pt2
@@ -64,12 +64,6 @@ def input_example(task_dir: Path, spec: ModelSpec, split: str = "val") -> np.nda
     return np.ascontiguousarray(rows, dtype=np.float32)
 
 
-def modality_channels(task_dir: Path, spec: ModelSpec, split: str = "val") -> list[tuple[str, int]]:
-    """``(modality, channels)`` in stacking order, after grey conversion."""
-    return [(m, load_split(task_dir, split, (m,), grey=spec.grey).in_channels)
-            for m in spec.inputs]
-
-
 def log_trained_model(run_dir: Path, task_dir: Path) -> LoggedModel:
     """Log the model saved in ``run_dir`` (model.pt or model.pkl) to the active run.
 
@@ -79,19 +73,19 @@ def log_trained_model(run_dir: Path, task_dir: Path) -> LoggedModel:
     Raises:
         DataError: ``run_dir`` holds no trained model, or the data cannot be read.
     """
-    spec, model, is_torch = load_trained(Path(run_dir), build_model)
+    spec, classifier = load_trained(Path(run_dir))
     example = input_example(task_dir, spec)
-    if is_torch:
-        return log_torch_model(model, example, spec)
-    channels = modality_channels(task_dir, spec)
-    return log_estimator_model(Path(run_dir) / ESTIMATOR_FILE, channels, example, spec)
+    net = classifier.network()
+    if net is not None:  # one network: the pytorch flavor, loadable without ferops
+        return log_torch_model(net, example, spec)
+    return log_estimator_model(Path(run_dir) / ESTIMATOR_FILE, example, spec)
 
 
-def log_torch_model(model: nn.Module, example: np.ndarray, spec: ModelSpec) -> LoggedModel:
-    """Log a torch classifier (eval mode, logits out) with a batch-agnostic signature."""
+def log_torch_model(net: nn.Module, example: np.ndarray, spec: ModelSpec) -> LoggedModel:
+    """Log a network (eval mode, one logits output) with a batch-agnostic signature."""
     import mlflow
 
-    net = LogitsOnly(model.eval()).eval()
+    net = net.eval()
     with torch.no_grad():
         output = net(torch.from_numpy(example)).numpy()
         latency = batch1_latency_ms(lambda one: net(torch.from_numpy(one)), example)
@@ -106,20 +100,17 @@ def log_torch_model(model: nn.Module, example: np.ndarray, spec: ModelSpec) -> L
     return _logged(info, "pytorch", example, latency)
 
 
-def log_estimator_model(
-    pickle_path: Path, channels: list[tuple[str, int]], example: np.ndarray, spec: ModelSpec
-) -> LoggedModel:
-    """Log an estimator's ``model.pkl`` as a pyfunc bundle returning class probabilities."""
+def log_estimator_model(pickle_path: Path, example: np.ndarray, spec: ModelSpec) -> LoggedModel:
+    """Log a classifier's ``model.pkl`` as a pyfunc bundle returning class probabilities."""
     import joblib
     import mlflow
 
     estimator = joblib.load(pickle_path)["estimator"]
-    output = np.asarray(estimator.predict_proba_inputs(split_channels(example, channels)))
-    latency = batch1_latency_ms(
-        lambda one: estimator.predict_proba_inputs(split_channels(one, channels)), example)
+    output = np.asarray(estimator.predict_proba(example))
+    latency = batch1_latency_ms(estimator.predict_proba, example)
     info = mlflow.pyfunc.log_model(
         name=MODEL_NAME,
-        python_model=EstimatorModel(channels),
+        python_model=EstimatorModel(),
         artifacts={ESTIMATOR_ARTIFACT: str(pickle_path)},
         signature=_signature(example, output),
         input_example=example,

@@ -14,26 +14,17 @@ from typing import Any
 import mlflow.pyfunc
 import numpy as np
 
-from components.models.contract import split_channels
-
 ESTIMATOR_ARTIFACT = "estimator"  # key of the pickled estimator in the model's artifacts
 
 
 class EstimatorModel(mlflow.pyfunc.PythonModel):
-    """Serves a fitted estimator from its ``model.pkl`` (``{"spec", "estimator"}``, joblib).
+    """Serves a fitted classifier from its ``model.pkl`` (``{"spec", "estimator"}``, joblib)."""
 
-    Args:
-        modalities: ``(name, channels)`` per input modality in stacking order, e.g.
-            ``[("depth", 1), ("color", 3)]``: how to cut a stacked batch back into the
-            per-modality arrays ``predict_proba_inputs`` takes.
-    """
-
-    def __init__(self, modalities: list[tuple[str, int]]) -> None:
-        self.modalities = [(str(name), int(channels)) for name, channels in modalities]
+    def __init__(self) -> None:
         self.estimator: Any = None
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        """Unpickle the estimator from the model's artifact (runs once per load)."""
+        """Unpickle the classifier from the model's artifact (runs once per load)."""
         import joblib
 
         payload = joblib.load(context.artifacts[ESTIMATOR_ARTIFACT])
@@ -48,12 +39,9 @@ class EstimatorModel(mlflow.pyfunc.PythonModel):
         """Per-class probabilities ``(N, num_classes)`` for a stacked float32 batch.
 
         ``model_input`` is ``(N, C, H, W)`` for stills or ``(N, T, C, H, W)`` for clips with
-        ``C`` the sum of the modalities' channels.
+        ``C`` the sum of the modalities' channels, as the networks read it.
 
         Raises:
-            DataError: the batch's channel count does not match the modalities.
+            DataError: the batch's shape does not fit the model.
         """
-        batch = np.asarray(model_input, dtype=np.float32)
-        return self.estimator.predict_proba_inputs(split_channels(batch, self.modalities))
-
-
+        return self.estimator.predict_proba(np.asarray(model_input, dtype=np.float32))

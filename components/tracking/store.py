@@ -29,9 +29,17 @@ ARTIFACT_DIR = "mlartifacts"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 
-# Written into each training run folder: where its MLflow run and models are (the registry
-# reads it to register the run).
-RUN_FILE = "mlflow_run.json"
+# The record of where a training run's MLflow run and models are (the registry reads it to
+# register the run). It names a run id that is new on every run, so it lives beside the run
+# folders, not in them: artifacts/train/<arch> keeps the same bytes for the same params.
+RECORDS_FOLDER = "tracking"
+
+
+def run_record_path(run_dir: Path) -> Path:
+    """``artifacts/train/<arch>`` -> ``artifacts/tracking/train/<arch>.json`` (the folder of
+    run folders is kept in the path, so two sets of run folders never share records)."""
+    run_dir = Path(run_dir)
+    return run_dir.parent.parent / RECORDS_FOLDER / run_dir.parent.name / f"{run_dir.name}.json"
 
 
 def project_root() -> Path:

@@ -4,7 +4,7 @@ The run is opened before training starts, so system metrics (CPU, memory) cover 
 a crash leaves a FAILED run instead of nothing; results are logged once the trainer has
 written its outputs (``metrics.json``, ``history.csv``, ``plots/``, ``model.pt|pkl``), so what
 MLflow shows is exactly what DVC tracks. The run id and model URI are written to
-``<out_dir>/mlflow_run.json`` for the registry.
+``artifacts/tracking/train/<arch>.json`` (beside the run folders) for the registry.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import importlib.util
 import logging
 import math
 import os
+import socket
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -24,26 +25,27 @@ from pathlib import Path
 from typing import Any
 
 from components.jsonio import write_json
+from components.models import ModelSpec
 from components.tracking.lineage import Lineage, collect_lineage, git_commit
 from components.tracking.store import (
-    RUN_FILE,
     TrackingError,
     ensure_experiment,
     experiment_name,
     flatten_params,
     lineage_root,
+    run_record_path,
     tracking_uri,
 )
 from components.tracking.views import leaderboard_columns, share_view
 from components.training.config import TrainConfig
-from components.training.run import ModelSpec
 
 log = logging.getLogger(__name__)
 
 CODE_ROOT = Path(__file__).resolve().parents[2]  # the ferops checkout whose code is running
 # Trainer-config keys that describe the whole study, not this run.
 STUDY_KEYS: frozenset[str] = frozenset({"architectures", "overrides", "model_kwargs"})
-OUTPUT_FILES: tuple[str, ...] = ("metrics.json", "per_class.json", "history.csv")
+OUTPUT_FILES: tuple[str, ...] = ("metrics.json", "per_class.json", "history.csv",
+                                 "predictions.json")
 
 
 @dataclass
@@ -88,6 +90,7 @@ def tracked_training(setup: RunSetup, *, enabled: bool = True) -> Iterator[Train
     root = lineage_root()
     lineage = collect_lineage(setup.task_dir, setup.params, root)
     experiment_id = ensure_experiment(experiment_name(setup.spec.task, lineage.dataset))
+    mark_dead_runs_killed(experiment_id)
     try:
         active = mlflow.start_run(
             experiment_id=experiment_id,
@@ -101,6 +104,53 @@ def tracked_training(setup: RunSetup, *, enabled: bool = True) -> Iterator[Train
         run = TrainingRun(active.info.run_id, experiment_id, setup, lineage)
         run.log_setup()
         yield run
+
+
+HOST_TAG, PID_TAG = "ferops.host", "ferops.pid"  # which process on which machine runs it
+
+
+def mark_dead_runs_killed(experiment_id: str) -> list[str]:
+    """End as KILLED the runs of ``experiment_id`` still marked RUNNING whose process, on
+    this machine, is gone (a training run killed with SIGKILL never ends its MLflow run).
+    Runs of other machines are left alone: their processes cannot be checked from here.
+
+    Returns:
+        The run ids marked.
+    """
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    host = socket.gethostname()
+    marked = []
+    for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'"):
+        tags = run.data.tags
+        if tags.get(HOST_TAG) != host or not str(tags.get(PID_TAG, "")).isdigit():
+            continue
+        if _process_alive(int(tags[PID_TAG])):
+            continue
+        client.set_terminated(run.info.run_id, status="KILLED")
+        marked.append(run.info.run_id)
+        log.warning("MLflow run %s (%s) was left RUNNING by a process that is gone; marked "
+                    "KILLED", run.info.run_id, run.info.run_name)
+    return marked
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def write_untracked_record(out_dir: Path, arch: str, reason: str) -> Path:
+    """The run record of a run with no MLflow run (tracking off, or the architecture was
+    skipped): the file DVC expects exists and tells the registry there is nothing to
+    register."""
+    return write_json(run_record_path(out_dir), {"tracked": False, "arch": arch,
+                                                 "reason": reason})
 
 
 def run_name(setup: RunSetup) -> str:
@@ -118,6 +168,8 @@ def run_tags(setup: RunSetup, lineage: Lineage, root: Path) -> dict[str, str]:
         "stage": "train",
         "data.manifest_digest": lineage.digest,
         "recipe": str(setup.params.get("recipe") or "custom"),
+        HOST_TAG: socket.gethostname(),
+        PID_TAG: str(os.getpid()),
     }
     exp_name = os.environ.get("DVC_EXP_NAME")  # set by `dvc exp run` for every stage
     if exp_name:
@@ -183,7 +235,7 @@ class TrainingRun:
     def log_results(
         self, metrics: dict[str, Any], log_serving: ServingLogger | None = None
     ) -> dict[str, Any]:
-        """Log curves, scores, plots, reports and the model; write ``mlflow_run.json``.
+        """Log curves, scores, plots, reports and the model; write the run record.
 
         Args:
             metrics: the flat metrics the trainer returned (as in ``metrics.json``).
@@ -192,7 +244,7 @@ class TrainingRun:
                 logger, so tracking does not depend on serving).
 
         Returns:
-            The record written to ``<out_dir>/mlflow_run.json``.
+            The record written to :func:`run_record_path` of ``out_dir``.
 
         Raises:
             DataError: the run folder lacks the trained model.
@@ -209,7 +261,7 @@ class TrainingRun:
         self.log_artifacts(out_dir)
         logged = log_trained_model(out_dir, self.setup.task_dir)
         serving_uri = log_serving(out_dir, self.setup.task_dir) if log_serving else None
-        digest = self.log_test_digest()
+        digests = self.log_test_digests()
         mlflow.log_metric("latency_ms", logged.latency_ms, synchronous=True)
         scores = final_metrics(metrics)
         ui_path = share_view(
@@ -226,28 +278,33 @@ class TrainingRun:
             "model_id": logged.model_id,
             "flavor": logged.flavor,
             "serving_uri": serving_uri,
-            "test_digest": digest,
+            "test_digest": digests["test"],
+            "test_digests": digests,
             "latency_ms": logged.latency_ms,
             "arch": self.setup.spec.arch,
             "task": self.setup.spec.task,
             "dataset": self.lineage.dataset,
             "ui_path": ui_path,
         }
-        write_json(out_dir / RUN_FILE, record)
+        write_json(run_record_path(out_dir), record)
         log.info("tracked %s as MLflow run %s (%s)", self.setup.spec.arch, self.run_id,
                  logged.model_uri)
         return record
 
-    def log_test_digest(self) -> str:
-        """Tag ``data.test_digest``: the registry's gate only compares models scored on the
-        same test data. Returns the digest."""
+    def log_test_digests(self) -> dict[str, str]:
+        """Fingerprint every test split the run was scored on (clean, de-duplicated,
+        occluded) and tag the clean one as ``data.test_digest``: the registry's gate only
+        compares models scored on the same data, for whichever split its metric names.
+        Returns ``{split: digest}``."""
         import mlflow
 
         from components.training.digest import test_digest
+        from components.training.run import test_splits
 
-        digest = test_digest(Path(self.setup.task_dir))
-        mlflow.set_tag("data.test_digest", digest)
-        return digest
+        task_dir = Path(self.setup.task_dir)
+        digests = {split: test_digest(task_dir, split) for split in test_splits(task_dir)}
+        mlflow.set_tag("data.test_digest", digests["test"])
+        return digests
 
     def log_history(self, path: Path) -> None:
         """Every numeric column of ``history.csv`` as a metric with step = epoch."""

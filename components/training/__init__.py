@@ -1,8 +1,9 @@
 """The project trainer: one loop for every torch model, metrics, checkpoints, reports.
 
-``Trainer`` trains (optionally DistributedDataParallel under torchrun), ``make_train_fn``
-lends the loop to estimators, ``run.train_torch`` / ``run.train_estimator`` do a whole run
-and write ``model.pt|pkl``, ``metrics.json``, ``per_class.json``, ``history.csv`` and plots.
+``Trainer`` trains (optionally DistributedDataParallel under torchrun), ``loop.TrainerLoop``
+hands it to any classifier's ``fit`` (``make_train_fn`` for an estimator's sub-networks),
+``run.train_run`` does a whole run and writes ``model.pt|pkl``, ``metrics.json``,
+``per_class.json``, ``history.csv`` and plots.
 """
 
 from components.training.config import TrainConfig, resolve_config

@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from components.data.io import to_grey
 from components.errors import DataError
 
 MODALITIES: tuple[str, ...] = ("color", "depth", "color2d", "frames")
 COLOUR_MODALITIES: frozenset[str] = frozenset({"color", "color2d", "frames"})
 # ITU-R BT.601 luma: the grey a 1-channel model would have seen from a grey camera.
-LUMA: tuple[float, float, float] = (0.299, 0.587, 0.114)
 OCC_SPLIT = re.compile(r"^test_occ(\d+)$")
 PRELOAD_BYTES = 2 * 1024**3  # float32 splits below this are held in RAM as one tensor
 
@@ -120,18 +120,6 @@ class SplitData:
     def from_arrays(cls, x: np.ndarray, y: np.ndarray, name: str = "arrays") -> SplitData:
         """Wrap in-memory arrays (already stacked, float32 NCHW or NTCHW)."""
         return cls(parts=[np.asarray(x, dtype=np.float32)], y=y, name=name)
-
-
-def to_grey(x: np.ndarray, channel_axis: int) -> np.ndarray:
-    """RGB -> one luma channel along ``channel_axis``; 1-channel input is returned unchanged."""
-    if x.shape[channel_axis] == 1:
-        return x
-    if x.shape[channel_axis] != 3:
-        raise DataError(f"cannot convert {x.shape[channel_axis]} channels to grey (expected 3)")
-    weights = np.asarray(LUMA, dtype=np.float32).reshape(
-        [3 if i == channel_axis else 1 for i in range(x.ndim)]
-    )
-    return (x * weights).sum(axis=channel_axis, keepdims=True, dtype=np.float32)
 
 
 def read_meta(task_dir: Path) -> dict[str, Any]:

@@ -30,7 +30,7 @@ def write_history_csv(history: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-def flat_metrics(split_reports: dict[str, dict[str, Any]]) -> dict[str, float]:
+def split_score_metrics(split_reports: dict[str, dict[str, Any]]) -> dict[str, float]:
     """``{<split>_<metric>: value}`` for accuracy, UAR and macro-F1 of every split."""
     return {
         f"{split}_{name}": report[name]
@@ -53,7 +53,7 @@ def write_run_outputs(
         The flat metrics written to ``metrics.json``.
     """
     out_dir = Path(out_dir)
-    metrics = {**flat_metrics(split_reports), **extra}
+    metrics = {**split_score_metrics(split_reports), **extra}
     write_json(out_dir / "metrics.json", metrics)
     per_class = {
         split: {k: r[k] for k in ("per_class_recall", "per_class_f1", "confusion", "n")}

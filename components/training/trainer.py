@@ -56,8 +56,6 @@ from components.training.metrics import classification_report
 
 log = logging.getLogger(__name__)
 
-# Architectures trained with L = CE + lambda * EC-STFL and class-aware batches (methods.md 5.2).
-ECSTFL_ARCHS: frozenset[str] = frozenset({"c3d_ecstfl"})
 EpochCallback = Callable[[dict[str, Any]], None]
 
 

@@ -2,9 +2,10 @@
 
 Trials go through the project's own trainer (same optimiser, schedule, augmentation as the
 train stage) but write nothing to disk and never touch the test splits: the score is the
-best validation value of ``tune.metric`` over ``tune.epochs`` epochs. Torch models report
-every epoch to the pruner through the trainer's ``on_epoch_end`` hook; estimators
-(``svm_fusion``, ``hierarchical``) have no epochs and give their single validation score.
+best validation value of ``tune.metric`` over ``tune.epochs`` epochs. Every model fits
+through the same loop (:class:`~components.training.loop.TrainerLoop`), whose
+``on_epoch_end`` hook reports each epoch to the pruner; a model without epochs (the
+estimators) gives its single validation score.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from typing import Any
 import numpy as np
 import optuna
 
-from components.models import ESTIMATORS, MODEL_INPUTS, create_model
+from components.models import MODEL_INPUTS, Classifier, create_classifier, seeded_kwargs
 from components.training.config import TrainConfig, resolve_config
 from components.training.data import SplitData, load_split, read_meta
 from components.training.distributed import DistContext
-from components.training.run import ModelSpec, load_inputs, score_estimator
-from components.training.trainer import ECSTFL_ARCHS, Trainer, make_train_fn, seed_everything
+from components.training.loop import TrainerLoop
+from components.training.run import fit_classifier
+from components.training.trainer import seed_everything
 from components.tuning.config import TuneConfig
 from components.tuning.space import ParamSpec, examples, suggest_all
 from components.tuning.study import mark_owner
@@ -75,9 +77,8 @@ class _Data:
     classes: list[str]
     grey: bool
     in_channels: int
-    train: SplitData | None = None
-    val: SplitData | None = None
-    arrays: tuple[dict[str, np.ndarray], np.ndarray] | None = None  # estimators' train inputs
+    train: SplitData
+    val: SplitData
 
 
 class Objective:
@@ -110,16 +111,12 @@ class Objective:
         _, extra = trial_settings(train_values, arch, examples(space), cfg)
         grey = bool(extra.get("grey", False))
         train = load_split(task_dir, "train", self.inputs, grey=grey)
-        self.data = _Data(task_dir, list(read_meta(task_dir)["classes"]), grey, train.in_channels)
         rows = subsample_rows(len(train), cfg.subsample, cfg.sampler_seed)
-        if arch in ESTIMATORS:
-            arrays, y = load_inputs(task_dir, "train", self.inputs, grey=grey)
-            self.data.arrays = ({m: a[rows] for m, a in arrays.items()}, y[rows])
-        else:
-            self.data.train = SplitData.from_arrays(train.rows(rows), train.y[rows],
-                                                    name=f"{train.name} (tuning rows)") \
-                if len(rows) < len(train) else train
-            self.data.val = load_split(task_dir, "val", self.inputs, grey=grey)
+        if len(rows) < len(train):
+            train = SplitData.from_arrays(train.rows(rows), train.y[rows],
+                                          name=f"{train.name} (tuning rows)")
+        self.data = _Data(task_dir, list(read_meta(task_dir)["classes"]), grey, train.in_channels,
+                          train, load_split(task_dir, "val", self.inputs, grey=grey))
 
     def check(self) -> None:
         """Build the model once with legal values of every parameter, before any trial.
@@ -142,29 +139,30 @@ class Objective:
         params = suggest_all(trial, self.space)
         started = time.perf_counter()
         with self.tracker.trial(trial, params):
-            settings, model = self._build(params)
-            if self.arch in ESTIMATORS:
-                value = self._fit_estimator(model, settings)
-            else:
-                value = self._fit_torch(trial, model, settings)
+            settings, classifier = self._build(params)
+            value = self._fit(trial, classifier, settings)
             self.tracker.log_value(value, time.perf_counter() - started)
         log.info("%s trial %d: %s=%.4f %s (%.1fs)", self.arch, trial.number, self.cfg.metric,
                  value, params, time.perf_counter() - started)
         return value
 
     # ---- one trial --------------------------------------------------------------------
-    def _build(self, params: dict[str, Any]) -> tuple[TrainConfig, Any]:
+    def _build(self, params: dict[str, Any]) -> tuple[TrainConfig, Classifier]:
         settings, extra = trial_settings(self.train_values, self.arch, params, self.cfg)
         extra.pop("grey", None)
-        if self.arch in ESTIMATORS:
-            extra.setdefault("seed", settings.seed)
+        extra = seeded_kwargs(self.arch, extra, settings.seed)
         seed_everything(settings.seed)  # every trial starts from the same initialisation draw
-        model = create_model(self.arch, len(self.data.classes), self.data.in_channels, **extra)
-        return settings, model
+        classifier = create_classifier(self.arch, len(self.data.classes), self.data.in_channels,
+                                       **extra)
+        return settings, classifier
 
-    def _fit_torch(self, trial: optuna.Trial, model: Any, settings: TrainConfig) -> float:
+    def _fit(self, trial: optuna.Trial, classifier: Classifier, settings: TrainConfig) -> float:
+        """Fit one trial; every epoch goes to the pruner and the tracker as it ends."""
+        logged: set[int] = set()
+
         def on_epoch_end(row: dict[str, Any]) -> None:
             step = int(row["epoch"])
+            logged.add(step)
             trial.report(float(row[self.cfg.metric]), step)
             self.tracker.log_epoch(row, step)
             if trial.should_prune():
@@ -174,18 +172,11 @@ class Objective:
                     f"{self.cfg.metric}={row[self.cfg.metric]:.4f} at epoch {step}"
                 )
 
-        trainer = Trainer(model, settings, self.data.classes, out_dir=None,
-                          ecstfl=self.arch in ECSTFL_ARCHS, ctx=DistContext())
-        result = trainer.fit(self.data.train, self.data.val, on_epoch_end=on_epoch_end)
-        return float(result.best_score)
-
-    def _fit_estimator(self, model: Any, settings: TrainConfig) -> float:
-        x_train, y_train = self.data.arrays
-        x_val, y_val = load_inputs(self.data.task_dir, "val", self.inputs, grey=self.data.grey)
-        model.fit_inputs(x_train, y_train, make_train_fn(settings), x_val, y_val)
-        spec = ModelSpec(self.arch, len(self.data.classes), self.data.in_channels, self.inputs,
-                         self.data.task_dir.name, self.data.classes, self.data.grey)
-        report = score_estimator(model, spec, self.data.task_dir, "val")
-        row = {f"val_{k}": report[k] for k in ("loss", "accuracy", "uar", "macro_f1")}
-        self.tracker.log_epoch(row, 1)
-        return float(row[self.cfg.metric])
+        loop = TrainerLoop(settings, self.data.classes, on_epoch_end=on_epoch_end,
+                           ctx=DistContext())
+        outcome = fit_classifier(classifier, self.data.train, self.data.val, loop,
+                                 self.data.classes, self.cfg.metric)
+        for row in outcome.history:  # a model without epochs: its one validation row
+            if int(row["epoch"]) not in logged:
+                self.tracker.log_epoch(row, int(row["epoch"]))
+        return float(outcome.best_score)

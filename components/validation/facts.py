@@ -81,13 +81,17 @@ def depth_required(manifest: pd.DataFrame) -> pd.Series:
 
 
 def collect_facts(
-    manifest: pd.DataFrame, workers: int = 0, *, progress: bool = True
+    manifest: pd.DataFrame, workers: int = 0, *, progress: bool = True,
+    max_side: int | None = None,
 ) -> pd.DataFrame:
     """Decode every sample and return one facts row per manifest row, in manifest order.
 
     Files are decoded in a thread pool (OpenCV releases the GIL); ``.npy#`` colour-only rows are
     read per array store in bulk. Decoding failures are recorded in ``decodes_ok``/``error``,
-    not raised, so the report can list every bad file at once.
+    not raised, so the report can list every bad file at once. Headers are read first: a
+    file over ``max_side`` per side, or over the decode limit
+    (:data:`~components.data.io.MAX_DECODE_PIXELS`), is recorded as a failure and never
+    decoded; sizes within it are judged by the ``image_size`` check.
 
     Returns:
         A dataframe with the columns of :data:`FACT_COLUMNS`, indexed like ``manifest``.
@@ -105,7 +109,8 @@ def collect_facts(
 
     rest = [i for i in range(len(frame)) if records[i] is None]
     if rest:
-        _decode_files(frame, rest, required, records, workers or default_workers(), progress)
+        _decode_files(frame, rest, required, records, workers or default_workers(), progress,
+                      max_side)
 
     facts = pd.DataFrame.from_records(records, columns=list(FACT_COLUMNS))
     facts["id"] = frame["id"].to_numpy()
@@ -125,6 +130,7 @@ def _decode_files(
     records: list[dict[str, Any] | None],
     workers: int,
     progress: bool,
+    max_side: int | None = None,
 ) -> None:
     """Fill ``records`` at ``positions`` by decoding files in a thread pool, in chunks."""
     rows = dict(zip(positions, frame.iloc[positions].to_dict("records"), strict=True))
@@ -134,7 +140,8 @@ def _decode_files(
         tqdm(total=len(positions), desc="decode", unit="img", disable=not progress) as bar,
     ):
         futures = {
-            pool.submit(_chunk_facts, [(rows[i], bool(required[i])) for i in chunk]): chunk
+            pool.submit(_chunk_facts, [(rows[i], bool(required[i])) for i in chunk],
+                        max_side): chunk
             for chunk in chunks
         }
         for future in as_completed(futures):
@@ -208,29 +215,31 @@ def block_hashes(block: np.ndarray) -> list[str]:
     return hashes
 
 
-def _chunk_facts(items: Iterable[tuple[dict[str, Any], bool]]) -> list[dict[str, Any]]:
-    return [_row_facts(row, required) for row, required in items]
+def _chunk_facts(items: Iterable[tuple[dict[str, Any], bool]],
+                 max_side: int | None = None) -> list[dict[str, Any]]:
+    return [_row_facts(row, required, max_side) for row, required in items]
 
 
-def _row_facts(row: dict[str, Any], required: bool) -> dict[str, Any]:
+def _row_facts(row: dict[str, Any], required: bool, max_side: int | None = None
+               ) -> dict[str, Any]:
     """Decode one row's files; any decoder failure becomes ``decodes_ok=False`` + message."""
     try:
         if _present(row.get("frames")):
             return _clip_record(str(row["frames"]))
         if not _present(row.get("color")):
             raise DataError(f"sample {row['id']}: row has neither a color image nor frames")
-        color = read_image(str(row["color"]))
+        color = read_image(str(row["color"]), max_side=max_side)
         parts = [color]
         record = _still_record(color, float(color.std()), "")
         if _present(row.get("depth")):
-            depth = read_image(str(row["depth"]), depth=True)
+            depth = read_image(str(row["depth"]), depth=True, max_side=max_side)
             parts.append(depth)
             record["depth_dtype"] = str(depth.dtype)
             record["depth_shape"] = _shape_text(depth)
             record["depth_shape_matches_color"] = depth.shape[:2] == color.shape[:2]
         record["depth_missing"] = required and not _present(row.get("depth"))
         if _present(row.get("color2d")):
-            color2d = read_image(str(row["color2d"]))
+            color2d = read_image(str(row["color2d"]), max_side=max_side)
             parts.append(color2d)
             record["color2d_shape"] = _shape_text(color2d)
         record["content_hash"] = content_hash(color) if len(parts) == 1 else hash_parts(*parts)

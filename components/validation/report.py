@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from components.jsonio import write_json
+from components.timings import split_timings, write_timings
 
 REPORT_NAME = "report.json"
 METRICS_NAME = "metrics.json"
 SUMMARY_NAME = "summary.md"
 
 
-def flat_metrics(report: dict[str, Any]) -> dict[str, int | float]:
+def validation_metrics(report: dict[str, Any]) -> dict[str, int | float]:
     """Flat numbers from a report, stable keys for ``dvc metrics diff``."""
     dup = report["duplicates"]
     metrics: dict[str, int | float] = {
@@ -30,7 +31,6 @@ def flat_metrics(report: dict[str, Any]) -> dict[str, int | float]:
         "n_errors": sum(f["count"] for f in report["findings"] if f["severity"] == "error"),
         "n_warnings": sum(f["count"] for f in report["findings"] if f["severity"] == "warning"),
         "passed": int(report["passed"]),
-        "seconds": report["seconds"],
     }
     for reason, count in report["excluded"]["by_reason"].items():
         metrics[f"n_excluded_{reason}"] = count
@@ -94,9 +94,11 @@ def render_summary(report: dict[str, Any]) -> str:
 def write_outputs(out_dir: Path, report: dict[str, Any]) -> dict[str, Path]:
     """Write report, metrics and summary into ``out_dir``; returns their paths by name."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    report, timings = split_timings(report)
     paths = {
         "report": write_json(out_dir / REPORT_NAME, report),
-        "metrics": write_json(out_dir / METRICS_NAME, flat_metrics(report)),
+        "metrics": write_json(out_dir / METRICS_NAME, validation_metrics(report)),
+        "timings": write_timings(out_dir, "validate", timings),
     }
     summary = out_dir / SUMMARY_NAME
     summary.write_text(render_summary(report))

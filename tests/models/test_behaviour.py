@@ -83,7 +83,7 @@ def test_a_face_is_routed_to_its_confusion_group() -> None:
                       schedule="none", mirror=False, patience=0, progress=False, track=False)
     model = create_model("hierarchical", 4, 1, k=3, folds=2, seed=0,
                          class_names=["a", "b", "c", "d"], width=0.125, hidden=16)
-    model.fit(x, y, make_train_fn(cfg))
+    model.fit_arrays(x, y, make_train_fn(cfg))
     assert sorted(sorted(g) for g in model.groups_) == [["a", "b"], ["c", "d"]]
     held_x, held_y = grouped_faces(10, seed=1)
     unit_of = model.grouping_.unit_of()

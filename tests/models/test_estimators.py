@@ -41,12 +41,12 @@ def fitted_svm():
         "svm_fusion", 4, 4, folds=2, seed=0, depth_kwargs=SMALL, color_kwargs=SMALL
     )
     train = quick_train_fn(epochs=15, lr=3e-3, batch_size=8, seed=0)
-    return model.fit(depth, color, y, train), depth, color, y
+    return model.fit_arrays(depth, color, y, train), depth, color, y
 
 
 def test_svm_fusion_probabilities_sum_to_one(fitted_svm):
     model, depth, color, y = fitted_svm
-    proba = model.predict_proba(depth, color)
+    proba = model.predict_proba_pair(depth, color)
     assert proba.shape == (len(y), 4)  # class 3 never seen: a zero column, still 4 wide
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
     assert (proba[:, 3] == 0).all()
@@ -59,13 +59,34 @@ def test_svm_fusion_learns_the_toy_task(fitted_svm):
     model, _, _, _ = fitted_svm
     depth, y = toy_images(6, 3, 1, seed=10)
     color, _ = toy_images(6, 3, 3, seed=11)
-    assert (model.predict(depth, color) == y).mean() >= 0.9
+    assert (model.predict_proba_pair(depth, color).argmax(axis=1) == y).mean() >= 0.9
 
 
-def test_svm_fusion_accepts_modality_dicts(fitted_svm):
+def test_svm_fusion_reads_the_stacked_batch_depth_first(fitted_svm):
     model, depth, color, _ = fitted_svm
-    via_dict = model.predict_proba_inputs({"depth": depth, "color": color})
-    np.testing.assert_allclose(via_dict, model.predict_proba(depth, color))
+    stacked = np.concatenate([depth, color], axis=1)
+    np.testing.assert_allclose(model.predict_proba(stacked), model.predict_proba_pair(depth, color))
+    with pytest.raises(DataError, match="1 depth \\+ 3 colour"):
+        model.predict_proba(color)
+
+
+def test_estimators_fit_through_the_classifier_interface():
+    """``fit(train, val, loop)`` on stacked splits, as the train and tune stages call it."""
+    from components.training.data import SplitData
+    from components.training.loop import TrainerLoop
+
+    depth, y = toy_images(8, 3, 1, seed=0)
+    color, _ = toy_images(8, 3, 3, seed=1)
+    stacked = np.concatenate([depth, color], axis=1)
+    train = SplitData.from_arrays(stacked, y, name="train")
+    val = SplitData.from_arrays(stacked[::2], y[::2], name="val")
+    cfg = TrainConfig(epochs=8, lr=3e-3, batch_size=8, optimizer="adam", schedule="none",
+                      weight_decay=0.0, mirror=False, patience=0, progress=False, track=False)
+    model = create_model("svm_fusion", 3, 4, folds=2, depth_kwargs=SMALL, color_kwargs=SMALL)
+    outcome = model.fit(train, val, TrainerLoop(cfg))
+    assert outcome.history == [] and outcome.best_score is None  # no epochs of its own
+    assert model.predict_proba(stacked).shape == (len(y), 3)
+    assert model.network() is None and not model.needs.distributed
 
 
 def test_svm_fusion_rejects_a_class_with_one_sample():
@@ -73,7 +94,7 @@ def test_svm_fusion_rejects_a_class_with_one_sample():
     color, _ = toy_images(2, 2, 3, seed=1)
     model = create_model("svm_fusion", 2, 4, folds=2, depth_kwargs=SMALL, color_kwargs=SMALL)
     with pytest.raises(DataError, match="at least 2"):
-        model.fit(depth[:3], color[:3], y[:3], quick_train_fn(epochs=1))
+        model.fit_arrays(depth[:3], color[:3], y[:3], quick_train_fn(epochs=1))
 
 
 @pytest.mark.parametrize("routing", ["hard", "soft"])
@@ -83,7 +104,7 @@ def test_hierarchical_fits_and_returns_distributions(routing):
         "hierarchical", 4, 1, k=3, routing=routing, folds=2, seed=0,
         class_names=["a", "b", "c", "d"], width=0.125, hidden=16,
     )
-    model.fit(x, y, quick_train_fn(epochs=3, lr=3e-3, batch_size=8, seed=0))
+    model.fit_arrays(x, y, quick_train_fn(epochs=3, lr=3e-3, batch_size=8, seed=0))
     proba = model.predict_proba(x)
     assert proba.shape == (len(y), 4)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
@@ -129,7 +150,7 @@ def test_hierarchical_is_deterministic_per_seed():
 
     def fitted_proba():
         model = create_model("hierarchical", 3, 1, k=3, folds=2, seed=5, width=0.125, hidden=8)
-        model.fit(x, y, quick_train_fn(epochs=2, batch_size=8, seed=1))
+        model.fit_arrays(x, y, quick_train_fn(epochs=2, batch_size=8, seed=1))
         return model.predict_proba(x)
 
     np.testing.assert_array_equal(fitted_proba(), fitted_proba())

@@ -59,7 +59,7 @@ def test_out_of_fold_memoriser_sees_no_sample_it_predicts() -> None:
 def test_hierarchical_confusion_comes_from_models_that_did_not_see_the_sample() -> None:
     x, y = _data()
     estimator = HierarchicalClassifier(CLASSES, 1, folds=3, k=2, seed=0, width=0.25)
-    estimator.fit(x, y, memorising_train_fn)
+    estimator.fit_arrays(x, y, memorising_train_fn)
     confusion = estimator.confusion_
     # Out of fold every prediction is the uniform argmax (class 0); in sample the
     # memoriser would put every count on the diagonal.
@@ -80,7 +80,7 @@ def test_svm_features_come_from_models_that_did_not_see_the_sample() -> None:
     x_depth, y = _data(channels=1, seed=1)
     x_color, _ = _data(channels=3, seed=2)
     estimator = RecordingSVM(CLASSES, folds=3, seed=0)
-    estimator.fit(x_depth, x_color, y, memorising_train_fn)
+    estimator.fit_arrays(x_depth, x_color, y, memorising_train_fn)
     features = estimator.seen_features
     assert features.shape == (len(y), 2 * CLASSES)
     # Uniform softmax from both networks for every training sample: none was seen.

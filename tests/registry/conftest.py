@@ -19,6 +19,7 @@ import yaml
 from mlflow import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
+from components.tracking.store import run_record_path
 from tests.tracking.conftest import free_port, mlflow_server_command, running, tracking_env
 
 CLASSES: tuple[str, ...] = ("anger", "happiness", "neutral", "surprise")
@@ -94,7 +95,8 @@ class Project:
             record["test_digest"] = digest
         if latency_ms is not None:
             record["latency_ms"] = latency_ms
-        (run_dir / "mlflow_run.json").write_text(json.dumps(record))
+        run_record_path(run_dir).parent.mkdir(parents=True, exist_ok=True)
+        run_record_path(run_dir).write_text(json.dumps(record))
         metrics = {"test_accuracy": uar, "test_uar": uar, "test_macro_f1": uar - 0.01,
                    "test_occ25_accuracy": uar / 2, "best_epoch": 3, "stopped_early": False}
         (run_dir / "metrics.json").write_text(json.dumps(metrics))

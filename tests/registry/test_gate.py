@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from components.errors import ConfigError, DataError
+from components.tracking.store import run_record_path
 from components.training import digest
 from registry.candidates import read_candidate
 from registry.gate import VersionScore, decide
@@ -52,12 +53,18 @@ def test_digest_needs_ids_and_labels(task_dir: Path) -> None:
         digest.test_digest(task_dir, "nope")
 
 
+def _write_record(run_dir: Path, record: dict) -> None:
+    path = run_record_path(run_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+
+
 def test_candidate_digest_falls_back_to_the_data_folder(task_dir: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "train" / "baseline_cnn"
     run_dir.mkdir(parents=True)
     record = {"run_id": "r1", "model_uri": "runs:/r1/model", "task": "rgbd",
               "arch": "baseline_cnn"}
-    (run_dir / "mlflow_run.json").write_text(json.dumps(record))
+    _write_record(run_dir, record)
     (run_dir / "metrics.json").write_text(json.dumps({"test_uar": 0.5, "best_epoch": 2}))
     (run_dir / "per_class.json").write_text(json.dumps(
         {"splits": {"test": {"per_class_recall": {"anger": 0.5}, "n": 8}}}))
@@ -68,7 +75,7 @@ def test_candidate_digest_falls_back_to_the_data_folder(task_dir: Path, tmp_path
         read_candidate(run_dir, None)
     record["test_digest"] = "f" * 64
     record["serving_uri"] = "models:/m-serving"
-    (run_dir / "mlflow_run.json").write_text(json.dumps(record))
+    _write_record(run_dir, record)
     candidate = read_candidate(run_dir, None)
     assert candidate.test_digest == "f" * 64 and candidate.model_uri == "models:/m-serving"
     (run_dir / "metrics.json").write_text(json.dumps({"skipped": True, "reason": "no depth"}))
@@ -128,6 +135,16 @@ def test_gate_does_not_rejudge_versions_already_refused_against_the_champion() -
     assert fresh.passed and fresh.challenger.version == "3"
 
 
+def test_rejudge_judges_a_sticky_refusal_again_under_a_loosened_policy() -> None:
+    champion = score("1", 0.5)
+    judged = VersionScore("2", "arch2", "run2", "d", {"test_uar": 0.52},
+                          {"anger": 0.5, "fear": 0.5}, refused_against="1")
+    loosened = GatePolicy(min_delta=0.01)
+    assert decide([champion, judged], champion, loosened).verdict == "unchanged"
+    again = decide([champion, judged], champion, loosened, rejudge=True)
+    assert again.passed and again.challenger.version == "2"
+
+
 def test_a_class_absent_from_the_test_split_is_left_out_of_the_recall(tmp_path: Path) -> None:
     """Small test splits can miss a class: its recall is null, not a crash at registration."""
     from registry.candidates import read_test_recall
@@ -146,6 +163,79 @@ def test_first_promotion_ignores_versions_scored_on_other_test_data() -> None:
     decision = decide([easy, *current], None, GatePolicy())
     assert decision.passed and decision.challenger.version == "3"
     assert "v1" in decision.note and "other test data" in decision.note
+
+
+def test_the_digest_compared_is_that_of_the_split_the_primary_metric_names() -> None:
+    """Same clean test data but other occluded data: an occluded primary metric refuses."""
+    recall = {"anger": 0.6, "fear": 0.6}
+
+    def version(number: str, uar: float, occluded_digest: str) -> VersionScore:
+        return VersionScore(number, "arch", f"run{number}", "clean",
+                            {"test_uar": uar, "test_occ25_uar": uar}, recall,
+                            digests={"test": "clean", "test_occ25": occluded_digest})
+
+    champion, challenger = version("1", 0.5, "occ-a"), version("2", 0.7, "occ-b")
+    occluded = GatePolicy(primary_metric="test_occ25_uar", class_recall_floor=0.0)
+    refused = decide([champion, challenger], champion, occluded)
+    assert not refused.passed and any("other test_occ25 data" in r for r in refused.reasons)
+    assert challenger.digest_for("test_notta_uar") == "clean"  # no TTA: the same data
+    assert decide([champion, challenger], champion,
+                  GatePolicy(class_recall_floor=0.0)).passed  # clean data: the same
+
+
+def test_optional_minimums_and_recall_drop_refuse_with_the_reason() -> None:
+    champion = VersionScore("1", "arch1", "run1", "d", {"test_uar": 0.5, "test_occ25_uar": 0.4},
+                            {"anger": 0.5, "fear": 0.5})
+    challenger = VersionScore("2", "arch2", "run2", "d",
+                              {"test_uar": 0.6, "test_occ25_uar": 0.3},
+                              {"anger": 0.9, "fear": 0.3})
+    assert decide([champion, challenger], champion, GatePolicy()).passed  # both checks off
+    occluded = decide([champion, challenger], champion,
+                      GatePolicy(min_metrics={"test_occ25_uar": 0.35}))
+    assert not occluded.passed
+    assert any("test_occ25_uar 0.300 < 0.35" in r for r in occluded.reasons)
+    missing = decide([champion, challenger], champion,
+                     GatePolicy(min_metrics={"test_occ50_uar": 0.1}))
+    assert any("has no test_occ50_uar" in r for r in missing.reasons)
+    dropped = decide([champion, challenger], champion, GatePolicy(max_recall_drop=0.1))
+    assert not dropped.passed and any("fear 0.500 -> 0.300" in r for r in dropped.reasons)
+    assert decide([champion, challenger], champion, GatePolicy(max_recall_drop=0.25)).passed
+
+
+def test_significance_guard_refuses_a_gain_of_one_face_and_passes_a_real_one() -> None:
+    from registry.significance import Predictions
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 24)  # 96 faces
+    champion_pred = np.where(rng.random(96) < 0.6, labels, (labels + 1) % 4)
+    one_more = champion_pred.copy()
+    one_more[np.flatnonzero(one_more != labels)[0]] = labels[np.flatnonzero(one_more != labels)[0]]
+    much_better = np.where(rng.random(96) < 0.9, labels, (labels + 1) % 4)
+    preds = {"1": champion_pred, "2": one_more, "3": much_better}
+
+    def evidence(v: VersionScore, split: str) -> Predictions | None:
+        assert split == "test"
+        return Predictions(labels, preds[v.version]) if v.version in preds else None
+
+    def version(number: str) -> VersionScore:
+        uar = float((preds[number] == labels).mean())
+        return score(number, uar)
+
+    policy = GatePolicy(min_delta=0.0, significance=0.05, class_recall_floor=0.0)
+    champion = version("1")
+    tiny = decide([champion, version("2")], champion, policy, evidence=evidence)
+    assert not tiny.passed and any("p = " in r for r in tiny.reasons)
+    real = decide([champion, version("3")], champion, policy, evidence=evidence)
+    assert real.passed
+    blind = decide([champion, version("3")], champion, policy)  # no predictions logged
+    assert not blind.passed and any("no per-sample test predictions" in r for r in blind.reasons)
+
+
+def test_policy_rejects_minimums_on_other_than_test_metrics() -> None:
+    with pytest.raises(ConfigError, match="min_metrics"):
+        load_policy({"registry": {"min_metrics": {"val_uar": 0.5}}})
+    with pytest.raises(ConfigError, match="max_recall_drop"):
+        load_policy({"registry": {"max_recall_drop": 2}})
 
 
 def test_a_champion_without_the_primary_metric_is_not_beaten_by_default() -> None:

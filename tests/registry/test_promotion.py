@@ -49,7 +49,7 @@ def test_register_tags_card_candidate_alias_and_is_idempotent(project: Project) 
     project.candidate("baseline_cnn", 0.40)
     recall = {"anger": 0.9, "happiness": 0.6, "neutral": 0.05, "surprise": 0.85}
     project.candidate("fusion_early", 0.60, recall=recall)
-    (project.train / "svm_fusion").mkdir()  # tracking off: no mlflow_run.json, skipped
+    (project.train / "svm_fusion").mkdir()  # tracking off: no run record, skipped
     (project.train / "svm_fusion" / "metrics.json").write_text('{"test_uar": 0.9}')
 
     first = register(project)
@@ -162,7 +162,7 @@ def test_challenger_evaluated_on_other_test_data_is_refused(project: Project) ->
     result = promote(client, "image", policy_of(project))
 
     assert result.status == "refused" and result.exit_code == 3
-    assert "evaluated on other test data than the champion" in result.report
+    assert "was scored on other test data than the champion's" in result.report
     assert "bbbbbbbbbbbb vs aaaaaaaaaaaa" in result.report
     assert aliases(client, project.name())["champion"] == "1"
 
@@ -260,20 +260,67 @@ def test_promotion_waiting_on_the_lock_reports_it_lost(project: Project) -> None
     client, name = project.client(), project.name()
     promote(client, "image", policy_of(project), version="1")
 
+    # Folders register in name order: v1 baseline_cnn 0.40, v2 fusion_early 0.70,
+    # v3 partition_cnn 0.60.
     with PromotionLock(client, name, ttl_s=60):
-        process = spawn(project, "promote", "--task", "image", "--version", "3")
+        process = spawn(project, "promote", "--task", "image", "--version", "2")
         for line in process.stderr:  # the process decided and now waits for the lock
             if "held by another promotion" in line:
                 break
-        # Meanwhile the lock holder promotes another version.
+        # Meanwhile the lock holder promotes another, weaker version.
         client.set_registered_model_alias(name, "previous-champion", "1")
-        client.set_registered_model_alias(name, "champion", "2")
+        client.set_registered_model_alias(name, "champion", "3")
     out, _ = process.communicate(timeout=120)
 
-    assert process.returncode == 3
-    assert "lost the race: champion moved from v1 to v2" in out
-    assert aliases(client, name)["champion"] == "2"
+    assert process.returncode == 3  # its own challenger may still be better: re-run
+    assert "lost the race: champion moved from v1 to v3" in out and "re-run" in out
+    assert aliases(client, name)["champion"] == "3"
     assert aliases(client, name)["previous-champion"] == "1"
+    assert lock_name(name) not in {m.name for m in client.search_registered_models()}
+
+
+def test_losing_a_race_to_a_better_winner_exits_0_and_names_it(project: Project) -> None:
+    for arch, uar in (("baseline_cnn", 0.40), ("partition_cnn", 0.60), ("fusion_early", 0.70)):
+        project.candidate(arch, uar)
+    register(project)
+    client, name = project.client(), project.name()
+    promote(client, "image", policy_of(project), version="1")
+
+    with PromotionLock(client, name, ttl_s=60):  # v2 (0.70) wins against the loser's v3
+        process = spawn(project, "promote", "--task", "image", "--version", "3")
+        for line in process.stderr:
+            if "held by another promotion" in line:
+                break
+        client.set_registered_model_alias(name, "previous-champion", "1")
+        client.set_registered_model_alias(name, "champion", "2")  # a better winner
+    out, _ = process.communicate(timeout=120)
+
+    assert process.returncode == 0
+    assert "lost the race: champion moved from v1 to v2" in out and "at least" in out
+    assert aliases(client, name)["champion"] == "2"
+
+
+def test_a_lock_left_by_a_dead_process_is_shown_and_broken_at_once(
+    project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    project.candidate("baseline_cnn", 0.40)
+    register(project)
+    client, name = project.client(), project.name()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    owner = f"{socket.gethostname()}:{dead}:feedbeef"
+    client.create_registered_model(lock_name(name), tags={"ferops.lock_owner": owner})
+    assert ferops_registry(project, "status") == 0
+    status = capsys.readouterr().out
+    assert f"held by {owner}" in status and "its process is gone" in status
+    started = time.monotonic()
+    result = promote(client, "image", policy_of(project))  # TTL 120 s: no waiting for it
+    assert result.status == "promoted" and time.monotonic() - started < 30
     assert lock_name(name) not in {m.name for m in client.search_registered_models()}
 
 

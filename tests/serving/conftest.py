@@ -19,7 +19,7 @@ ARCHS: tuple[str, ...] = ("baseline_cnn", "fusion_twostream")
 
 @dataclass
 class Trained:
-    """The workspace, its store and the training records (``mlflow_run.json``) per arch."""
+    """The workspace, its store and the training records (run records per arch)."""
 
     workspace: Workspace
     uri: str

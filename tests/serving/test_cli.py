@@ -10,13 +10,14 @@ import pytest
 
 from components.data.io import read_image
 from components.errors import DataError
+from components.models import create_model
 from components.serving.onnx_export import (
     example_batch,
     export_onnx,
     onnx_backend,
     settings_path,
 )
-from components.serving.predictor import torch_backend
+from components.serving.predictor import classifier_backend
 from components.serving.pyfunc import LoadedModel
 from pipelines import export as export_module
 from pipelines import predict as predict_module
@@ -67,15 +68,14 @@ def test_predict_user_errors_exit_2(store, photo, capsys):
 def test_onnx_matches_torch_at_batch_1_and_many(store, exported):
     inner = mlflow.pyfunc.load_model(store.serving_uri("fusion_twostream")).unwrap_python_model()
     loaded: LoadedModel = inner.loaded
-    torch_run, onnx_run = torch_backend(loaded.model), onnx_backend(exported)
+    torch_run, onnx_run = classifier_backend(loaded.classifier), onnx_backend(exported)
     session = onnx_run.session
     import torch
 
     for n in (1, 7):
         batch = example_batch(loaded.settings, n, seed=n)
         with torch.no_grad():
-            logits = loaded.model(torch.from_numpy(batch))
-            logits = (logits[0] if isinstance(logits, tuple) else logits).numpy()
+            logits = loaded.classifier.network()(torch.from_numpy(batch)).numpy()
         onnx_logits = session.run(None, {session.get_inputs()[0].name: batch})[0]
         assert onnx_logits.shape == (n, len(loaded.settings.classes))
         assert np.abs(onnx_logits - logits).max() <= 1e-4
@@ -100,6 +100,24 @@ def test_export_refuses_estimators(store, tmp_path):
     import dataclasses
 
     spec = dataclasses.replace(settings.spec, arch="svm_fusion")
-    estimator = LoadedModel(dataclasses.replace(settings, spec=spec), object(), False)
+    unfitted = create_model("svm_fusion", 2, 4)  # a classifier that is not one network
+    estimator = LoadedModel(dataclasses.replace(settings, spec=spec), unfitted)
     with pytest.raises(DataError, match="svm_fusion"):
         export_onnx(estimator, tmp_path / "x.onnx")
+
+
+def test_predict_fails_fast_with_one_line_when_the_tracking_server_is_down(tmp_path, capsys):
+    """A dead server is one probe and one ``error:`` line, not minutes of MLflow retries."""
+    import time
+
+    from tests.tracking.conftest import free_port
+
+    photo = tmp_path / "face.png"
+    photo.write_bytes(b"not read: the store is probed first")
+    with tracking_env(f"http://127.0.0.1:{free_port()}", tmp_path):
+        started = time.monotonic()
+        code = predict_module.main(["--model", "models:/ferops-image@champion", str(photo)])
+        elapsed = time.monotonic() - started
+    err = capsys.readouterr().err
+    assert code == 2 and elapsed < 30
+    assert "unreachable" in err and len(err.strip().splitlines()) == 1

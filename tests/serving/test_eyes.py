@@ -16,13 +16,13 @@ from mlflow.exceptions import MlflowException
 from components.data.io import read_image
 from components.data.sources.rgbd_folder import scan_rgbd_folder
 from components.data.synthetic import SyntheticConfig, generate
+from components.models import ModelSpec
 from components.preprocess.config import preprocess_config
 from components.preprocess.process import process_chunk
 from components.serving.decode import InputError
 from components.serving.faces import plan_for
 from components.serving.predictor import Predictor
 from components.serving.settings import ServingSettings
-from components.training.run import ModelSpec
 from pipelines import predict as predict_module
 from tests.serving.conftest import png_b64
 

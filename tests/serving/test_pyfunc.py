@@ -6,14 +6,12 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from mlflow.exceptions import MlflowException
 
 from components.data.io import read_image
-from components.models import build_model
+from components.models import load_trained
 from components.preprocess.config import preprocess_config
 from components.preprocess.process import TaskPlan, process_chunk
-from components.training.run import load_trained
 from tests.preprocess.faces import drawn_photo
 from tests.serving.conftest import png_b64
 
@@ -79,9 +77,8 @@ def test_served_face_matches_the_tensor_model_on_the_training_chain(store, photo
     chunk = process_chunk([{"color": str(photo.color), "depth": str(photo.depth)}], plan)
     stacked = np.concatenate([chunk.arrays["depth"], chunk.arrays["color"]], axis=1)
     run_dir = store.workspace.out("fusion_twostream")
-    _, net, _ = load_trained(run_dir, build_model)
-    with torch.no_grad():
-        expected = torch.softmax(net(torch.from_numpy(stacked.astype(np.float32))), 1).numpy()
+    _, classifier = load_trained(run_dir)
+    expected = classifier.predict_proba(stacked.astype(np.float32))
     out = mlflow.pyfunc.load_model(uri).predict(
         pd.DataFrame({"image": [photo.b64()], "depth": [photo.b64("depth")]}))
     assert len(out) == 1

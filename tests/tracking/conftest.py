@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from components.data.manifest import MANIFEST_SCHEMA, write_manifest
+from components.tracking.store import run_record_path
 from pipelines import train as train_module
 from tests.synthetic_task import make_synthetic_task
 
@@ -74,7 +75,7 @@ class Workspace:
         ])
 
     def run_record(self, arch: str, name: str = "train") -> dict:
-        return json.loads((self.out(arch, name) / "mlflow_run.json").read_text())
+        return json.loads(run_record_path(self.out(arch, name)).read_text())
 
 
 @dataclass

@@ -9,9 +9,8 @@ import numpy as np
 import torch
 from mlflow import MlflowClient
 
-from components.models import build_model
-from components.models.contract import LogitsOnly
-from components.training.run import load_inputs, load_trained
+from components.models import load_trained
+from components.training.data import load_split
 from tests.tracking.conftest import (
     Study,
     free_port,
@@ -39,12 +38,10 @@ def test_training_run_logged_to_a_server_registers_and_loads_back(
             version = mlflow.register_model(record["model_uri"], "ferops-baseline_cnn")
             assert version.version == "1"
             loaded = mlflow.pyfunc.load_model("models:/ferops-baseline_cnn/1")
-            spec, model, _ = load_trained(ws.out("baseline_cnn", name="train_server"),
-                                          build_model)
-            batch = np.ascontiguousarray(load_inputs(ws.task_dir, "test", spec.inputs)[0]
-                                         ["color"][:6])
+            spec, classifier = load_trained(ws.out("baseline_cnn", name="train_server"))
+            batch = load_split(ws.task_dir, "test", spec.inputs).rows(slice(0, 6))
             with torch.no_grad():
-                expected = LogitsOnly(model.eval())(torch.from_numpy(batch)).numpy()
+                expected = classifier.network()(torch.from_numpy(batch)).numpy()
             np.testing.assert_allclose(loaded.predict(batch), expected, rtol=1e-4, atol=1e-5)
     # The server stored the artifacts itself (proxied), not the client's filesystem.
     assert list((tmp_path / "server-artifacts").rglob("MLmodel"))

@@ -16,9 +16,9 @@ from mlflow import MlflowClient
 
 from components.data.manifest import manifest_digest, read_manifest
 from components.errors import DataError
-from components.models import build_model
-from components.models.contract import LogitsOnly, split_channels
-from components.training.run import load_inputs, load_trained
+from components.models import load_trained
+from components.tracking.store import run_record_path
+from components.training.data import load_split
 from tests.conftest import REPO_ROOT
 from tests.tracking.conftest import ARCHS, DVC_MD5, Study, free_port, make_workspace, tracking_env
 
@@ -107,12 +107,12 @@ def test_plots_reports_and_validation_summary_are_artifacts(
 def test_logged_torch_model_loads_by_uri_and_matches_the_trained_model(study_store: Study) -> None:
     ws = study_store.workspace
     record = ws.run_record("baseline_cnn")
-    spec, model, is_torch = load_trained(ws.out("baseline_cnn"), build_model)
-    assert is_torch
-    inputs, _ = load_inputs(ws.task_dir, "test", spec.inputs)
-    batch = np.ascontiguousarray(inputs["color"][:5])  # 5: not the logged example's batch size
+    spec, classifier = load_trained(ws.out("baseline_cnn"))
+    assert record["flavor"] == "pytorch"
+    test = load_split(ws.task_dir, "test", spec.inputs)
+    batch = np.ascontiguousarray(test.rows(slice(0, 5)))  # 5: not the example's batch size
     with torch.no_grad():
-        expected = LogitsOnly(model.eval())(torch.from_numpy(batch)).numpy()
+        expected = classifier.network()(torch.from_numpy(batch)).numpy()
     loaded = mlflow.pyfunc.load_model(record["model_uri"])
     np.testing.assert_allclose(loaded.predict(batch), expected, rtol=1e-4, atol=1e-5)
     assert loaded.predict(batch[:1]).shape == (1, 4)  # single images work too
@@ -123,20 +123,22 @@ def test_logged_estimator_loads_by_uri_and_returns_its_probabilities(study_store
     ws = study_store.workspace
     record = ws.run_record("svm_fusion")
     assert record["flavor"] == "pyfunc"
-    spec, estimator, is_torch = load_trained(ws.out("svm_fusion"), build_model)
-    assert not is_torch
-    inputs, _ = load_inputs(ws.task_dir, "test", spec.inputs)
-    stacked = np.concatenate([inputs["depth"][:5], inputs["color"][:5]], axis=1)
-    expected = estimator.predict_proba_inputs({k: v[:5] for k, v in inputs.items()})
+    spec, estimator = load_trained(ws.out("svm_fusion"))
+    assert estimator.network() is None
+    stacked = load_split(ws.task_dir, "test", spec.inputs).rows(slice(0, 5))
+    expected = estimator.predict_proba(stacked)
     loaded = mlflow.pyfunc.load_model(record["model_uri"])
     predicted = np.asarray(loaded.predict(stacked.astype(np.float32)))
     np.testing.assert_allclose(predicted, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(predicted.sum(axis=1), 1.0, atol=1e-6)
 
 
-def test_estimator_input_with_wrong_channels_is_refused_with_a_clear_message() -> None:
-    with pytest.raises(DataError, match="expected 4 .depth=1, color=3."):
-        split_channels(np.zeros((2, 3, 8, 8), np.float32), [("depth", 1), ("color", 3)])
+def test_estimator_input_with_wrong_channels_is_refused_with_a_clear_message(
+    study_store: Study,
+) -> None:
+    _, estimator = load_trained(study_store.workspace.out("svm_fusion"))
+    with pytest.raises(DataError, match="1 depth \\+ 3 colour channels"):
+        estimator.predict_proba(np.zeros((2, 3, 16, 16), np.float32))
 
 
 def test_track_false_trains_without_touching_mlflow(tmp_path: Path) -> None:
@@ -147,7 +149,8 @@ def test_track_false_trains_without_touching_mlflow(tmp_path: Path) -> None:
     with tracking_env(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path):
         assert ws.train("svm_fusion") == 0
     assert (ws.out("svm_fusion") / "model.pkl").exists()
-    assert not (ws.out("svm_fusion") / "mlflow_run.json").exists()
+    record = json.loads(run_record_path(ws.out("svm_fusion")).read_text())
+    assert record["tracked"] is False  # the file DVC expects, saying there is no run
     assert not (tmp_path / "mlflow.db").exists()
 
 
@@ -168,3 +171,29 @@ def test_bad_track_value_and_unreachable_server_fail_fast_with_one_line(
     err = capsys.readouterr().err
     assert "unreachable" in err and len(err.strip().splitlines()) == 1
     assert not (ws.out("svm_fusion") / "model.pkl").exists()  # failed before training
+
+
+def test_a_run_left_running_by_a_dead_process_is_marked_killed(tmp_path: Path) -> None:
+    """A training run killed with SIGKILL never ends its MLflow run; the next start does."""
+    import socket
+    import subprocess
+    import sys
+
+    from components.tracking.training_run import HOST_TAG, PID_TAG, mark_dead_runs_killed
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with tracking_env(uri, tmp_path):
+        mlflow.set_tracking_uri(uri)
+        client = MlflowClient(uri)
+        experiment = client.create_experiment("ferops/test", str(tmp_path / "artifacts"))
+        host = socket.gethostname()
+        orphan = client.create_run(experiment, tags={HOST_TAG: host, PID_TAG: dead})
+        alive = client.create_run(experiment, tags={HOST_TAG: host, PID_TAG: "1"})
+        elsewhere = client.create_run(experiment, tags={HOST_TAG: "other", PID_TAG: dead})
+        assert mark_dead_runs_killed(experiment) == [orphan.info.run_id]
+        status = {run: client.get_run(run).info.status for run in
+                  (orphan.info.run_id, alive.info.run_id, elsewhere.info.run_id)}
+    assert status == {orphan.info.run_id: "KILLED", alive.info.run_id: "RUNNING",
+                      elsewhere.info.run_id: "RUNNING"}

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import torch
 
+from components.models import ModelSpec, TorchClassifier
 from components.training.data import SplitData, load_split
 from components.training.distributed import DistContext, init_distributed, shutdown
-from components.training.run import ModelSpec, train_torch
+from components.training.run import train_run
 from components.training.trainer import Trainer, seed_everything
 from tests.training.helpers import TinyCNN, quick_config
 
@@ -57,8 +58,8 @@ def main(task_dir: Path, out_dir: Path, mode: str = "full") -> None:
     seed_everything(0)  # identical initial weights on every rank (DDP also broadcasts)
     spec = ModelSpec("tiny", 4, 3, ("color",), task_dir.name,
                      ["anger", "happiness", "neutral", "surprise"])
-    metrics = train_torch(TinyCNN(4, 3), spec, quick_config(epochs=4), task_dir, out_dir,
-                          ctx=ctx)
+    metrics = train_run(TorchClassifier(TinyCNN(4, 3)), spec, quick_config(epochs=4), task_dir,
+                        out_dir, ctx=ctx)
     (out_dir.parent / f"rank{ctx.rank}.json").write_text(json.dumps(metrics))
     shutdown(ctx)
 

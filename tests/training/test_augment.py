@@ -10,17 +10,12 @@ import pytest
 import torch
 
 from components.errors import ConfigError
-from components.models import create_model
+from components.models import ModelSpec, TorchClassifier, create_classifier, load_trained
+from components.models.classifier import MirrorAverage
 from components.training.augment import augment_batch, random_erase, rotate_scale
 from components.training.config import TrainConfig
 from components.training.data import load_split
-from components.training.run import (
-    MirrorAverage,
-    ModelSpec,
-    load_trained,
-    score_torch,
-    train_torch,
-)
+from components.training.run import score, train_run
 from components.training.trainer import Trainer, seed_everything
 from tests.synthetic_task import make_synthetic_task
 from tests.training.helpers import TinyCNN, quick_config
@@ -112,26 +107,37 @@ def test_tta_mirror_averages_each_face_with_its_mirror(image_root: Path) -> None
     np.testing.assert_allclose(tta, (plain + mirrored) / 2, rtol=1e-5, atol=1e-5)
 
 
-def _build(spec: ModelSpec) -> torch.nn.Module:
-    return create_model(spec.arch, spec.num_classes, spec.in_channels, **spec.model_kwargs)
-
-
 def test_model_trained_with_tta_is_rebuilt_scoring_what_the_trainer_scored(
     image_root: Path, tmp_path: Path
 ) -> None:
     spec = ModelSpec("baseline_cnn", 4, 3, ("color",), "image", CLASSES,
                      model_kwargs={"width": 0.125}, tta_mirror=True)
     seed_everything(0)
-    model = _build(spec)
-    metrics = train_torch(model, spec, quick_config(epochs=2, tta_mirror=True), image_root,
-                          tmp_path)
-    loaded_spec, loaded, is_torch = load_trained(tmp_path, _build)
-    assert is_torch and loaded_spec.tta_mirror and isinstance(loaded, MirrorAverage)
-    plain = score_torch(loaded, loaded_spec, image_root, "test")  # evaluated without tta
-    assert plain["accuracy"] == pytest.approx(metrics["test_accuracy"])
+    classifier = create_classifier(spec.arch, spec.num_classes, spec.in_channels, mirror=True,
+                                   **spec.model_kwargs)
+    metrics = train_run(classifier, spec, quick_config(epochs=2, tta_mirror=True), image_root,
+                        tmp_path)
+    loaded_spec, loaded = load_trained(tmp_path)
+    net = loaded.network()
+    assert loaded_spec.tta_mirror and isinstance(net, MirrorAverage)
+    rescored = score(loaded, loaded_spec, image_root, "test")
+    assert rescored["accuracy"] == pytest.approx(metrics["test_accuracy"])
+    plain = score(loaded.without_tta(), loaded_spec, image_root, "test")
+    assert plain["accuracy"] == pytest.approx(metrics["test_notta_accuracy"])
     x = torch.rand(3, 3, 16, 16)
     with torch.no_grad():  # idempotent: a mirrored input gives the same logits
-        torch.testing.assert_close(loaded(x), loaded(torch.flip(x, dims=[-1])))
+        torch.testing.assert_close(net(x), net(torch.flip(x, dims=[-1])))
+
+
+def test_torch_classifier_predicts_the_softmax_of_its_logits() -> None:
+    seed_everything(0)
+    net = TinyCNN(4, 3).eval()
+    x = np.random.default_rng(0).random((5, 3, 16, 16), dtype=np.float32)
+    proba = TorchClassifier(net).predict_proba(x)
+    with torch.no_grad():
+        expected = torch.softmax(net(torch.from_numpy(x)).double(), dim=1).numpy()
+    np.testing.assert_allclose(proba, expected, rtol=1e-6)
+    assert proba.shape == (5, 4) and np.allclose(proba.sum(axis=1), 1.0)
 
 
 def test_mirror_average_exports_to_onnx_with_parity(tmp_path: Path) -> None:

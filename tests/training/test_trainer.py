@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from components.errors import ConfigError
+from components.models import ModelSpec, TorchClassifier
 from components.training.augment import mirror, shift
 from components.training.config import resolve_config
 from components.training.data import load_split
-from components.training.run import ModelSpec, train_torch
+from components.training.run import train_run
 from components.training.trainer import Trainer, make_train_fn, seed_everything
 from tests.synthetic_task import make_synthetic_task
 from tests.training.helpers import TinyClipNet, TinyCNN, quick_config
@@ -40,7 +41,7 @@ def _tiny(seed: int = 0) -> TinyCNN:
 
 def test_training_learns_and_writes_metrics_and_plots(data_root: Path, tmp_path: Path) -> None:
     cfg = quick_config(epochs=5)
-    metrics = train_torch(_tiny(), _spec(), cfg, data_root / "image", tmp_path)
+    metrics = train_run(TorchClassifier(_tiny()), _spec(), cfg, data_root / "image", tmp_path)
     history = (tmp_path / "history.csv").read_text().splitlines()
     assert len(history) == 1 + 5
     losses = [float(r.split(",")[history[0].split(",").index("train_loss")]) for r in history[1:]]

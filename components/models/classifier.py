@@ -1,0 +1,202 @@
+"""One classifier interface for every model family: ``fit(train, val, loop)``,
+``predict_proba(x)`` and what the model declares about itself.
+
+The train and tune stages, evaluation, tracking, serving and ONNX export all talk to a
+:class:`Classifier`; none of them asks which family a model belongs to. A plain network is
+wrapped in :class:`TorchClassifier`, whose ``fit`` hands the network to the training loop;
+the estimators (``svm_fusion``, ``hierarchical``) subclass :class:`Classifier` and train
+their sub-networks through the same loop. The loop itself lives in ``components.training``
+and is passed in (:class:`FitLoop`), so models never import the trainer.
+
+Inputs are always one channel-stacked float32 batch, ``(N, C, H, W)`` for stills or
+``(N, T, C, H, W)`` for clips, in ``MODEL_INPUTS`` order: a model that reads several
+modalities cuts the batch itself, because it knows its own channel layout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import joblib
+import numpy as np
+import torch
+from torch import nn
+
+from components.atomic import atomic_write
+from components.models.contract import LogitsOnly
+from components.models.simple_fit import TrainFn, predict_proba
+
+TORCH_FILE = "model.pt"  # a network: {spec, state_dict}
+ESTIMATOR_FILE = "model.pkl"  # any other classifier: {spec, estimator}, joblib
+
+
+class Dataset(Protocol):
+    """What ``fit`` reads: labels and rows of channel-stacked float32 samples."""
+
+    y: np.ndarray
+
+    def __len__(self) -> int: ...
+
+    def rows(self, index: slice | np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class TrainingNeeds:
+    """What a model asks of training and inference, declared by the model itself.
+
+    Attributes:
+        ecstfl: add EC-STFL on the penultimate features and draw class-aware batches
+            (the network's ``forward`` must accept ``return_features=True``).
+        distributed: trains data-parallel across processes; otherwise it fits on rank 0.
+        mirror_tta: its predictions may average each input with its left-right mirror.
+    """
+
+    ecstfl: bool = False
+    distributed: bool = True
+    mirror_tta: bool = True
+
+
+@dataclass
+class FitOutcome:
+    """What a fit reports: per-epoch history rows (empty for a model without epochs), the
+    best monitored validation value (None: the caller scores validation once) and extra
+    figures for ``metrics.json`` (best epoch, epochs run, budget plan, ...)."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_score: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class FitLoop(Protocol):
+    """The project's training loop, as a classifier's ``fit`` sees it."""
+
+    def fit_network(self, net: nn.Module, train: Dataset, val: Dataset, *,
+                    ecstfl: bool) -> tuple[nn.Module, FitOutcome]:
+        """Train ``net`` (checkpoints, budget, early stopping); returns its best weights."""
+        ...
+
+    def sub_model_fn(self, total_rows: float) -> TrainFn:
+        """A ``train_fn`` for sub-networks; a time budget is shared over ``total_rows``."""
+        ...
+
+
+@dataclass
+class ModelSpec:
+    """Everything needed to rebuild a trained model and feed it the right arrays."""
+
+    arch: str
+    num_classes: int
+    in_channels: int
+    inputs: tuple[str, ...]
+    task: str
+    classes: list[str]
+    grey: bool = False
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    # Trained with ``train.tta_mirror``: its test metrics average each face with its mirror,
+    # so the rebuilt model does too (see :class:`MirrorAverage`).
+    tta_mirror: bool = False
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelSpec:
+        """The spec saved beside the weights (``inputs`` back to a tuple)."""
+        values = dict(values)
+        values["inputs"] = tuple(values["inputs"])
+        return cls(**values)
+
+
+class Classifier(ABC):
+    """The contract every model family meets (scikit-learn style, with the loop injected)."""
+
+    needs: ClassVar[TrainingNeeds] = TrainingNeeds()
+
+    @abstractmethod
+    def fit(self, train: Dataset, val: Dataset, loop: FitLoop) -> FitOutcome:
+        """Train on ``train``, selecting on ``val``, through ``loop``."""
+
+    @abstractmethod
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Per-class probabilities ``(N, num_classes)``, rows summing to 1."""
+
+    def network(self) -> nn.Module | None:
+        """The single network mapping the stacked input to logits, if the model is one
+        (what ONNX export and MLflow's pytorch flavor need); None otherwise."""
+        return None
+
+    def without_tta(self) -> Classifier:
+        """The same trained model predicting without test-time averaging."""
+        return self
+
+    def training_rows(self, n_train: int) -> float:
+        """Rows all of its fits train on together (how a time budget is shared)."""
+        return float(n_train)
+
+    def save(self, out_dir: Path, spec: ModelSpec) -> Path:
+        """Write the trained model beside its spec; returns the file."""
+        payload = {"spec": dataclasses.asdict(spec), "estimator": self}
+        return atomic_write(Path(out_dir) / ESTIMATOR_FILE,
+                            lambda handle: joblib.dump(payload, handle))
+
+
+class MirrorAverage(nn.Module):
+    """Logits averaged over an input and its left-right mirror (test-time augmentation).
+
+    A model trained with ``train.tta_mirror`` predicts through it, so the evaluate stage,
+    the registry's test metrics, the MLflow model, serving and the ONNX export all compute
+    what the trainer scored. Idempotent: mirroring its input changes nothing.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean of the wrapped model's logits on ``x`` and on ``x`` flipped along width."""
+        return (_logits(self.model(x)) + _logits(self.model(torch.flip(x, dims=[-1])))) / 2
+
+
+def _logits(out: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
+    return out[0] if isinstance(out, tuple) else out
+
+
+class TorchClassifier(Classifier):
+    """A plain network behind the classifier interface.
+
+    Args:
+        net: returns logits (or ``(logits, features)``) from ``forward(x)``.
+        needs: what its training needs (e.g. EC-STFL for ``c3d_ecstfl``).
+        mirror: predict with mirrored test-time averaging.
+    """
+
+    def __init__(self, net: nn.Module, needs: TrainingNeeds = TrainingNeeds(), *,
+                 mirror: bool = False) -> None:
+        self.net = net
+        self.needs = needs  # type: ignore[misc]  # per instance: the registry declares it
+        self.mirror = mirror and needs.mirror_tta
+
+    def fit(self, train: Dataset, val: Dataset, loop: FitLoop) -> FitOutcome:
+        """Train the network through the loop and keep its best validated weights."""
+        self.net, outcome = loop.fit_network(self.net, train, val, ecstfl=self.needs.ecstfl)
+        return outcome
+
+    def network(self) -> nn.Module:
+        """The network in eval mode, one logits output, mirrored averaging if set."""
+        net = LogitsOnly(self.net)
+        return (MirrorAverage(net) if self.mirror else net).eval()
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Softmax of the (mirror-averaged) logits, in batches."""
+        return predict_proba(self.network(), x)
+
+    def without_tta(self) -> TorchClassifier:
+        """The same weights, one pass per input."""
+        return TorchClassifier(self.net, self.needs, mirror=False)
+
+    def save(self, out_dir: Path, spec: ModelSpec) -> Path:
+        """Write ``{spec, state_dict}`` to ``model.pt``: rebuilt by ``create_model``."""
+        state = {k: v.contiguous() for k, v in self.net.state_dict().items()}
+        payload = {"spec": dataclasses.asdict(spec), "state_dict": state}
+        return atomic_write(Path(out_dir) / TORCH_FILE, lambda handle: torch.save(payload, handle))
