@@ -28,9 +28,13 @@ def run_ingest(cfg: IngestConfig, out_dir: str | Path) -> pd.DataFrame:
         "digest": manifest_digest(frame),
         "per_split": frame["split"].value_counts().sort_index().to_dict(),
         "per_label": frame["label"].value_counts().sort_index().to_dict(),
+        "left_out": frame.attrs.get("left_out") or {},
     }
     write_json(out_dir / "summary.json", summary)
     log.info("ingested %d samples from %s (%s)", len(frame), cfg.path, cfg.source)
+    for reason, entry in summary["left_out"].items():
+        log.warning("left out %d (%s), e.g. %s", entry["count"], reason,
+                    ", ".join(entry["examples"][:3]))
     return frame
 
 

@@ -36,6 +36,7 @@ _ALIASES: dict[str, str] = {
     "fearful": "fear",
     "scared": "fear",
     "fe": "fear",
+    "af": "fear",  # KDEF's code: afraid
     "happiness": "happiness",
     "happy": "happiness",
     "joy": "happiness",

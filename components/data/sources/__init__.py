@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from components.config import build_config
 from components.data.labels import CANONICAL_LABELS, canonical_label
 from components.data.manifest import build_manifest
 from components.data.sources.clips import scan_clips
 from components.data.sources.fer2013 import load_fer2013
 from components.data.sources.image_folder import scan_image_folder
+from components.data.sources.labelled_folder import LabelSource, scan_labelled_folder
 from components.data.sources.rgbd_folder import scan_rgbd_folder
 from components.data.splits import assign_splits, check_fractions
 from components.errors import ConfigError, DataError
@@ -40,6 +43,9 @@ class IngestConfig:
     # Smoke runs and small experiments: keep at most this many train rows (a quarter as
     # many val and test rows, at least one), drawn with ``split_seed``; null keeps all.
     subsample: int | None = None
+    # image_folder with a flat folder: where its labels are (a table, or a file-name
+    # pattern; see components/data/sources/labelled_folder.py); null: class folders.
+    labels: dict | None = None
 
     def __post_init__(self) -> None:
         if self.subsample is not None and self.subsample < 4:
@@ -51,6 +57,20 @@ class IngestConfig:
         if self.classes is not None:
             self.classes = [canonical_label(c, where="ingest.classes") for c in self.classes]
         check_fractions(self.split_fractions)
+        if self.labels is not None:
+            if self.source != "image_folder":
+                raise ConfigError("ingest.labels: applies to source image_folder only")
+            self.label_source()  # fail now on a bad section, not after scanning
+
+    def label_source(self) -> LabelSource | None:
+        """The parsed ``labels`` section, or None for class folders.
+
+        Raises:
+            ConfigError: an unknown key or a bad value.
+        """
+        if self.labels is None:
+            return None
+        return build_config(LabelSource, dict(self.labels), where="ingest.labels")
 
 
 def ingest(cfg: IngestConfig, store_dir: str | Path) -> pd.DataFrame:
@@ -61,7 +81,7 @@ def ingest(cfg: IngestConfig, store_dir: str | Path) -> pd.DataFrame:
     Raises:
         DataError: the source's own errors, or no sample left after class filtering.
     """
-    rows = _scan(cfg, Path(store_dir))
+    rows, left_out = _scan(cfg, Path(store_dir))
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
     if cfg.classes is not None:
         frame = frame[frame["label"].isin(cfg.classes)]
@@ -71,7 +91,9 @@ def ingest(cfg: IngestConfig, store_dir: str | Path) -> pd.DataFrame:
     frame["split"] = assign_splits(frame, cfg.split_fractions, cfg.split_seed)
     if cfg.subsample is not None:
         frame = subsample_splits(frame, cfg.subsample, cfg.split_seed)
-    return build_manifest(frame.to_dict("records"))
+    manifest = build_manifest(frame.to_dict("records"))
+    manifest.attrs["left_out"] = left_out  # rows the source could not use, for the summary
+    return manifest
 
 
 def subsample_splits(frame: pd.DataFrame, train_rows: int, seed: int) -> pd.DataFrame:
@@ -86,17 +108,22 @@ def subsample_splits(frame: pd.DataFrame, train_rows: int, seed: int) -> pd.Data
     return frame[keep]
 
 
-def _scan(cfg: IngestConfig, store_dir: Path) -> list[dict] | pd.DataFrame:
+def _scan(cfg: IngestConfig, store_dir: Path
+          ) -> tuple[list[dict] | pd.DataFrame, dict[str, Any]]:
+    """The source's rows, and what it left out (per reason, with examples)."""
     path = Path(cfg.path)
+    labels = cfg.label_source()
+    if labels is not None:
+        return scan_labelled_folder(path, labels)
     if cfg.source == "fer2013":
-        return load_fer2013(path, store_dir, cfg.ferplus)
+        return load_fer2013(path, store_dir, cfg.ferplus), {}
     if cfg.source == "image_folder":
-        return scan_image_folder(path)
+        return scan_image_folder(path), {}
     if cfg.source == "rgbd_folder":
-        return scan_rgbd_folder(path)
+        return scan_rgbd_folder(path), {}
     if cfg.source == "clips":
-        return scan_clips(path)
-    return scan_synthetic(path)
+        return scan_clips(path), {}
+    return scan_synthetic(path), {}
 
 
 def scan_synthetic(root: Path) -> list[dict]:

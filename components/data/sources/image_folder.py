@@ -54,13 +54,13 @@ def _scan_classes(folder: Path, split: str | None, root: Path, source: str) -> l
             raise DataError(f"{class_dir}: stray file where class folders are expected")
         label = canonical_label(class_dir.name, where=str(class_dir))
         for path in visible_children(class_dir):
-            rows.append(_image_row(path, label, split, root, source))
+            rows.append(image_row(path, label, split, root, source))
     if not rows:
         raise DataError(f"{folder}: class folders hold no images")
     return rows
 
 
-def _image_row(path: Path, label: str, split: str | None, root: Path, source: str) -> dict:
+def image_row(path: Path, label: str, split: str | None, root: Path, source: str) -> dict:
     if path.is_dir() or not is_image_file(path):
         raise DataError(f"{path}: not an image file (expected png, jpg, tif, bmp or webp)")
     image = read_image(path)
