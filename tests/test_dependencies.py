@@ -48,31 +48,29 @@ def test_package_does_not_import(package: str, forbidden: str) -> None:
     assert not offenders, "\n".join(offenders)
 
 
+def _project_files(outside: str) -> list[Path]:
+    """Every module of the project's code folders that is not under ``outside``."""
+    return [path for folder in ("components", "pipelines", "registry", "benchmarks")
+            for path in sorted((ROOT / folder).rglob("*.py")) if outside not in path.as_posix()]
+
+
 def test_nothing_outside_preprocess_uses_its_private_names() -> None:
     offenders = []
-    for folder in ("components", "pipelines", "registry", "benchmarks"):
-        for path in sorted((ROOT / folder).rglob("*.py")):
-            if "components/preprocess" in path.as_posix():
-                continue
-            text = path.read_text()
-            for module, names in _imports(path):
-                if module.startswith("components.preprocess"):
-                    offenders += [f"{path.relative_to(ROOT)}: {module}.{n}"
-                                  for n in names if n.startswith("_")]
-            for name in ("align", "process", "intensity", "frames", "outputs", "runner"):
-                if f"{name}._" in text and f"components.preprocess import {name}" in text:
-                    offenders.append(f"{path.relative_to(ROOT)}: {name}._...")
+    for path in _project_files("components/preprocess"):
+        text = path.read_text()
+        for module, names in _imports(path):
+            if module.startswith("components.preprocess"):
+                offenders += [f"{path.relative_to(ROOT)}: {module}.{n}"
+                              for n in names if n.startswith("_")]
+        for name in ("align", "process", "intensity", "frames", "outputs", "runner"):
+            if f"{name}._" in text and f"components.preprocess import {name}" in text:
+                offenders.append(f"{path.relative_to(ROOT)}: {name}._...")
     assert not offenders, "\n".join(offenders)
 
 
 def test_no_model_family_branch_outside_components_models() -> None:
     family_words = ("ESTIMATORS", "is_torch", "ECSTFL_ARCHS", "is_estimator")
-    offenders = []
-    for folder in ("components", "pipelines", "registry", "benchmarks"):
-        for path in sorted((ROOT / folder).rglob("*.py")):
-            if "components/models" in path.as_posix():
-                continue
-            text = path.read_text()
-            offenders += [f"{path.relative_to(ROOT)}: {word}" for word in family_words
-                          if word in text]
+    offenders = [f"{path.relative_to(ROOT)}: {word}"
+                 for path in _project_files("components/models")
+                 for word in family_words if word in path.read_text()]
     assert not offenders, "\n".join(offenders)

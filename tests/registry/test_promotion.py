@@ -253,51 +253,45 @@ def test_every_task_is_promoted_when_task_is_omitted(
     assert "champion v1" in status and "promotion-lock" not in status
 
 
-def test_promotion_waiting_on_the_lock_reports_it_lost(project: Project) -> None:
+def race(project: Project, loser: str, winner: str) -> tuple[int, str]:
+    """A promotion of ``loser`` that decides, then waits on the lock while the lock holder
+    makes ``winner`` champion. Folders register in name order: v1 baseline_cnn 0.40,
+    v2 fusion_early 0.70, v3 partition_cnn 0.60; v1 is champion first.
+
+    Returns:
+        The loser's exit code and output.
+    """
     for arch, uar in (("baseline_cnn", 0.40), ("partition_cnn", 0.60), ("fusion_early", 0.70)):
         project.candidate(arch, uar)
     register(project)
     client, name = project.client(), project.name()
     promote(client, "image", policy_of(project), version="1")
-
-    # Folders register in name order: v1 baseline_cnn 0.40, v2 fusion_early 0.70,
-    # v3 partition_cnn 0.60.
     with PromotionLock(client, name, ttl_s=60):
-        process = spawn(project, "promote", "--task", "image", "--version", "2")
+        process = spawn(project, "promote", "--task", "image", "--version", loser)
         for line in process.stderr:  # the process decided and now waits for the lock
             if "held by another promotion" in line:
                 break
-        # Meanwhile the lock holder promotes another, weaker version.
         client.set_registered_model_alias(name, "previous-champion", "1")
-        client.set_registered_model_alias(name, "champion", "3")
+        client.set_registered_model_alias(name, "champion", winner)
     out, _ = process.communicate(timeout=120)
+    return process.returncode, out
 
-    assert process.returncode == 3  # its own challenger may still be better: re-run
+
+def test_losing_a_race_to_a_weaker_winner_exits_3_and_says_re_run(project: Project) -> None:
+    code, out = race(project, loser="2", winner="3")
+    assert code == 3  # its own challenger may still be better: re-run
     assert "lost the race: champion moved from v1 to v3" in out and "re-run" in out
+    client, name = project.client(), project.name()
     assert aliases(client, name)["champion"] == "3"
     assert aliases(client, name)["previous-champion"] == "1"
     assert lock_name(name) not in {m.name for m in client.search_registered_models()}
 
 
 def test_losing_a_race_to_a_better_winner_exits_0_and_names_it(project: Project) -> None:
-    for arch, uar in (("baseline_cnn", 0.40), ("partition_cnn", 0.60), ("fusion_early", 0.70)):
-        project.candidate(arch, uar)
-    register(project)
-    client, name = project.client(), project.name()
-    promote(client, "image", policy_of(project), version="1")
-
-    with PromotionLock(client, name, ttl_s=60):  # v2 (0.70) wins against the loser's v3
-        process = spawn(project, "promote", "--task", "image", "--version", "3")
-        for line in process.stderr:
-            if "held by another promotion" in line:
-                break
-        client.set_registered_model_alias(name, "previous-champion", "1")
-        client.set_registered_model_alias(name, "champion", "2")  # a better winner
-    out, _ = process.communicate(timeout=120)
-
-    assert process.returncode == 0
+    code, out = race(project, loser="3", winner="2")
+    assert code == 0
     assert "lost the race: champion moved from v1 to v2" in out and "at least" in out
-    assert aliases(client, name)["champion"] == "2"
+    assert aliases(project.client(), project.name())["champion"] == "2"
 
 
 def test_a_lock_left_by_a_dead_process_is_shown_and_broken_at_once(
