@@ -174,7 +174,40 @@ def read_image(ref: str | Path, *, depth: bool = False, max_side: int | None = N
         if image.ndim == 3:
             raise DataError(f"{path}: depth map must be single-channel, got {image.shape[2]}")
         return image
-    return _to_rgb_or_grey(image, path)
+    return upright(_to_rgb_or_grey(image, path), exif_orientation(data))
+
+
+def exif_orientation(data: np.ndarray | bytes) -> int:
+    """The EXIF orientation tag (1-8) of an encoded image; 1 (as stored) when absent.
+
+    Cameras store photos sideways and record how to turn them; the decoder used here
+    (OpenCV, all channels) ignores the tag, so :func:`upright` applies it.
+    """
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(bytes(data))) as img:
+            value = img.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 - no readable EXIF: the image is as stored
+        return 1
+    return int(value) if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def upright(image: np.ndarray, orientation: int) -> np.ndarray:
+    """``image`` turned as its EXIF ``orientation`` says (Pillow's exif_transpose rules)."""
+    turns = {
+        2: lambda a: a[:, ::-1],                            # mirrored left-right
+        3: lambda a: a[::-1, ::-1],                         # 180 degrees
+        4: lambda a: a[::-1],                               # mirrored top-bottom
+        5: lambda a: np.swapaxes(a, 0, 1),                  # transposed
+        6: lambda a: np.rot90(a, -1),                       # 90 degrees clockwise
+        7: lambda a: np.swapaxes(a[::-1, ::-1], 0, 1),      # transversed
+        8: lambda a: np.rot90(a, 1),                        # 90 degrees counter-clockwise
+    }
+    turn = turns.get(orientation)
+    return image if turn is None else np.ascontiguousarray(turn(image))
 
 
 def _decode_with_pillow(path: Path) -> np.ndarray | None:

@@ -17,6 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from components.data.io import exif_orientation, upright
 from components.errors import DataError
 from components.serving.settings import ServingConfig
 
@@ -149,7 +150,8 @@ def decode(value: Any, field: str, limits: ServingConfig, *, depth: bool = False
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
         if image is None:
             raise InputError(f"{field}: not an image (cannot decode {len(data)} bytes)")
-        image = _from_bgr(image, field) if not depth else image
+        if not depth:  # a phone photo stored sideways is turned as its EXIF tag says
+            image = upright(_from_bgr(image, field), exif_orientation(data))
     return _checked(image, field, limits, depth=depth)
 
 

@@ -55,3 +55,27 @@ def test_validation_records_a_too_large_file_without_decoding_it(tmp_path: Path)
     assert not facts.loc[0, "decodes_ok"] and "MP decode limit" in facts.loc[0, "error"]
     facts = collect_facts(manifest, workers=1, progress=False, max_side=4096)
     assert not facts.loc[0, "decodes_ok"] and "4096 px side limit" in facts.loc[0, "error"]
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_as_pillow_does(tmp_path: Path, orientation: int) -> None:
+    """A photo stored sideways with its EXIF turn comes out upright, whatever the turn."""
+    from PIL import Image, ImageOps
+
+    pixels = np.random.default_rng(orientation).integers(0, 255, (12, 20, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "photo.png"
+    Image.fromarray(pixels).save(path, exif=exif)
+    with Image.open(path) as img:
+        expected = np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+    np.testing.assert_array_equal(read_image(path), expected)
+
+
+def test_a_webp_named_jpg_decodes_from_its_bytes(tmp_path: Path) -> None:
+    from PIL import Image
+
+    pixels = np.full((16, 16, 3), (200, 30, 30), dtype=np.uint8)
+    path = tmp_path / "mislabelled.jpg"
+    Image.fromarray(pixels).save(path, format="WEBP", lossless=True)
+    np.testing.assert_array_equal(read_image(path), pixels)

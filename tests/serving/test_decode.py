@@ -37,3 +37,20 @@ def test_the_cli_and_python_callers_may_name_files(tmp_path: Path,
     assert image_bytes(str(photo), "image", ServingConfig()) == b"bytes of a photo"
     with pytest.raises(InputError, match="file not found"):
         image_bytes(str(tmp_path / "missing.png"), "image", ServingConfig())
+
+
+def test_a_sideways_phone_photo_is_served_upright(tmp_path: Path) -> None:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from components.serving.decode import decode
+
+    pixels = np.random.default_rng(0).integers(0, 255, (40, 60, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: turn 90 degrees clockwise to view
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", exif=exif)
+    image = decode(buffer.getvalue(), "image", ServingConfig())
+    np.testing.assert_array_equal(image, np.rot90(pixels, -1))
