@@ -164,7 +164,44 @@ def _parser():
     parser.add_argument("--top", type=int, default=report.TOP_K, help="expressions per face")
     parser.add_argument("--out", type=Path, default=None,
                         help="also write the JSON records to this file (the DVC stage's output)")
+    batch = parser.add_argument_group(
+        "many photos", "with --to, IMAGES may be files, folders (searched recursively) and "
+        "globs; unreadable files are skipped and listed")
+    batch.add_argument("--to", type=Path, default=None, metavar="FILE.csv|FILE.jsonl",
+                       help="write one row per face (file, box, top label, every probability)")
+    batch.add_argument("--annotate-dir", type=Path, default=None,
+                       help="with --to: draw boxes and labels on every photo into this folder")
+    batch.add_argument("--strict", action="store_true",
+                       help="with --to: exit 2 when any file could not be read")
     return parser
+
+
+def run_batch(args: Any, predictor: Predictor) -> int:
+    """``--to``: score every file the arguments name, write the table, print a summary.
+
+    Raises:
+        DataError: a video model, per-photo options, or an argument naming nothing.
+    """
+    from components.serving.batch import expand_inputs, predict_batch, write_faces
+
+    if predictor.settings.is_video:
+        raise DataError("--to scores photos; give video clips one by one without --to")
+    if args.depth or args.color2d or args.eyes or args.eyes2d:
+        raise DataError("--to takes colour photos only (no --depth, --color2d or --eyes)")
+    files = expand_inputs(args.images)
+    result = predict_batch(predictor, files,
+                           request=lambda names: request_frame(predictor, names))
+    out = write_faces(result, args.to)
+    if args.annotate_dir is not None:
+        classes = predictor.settings.classes
+        for name, faces in result.faces.groupby("file"):
+            # the last folders in the name keep photos of different folders apart
+            target = args.annotate_dir / ("__".join(Path(name).with_suffix("").parts[-3:])
+                                          + ".png")
+            write_image(target, report.annotate(read_image(name), faces, classes))
+    print(result.summary())
+    print(f"wrote {out}")
+    return 2 if args.strict and result.bad else 0
 
 
 def from_params_section(args: Any, params: dict[str, Any]) -> None:
@@ -192,6 +229,8 @@ def _body(argv: Sequence[str] | None) -> int:
     elif not args.images:
         parser.error("the following arguments are required: images")
     predictor = build_predictor(args.model, args.runtime, args.onnx, args.data, params)
+    if args.to is not None:
+        return run_batch(args, predictor)
     result = predict_files(predictor, args.images, args.depth, args.color2d, args.eyes,
                            args.eyes2d)
     classes = predictor.settings.classes

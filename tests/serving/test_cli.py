@@ -8,7 +8,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from components.data.io import read_image
+from components.data.io import read_image, write_image
 from components.errors import DataError
 from components.models import create_model
 from components.serving.onnx_export import (
@@ -121,3 +121,31 @@ def test_predict_fails_fast_with_one_line_when_the_tracking_server_is_down(tmp_p
     err = capsys.readouterr().err
     assert code == 2 and elapsed < 30
     assert "unreachable" in err and len(err.strip().splitlines()) == 1
+
+
+def test_predict_to_a_table_scores_a_folder_and_skips_a_corrupt_file(store, photo, tmp_path,
+                                                                   capsys):
+    import csv
+    import shutil
+
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(photo.color, folder / "a.png")
+    shutil.copy(photo.color, folder / "sub" / "b.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    blank = np.full((240, 320, 3), 128, np.uint8)  # no face: the centre-crop fallback
+    write_image(folder / "blank.png", blank)
+    out, drawn = tmp_path / "faces.csv", tmp_path / "drawn"
+    args = ["--model", store.serving_uri("baseline_cnn"), str(folder), "--to", str(out),
+            "--annotate-dir", str(drawn)]
+    assert predict_module.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "4 files" in printed and "1 unreadable" in printed and "broken.png" in printed
+    assert "1 without a detected face" in printed
+    rows = list(csv.DictReader(out.open()))
+    assert {row["file"] for row in rows} == {str(folder / n) for n in
+                                             ("a.png", "sub/b.png", "blank.png")}
+    for row in rows:  # every class probability, summing to one
+        assert abs(sum(float(v) for k, v in row.items() if k.startswith("p_")) - 1) < 1e-4
+    assert len(list(drawn.glob("*.png"))) == 3
+    assert predict_module.main([*args, "--strict"]) == 2  # a bad file fails a strict run
