@@ -30,6 +30,8 @@ from pipelines._common import run_cli, stage_parser
 
 log = logging.getLogger("pipelines.evaluate")
 
+DEFAULT_OUT = "artifacts/evaluate"
+
 
 def score_run(run_dir: Path, data_dir: Path) -> dict[str, dict[str, Any]]:
     """Reports per test split (clean first, then by occlusion) of the model in ``run_dir``.
@@ -131,12 +133,57 @@ def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) and value == value else "n/a"
 
 
+def run_external(args: Any, params: dict[str, Any]) -> int:
+    """``--model``: score a model on another labelled set through its serving chain."""
+    import tempfile
+
+    from components.data.sources import IngestConfig, ingest
+    from components.serving.external import evaluate_external, write_external
+    from pipelines.predict import build_predictor, request_frame
+
+    if not args.source or not args.path:
+        raise DataError("--model needs --source and --path: the labelled set to score on")
+    labels = None
+    if args.labels:
+        import yaml
+
+        labels = yaml.safe_load(args.labels)
+        if not isinstance(labels, dict):
+            raise DataError(f"--labels: expected a mapping such as '{{table: labels.csv}}', "
+                            f"got {args.labels!r}")
+    cfg = IngestConfig(source=args.source, path=args.path, labels=labels)
+    with tempfile.TemporaryDirectory(prefix="ferops-external-") as store:
+        manifest = ingest(cfg, store)
+        predictor = build_predictor(args.model, "torch", None, Path(args.data), params)
+        result = evaluate_external(predictor, manifest,
+                                   request=lambda names: request_frame(predictor, names))
+    name = args.name or Path(args.path).name
+    out = Path(args.out if args.out != DEFAULT_OUT else f"artifacts/external/{name}")
+    report = write_external(result, out, name, args.model)
+    print(report.read_text())
+    return 0
+
+
 def _body(argv: Sequence[str] | None) -> int:
     parser = stage_parser(__doc__.splitlines()[0])
     parser.add_argument("--train", default="artifacts/train", help="folder of run folders")
     parser.add_argument("--data", default="artifacts/preprocess", help="preprocessed arrays")
-    parser.add_argument("--out", default="artifacts/evaluate", help="output folder")
+    parser.add_argument("--out", default=DEFAULT_OUT, help="output folder")
+    external = parser.add_argument_group(
+        "another labelled set", "with --model: score that model on a set it never saw, "
+        "through its serving chain (no DVC needed); writes report.md, metrics.json and "
+        "confusion.png under artifacts/external/<name> unless --out")
+    external.add_argument("--model", default=None, help="serving model URI or run folder")
+    external.add_argument("--source", default=None, help="image_folder (or another source)")
+    external.add_argument("--path", default=None, help="the set's folder")
+    external.add_argument("--labels", default=None,
+                          help="the ingest.labels mapping for a flat folder, e.g. "
+                               "'{table: labels.csv}'")
+    external.add_argument("--name", default=None, help="the set's name (default: folder name)")
     args = parser.parse_args(argv)
+    if args.model is not None:
+        return run_external(args, load_params(args.params) if Path(args.params).exists()
+                            else {})
     train_dir = Path(args.train)
     if not train_dir.is_dir():
         raise DataError(f"{train_dir}: no trained models (run the train stage first)")

@@ -149,3 +149,33 @@ def test_predict_to_a_table_scores_a_folder_and_skips_a_corrupt_file(store, phot
         assert abs(sum(float(v) for k, v in row.items() if k.startswith("p_")) - 1) < 1e-4
     assert len(list(drawn.glob("*.png"))) == 3
     assert predict_module.main([*args, "--strict"]) == 2  # a bad file fails a strict run
+
+
+def test_evaluate_another_labelled_set_matches_a_hand_count(store, photo, tmp_path, capsys):
+    """Class folders the model knows are scored through the serving chain; a label it does
+    not know is left out and reported."""
+    import json
+    import shutil
+
+    from pipelines import evaluate as evaluate_module
+
+    uri = store.serving_uri("baseline_cnn")
+    predictor = predict_module.build_predictor(uri)
+    classes = list(predictor.settings.classes)
+    unknown = next(c for c in ("contempt", "disgust", "fear", "sadness") if c not in classes)
+    folder = tmp_path / "external"
+    for i, label in enumerate([classes[0], classes[0], classes[1], unknown]):
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        shutil.copy(photo.color, folder / label / f"{i}.png")
+    out = tmp_path / "report"
+    assert evaluate_module.main(["--model", uri, "--source", "image_folder", "--path",
+                                 str(folder), "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    one = predict_module.predict_files(predictor, [str(photo.color)])
+    top = classes[int(one.loc[one["face"] == 0, [f"p_{c}" for c in classes]].to_numpy()
+                      .argmax())]
+    expected = sum(label == top for label in (classes[0], classes[0], classes[1])) / 3
+    assert metrics["n_scored"] == 3 and metrics["accuracy"] == pytest.approx(expected)
+    assert metrics["not_in_model"] == {unknown: 1}
+    assert (out / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+    assert "photos scored: 3" in capsys.readouterr().out
