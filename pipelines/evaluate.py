@@ -143,6 +143,8 @@ def run_external(args: Any, params: dict[str, Any]) -> int:
 
     if not args.source or not args.path:
         raise DataError("--model needs --source and --path: the labelled set to score on")
+    if args.log and not str(args.model).startswith("models:/"):
+        raise DataError(f"--log: {args.model} is not a registered version (models:/...)")
     labels = None
     if args.labels:
         import yaml
@@ -161,6 +163,16 @@ def run_external(args: Any, params: dict[str, Any]) -> int:
     out = Path(args.out if args.out != DEFAULT_OUT else f"artifacts/external/{name}")
     report = write_external(result, out, name, args.model)
     print(report.read_text())
+    if args.log:
+        from mlflow import MlflowClient
+
+        from components.tracking.store import configure_tracking
+        from registry.external import log_external
+
+        scores = {k: result.report[k] for k in ("accuracy", "uar", "macro_f1")}
+        model, version = log_external(MlflowClient(configure_tracking()), args.model, name,
+                                      scores, result.n_scored)
+        print(f"tagged {model} v{version} with external.{name}.* (the gate does not use them)")
     return 0
 
 
@@ -180,6 +192,9 @@ def _body(argv: Sequence[str] | None) -> int:
                           help="the ingest.labels mapping for a flat folder, e.g. "
                                "'{table: labels.csv}'")
     external.add_argument("--name", default=None, help="the set's name (default: folder name)")
+    external.add_argument("--log", action="store_true",
+                          help="tag the registered version (models:/...) with the scores and "
+                               "add them to its model card; the gate never uses them")
     args = parser.parse_args(argv)
     if args.model is not None:
         return run_external(args, load_params(args.params) if Path(args.params).exists()

@@ -179,3 +179,29 @@ def test_evaluate_another_labelled_set_matches_a_hand_count(store, photo, tmp_pa
     assert metrics["not_in_model"] == {unknown: 1}
     assert (out / "confusion.png").read_bytes()[:4] == b"\x89PNG"
     assert "photos scored: 3" in capsys.readouterr().out
+
+
+def test_evaluate_log_tags_the_registered_version_and_its_card(store, photo, tmp_path):
+    import shutil
+
+    from mlflow import MlflowClient
+
+    from pipelines import evaluate as evaluate_module
+
+    name = "t-external-" + tmp_path.name[-8:].replace("_", "-")
+    version = mlflow.register_model(store.serving_uri("baseline_cnn"), name).version
+    classes = list(predict_module.build_predictor(store.serving_uri("baseline_cnn"))
+                   .settings.classes)
+    folder = tmp_path / "set"
+    (folder / classes[0]).mkdir(parents=True)
+    shutil.copy(photo.color, folder / classes[0] / "a.png")
+    argv = ["--model", f"models:/{name}/{version}", "--source", "image_folder", "--path",
+            str(folder), "--name", "mini", "--out", str(tmp_path / "out"), "--log"]
+    assert evaluate_module.main(argv) == 0
+    assert evaluate_module.main(argv) == 0  # again: one card line per set, replaced
+    mv = MlflowClient().get_model_version(name, version)
+    assert mv.tags["external.mini.n"] == "1" and "external.mini.uar" in mv.tags
+    assert mv.description.count("`mini` (1 photos)") == 1
+    runs_uri = ["--model", store.serving_uri("baseline_cnn"), "--source", "image_folder",
+                "--path", str(folder), "--log"]
+    assert evaluate_module.main(runs_uri) == 2  # --log needs a registered version
