@@ -21,6 +21,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from components.errors import FeropsError
+from components.tracking.store import process_alive
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +52,7 @@ def owner_is_dead(owner: str) -> bool:
     pid = rest.partition(":")[0]
     if host != socket.gethostname() or not pid.isdigit():
         return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return not process_alive(int(pid))
 
 
 def held_lock(client: MlflowClient, model_name: str) -> tuple[str, float] | None:

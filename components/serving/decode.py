@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import os
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import cv2
 import numpy as np
 
 from components.data.io import exif_orientation, upright
+from components.data.io import header_size as read_header_size
 from components.errors import DataError
 from components.serving.settings import ServingConfig
 
@@ -100,18 +100,16 @@ def _looks_like_path(text: str) -> bool:
 
 
 def header_size(data: bytes, field: str) -> tuple[int, int] | None:
-    """``(width, height)`` read from the file header without decoding pixels; None if unknown."""
+    """``(width, height)`` read from the file header without decoding pixels; None if unknown
+    (the one header reader, :func:`components.data.io.header_size`, with the field named).
+
+    Raises:
+        InputError: the header announces a decompression bomb.
+    """
     try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - pillow ships with matplotlib
-        return None
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            return int(img.size[0]), int(img.size[1])
-    except Image.DecompressionBombError as exc:
+        return read_header_size(data)
+    except DataError as exc:
         raise InputError(f"{field}: image is enormous ({exc})") from exc
-    except Exception:  # noqa: BLE001 - PIL does not know every format OpenCV reads
-        return None
 
 
 def check_size(width: int, height: int, field: str, limits: ServingConfig) -> None:

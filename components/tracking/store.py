@@ -35,6 +35,19 @@ EXPERIMENT_KIND = "custom_model_development"
 RECORDS_FOLDER = "tracking"
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (one owned by another user counts)."""
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def run_record_path(run_dir: Path) -> Path:
     """``artifacts/train/<arch>`` -> ``artifacts/tracking/train/<arch>.json`` (the folder of
     run folders is kept in the path, so two sets of run folders never share records)."""

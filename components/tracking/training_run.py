@@ -33,6 +33,7 @@ from components.tracking.store import (
     experiment_name,
     flatten_params,
     lineage_root,
+    process_alive,
     run_record_path,
     tracking_uri,
 )
@@ -126,23 +127,13 @@ def mark_dead_runs_killed(experiment_id: str) -> list[str]:
         tags = run.data.tags
         if tags.get(HOST_TAG) != host or not str(tags.get(PID_TAG, "")).isdigit():
             continue
-        if _process_alive(int(tags[PID_TAG])):
+        if process_alive(int(tags[PID_TAG])):
             continue
         client.set_terminated(run.info.run_id, status="KILLED")
         marked.append(run.info.run_id)
         log.warning("MLflow run %s (%s) was left RUNNING by a process that is gone; marked "
                     "KILLED", run.info.run_id, run.info.run_name)
     return marked
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, owned by someone else
-        return True
-    return True
 
 
 def write_untracked_record(out_dir: Path, arch: str, reason: str) -> Path:
