@@ -35,8 +35,12 @@ EXPERIMENT_KIND = "custom_model_development"
 RECORDS_FOLDER = "tracking"
 
 
+HOST_TAG, PID_TAG = "ferops.host", "ferops.pid"  # which process on which machine runs a run
+
+
 def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this machine (one owned by another user counts)."""
+    """True when process ``pid`` exists on this machine and is not a zombie (one owned by
+    another user counts as alive)."""
     import os
 
     try:
@@ -45,7 +49,33 @@ def process_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.exists():
+        try:
+            return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except (OSError, IndexError):
+            return True
     return True
+
+
+def close_dead_runs(experiment_id: str, filter_string: str = "") -> list[str]:
+    """End as KILLED the RUNNING runs of ``experiment_id`` (matching ``filter_string``) whose
+    process on this machine is gone: a process killed with SIGKILL never ends its MLflow run.
+    Runs of other machines are left alone. Returns the run ids closed."""
+    import socket
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    host = socket.gethostname()
+    running = " and ".join(filter(None, [filter_string, "attributes.status = 'RUNNING'"]))
+    closed = []
+    for run in client.search_runs([experiment_id], running):
+        pid = str(run.data.tags.get(PID_TAG, ""))
+        if run.data.tags.get(HOST_TAG) == host and pid.isdigit() and not process_alive(int(pid)):
+            client.set_terminated(run.info.run_id, status="KILLED")
+            closed.append(run.info.run_id)
+    return closed
 
 
 def run_record_path(run_dir: Path) -> Path:

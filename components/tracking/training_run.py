@@ -28,12 +28,14 @@ from components.jsonio import write_json
 from components.models import ModelSpec
 from components.tracking.lineage import Lineage, collect_lineage, git_commit
 from components.tracking.store import (
+    HOST_TAG,
+    PID_TAG,
     TrackingError,
+    close_dead_runs,
     ensure_experiment,
     experiment_name,
     flatten_params,
     lineage_root,
-    process_alive,
     run_record_path,
     tracking_uri,
 )
@@ -107,33 +109,14 @@ def tracked_training(setup: RunSetup, *, enabled: bool = True) -> Iterator[Train
         yield run
 
 
-HOST_TAG, PID_TAG = "ferops.host", "ferops.pid"  # which process on which machine runs it
-
-
 def mark_dead_runs_killed(experiment_id: str) -> list[str]:
-    """End as KILLED the runs of ``experiment_id`` still marked RUNNING whose process, on
-    this machine, is gone (a training run killed with SIGKILL never ends its MLflow run).
-    Runs of other machines are left alone: their processes cannot be checked from here.
-
-    Returns:
-        The run ids marked.
-    """
-    from mlflow import MlflowClient
-
-    client = MlflowClient()
-    host = socket.gethostname()
-    marked = []
-    for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'"):
-        tags = run.data.tags
-        if tags.get(HOST_TAG) != host or not str(tags.get(PID_TAG, "")).isdigit():
-            continue
-        if process_alive(int(tags[PID_TAG])):
-            continue
-        client.set_terminated(run.info.run_id, status="KILLED")
-        marked.append(run.info.run_id)
-        log.warning("MLflow run %s (%s) was left RUNNING by a process that is gone; marked "
-                    "KILLED", run.info.run_id, run.info.run_name)
-    return marked
+    """End as KILLED the training runs left RUNNING by a process on this machine that is
+    gone (see :func:`~components.tracking.store.close_dead_runs`). Returns their ids."""
+    closed = close_dead_runs(experiment_id)
+    if closed:
+        log.warning("marked KILLED %d MLflow run(s) left RUNNING by a process that is gone: %s",
+                    len(closed), ", ".join(closed))
+    return closed
 
 
 def write_untracked_record(out_dir: Path, arch: str, reason: str) -> Path:

@@ -27,6 +27,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from components.errors import ConfigError
+from components.tracking.store import process_alive
 from components.tuning.config import TuneConfig
 
 log = logging.getLogger(__name__)
@@ -167,23 +168,6 @@ def mark_owner(trial: optuna.Trial) -> None:
     trial.set_user_attr(PID_ATTR, os.getpid())
 
 
-def pid_alive(pid: int) -> bool:
-    """True when process ``pid`` exists on this host (and is not a zombie)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's live process
-    stat = Path(f"/proc/{pid}/stat")
-    if stat.exists():
-        try:
-            return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-        except (OSError, IndexError):
-            return True
-    return True
-
-
 def is_orphaned(trial: FrozenTrial, host: str | None = None) -> bool:
     """A RUNNING trial whose recorded process on this host is gone."""
     if trial.state != TrialState.RUNNING:
@@ -192,7 +176,7 @@ def is_orphaned(trial: FrozenTrial, host: str | None = None) -> bool:
     pid = trial.user_attrs.get(PID_ATTR)
     if owner_host != (host or socket.gethostname()) or not isinstance(pid, int):
         return False
-    return pid != os.getpid() and not pid_alive(pid)
+    return pid != os.getpid() and not process_alive(pid)
 
 
 def fail_orphaned_trials(study: optuna.Study) -> list[int]:

@@ -21,15 +21,13 @@ from typing import Any
 import optuna
 
 from components.tracking import ensure_experiment, flatten_params
-from components.tuning.study import pid_alive
+from components.tracking.store import HOST_TAG, PID_TAG, close_dead_runs
 
 log = logging.getLogger(__name__)
 
 STUDY_TAG = "optuna.study"
 TRIAL_TAG = "optuna.trial_number"
 STATE_TAG = "state"
-HOST_TAG = "ferops.host"
-PID_TAG = "ferops.pid"
 
 
 class StudyTracker:
@@ -141,21 +139,7 @@ class StudyTracker:
         Returns:
             The ids of the runs closed.
         """
-        from mlflow.tracking import MlflowClient
-
-        client = MlflowClient()
-        host = socket.gethostname()
-        runs = client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.`{STUDY_TAG}` = '{self.study}' and attributes.status = 'RUNNING'",
-        )
-        closed = []
-        for run in runs:
-            tags = run.data.tags
-            pid = tags.get(PID_TAG, "")
-            if tags.get(HOST_TAG) == host and pid.isdigit() and not pid_alive(int(pid)):
-                client.set_terminated(run.info.run_id, status="KILLED")
-                closed.append(run.info.run_id)
+        closed = close_dead_runs(self.experiment_id, f"tags.`{STUDY_TAG}` = '{self.study}'")
         if closed:
             log.warning("closed %d MLflow runs left open by a dead tuning worker", len(closed))
         return closed
