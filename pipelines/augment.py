@@ -11,14 +11,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from components.augment import AugmentResult, augment_config, augment_manifest
 from components.config import load_params, section
-from components.data.manifest import read_manifest, write_manifest
 from components.errors import ConfigError
 from components.jsonio import write_json
 from pipelines._common import run_cli, stage_parser
+
+if TYPE_CHECKING:
+    from components.augment import AugmentResult
 
 log = logging.getLogger("ferops.augment")
 
@@ -38,6 +39,9 @@ def run_augment(
         ConfigError: bad params, or an output folder inside the raw ``data/`` folder.
         DataError: the manifest or one of its images cannot be read.
     """
+    from components.augment import augment_config, augment_manifest
+    from components.data.manifest import read_manifest, write_manifest
+
     cfg = augment_config(params)
     out_dir = Path(out_dir)
     raw = (Path.cwd() / RAW_DATA_DIR).resolve()

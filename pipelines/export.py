@@ -10,8 +10,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from components.config import load_params
-from components.serving.onnx_export import export_onnx, settings_path
 from pipelines._common import run_cli, stage_parser
 from pipelines.predict import DEFAULT_MODEL
 
@@ -28,6 +26,7 @@ def run_export(model: str, out: Path, data_dir: Path | None = None,
     Raises:
         DataError: the model cannot be loaded, is an estimator, or the export fails.
     """
+    from components.serving.onnx_export import export_onnx
     from pipelines.predict import load_model
 
     return export_onnx(load_model(model, data_dir, params), out)
@@ -42,6 +41,9 @@ def _body(argv: Sequence[str] | None) -> int:
     parser.add_argument("--data", type=Path, default=Path("artifacts/preprocess"),
                         help="preprocessed data (only for a training run folder as --model)")
     args = parser.parse_args(argv)
+    from components.config import load_params
+    from components.serving.onnx_export import settings_path
+
     params = load_params(args.params) if Path(args.params).exists() else {}
     out = run_export(args.model, args.out, args.data, params)
     print(f"wrote {out} and {settings_path(out)}")

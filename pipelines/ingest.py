@@ -5,20 +5,25 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from components.config import build_config, load_params, section
-from components.data.manifest import manifest_digest, write_manifest
-from components.data.sources import IngestConfig, ingest
 from components.jsonio import write_json
 from pipelines._common import run_cli, stage_parser
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from components.data.sources import IngestConfig
 
 log = logging.getLogger("ferops.ingest")
 
 
 def run_ingest(cfg: IngestConfig, out_dir: str | Path) -> pd.DataFrame:
     """Ingest the source and write the manifest plus a small summary next to it."""
+    from components.data.manifest import manifest_digest, write_manifest
+    from components.data.sources import ingest
+
     out_dir = Path(out_dir)
     frame = ingest(cfg, out_dir)
     write_manifest(frame, out_dir / "manifest.parquet")
@@ -42,6 +47,8 @@ def _body(argv: Sequence[str] | None) -> int:
     parser = stage_parser("Ingest the configured raw source into a sample manifest.")
     parser.add_argument("--out", default="artifacts/ingest", help="output folder")
     args = parser.parse_args(argv)
+    from components.data.sources import IngestConfig
+
     cfg = build_config(IngestConfig, section(load_params(args.params), "ingest"), where="ingest")
     run_ingest(cfg, args.out)
     return 0

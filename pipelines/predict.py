@@ -1,11 +1,14 @@
 """``ferops predict``: expressions of the faces in photos, from a served model.
 
-``ferops predict --model models:/ferops-rgbd@champion photo.jpg --depth photo_depth.png``
-prints per detected face its box and top-3 expressions (``--json`` for machines) and can draw
-them (``--annotate out.png``). ``--eyes lx,ly,rx,ry`` (one per photo, in order; ``-`` for
-"detect") gives known eye centres, which align the face as training did and skip detection.
-``--runtime onnx`` runs the network exported by
-``ferops export onnx`` with onnxruntime; the face chain is the same Python code either way.
+``ferops predict photo.jpg`` (the ``ferops-image`` champion) or ``ferops predict --model
+models:/ferops-rgbd@champion photo.jpg --depth photo_depth.png`` prints per detected face its
+box and top-3 expressions (``--json`` for machines) and can draw them (``--annotate
+out.png``). A photo without a detected face is answered "no face" unless ``--crop`` says it
+already is a face crop. ``--eyes lx,ly,rx,ry`` (one per photo, in order; ``-`` for "detect")
+gives known eye centres, which align the face as training did and skip detection. A model
+that needs an input the command lacks (a depth map, a clip) is refused before it loads.
+``--runtime onnx`` runs the network exported by ``ferops export onnx`` with onnxruntime; the
+face chain is the same Python code either way.
 """
 
 from __future__ import annotations
@@ -13,19 +16,19 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from components.config import load_params
-from components.data.io import read_frames, read_image, write_image
 from components.errors import ConfigError, DataError
-from components.serving import report
-from components.serving.predictor import Predictor
+from components.serving.inputs import TOP_K
 from pipelines._common import run_cli, stage_parser
 
+if TYPE_CHECKING:  # the heavy imports wait until a command runs (``--help`` stays quick)
+    import pandas as pd
+
+    from components.serving.predictor import Predictor
+
 RUNTIMES: tuple[str, ...] = ("torch", "onnx")
-DEFAULT_MODEL = "models:/ferops-rgbd@champion"
+DEFAULT_MODEL = "models:/ferops-image@champion"  # takes a plain photo
 NO_EYES = "-"  # an --eyes value that leaves that photo to face detection
 
 
@@ -86,23 +89,28 @@ def _temp_onnx() -> Path:
 
 def request_frame(predictor: Predictor, images: Sequence[str], depths: Sequence[str] = (),
                   color2d: Sequence[str] = (), eyes: Sequence[str] = (),
-                  eyes2d: Sequence[str] = ()) -> pd.DataFrame:
+                  eyes2d: Sequence[str] = (), crop: bool = False) -> pd.DataFrame:
     """The request rows for files: one row per image (a clip folder/video for video models).
 
     ``eyes`` / ``eyes2d`` hold ``"lx,ly,rx,ry"`` text per image (``-``: detect the face);
-    the predictor parses and checks them.
+    the predictor parses and checks them. ``crop`` marks every image as a face crop.
 
     Raises:
         DataError: ``--depth`` / ``--color2d`` / ``--eyes`` / ``--eyes2d`` counts differ from
             the images.
     """
+    import pandas as pd
+
+    from components.data.io import read_frames
+
     for option, values in (("--depth", depths), ("--color2d", color2d), ("--eyes", eyes),
                            ("--eyes2d", eyes2d)):
         if values and len(values) != len(images):
             raise DataError(f"{option}: {len(values)} files for {len(images)} images "
                             "(give one per image, in the same order)")
     if predictor.settings.is_video:
-        return pd.DataFrame({"frames": [read_frames(p) for p in images]})
+        clips = pd.DataFrame({"frames": [read_frames(p) for p in images]})
+        return clips.assign(crop=True) if crop else clips
     rows: dict[str, list[Any]] = {"image": [_file(p) for p in images]}
     if depths:
         rows["depth"] = [_file(p) for p in depths]
@@ -111,6 +119,8 @@ def request_frame(predictor: Predictor, images: Sequence[str], depths: Sequence[
     for column, values in (("eyes", eyes), ("eyes2d", eyes2d)):
         if values:
             rows[column] = [None if v.strip() == NO_EYES else v for v in values]
+    if crop:
+        rows["crop"] = [True] * len(images)
     return pd.DataFrame(rows)
 
 
@@ -124,14 +134,61 @@ def _file(path: str) -> bytes:
 
 def predict_files(predictor: Predictor, images: Sequence[str], depths: Sequence[str] = (),
                   color2d: Sequence[str] = (), eyes: Sequence[str] = (),
-                  eyes2d: Sequence[str] = ()) -> pd.DataFrame:
+                  eyes2d: Sequence[str] = (), crop: bool = False) -> pd.DataFrame:
     """One result row per face of the given files (see :meth:`Predictor.predict`)."""
-    return predictor.predict(request_frame(predictor, images, depths, color2d, eyes, eyes2d))
+    return predictor.predict(request_frame(predictor, images, depths, color2d, eyes, eyes2d,
+                                           crop))
+
+
+def given_inputs(images: Sequence[str], depths: Sequence[str]) -> set[str]:
+    """What the command line holds, in :func:`missing_inputs`' words: clips (folders, video
+    files) or photos, with or without depth maps."""
+    from components.data.io import is_image_file
+
+    clips = bool(images) and all(Path(p).is_dir() or (Path(p).is_file()
+                                                      and not is_image_file(Path(p)))
+                                 for p in images)
+    given = {"frames"} if clips else {"image"}
+    return given | ({"depth"} if depths else set())
+
+
+def check_inputs(model: str, given: set[str]) -> None:
+    """Refuse, before any weights load, a request the registered model cannot take.
+
+    Reads only the model's MLmodel metadata (``arch``, ``inputs``), so a photo sent to an
+    RGB-D or clip model is answered at once with the missing option and the registered
+    model that would take it. Run folders and ONNX files are checked when they load.
+
+    Raises:
+        DataError: the model needs an input the command line does not give.
+    """
+    if not model.startswith(("models:/", "runs:/")):
+        return
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import get_model_info
+
+    from components.serving.inputs import missing_inputs, registered_prefix
+    from components.tracking.store import check_reachable, configure_tracking
+
+    check_reachable(configure_tracking())
+    try:
+        metadata = get_model_info(model).metadata or {}
+    except (MlflowException, OSError) as exc:
+        raise DataError(f"{model}: cannot load the model ({str(exc).splitlines()[0]})") from exc
+    inputs = tuple(metadata.get("inputs") or ())
+    if inputs:
+        problem = missing_inputs(str(metadata.get("arch", "?")), inputs, given,
+                                 registered_prefix(model))
+        if problem:
+            raise DataError(problem)
 
 
 def annotate_file(image: str, result: pd.DataFrame, classes: list[str], out: Path,
                   index: int = 0) -> Path:
     """Draw the faces of input ``index`` onto ``image`` and write ``out``."""
+    from components.data.io import read_image, write_image
+    from components.serving import report
+
     faces = result[result["input"] == index]
     return write_image(out, report.annotate(read_image(image), faces, classes))
 
@@ -153,6 +210,9 @@ def _parser():
                              f"'{NO_EYES}' detects (skips face detection when given)")
     parser.add_argument("--eyes2d", action="append", default=[], metavar="LX,LY,RX,RY",
                         help="eye centres in the --color2d photo, per photo, in order")
+    parser.add_argument("--crop", action="store_true",
+                        help="the photos (clip frames) already are face crops: no face "
+                        "detection, the whole image is the face")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.add_argument("--annotate", type=Path, default=None,
                         help="write the first photo with boxes and labels drawn")
@@ -161,7 +221,7 @@ def _parser():
                         help="exported model (with .serving.json beside) for --runtime onnx")
     parser.add_argument("--data", type=Path, default=Path("artifacts/preprocess"),
                         help="preprocessed data (only for a training run folder as --model)")
-    parser.add_argument("--top", type=int, default=report.TOP_K, help="expressions per face")
+    parser.add_argument("--top", type=int, default=TOP_K, help="expressions per face")
     parser.add_argument("--out", type=Path, default=None,
                         help="also write the JSON records to this file (the DVC stage's output)")
     batch = parser.add_argument_group(
@@ -182,6 +242,8 @@ def run_batch(args: Any, predictor: Predictor) -> int:
     Raises:
         DataError: a video model, per-photo options, or an argument naming nothing.
     """
+    from components.data.io import read_image, write_image
+    from components.serving import report
     from components.serving.batch import expand_inputs, predict_batch, write_faces
 
     if predictor.settings.is_video:
@@ -190,7 +252,8 @@ def run_batch(args: Any, predictor: Predictor) -> int:
         raise DataError("--to takes colour photos only (no --depth, --color2d or --eyes)")
     files = expand_inputs(args.images)
     result = predict_batch(predictor, files,
-                           request=lambda names: request_frame(predictor, names))
+                           request=lambda names: request_frame(predictor, names,
+                                                               crop=args.crop))
     out = write_faces(result, args.to)
     if args.annotate_dir is not None:
         classes = predictor.settings.classes
@@ -223,16 +286,22 @@ def from_params_section(args: Any, params: dict[str, Any]) -> None:
 def _body(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    from components.config import load_params
+    from components.serving import report
+
     params = load_params(args.params) if Path(args.params).exists() else {}
     if args.from_params:
         from_params_section(args, params)
     elif not args.images:
         parser.error("the following arguments are required: images")
+    if not (args.runtime == "onnx" and args.onnx is not None and args.onnx.is_file()):
+        check_inputs(args.model, {"image"} if args.to is not None
+                     else given_inputs(args.images, args.depth))
     predictor = build_predictor(args.model, args.runtime, args.onnx, args.data, params)
     if args.to is not None:
         return run_batch(args, predictor)
     result = predict_files(predictor, args.images, args.depth, args.color2d, args.eyes,
-                           args.eyes2d)
+                           args.eyes2d, args.crop)
     classes = predictor.settings.classes
     records = report.records(result, classes, list(args.images), args.top)
     if args.out is not None:

@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from components.config import load_params, section
-from components.data.manifest import read_manifest
-from components.preprocess import preprocess_config, preprocess_manifest
 from pipelines._common import run_cli, stage_parser
 
 log = logging.getLogger(__name__)
@@ -34,6 +32,9 @@ def run_preprocess(
         ConfigError: a bad key or value in the section.
         DataError: the manifest or an image it names cannot be read.
     """
+    from components.data.manifest import read_manifest
+    from components.preprocess import preprocess_config, preprocess_manifest
+
     config = preprocess_config(params)
     frame = read_manifest(manifest_path)
     return preprocess_manifest(frame, config, out_dir, progress=progress)

@@ -24,32 +24,14 @@ import logging
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from components.config import load_params, section
 from components.errors import ConfigError
-from components.models import (
-    MODEL_INPUTS,
-    ModelSpec,
-    create_classifier,
-    seeded_kwargs,
-    training_needs,
-)
-from components.serving.pyfunc import log_serving_model
-from components.tracking.training_run import RunSetup, tracked_training, write_untracked_record
-from components.training.config import resolve_config
-from components.training.data import (
-    choose_task,
-    load_split,
-    no_task_reason,
-    read_meta,
-    task_name,
-)
-from components.training.distributed import DistContext, current_context, init_distributed
-from components.training.distributed import shutdown as dist_shutdown
-from components.training.run import train_run, write_skipped
-from components.training.trainer import EpochCallback, seed_everything
 from pipelines._common import run_cli, stage_parser
+
+if TYPE_CHECKING:
+    from components.training.distributed import DistContext
+    from components.training.trainer import EpochCallback
 
 log = logging.getLogger("pipelines.train")
 
@@ -75,6 +57,29 @@ def train_stage(
         ConfigError: unknown architecture or bad params.
         DataError: unreadable preprocessed arrays.
     """
+    # Imported here, not at the top, so ``--help`` answers without loading torch or MLflow.
+    from components.config import section
+    from components.models import (
+        MODEL_INPUTS,
+        ModelSpec,
+        create_classifier,
+        seeded_kwargs,
+        training_needs,
+    )
+    from components.serving.pyfunc import log_serving_model
+    from components.tracking.training_run import RunSetup, tracked_training, write_untracked_record
+    from components.training.config import resolve_config
+    from components.training.data import (
+        choose_task,
+        load_split,
+        no_task_reason,
+        read_meta,
+        task_name,
+    )
+    from components.training.distributed import current_context
+    from components.training.run import train_run, write_skipped
+    from components.training.trainer import seed_everything
+
     ctx = ctx or current_context()
     if arch not in MODEL_INPUTS:
         raise ConfigError(f"--arch {arch!r}: unknown; choose from {sorted(MODEL_INPUTS)}")
@@ -95,8 +100,9 @@ def train_stage(
     if not needs.distributed and not ctx.is_main:
         return {}  # it fits in one process; the other ranks have nothing to do
     extra = seeded_kwargs(arch, extra, cfg.seed)
-    spec = ModelSpec(arch, len(classes), in_channels, inputs, task_name(task_dir), list(classes),
-                     grey, dict(extra), tta_mirror=cfg.tta_mirror and needs.mirror_tta)
+    spec = ModelSpec(arch, len(classes), in_channels, inputs, task_name(task_dir, inputs),
+                     list(classes), grey, dict(extra),
+                     tta_mirror=cfg.tta_mirror and needs.mirror_tta)
     log.info("training %s on %s (%d classes, %d input channels)", arch, task_dir,
              len(classes), in_channels)
     seed_everything(cfg.seed)
@@ -123,6 +129,10 @@ def _body(argv: Sequence[str] | None) -> int:
     parser.add_argument("--tune-dir", default="artifacts/tune", help="tuner outputs")
     parser.add_argument("--resume", action="store_true", help="continue from checkpoint.pt")
     args = parser.parse_args(argv)
+    from components.config import load_params
+    from components.training.distributed import init_distributed
+    from components.training.distributed import shutdown as dist_shutdown
+
     ctx = init_distributed()
     try:
         out = Path(args.out or f"artifacts/train/{args.arch}")

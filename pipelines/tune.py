@@ -21,11 +21,6 @@ from typing import Any
 
 from components.config import load_params, section
 from components.errors import ConfigError
-from components.models import MODEL_INPUTS
-from components.tracking.lineage import task_dataset
-from components.training.config import resolve_config
-from components.training.data import choose_task, no_task_reason
-from components.tuning import tune_architecture, tune_config, write_skipped
 from pipelines._common import run_cli, stage_parser
 
 log = logging.getLogger("pipelines.tune")
@@ -54,6 +49,13 @@ def tune_stage(
         ConfigError: unknown architecture, bad params or storage URL.
         DataError: unreadable preprocessed arrays.
     """
+    # Imported here, not at the top, so ``--help`` answers without loading torch.
+    from components.models import MODEL_INPUTS
+    from components.tracking.lineage import task_dataset
+    from components.training.config import resolve_config
+    from components.training.data import choose_task, no_task_reason
+    from components.tuning import tune_architecture, tune_config, write_skipped
+
     if arch not in MODEL_INPUTS:
         raise ConfigError(f"--arch {arch!r}: unknown; choose from {sorted(MODEL_INPUTS)}")
     if n_trials is not None and n_trials < 1:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from components.config import load_params, section
-from components.data.manifest import read_manifest
-from components.validation import ValidationResult, validate_manifest
-from components.validation.config import validate_config
 from pipelines._common import run_cli, stage_parser
+
+if TYPE_CHECKING:
+    from components.validation import ValidationResult
 
 log = logging.getLogger("ferops.validate")
 
@@ -42,6 +42,10 @@ def run_validate(
         DataError: the manifest file is missing or not a manifest.
         ValidationFailed: a hard error was found (the report is written first).
     """
+    from components.data.manifest import read_manifest
+    from components.validation import validate_manifest
+    from components.validation.config import validate_config
+
     cfg = validate_config(section(params, "validate"))
     manifest = read_manifest(manifest_path)
     return validate_manifest(manifest, cfg, out_dir, source=str(manifest_path),

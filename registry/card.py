@@ -1,13 +1,22 @@
 """The model card stored as a version's description: what a reviewer needs on one screen.
 
 Data (dataset, task, test digest and size), test scores, per-class recall, limitations
-(which classes are weak, robustness under occlusion) and intended use, in markdown the
-MLflow UI renders.
+(which classes are weak, robustness under occlusion), the input contract a caller must meet
+(crop size, channels and their order, depth or clips, class order, chance level), the exact
+``ferops predict`` call, and intended use, in markdown the MLflow UI renders. The same text
+is stored as ``MODEL_CARD.md`` among the version's artifacts.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 from registry.candidates import Candidate
+
+CARD_FILE = "MODEL_CARD.md"
+SETTINGS_FILE = "serving.json"  # the serving contract the train stage leaves in the run folder
 
 # Inputs each task's models read, for the "intended use" line.
 TASK_INPUTS: dict[str, str] = {
@@ -18,8 +27,9 @@ TASK_INPUTS: dict[str, str] = {
 HEADLINE = ("test_accuracy", "test_uar", "test_macro_f1")
 
 
-def model_card(candidate: Candidate, floor: float) -> str:
-    """Markdown card for ``candidate``; ``floor`` is the gate's class-recall floor."""
+def model_card(candidate: Candidate, floor: float, model_uri: str | None = None) -> str:
+    """Markdown card for ``candidate``; ``floor`` is the gate's class-recall floor and
+    ``model_uri`` (``models:/<name>/<version>``) the name the call example uses."""
     c = candidate
     lines = [
         f"# {c.arch} ({c.task})",
@@ -36,6 +46,7 @@ def model_card(candidate: Candidate, floor: float) -> str:
     lines += [f"| {k} | {c.metrics[k]:.4f} |" for k in _ordered(c.metrics)]
     lines += ["", "## Per-class recall (test)", "| class | recall |", "|---|---|"]
     lines += [f"| {name} | {value:.3f} |" for name, value in c.recall.items()]
+    lines += input_contract(read_contract(c.run_dir), model_uri or c.model_uri)
     lines += ["", "## Limitations"]
     lines += [f"- {line}" for line in limitations(c, floor)]
     lines += [
@@ -47,6 +58,61 @@ def model_card(candidate: Candidate, floor: float) -> str:
         "expressions are not emotions, and accuracy differs between people and settings.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def read_contract(run_dir: Path) -> dict[str, Any] | None:
+    """The serving settings the train stage wrote beside the model (None for older runs)."""
+    path = Path(run_dir) / SETTINGS_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def input_contract(settings: dict[str, Any] | None, model_uri: str) -> list[str]:
+    """Card lines: what the model reads, in which order, and the call that feeds it."""
+    if not settings:
+        return []
+    spec = settings.get("spec") or {}
+    inputs = list(spec.get("inputs") or [])
+    classes = list(spec.get("classes") or [])
+    size, channels = settings.get("size"), settings.get("channels")
+    colour = "grey (luma)" if spec.get("grey") or channels == 1 else "RGB"
+    names = {"color": f"colour photo ({colour})", "depth": "depth map (16-bit, millimetres)",
+             "color2d": f"second-camera photo ({colour})", "frames": f"clip frames ({colour})"}
+    lines = ["", "## Input contract",
+             f"- reads: {', '.join(names.get(m, m) for m in inputs)}; stacked in this channel "
+             f"order: {', '.join(inputs)} ({spec.get('in_channels', '?')} channels)",
+             f"- faces are aligned by the eyes and cropped to {size}x{size} px "
+             f"(preprocess input mode `{(settings.get('preprocess') or {}).get('input')}`)"]
+    if "frames" in inputs:
+        frames = (settings.get("preprocess") or {}).get("clip_frames")
+        lines.append(f"- needs a clip (a folder of frames or a video file), resampled to "
+                     f"{frames} frames")
+    elif "depth" in inputs:
+        lines.append("- needs a depth map registered to the colour photo (same aspect ratio)")
+    else:
+        lines.append("- takes a plain photo: no depth map, no clip")
+    lines.append(f"- classes, in output order: {', '.join(classes)}")
+    if classes:
+        lines.append(f"- chance level: {1 / len(classes):.3f} accuracy / UAR")
+    lines += [f"- a face whose top probability is under "
+              f"{(settings.get('limits') or {}).get('min_confidence', 'the threshold')} is "
+              "flagged low_confidence; a photo without a detected face gets no answer "
+              "(--crop: the photo already is a face crop)",
+              "", "## How to call", "```", predict_call(inputs, model_uri), "```"]
+    return lines
+
+
+def predict_call(inputs: list[str], model_uri: str) -> str:
+    """The exact ``ferops predict`` command line for this model's inputs."""
+    if "frames" in inputs:
+        return f"ferops predict --model {model_uri} clip_folder/"
+    extra = " --depth photo_depth.png" if "depth" in inputs else ""
+    extra += " --color2d photo_2d.png" if "color2d" in inputs else ""
+    return f"ferops predict --model {model_uri} photo.jpg{extra}"
 
 
 def limitations(c: Candidate, floor: float) -> list[str]:
@@ -80,3 +146,45 @@ def limitations(c: Candidate, floor: float) -> list[str]:
 def _ordered(metrics: dict[str, float]) -> list[str]:
     head = [k for k in HEADLINE if k in metrics]
     return head + sorted(k for k in metrics if k not in head)
+
+
+def store_card(client: Any, name: str, version: str, card: str) -> str | None:
+    """Write ``card`` as :data:`CARD_FILE` among the version's artifacts (its logged model's
+    files, so ``models:/<name>/<version>/MODEL_CARD.md`` downloads it) and as its
+    description. Returns the logged model id written to, None for a version without one.
+
+    Raises:
+        TrackingError: the store refused a write.
+    """
+    import tempfile
+
+    from mlflow.exceptions import MlflowException
+
+    from components.tracking.store import TrackingError
+
+    try:
+        client.update_model_version(name, version, description=card)
+        model_id = logged_model_id(client.get_model_version(name, version))
+        if not model_id:
+            return None
+        with tempfile.TemporaryDirectory(prefix="ferops-card-") as tmp:
+            path = Path(tmp) / CARD_FILE
+            path.write_text(card)
+            client.log_model_artifact(model_id, str(path))
+    except MlflowException as exc:
+        raise TrackingError(f"{name} v{version}: cannot store the model card "
+                            f"({str(exc).splitlines()[0]})") from exc
+    return str(model_id)
+
+
+def logged_model_id(version: Any) -> str | None:
+    """The logged model a version was registered from: its ``model_id`` when the store fills
+    it in, else read off its ``models:/m-...`` source (MLflow 3 registers run URIs that way,
+    and the registry API does not always return the id)."""
+    model_id = getattr(version, "model_id", None)
+    if model_id:
+        return str(model_id)
+    source = str(getattr(version, "source", "") or "")
+    if source.startswith("models:/m-"):
+        return source.removeprefix("models:/").split("/", 1)[0]
+    return None

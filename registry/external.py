@@ -14,6 +14,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from components.errors import DataError
+from registry.card import store_card
 
 EXTERNAL_PREFIX = "external."
 CARD_SECTION = "## External tests"
@@ -58,7 +59,7 @@ def log_external(client: MlflowClient, uri: str, set_name: str,
     card = client.get_model_version(name, version).description or ""
     line = (f"- `{set_name}` ({n_scored} photos): "
             + ", ".join(f"{metric} {value:.4f}" for metric, value in scores.items()))
-    client.update_model_version(name, version, description=_with_line(card, set_name, line))
+    store_card(client, name, version, _with_line(card, set_name, line))
     return name, version
 
 

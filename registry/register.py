@@ -22,7 +22,7 @@ from mlflow.exceptions import MlflowException
 
 from components.tracking.store import TrackingError
 from registry.candidates import Candidate, read_candidates
-from registry.card import model_card
+from registry.card import model_card, store_card
 from registry.policy import GatePolicy
 from registry.versions import CANDIDATE, DIGEST_PREFIX, RECALL_PREFIX, list_versions
 
@@ -91,8 +91,8 @@ def register_candidate(candidate: Candidate, client: MlflowClient,
         except MlflowException as exc:
             raise TrackingError(f"{candidate.run_dir}: cannot register {candidate.model_uri} "
                                 f"as {name} ({_short(exc)})") from exc
-    _call(client.update_model_version, name, mv.version,
-          description=model_card(candidate, policy.class_recall_floor))
+    card = model_card(candidate, policy.class_recall_floor, f"models:/{name}/{mv.version}")
+    store_card(client, name, str(mv.version), card)
     log.info("%s: registered as %s v%s", candidate.arch, name, mv.version)
     return Registered(name, str(mv.version), candidate.arch, candidate.task, candidate.run_id,
                       created=True)

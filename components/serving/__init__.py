@@ -1,17 +1,6 @@
-"""Serving trained models on raw inputs: the pyfunc, the predict CLI's engine, ONNX export."""
+"""Serving trained models on raw inputs: the pyfunc, the predict CLI's engine, ONNX export.
 
-from components.serving.decode import InputError
-from components.serving.predictor import Predictor
-from components.serving.pyfunc import FaceExpressionModel, load_serving, log_serving_model
-from components.serving.settings import ServingConfig, ServingSettings, serving_config
-
-__all__ = [
-    "FaceExpressionModel",
-    "InputError",
-    "Predictor",
-    "ServingConfig",
-    "ServingSettings",
-    "load_serving",
-    "log_serving_model",
-    "serving_config",
-]
+The package imports nothing itself, so ``ferops predict --help`` and the input check
+(:mod:`components.serving.inputs`) run without loading torch or MLflow; import the modules
+(``components.serving.pyfunc``, ``.predictor``, ``.settings``, ...) for what they hold.
+"""

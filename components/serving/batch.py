@@ -37,11 +37,10 @@ class BatchResult:
 
     @property
     def without_face(self) -> list[str]:
-        """Files whose only face is the centre-crop fallback (no face was found)."""
-        if self.faces.empty:
-            return []
-        found = self.faces.groupby("file")["fallback"].all()
-        return sorted(found[found].index)
+        """Files that were read but hold no detected face (they have no row in the table)."""
+        unreadable = {name for name, _ in self.bad}
+        found = set(self.faces["file"]) if not self.faces.empty else set()
+        return [f for f in self.files if f not in found and f not in unreadable]
 
     def summary(self) -> str:
         """One paragraph for the end of a run."""
@@ -50,6 +49,7 @@ class BatchResult:
                  f"{len(self.without_face)} without a detected face, {len(self.bad)} "
                  f"unreadable; {rate:.1f} files/s"]
         lines += [f"  skipped {name}: {reason}" for name, reason in self.bad]
+        lines += [f"  no face: {name}" for name in self.without_face]
         return "\n".join(lines)
 
 

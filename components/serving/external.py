@@ -4,8 +4,9 @@ Cross-dataset accuracy is the question FER users ask first. The set is ingested 
 sources as training data (class folders, a labels table, file-name patterns), every photo
 goes through the model's serving chain (detection and alignment, as in production), and
 the largest face of each photo is scored against its label. Labels the model does not know
-are left out and reported; photos without a detected face are scored on the centre crop
-and reported; unreadable photos are skipped and reported.
+are left out and reported; photos without a detected face are left out of the scores and
+reported (``--crop`` takes a set of face crops whole); unreadable photos are skipped and
+reported.
 """
 
 from __future__ import annotations
@@ -80,8 +81,8 @@ def write_external(result: ExternalResult, out_dir: Path, name: str, model: str)
     lines += [f"| {c} | {'n/a' if r is None else f'{r:.4f}'} |"
               for c, r in report["per_class_recall"].items()]
     lines += ["", f"- labels the model does not know (left out): {result.not_in_model or 'none'}",
-              f"- photos without a detected face (scored on the centre crop): "
-              f"{len(result.without_face)}",
+              f"- photos without a detected face (left out of the scores; --crop takes "
+              f"face crops whole): {len(result.without_face)}",
               f"- unreadable photos (skipped): {len(result.unreadable)}"]
     lines += [f"  - {f}: {reason}" for f, reason in result.unreadable]
     path = out_dir / "report.md"

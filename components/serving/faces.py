@@ -3,9 +3,14 @@
 Everything here reuses the preprocess stage's own functions (``align``, ``intensity``, the
 stage's per-modality finishing step), so a face reaches the network exactly as a training
 sample did: same detector settings, same warp, same percentile stretch and depth window, same
-float16 rounding. Photos may hold several faces: each detected face becomes one sample. A
-photo without a face follows ``preprocess.face_policy``: ``center_crop`` scores the centred
-square and flags the row ``fallback``; ``drop`` returns no row for it. A row that gives its
+float16 rounding. Photos may hold several faces: each detected face becomes one sample.
+
+Unlike the training stage (whose ``preprocess.face_policy`` may centre-crop a face-less
+sample, since every training sample is known to hold a face), serving never invents a face: a
+photo without a detected face yields no row, so a noise or blank image is answered "no face",
+not with an expression. A caller whose input already is a face crop says so (``crop``): the
+whole image is then the face, framed as the stage frames an aligned crop. Small images (the
+stage's ``input: auto`` rule, longest side <= 64 px) are crops already. A row that gives its
 eye centres (``eyes`` / ``eyes2d``) skips detection: each quadruple is one face, located as the
 stage locates a sample with landmarks (:mod:`components.serving.eyes`).
 """
@@ -21,6 +26,7 @@ from components.preprocess import align, intensity
 from components.preprocess.process import TaskPlan, finish_clip, finish_stills, is_crop
 from components.serving.decode import InputError
 from components.serving.eyes import Quad, located_by_eyes
+from components.serving.inputs import missing_inputs
 from components.serving.settings import ServingSettings
 from components.training.data import COLOUR_MODALITIES
 
@@ -37,6 +43,7 @@ class Request:
     frames: list[np.ndarray] | None = None
     eyes: list[Quad] | None = None  # given eye centres in the colour image, one per face
     eyes2d: Quad | None = None  # given eye centres in the 2-D camera image
+    crop: bool = False  # the caller says the image (each frame) already is a face crop
 
 
 @dataclass
@@ -45,10 +52,8 @@ class Face:
 
     index: int  # input row
     face: int  # face number within the row (largest first)
-    box: Box  # x, y, w, h in the colour image (the whole image for a fallback crop)
-    source: str  # how the eyes were found: landmarks (given), haar, proportional,
-    # aligned_crop, center_crop
-    fallback: bool
+    box: Box  # x, y, w, h in the colour image (the whole image for a crop)
+    source: str  # how the eyes were found: landmarks (given), haar, proportional, aligned_crop
     sample: np.ndarray  # float32 (C, H, W) or (T, C, H, W), modalities stacked
 
 
@@ -63,22 +68,22 @@ def plan_for(settings: ServingSettings) -> TaskPlan:
 
 
 def locate_faces(image: np.ndarray, settings: ServingSettings,
-                 eyes: list[Quad] | None = None) -> list[align.Located]:
+                 eyes: list[Quad] | None = None, crop: bool = False) -> list[align.Located]:
     """Where the faces of one colour image are, by the stage's rules (see module doc).
 
     Given ``eyes`` (checked by the caller) give one ``landmarks`` face each, in their order,
-    and no detection runs. Returns one :class:`align.Located` per face; a single
-    ``center_crop`` entry when none is found (the caller applies the face policy).
+    and no detection runs; ``crop`` (or a small image) makes the whole image one face.
+    Returns one :class:`align.Located` per face, largest first; none when no face is found.
     """
     canonical = settings.preprocess.eye_points
     if eyes:
         return [located_by_eyes(image, quad, canonical, settings.size) for quad in eyes]
-    if is_crop(image.shape, False, settings.preprocess.input):
+    if crop or is_crop(image.shape, False, settings.preprocess.input):
         return [align.locate(image, None, is_crop=True, canonical=canonical)]
     grey = match_channels(image, 1)
     boxes = align.detect_faces(grey, settings.limits.max_faces)
     if not boxes:
-        return [align.Located(None, "center_crop")]
+        return []
     located = []
     for box in boxes:
         eyes = align.detect_eyes(grey, box)
@@ -91,7 +96,7 @@ def locate_faces(image: np.ndarray, settings: ServingSettings,
 
 
 def still_faces(index: int, request: Request, settings: ServingSettings) -> list[Face]:
-    """The model inputs for every face of one still request (see module doc for policy).
+    """The model inputs for every face of one still request (none when no face is found).
 
     Raises:
         InputError: the model needs a depth map and none was given.
@@ -100,9 +105,10 @@ def still_faces(index: int, request: Request, settings: ServingSettings) -> list
     colour = request.color
     if colour is None:
         raise InputError(f"row {index}: no image given")
-    if "depth" in settings.spec.inputs and request.depth is None:
-        raise InputError(f"row {index}: model {settings.spec.arch} reads RGB-D input; "
-                         "send the depth map in column 'depth'")
+    given = {"image"} | ({"depth"} if request.depth is not None else set())
+    missing = missing_inputs(settings.spec.arch, settings.spec.inputs, given)
+    if missing:
+        raise InputError(f"row {index}: {missing}")
     if request.depth is not None:
         _check_registered(index, colour, request.depth)
     canonical = settings.preprocess.eye_points
@@ -111,10 +117,8 @@ def still_faces(index: int, request: Request, settings: ServingSettings) -> list
         second = _second_view(request, settings)
     faces: list[Face] = []
     warped: dict[str, list[np.ndarray]] = {m: [] for m in plan.modalities}
-    for number, located in enumerate(locate_faces(colour, settings, request.eyes)):
-        failed = located.fallback or (second is not None and second[1].fallback)
-        if failed and settings.preprocess.face_policy == "drop":
-            continue
+    for number, located in enumerate(locate_faces(colour, settings, request.eyes,
+                                                  request.crop)):
         matrix = _matrix(located, colour, plan, canonical)
         warped["color"].append(
             intensity.to_channels(align.warp(colour, matrix, plan.size), plan.channels))
@@ -129,7 +133,7 @@ def still_faces(index: int, request: Request, settings: ServingSettings) -> list
             warped["color2d"].append(
                 intensity.to_channels(align.warp(image2d, matrix2d, plan.size), plan.channels))
         box = located.box or (0, 0, colour.shape[1], colour.shape[0])
-        faces.append(Face(index, number, tuple(int(v) for v in box), located.source, failed,
+        faces.append(Face(index, number, tuple(int(v) for v in box), located.source,
                           np.empty(0, np.float32)))
     if not faces:
         return []
@@ -159,10 +163,12 @@ def _second_view(request: Request, settings: ServingSettings
     return colour, _largest(colour, settings)
 
 
-def _largest(image: np.ndarray, settings: ServingSettings) -> align.Located:
-    """The one face of the 2-D camera image, located as the stage does (largest face)."""
+def _largest(image: np.ndarray, settings: ServingSettings, crop: bool = False
+             ) -> align.Located:
+    """The one face of an image (the 2-D camera's, a clip frame), located as the stage does
+    (largest face); a ``center_crop`` entry when none is found."""
     return align.locate(image, None, canonical=settings.preprocess.eye_points,
-                        is_crop=is_crop(image.shape, False, settings.preprocess.input))
+                        is_crop=crop or is_crop(image.shape, False, settings.preprocess.input))
 
 
 def _matrix(located: align.Located, colour: np.ndarray, plan: TaskPlan, canonical):
@@ -180,36 +186,32 @@ def _check_registered(index: int, colour: np.ndarray, depth: np.ndarray) -> None
                          f"{cw}x{ch} (registered views need the same aspect ratio)")
 
 
-def clip_face(index: int, frames: list[np.ndarray], settings: ServingSettings) -> list[Face]:
+def clip_face(index: int, frames: list[np.ndarray], settings: ServingSettings,
+              crop: bool = False) -> list[Face]:
     """The model input of one clip: per-frame largest face, resampled to the stage's T.
 
-    Frames without a face are dropped as in training; a clip with none is centre-cropped and
-    flagged (``center_crop`` policy) or yields no row (``drop``).
+    Frames without a face are dropped as in training; a clip with none yields no row.
+    ``crop`` takes every frame as an aligned face crop.
     """
     plan = plan_for(settings)
     canonical = settings.preprocess.eye_points
     aligned: list[np.ndarray] = []
     box: Box | None = None
+    source = "aligned_crop"
     for frame in frames:
-        located = _largest(frame, settings)
+        located = _largest(frame, settings, crop)
         if located.fallback:
             continue
         box = box or located.box or (0, 0, frame.shape[1], frame.shape[0])
+        source = located.source if len(aligned) == 0 else source
         matrix = align.matrix_for(located, frame.shape[:2], canonical, plan.size)
         aligned.append(intensity.to_channels(align.warp(frame, matrix, plan.size),
                                              plan.channels))
-    fallback = not aligned
-    if fallback:
-        if settings.preprocess.face_policy == "drop":
-            return []
-        aligned = [intensity.to_channels(
-            align.warp(f, align.center_crop_matrix(*f.shape[:2], plan.size), plan.size),
-            plan.channels) for f in frames]
-        box = (0, 0, frames[0].shape[1], frames[0].shape[0])
+    if not aligned or box is None:
+        return []
     clip = finish_clip(np.stack(aligned), plan)  # (T, C, H, W) float16
     sample = stack_inputs({"frames": clip[None]}, settings)[0]
-    source = "center_crop" if fallback else "haar"
-    return [Face(index, 0, tuple(int(v) for v in box), source, fallback, sample)]
+    return [Face(index, 0, tuple(int(v) for v in box), source, sample)]
 
 
 def stack_inputs(arrays: dict[str, np.ndarray], settings: ServingSettings) -> np.ndarray:

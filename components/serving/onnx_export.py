@@ -14,6 +14,7 @@ import copy
 import io
 import logging
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -106,9 +107,16 @@ def export_onnx(loaded: LoadedModel, out: Path) -> Path:
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     for name in ("onnx_ir", "onnxscript"):  # their INFO lines describe internal passes
         logging.getLogger(name).setLevel(logging.WARNING)
+    # The exporter warns, for every export, that torchvision's detection ops (nms, roi_align,
+    # ...) cannot be registered: no ferops network uses them and torchvision is not a
+    # dependency, so only errors of that registry are worth showing.
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     try:
         # The exporter prints its progress on stdout; the CLI's output is the result line.
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            # torch's own pytree code trips its LeafSpec deprecation while exporting.
+            warnings.filterwarnings("ignore", category=FutureWarning,
+                                    message=r".*isinstance\(treespec, LeafSpec\).*")
             torch.onnx.export(
                 net, (example,), str(out), dynamo=True, input_names=[INPUT_NAME],
                 output_names=[OUTPUT_NAME], dynamic_shapes=({0: batch},),
@@ -118,7 +126,7 @@ def export_onnx(loaded: LoadedModel, out: Path) -> Path:
         raise DataError(f"architecture {spec.arch}: ONNX export failed "
                         f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
     loaded.settings.write(settings_path(out))
-    log.info("wrote %s (%s, dynamic batch)", out, spec.arch)
+    log.debug("wrote %s (%s, dynamic batch)", out, spec.arch)  # the CLI prints the result
     return out
 
 

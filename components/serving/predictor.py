@@ -24,8 +24,10 @@ from components.serving.settings import ServingSettings
 Backend = Callable[[np.ndarray], np.ndarray]  # stacked float32 batch -> probabilities
 IMAGE_COLUMNS: tuple[str, ...] = ("image", "depth", "color2d", "frames")
 EYE_COLUMNS: tuple[str, ...] = ("eyes", "eyes2d")  # optional given eye centres per row
+CROP_COLUMN = "crop"  # optional per row: the image (each frame) already is a face crop
 BASE_COLUMNS: tuple[str, ...] = (
-    "input", "face", "x", "y", "w", "h", "label", "probability", "fallback", "located_by",
+    "input", "face", "x", "y", "w", "h", "label", "probability", "low_confidence",
+    "located_by",
 )
 
 
@@ -72,7 +74,9 @@ class Predictor:
                     if parse_eyes(row.get(column), f"row {index} {column}") is not None:
                         raise InputError(f"row {index} {column}: eye centres apply to still "
                                          "images, not to 'frames'")
-                out.append(self._clip_request(index, frames))
+                request = self._clip_request(index, frames)
+                request.crop = parse_crop(row.get(CROP_COLUMN), index)
+                out.append(request)
                 continue
             if self.settings.is_video:
                 raise InputError(f"row {index}: model {self.settings.spec.arch} scores video; "
@@ -85,6 +89,7 @@ class Predictor:
             if _given(row.get("color2d")):
                 request.color2d = decode(row["color2d"], f"row {index} color2d", limits)
             self._add_eyes(index, row, request)
+            request.crop = parse_crop(row.get(CROP_COLUMN), index)
             out.append(request)
         return out
 
@@ -135,7 +140,7 @@ class Predictor:
         faces: list[Face] = []
         for index, request in enumerate(requests):
             if request.frames is not None:
-                faces.extend(clip_face(index, request.frames, self.settings))
+                faces.extend(clip_face(index, request.frames, self.settings, request.crop))
             else:
                 faces.extend(still_faces(index, request, self.settings))
         return faces
@@ -149,7 +154,10 @@ class Predictor:
         (H, W, 3) array, a list of arrays, or a path. Optional ``eyes`` (``eyes2d`` for the
         ``color2d`` image) give the eye centres ``[lx, ly, rx, ry]`` (or ``"lx,ly,rx,ry"``,
         or a list of quadruples for several faces): those faces are aligned by the given
-        points (``located_by`` ``landmarks``) and no detection runs for the row.
+        points (``located_by`` ``landmarks``) and no detection runs for the row. Optional
+        ``crop`` (true) says the image already is a face crop: no detection, the whole image
+        is the face. A row without a detected face gives no result row; a face whose top
+        probability is under ``serving.min_confidence`` is flagged ``low_confidence``.
 
         Raises:
             InputError: see :meth:`requests`.
@@ -173,7 +181,8 @@ class Predictor:
             "h": [f.box[3] for f in faces],
             "label": [classes[i] for i in top],
             "probability": [float(proba[n, i]) for n, i in enumerate(top)],
-            "fallback": [bool(f.fallback) for f in faces],
+            "low_confidence": [bool(proba[n, i] < self.settings.limits.min_confidence)
+                               for n, i in enumerate(top)],
             "located_by": [f.source for f in faces],
         })
         for k, name in enumerate(classes):
@@ -190,6 +199,26 @@ def _given(value: Any) -> bool:
     if isinstance(value, str | bytes) and len(value) == 0:
         return False
     return True
+
+
+def parse_crop(value: Any, index: int) -> bool:
+    """The optional ``crop`` cell: absent means False.
+
+    Raises:
+        InputError: a value that is not a yes/no.
+    """
+    if not _given(value):
+        return False
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise InputError(f"row {index} crop: expected true or false, got {value!r}")
 
 
 def to_rows(model_input: Any) -> list[dict[str, Any]]:

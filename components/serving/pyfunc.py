@@ -110,8 +110,9 @@ class FaceExpressionModel(mlflow.pyfunc.PythonModel):
     ``depth`` for RGB-D models, optional ``color2d``, or ``frames`` for video models; Python
     callers may also pass arrays. Optional ``eyes`` / ``eyes2d`` (``"lx,ly,rx,ry"``) give the
     eye centres and skip face detection (:mod:`components.serving.eyes`). Output: ``input,
-    face, x, y, w, h, label, probability, fallback, located_by, p_<class>...``
-    (see :meth:`Predictor.predict`).
+    face, x, y, w, h, label, probability, low_confidence, located_by, p_<class>...``
+    (see :meth:`Predictor.predict`); a row without a face gives no output row, and optional
+    ``crop`` (true) says the image already is a face crop.
     """
 
     def __init__(self) -> None:
@@ -169,9 +170,11 @@ def signature(settings: ServingSettings) -> Any:
                   ColSpec("string", "color2d", required=False),
                   ColSpec("string", "eyes", required=False),
                   ColSpec("string", "eyes2d", required=False)]
+    inputs.append(ColSpec("boolean", "crop", required=False))
     outputs = [ColSpec("long", c) for c in ("input", "face", "x", "y", "w", "h")]
     outputs += [ColSpec("string", "label"), ColSpec("double", "probability"),
-                ColSpec("boolean", "fallback"), ColSpec("string", "located_by")]
+                ColSpec("boolean", "low_confidence"),
+                ColSpec("string", "located_by")]
     outputs += [ColSpec("double", f"p_{c}") for c in settings.classes]
     return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
 
@@ -181,8 +184,8 @@ def example_request(task_dir: Path, settings: ServingSettings, split: str = "val
     """A request of :data:`EXAMPLE_ROWS` real training faces as base64 PNG (+ depth).
 
     The preprocessed crops are turned back into 8-bit images (depth back into millimetres
-    around 1 m), which the chain treats as aligned crops: a small but honest example that
-    documents the payload and exercises the whole chain at log time.
+    around 1 m), sent with ``crop`` true (they are aligned crops): a small but honest example
+    that documents the payload and exercises the whole chain at log time.
     """
     from components.training.data import load_split
 
@@ -191,17 +194,18 @@ def example_request(task_dir: Path, settings: ServingSettings, split: str = "val
         clips = load_split(task_dir, split, ("frames",)).parts[0]
         for i in range(min(EXAMPLE_ROWS, len(clips))):
             frames = [_to_uint8(f) for f in np.asarray(clips[i], dtype=np.float32)]
-            rows.append({"frames": [to_base64(encode_png(f)) for f in frames]})
+            rows.append({"frames": [to_base64(encode_png(f)) for f in frames], "crop": True})
         return pd.DataFrame(rows)
     colour_key = next(m for m in settings.spec.inputs if m != "depth")
     colour = load_split(task_dir, split, (colour_key,)).parts[0]
     depth = (load_split(task_dir, split, ("depth",)).parts[0]
              if "depth" in settings.spec.inputs else None)
     for i in range(min(EXAMPLE_ROWS, len(colour))):
-        row = {"image": to_base64(encode_png(_to_uint8(colour[i])))}
+        row: dict[str, Any] = {"image": to_base64(encode_png(_to_uint8(colour[i])))}
         if depth is not None:
             mm = 1000.0 + (0.5 - np.asarray(depth[i, 0], np.float32)) * 200.0
             row["depth"] = to_base64(encode_png(np.round(mm).astype(np.uint16)))
+        row["crop"] = True  # an aligned training crop: the whole image is the face
         rows.append(row)
     while len(rows) < EXAMPLE_ROWS:
         rows.append(dict(rows[-1]))
@@ -262,6 +266,8 @@ def log_serving_model(run_dir: Path, task_dir: Path, preprocess_values: dict[str
     from components.models.contract import pinned_requirements
 
     settings = trained_settings(run_dir, task_dir, preprocess_values, serving_values)
+    # The contract also stays beside the trained model: the registry's model card reads it.
+    settings.write(Path(run_dir) / SETTINGS_FILE)
     example = example_request(task_dir, settings)
     with tempfile.TemporaryDirectory() as tmp:
         settings_path = settings.write(Path(tmp) / SETTINGS_FILE)

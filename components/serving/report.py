@@ -8,9 +8,10 @@ import cv2
 import numpy as np
 import pandas as pd
 
-TOP_K = 3
+from components.serving.inputs import TOP_K
+
 BOX_COLOUR = (40, 220, 60)  # RGB
-FALLBACK_COLOUR = (240, 160, 30)
+LOW_CONFIDENCE_COLOUR = (240, 160, 30)
 
 
 def top_k(row: pd.Series, classes: list[str], k: int = TOP_K) -> list[tuple[str, float]]:
@@ -21,14 +22,17 @@ def top_k(row: pd.Series, classes: list[str], k: int = TOP_K) -> list[tuple[str,
 
 def records(result: pd.DataFrame, classes: list[str], names: list[str],
             k: int = TOP_K) -> list[dict[str, Any]]:
-    """One JSON-ready dict per face: source name, box, fallback flag, top-k and all scores."""
-    out = []
+    """One JSON-ready dict per face: source name, box, low-confidence flag, top-k and all
+    scores; an input without a face gets one record with ``"faces": 0``."""
+    out: list[dict[str, Any]] = []
+    with_faces = set(int(i) for i in result["input"])
+    out += [{"input": name, "faces": 0} for i, name in enumerate(names) if i not in with_faces]
     for _, row in result.iterrows():
         out.append({
             "input": names[int(row["input"])],
             "face": int(row["face"]),
             "box": {key: int(row[key]) for key in ("x", "y", "w", "h")},
-            "fallback": bool(row["fallback"]),
+            "low_confidence": bool(row["low_confidence"]),
             "located_by": str(row["located_by"]),
             "top": [{"label": name, "probability": round(p, 6)}
                     for name, p in top_k(row, classes, k)],
@@ -43,12 +47,16 @@ def text(result: pd.DataFrame, classes: list[str], names: list[str], k: int = TO
     for index, name in enumerate(names):
         faces = result[result["input"] == index]
         if faces.empty:
-            lines.append(f"{name}: no face")
+            lines.append(f"{name}: no face found (an input that already is a face crop: "
+                         "--crop)")
             continue
         lines.append(f"{name}: {len(faces)} face(s)")
         for _, row in faces.iterrows():
-            note = ("  (no face found: centre crop)" if row["fallback"]
-                    else "  (eyes given)" if row["located_by"] == "landmarks" else "")
+            notes = [n for n, on in (("low confidence", row["low_confidence"]),
+                                     ("eyes given", row["located_by"] == "landmarks"),
+                                     ("whole image as the face",
+                                      row["located_by"] == "aligned_crop")) if on]
+            note = f"  ({'; '.join(notes)})" if notes else ""
             box = f"x={row['x']} y={row['y']} w={row['w']} h={row['h']}"
             tops = ", ".join(f"{label} {p:.1%}" for label, p in top_k(row, classes, k))
             lines.append(f"  face {row['face']} [{box}]: {tops}{note}")
@@ -62,7 +70,7 @@ def annotate(image: np.ndarray, result: pd.DataFrame, classes: list[str]) -> np.
     thickness = max(1, round(scale * 2))
     for _, row in result.iterrows():
         x, y, w, h = (int(row[k]) for k in ("x", "y", "w", "h"))
-        colour = FALLBACK_COLOUR if row["fallback"] else BOX_COLOUR
+        colour = LOW_CONFIDENCE_COLOUR if row["low_confidence"] else BOX_COLOUR
         cv2.rectangle(canvas, (x, y), (x + w - 1, y + h - 1), colour, thickness)
         label, p = top_k(row, classes, 1)[0]
         caption = f"{label} {p:.0%}"

@@ -34,12 +34,17 @@ class ServingConfig:
     max_faces: int = 16  # faces scored per image (largest first); the rest are ignored
     max_frames: int = 1000  # frames per clip for the video task
     min_side: int = 8  # smaller images cannot hold a face
+    # A face whose top class probability is below this is flagged ``low_confidence``.
+    min_confidence: float = 0.4
     allow_paths_when_served: bool = False  # REST requests may name files on the server
 
     def __post_init__(self) -> None:
         for key in ("max_side", "max_faces", "max_frames", "min_side"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{WHERE}.{key}: must be >= 1, got {getattr(self, key)}")
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ConfigError(f"{WHERE}.min_confidence: must be in [0, 1], got "
+                              f"{self.min_confidence}")
         if self.max_megapixels <= 0:
             raise ConfigError(f"{WHERE}.max_megapixels: must be > 0, got {self.max_megapixels}")
 

@@ -167,12 +167,53 @@ def tracking_uri(root: Path | None = None) -> str:
 
 
 def configure_tracking(root: Path | None = None) -> str:
-    """Point MLflow at ``MLFLOW_TRACKING_URI`` or the project's default store; return the URI."""
+    """Point MLflow at ``MLFLOW_TRACKING_URI`` or the project's default store; return the URI.
+
+    Raises:
+        TrackingError: a local store whose artifacts live in another folder (a moved or
+            copied project; see :func:`check_artifact_root`).
+    """
     import mlflow
 
     uri = tracking_uri(root)
+    check_artifact_root(uri)
     mlflow.set_tracking_uri(uri)
     return uri
+
+
+def check_artifact_root(uri: str) -> None:
+    """Refuse a local sqlite store whose ferops experiments keep artifacts elsewhere.
+
+    MLflow writes each experiment's artifact location into the database once, as an
+    absolute path. Copy or move a project folder and its ``mlflow.db`` still sends every new
+    run's files to the *old* folder's ``mlartifacts/`` (or fails when it is gone). Only the
+    project's own experiments (``ferops/...``) are checked; a server chooses for itself.
+
+    Raises:
+        TrackingError: one line naming both folders and the two ways out.
+    """
+    import sqlite3
+
+    database = sqlite_path(uri)
+    if database is None or not database.is_file():
+        return
+    expected = (database.parent / ARTIFACT_DIR).resolve()
+    try:
+        with sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True) as db:
+            rows = db.execute("SELECT name, artifact_location FROM experiments "
+                              "WHERE name LIKE 'ferops/%'").fetchall()
+    except sqlite3.Error:
+        return  # not (yet) an MLflow database: MLflow itself will say so
+    for name, location in rows:
+        path = Path(unquote(urlparse(location).path)) if location.startswith("file:") \
+            else Path(location)
+        if path.is_absolute() and path.resolve() != expected \
+                and expected not in path.resolve().parents:
+            raise TrackingError(
+                f"{database}: experiment {name!r} keeps its artifacts in {path}, not in this "
+                f"project's {expected} (the folder was moved or copied). Move mlflow.db and "
+                f"{ARTIFACT_DIR}/ aside to start a fresh store here, or set "
+                "MLFLOW_TRACKING_URI to the original project's store")
 
 
 def sqlite_path(uri: str) -> Path | None:

@@ -185,13 +185,15 @@ def no_task_reason(data_dir: Path, inputs: tuple[str, ...]) -> str:
     return f"no task in {data_dir} has modalities {list(inputs)} (tasks found: {found})"
 
 
-def task_name(task_dir: Path) -> str:
-    """The task a preprocess folder serves, as tracking and the registry name it:
-    ``video`` for clips, ``rgbd`` for stills with depth, ``image`` for 2-D stills."""
-    task_dir = Path(task_dir)
-    if task_dir.name == "video":
+def task_name(task_dir: Path, inputs: tuple[str, ...]) -> str:
+    """The task a model serves, as tracking and the registry name it: ``video`` for clips,
+    ``rgbd`` for a still model that reads depth, ``image`` for one that reads colour alone.
+
+    The model's inputs decide, not the folder: a colour-only net trained on RGB-D stills takes
+    a plain photo, so it belongs with the 2-D models (``ferops-image``), not the depth ones."""
+    if Path(task_dir).name == "video" or "frames" in inputs:
         return "video"
-    return "rgbd" if has_modalities(task_dir, ("depth",)) else "image"
+    return "rgbd" if "depth" in inputs else "image"
 
 
 def task_folder(task: str) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 import optuna
 
 from components.jsonio import write_json
+from components.models import MODEL_INPUTS
 from components.tracking import experiment_name
 from components.training.data import task_name
 from components.tuning.config import TuneConfig
@@ -66,7 +67,7 @@ def tune_architecture(
     queued = cfg.queued(arch)
     name = study_name(arch, dataset)
     url = storage_url(out_dir, storage)
-    task = task_name(task_dir)
+    task = task_name(task_dir, MODEL_INPUTS[arch])
     tracker = StudyTracker(experiment_name(task, dataset), name, arch, enabled=cfg.track)
     objective = Objective(arch, train_values, task_dir, cfg, space, tracker)
     objective.check()

@@ -19,6 +19,8 @@ import yaml
 from mlflow import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
+from components.models import ModelSpec
+from components.serving.settings import SETTINGS_FILE, ServingSettings, build_settings
 from components.tracking.store import run_record_path
 from tests.tracking.conftest import free_port, mlflow_server_command, running, tracking_env
 
@@ -103,7 +105,16 @@ class Project:
         per_class = {"classes": list(recall),
                      "splits": {"test": {"per_class_recall": recall, "n": 48}}}
         (run_dir / "per_class.json").write_text(json.dumps(per_class))
+        contract_of(arch, task).write(run_dir / SETTINGS_FILE)  # as the train stage leaves it
         return run_dir
+
+
+def contract_of(arch: str, task: str) -> ServingSettings:
+    """The serving settings a model of ``task`` carries (real settings, default preprocess)."""
+    inputs = {"image": ("color",), "rgbd": ("depth", "color"), "video": ("frames",)}[task]
+    channels = {"image": 3, "rgbd": 4, "video": 3}[task]
+    spec = ModelSpec(arch, len(CLASSES), channels, inputs, task, list(CLASSES))
+    return build_settings(spec, 48, 3, {})
 
 
 @pytest.fixture(scope="session")

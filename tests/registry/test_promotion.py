@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mlflow.artifacts
 import pytest
 from mlflow import MlflowClient
 
@@ -71,6 +72,15 @@ def test_register_tags_card_candidate_alias_and_is_idempotent(project: Project) 
     assert "## Per-class recall" in card and "| neutral | 0.050 |" in card
     assert "neutral (0.05)" in card.split("## Limitations")[1]  # weak class named
     assert "## Intended use" in card
+    # The input contract and the exact call; the same text among the version's artifacts.
+    contract = card.split("## Input contract")[1]
+    assert "takes a plain photo" in contract and "chance level: 0.250" in contract
+    assert f"classes, in output order: {', '.join(CLASSES)}" in contract
+    assert "cropped to 48x48 px" in contract and "channel order: color (3 channels)" in contract
+    assert f"ferops predict --model models:/{name}/2 photo.jpg\n" in card
+    stored = mlflow.artifacts.download_artifacts(f"models:/{name}/2/MODEL_CARD.md",
+                                                 tracking_uri=project.server.url)
+    assert Path(stored).read_text() == card
     assert aliases(client, name) == {"candidate": "2"}
 
     again = register(project)
@@ -251,6 +261,14 @@ def test_every_task_is_promoted_when_task_is_omitted(
     assert ferops_registry(project, "status") == 0
     status = capsys.readouterr().out
     assert "champion v1" in status and "promotion-lock" not in status
+    # The real command, as a user runs it: the report on stdout, nothing on stderr (no
+    # third-party warnings, no log noise).
+    done = subprocess.run([sys.executable, "-m", "pipelines.cli", "registry", "status",
+                           "--params", str(project.params)], cwd=REPO,
+                          env={**os.environ, **project.env()}, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "champion v1" in done.stdout
+    assert done.stderr == "", done.stderr
 
 
 def race(project: Project, loser: str, winner: str) -> tuple[int, str]:

@@ -58,11 +58,49 @@ def test_predict_json_and_annotate(store, photo, tmp_path, capsys):
     assert drawn.shape == photo.image.shape and not np.array_equal(drawn, photo.image)
 
 
-def test_predict_user_errors_exit_2(store, photo, capsys):
+def test_a_missing_modality_is_refused_before_the_weights_load(store, photo, tmp_path,
+                                                              capsys, monkeypatch):
+    """The model's metadata decides: the error names the flag and the model that would take
+    the photo, and no model is built (``build_predictor`` is never reached)."""
+    def never(*_args, **_kwargs):
+        raise AssertionError("the model was loaded before the input check")
+
+    monkeypatch.setattr(predict_module, "build_predictor", never)
     code = predict_module.main(["--model", store.serving_uri("fusion_twostream"),
                                 str(photo.color)])
-    assert code == 2
-    assert "reads RGB-D input" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "reads RGB-D input" in err and "--depth" in err
+    assert "models:/ferops-image@champion" in err
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    write_image(clip / "frame_000.png", photo.image)
+    assert predict_module.main(["--model", store.serving_uri("baseline_cnn"), str(clip)]) == 2
+    assert "models:/ferops-video@champion" in capsys.readouterr().err
+
+
+def test_inputs_check_names_the_alternative_in_the_same_registry_line():
+    from components.serving.inputs import missing_inputs, registered_prefix
+
+    assert registered_prefix("models:/acme-rgbd@champion") == "acme"
+    assert registered_prefix("runs:/abc/serving") == "ferops"
+    problem = missing_inputs("c3d_ecstfl", ("frames",), {"image"}, "acme")
+    assert "models:/acme-image@champion" in problem and "clip" in problem
+    assert missing_inputs("fusion_early", ("depth", "color", "color2d"),
+                          {"image", "depth"}) == ""
+    assert missing_inputs("baseline_cnn", ("color",), {"image"}) == ""
+
+
+def test_predict_says_no_face_and_crop_takes_the_whole_photo(store, tmp_path, capsys):
+    blank = tmp_path / "blank.png"
+    write_image(blank, np.full((240, 320, 3), 128, np.uint8))
+    assert predict_module.main(["--model", store.serving_uri("baseline_cnn"), str(blank)]) == 0
+    assert "blank.png: no face found" in capsys.readouterr().out
+    assert predict_module.main(["--model", store.serving_uri("baseline_cnn"), "--crop", "--json",
+                                str(blank)]) == 0
+    (face,) = json.loads(capsys.readouterr().out)
+    assert face["located_by"] == "aligned_crop" and face["box"] == {"x": 0, "y": 0, "w": 320,
+                                                                    "h": 240}
 
 
 def test_onnx_matches_torch_at_batch_1_and_many(store, exported):
@@ -133,7 +171,7 @@ def test_predict_to_a_table_scores_a_folder_and_skips_a_corrupt_file(store, phot
     shutil.copy(photo.color, folder / "a.png")
     shutil.copy(photo.color, folder / "sub" / "b.png")
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    blank = np.full((240, 320, 3), 128, np.uint8)  # no face: the centre-crop fallback
+    blank = np.full((240, 320, 3), 128, np.uint8)  # no face: listed, no row
     write_image(folder / "blank.png", blank)
     out, drawn = tmp_path / "faces.csv", tmp_path / "drawn"
     args = ["--model", store.serving_uri("baseline_cnn"), str(folder), "--to", str(out),
@@ -141,13 +179,12 @@ def test_predict_to_a_table_scores_a_folder_and_skips_a_corrupt_file(store, phot
     assert predict_module.main(args) == 0
     printed = capsys.readouterr().out
     assert "4 files" in printed and "1 unreadable" in printed and "broken.png" in printed
-    assert "1 without a detected face" in printed
+    assert "1 without a detected face" in printed and f"no face: {folder / 'blank.png'}" in printed
     rows = list(csv.DictReader(out.open()))
-    assert {row["file"] for row in rows} == {str(folder / n) for n in
-                                             ("a.png", "sub/b.png", "blank.png")}
+    assert {row["file"] for row in rows} == {str(folder / n) for n in ("a.png", "sub/b.png")}
     for row in rows:  # every class probability, summing to one
         assert abs(sum(float(v) for k, v in row.items() if k.startswith("p_")) - 1) < 1e-4
-    assert len(list(drawn.glob("*.png"))) == 3
+    assert len(list(drawn.glob("*.png"))) == 2
     assert predict_module.main([*args, "--strict"]) == 2  # a bad file fails a strict run
 
 

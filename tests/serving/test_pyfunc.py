@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import mlflow
 import numpy as np
 import pandas as pd
@@ -40,7 +42,7 @@ def test_photo_gives_one_face_with_box_and_probabilities(store, photo):
     first = out.iloc[0]
     cx, cy = photo.centre
     assert first["x"] < cx < first["x"] + first["w"] and first["y"] < cy < first["y"] + first["h"]
-    assert not out["fallback"].any()
+    assert set(out["located_by"]) <= {"haar", "proportional"}
     np.testing.assert_allclose(probabilities(out).sum(axis=1), 1.0, atol=1e-5)
     # base64, path and bytes are the same photo: the same answer.
     np.testing.assert_allclose(probabilities(out)[1:], np.repeat(probabilities(out)[:1], 2, 0))
@@ -58,13 +60,33 @@ def test_two_faces_in_one_photo_give_two_rows(store):
     assert out.iloc[0]["x"] < 640 <= out.iloc[1]["x"]
 
 
-def test_photo_without_face_is_centre_cropped_and_flagged(store):
+def test_photo_without_face_gives_no_face_unless_it_is_said_to_be_a_crop(store):
+    """Serving never invents a face: a blank or noise photo gets no expression at all."""
     blank = np.full((200, 300, 3), 128, np.uint8)
+    noise = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
     model = mlflow.pyfunc.load_model(store.serving_uri("baseline_cnn"))
-    out = model.predict(pd.DataFrame({"image": [png_b64(blank)]}))
-    assert len(out) == 1 and bool(out.iloc[0]["fallback"])
-    assert out.iloc[0]["located_by"] == "center_crop"
+    out = model.predict(pd.DataFrame({"image": [png_b64(blank), png_b64(noise)]}))
+    assert out.empty and "label" in out.columns
+    out = model.predict(pd.DataFrame({"image": [png_b64(blank)], "crop": [True]}))
+    assert len(out) == 1 and out.iloc[0]["located_by"] == "aligned_crop"
     assert tuple(out.iloc[0][["x", "y", "w", "h"]]) == (0, 0, 300, 200)
+    with pytest.raises(MlflowException):
+        model.predict(pd.DataFrame({"image": [png_b64(blank)], "crop": ["maybe"]}))
+
+
+def test_low_confidence_is_flagged_by_the_serving_threshold(store, photo):
+    inner = mlflow.pyfunc.load_model(store.serving_uri("baseline_cnn")).unwrap_python_model()
+    predictor = inner.loaded.predictor()
+    faces = predictor.faces(predictor.requests(str(photo.color))) * 2
+    classes = len(predictor.settings.classes)
+    sure = np.full(classes, 0.1 / (classes - 1), np.float32)
+    sure[0] = 0.9
+    unsure = np.full(classes, 1.0 / classes, np.float32)
+    for threshold, expected in ((0.4, [False, True]), (0.95, [True, True]), (0.0, [False, False])):
+        limits = dataclasses.replace(predictor.settings.limits, min_confidence=threshold)
+        predictor.settings = dataclasses.replace(predictor.settings, limits=limits)
+        table = predictor.table(faces, np.stack([sure, unsure]))
+        assert list(table["low_confidence"]) == expected
 
 
 def test_served_face_matches_the_tensor_model_on_the_training_chain(store, photo):

@@ -22,7 +22,8 @@ from components.training.data import load_split
 from tests.conftest import REPO_ROOT
 from tests.tracking.conftest import ARCHS, DVC_MD5, Study, free_port, make_workspace, tracking_env
 
-EXPERIMENT = "ferops/rgbd/synthetic"
+# The colour-only net serves 2-D photos, the SVM fusion reads depth: one experiment per task.
+TASKS: dict[str, str] = {"baseline_cnn": "image", "svm_fusion": "rgbd"}
 
 
 def _run(study: Study, arch: str) -> mlflow.entities.Run:
@@ -32,13 +33,14 @@ def _run(study: Study, arch: str) -> mlflow.entities.Run:
 
 def test_each_training_run_is_one_finished_run_in_the_task_experiment(study: Study) -> None:
     client = MlflowClient(study.uri)
-    experiment = client.get_experiment_by_name(EXPERIMENT)
-    assert experiment is not None
-    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
-    runs = client.search_runs([experiment.experiment_id])
-    assert sorted(r.info.run_name for r in runs) == sorted(f"{a}-seed0" for a in ARCHS)
-    assert all(r.info.status == "FINISHED" for r in runs)
+    assert set(TASKS) == set(ARCHS)
     for arch in ARCHS:
+        experiment = client.get_experiment_by_name(f"ferops/{TASKS[arch]}/synthetic")
+        assert experiment is not None
+        assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+        runs = client.search_runs([experiment.experiment_id])
+        assert [r.info.run_name for r in runs] == [f"{arch}-seed0"]
+        assert runs[0].info.status == "FINISHED"
         record = study.workspace.run_record(arch)
         assert record["model_uri"] == f"runs:/{record['run_id']}/model"
         assert record["experiment_id"] == experiment.experiment_id
@@ -55,7 +57,7 @@ def test_run_holds_params_tags_and_data_lineage(study: Study, arch: str) -> None
     assert params["augment.seed"] == "3"
     assert params["data.dvc_md5"] == DVC_MD5 and tags["data.dvc_md5"] == DVC_MD5
     assert "train.overrides" not in params  # study-wide settings stay out of the run
-    assert tags["architecture"] == arch and tags["task"] == "rgbd"
+    assert tags["architecture"] == arch and tags["task"] == TASKS[arch]
     assert tags["dataset"] == "synthetic" and tags["seed"] == "0"
     if (REPO_ROOT / ".git").exists():
         assert re.fullmatch(r"[0-9a-f]{40}", tags["git_commit"])
@@ -65,7 +67,7 @@ def test_run_holds_params_tags_and_data_lineage(study: Study, arch: str) -> None
     assert tags["data.manifest_digest"] == digest
     (dataset_input,) = run.inputs.dataset_inputs
     assert dataset_input.dataset.digest == digest[:36]
-    assert dataset_input.dataset.name == "synthetic/rgbd"
+    assert dataset_input.dataset.name == f"synthetic/{TASKS[arch]}"
     assert {t.key: t.value for t in dataset_input.tags}["mlflow.data.context"] == "training"
     assert "manifest.parquet" in dataset_input.dataset.source
 

@@ -38,7 +38,7 @@ def test_study_lands_on_a_server_as_parent_with_nested_trial_runs(
         with tracking_env(url, tmp_path):
             summary = tune_pipeline.tune_stage(params, "baseline_cnn", data_dir, out)
         client = MlflowClient(url)
-        experiment = client.get_experiment_by_name(experiment_name("rgbd", "synthetic"))
+        experiment = client.get_experiment_by_name(experiment_name("image", "synthetic"))
         assert experiment is not None, "the study's experiment was not created on the server"
         runs = client.search_runs([experiment.experiment_id])
         artifacts = client.list_artifacts(

@@ -52,7 +52,7 @@ def tuned(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict[str,
         study = optuna.load_study(study_name=summary["study"],
                                   storage=open_storage(storage_url(out)))
         runs = MlflowClient().search_runs(
-            [mlflow.get_experiment_by_name(experiment_name("rgbd", "synthetic")).experiment_id]
+            [mlflow.get_experiment_by_name(experiment_name("image", "synthetic")).experiment_id]
         )
         yield {"root": root, "out": out, "summary": summary, "study": study, "runs": runs,
                "params": params}

@@ -75,7 +75,7 @@ def test_study_killed_mid_trial_resumes(tmp_path: Path, data_dir: Path) -> None:
 
     # The killed worker's MLflow runs (its parent and trial 1) are closed, not left running.
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
-    experiment = mlflow.get_experiment_by_name(experiment_name("rgbd", "synthetic"))
+    experiment = mlflow.get_experiment_by_name(experiment_name("image", "synthetic"))
     runs = MlflowClient().search_runs([experiment.experiment_id])
     assert not [r for r in runs if r.info.status == "RUNNING"]
     killed = {r.info.run_name for r in runs if r.info.status == "KILLED"}
