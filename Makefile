@@ -25,8 +25,7 @@ data: install
 repro: data
 	$(BIN)/dvc repro
 	@$(BIN)/ferops registry status
-	@echo "The champion on the demo photo (drawn in artifacts/predict/annotated.png):"
-	@cat artifacts/predict/prediction.json
+	@cat artifacts/predict/examples.md
 
 # The real-data recipes through the whole pipeline (dvc exp run --temp), results committed
 # under benchmarks/results/. FER2013_CSV / FERPLUS_CSV override the shared dataset paths.

@@ -2,7 +2,11 @@
 
 One report per (architecture, test split) from the run's own saved model and the task's
 arrays; the flat ``comparison.json`` (what ``dvc metrics`` reads), ``comparison.md`` (a table
-sorted by clean accuracy) and the accuracy-vs-occlusion plot.
+sorted by clean accuracy) and the accuracy-vs-occlusion plot. When the manifest records the
+lighting of each sample (``light_level``: the synthetic source's dark / normal / bright), the
+clean test split is also scored per lighting level and for the extreme levels together
+(pseudo-splits ``test_light_<level>``): colour fails in extreme light and depth does not,
+which is what the RGB-D methods claim.
 """
 
 from __future__ import annotations
@@ -12,20 +16,30 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from components.data.manifest import DEDUP_SPLIT
 from components.errors import DataError
 from components.jsonio import write_json
 from components.models import load_trained
 from components.training.data import occlusion_percent, task_folder
+from components.training.metrics import classification_report
 from components.training.plots import plot_occlusion_curves
 from components.training.report import SCALARS
 from components.training.run import score, test_splits
 
 log = logging.getLogger(__name__)
 
+LIGHT_COLUMN = "light_level"
+EXTREME_LIGHT: tuple[str, ...] = ("dark", "bright")
+LIGHT_PREFIX = "test_light_"
 
-def score_run(run_dir: Path, data_dir: Path) -> dict[str, dict[str, Any]]:
-    """Reports per test split (clean first, then by occlusion) of the model in ``run_dir``.
+
+def score_run(run_dir: Path, data_dir: Path, light: pd.Series | None = None
+              ) -> dict[str, dict[str, Any]]:
+    """Reports per test split (clean first, then by occlusion) of the model in ``run_dir``,
+    plus the clean test split per lighting level when ``light`` (id -> level) is given.
 
     Raises:
         DataError: no model file, or the model's task folder is missing.
@@ -34,13 +48,44 @@ def score_run(run_dir: Path, data_dir: Path) -> dict[str, dict[str, Any]]:
     task_dir = Path(data_dir) / task_folder(spec.task)
     if not task_dir.is_dir():
         raise DataError(f"{task_dir}: task folder of {spec.arch} not found (run preprocess)")
-    return {split: score(classifier, spec, task_dir, split) for split in test_splits(task_dir)}
+    reports = {split: score(classifier, spec, task_dir, split) for split in test_splits(task_dir)}
+    ids_path = task_dir / "test" / "ids.npy"
+    if light is not None and "test" in reports and ids_path.is_file():
+        ids = np.load(ids_path, allow_pickle=False).astype(str)
+        reports.update(light_reports(reports["test"], ids, light, spec.classes))
+    return reports
+
+
+def light_levels(manifest_path: Path | None) -> pd.Series | None:
+    """``id -> light_level`` of the manifest's samples, None when it records no lighting."""
+    if manifest_path is None or not Path(manifest_path).is_file():
+        return None
+    frame = pd.read_parquet(manifest_path, columns=None)
+    if LIGHT_COLUMN not in frame or frame[LIGHT_COLUMN].isna().all():
+        return None
+    return frame.drop_duplicates("id").set_index("id")[LIGHT_COLUMN]
+
+
+def light_reports(test: dict[str, Any], ids: np.ndarray, light: pd.Series,
+                  classes: list[str]) -> dict[str, dict[str, Any]]:
+    """Clean-test reports per lighting level and for dark + bright together (``extreme``)."""
+    levels = light.reindex(ids).to_numpy()
+    labels, predictions = np.asarray(test["labels"]), np.asarray(test["predictions"])
+    masks = {str(level): levels == level for level in sorted(set(levels[pd.notna(levels)]))}
+    extreme = np.isin(levels, EXTREME_LIGHT)
+    if extreme.any() and len([m for m in EXTREME_LIGHT if m in masks]) > 1:
+        masks["extreme"] = extreme
+    return {f"{LIGHT_PREFIX}{name}": classification_report(labels[mask], predictions[mask],
+                                                           classes)
+            for name, mask in masks.items() if mask.any()}
 
 
 def evaluate_stage(
-    params: dict[str, Any], train_dir: Path, data_dir: Path, out_dir: Path
+    params: dict[str, Any], train_dir: Path, data_dir: Path, out_dir: Path,
+    manifest: Path | None = None,
 ) -> dict[str, float]:
-    """Score all runs under ``train_dir`` and write the comparison files.
+    """Score all runs under ``train_dir`` and write the comparison files (``manifest``: the
+    sample attributes, for the per-lighting scores).
 
     Runs whose ``metrics.json`` says skipped, or that hold no model, are listed as skipped
     in the markdown and left out of the metrics.
@@ -51,6 +96,7 @@ def evaluate_stage(
     results: dict[str, dict[str, dict[str, Any]]] = {}
     skipped: dict[str, str] = {}
     owned = (params.get("train") or {}).get("architectures")
+    light = light_levels(manifest)
     for run_dir in sorted(p for p in Path(train_dir).iterdir() if p.is_dir()):
         if isinstance(owned, list) and run_dir.name not in owned:
             continue  # left over from an earlier architecture list
@@ -59,7 +105,7 @@ def evaluate_stage(
             skipped[run_dir.name] = reason
             continue
         log.info("scoring %s", run_dir.name)
-        results[run_dir.name] = score_run(run_dir, data_dir)
+        results[run_dir.name] = score_run(run_dir, data_dir, light)
     out_dir = Path(out_dir)
     flat = {
         f"{arch}/{split}/{metric}": report[metric]
@@ -110,9 +156,41 @@ def comparison_table(
         cells += [_fmt(results[arch].get(DEDUP_SPLIT, {}).get("accuracy"))] if dedup else []
         cells += [_fmt(results[arch].get(s, {}).get("accuracy")) for s in levels]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += light_table(results)
     if skipped:
         lines += ["", "Skipped:", ""] + [f"- `{a}`: {r}" for a, r in sorted(skipped.items())]
     return "\n".join(lines) + "\n"
+
+
+def light_table(results: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """Markdown lines: clean-test accuracy per lighting level (none without lighting data)."""
+    bins = sorted({s for splits in results.values() for s in splits
+                   if s.startswith(LIGHT_PREFIX)}, key=_light_order)
+    if not bins:
+        return []
+    names = [b.removeprefix(LIGHT_PREFIX) for b in bins]
+    lines = ["", "## Clean test accuracy by lighting", "",
+             "| architecture | " + " | ".join(f"{n} (n={_count(results, b)})"
+                                              for n, b in zip(names, bins, strict=True)) + " |",
+             "|" + "---|" * (len(bins) + 1)]
+    for arch in sorted(results, key=lambda a: -_score(results[a].get("test"), "accuracy")):
+        lines.append(f"| {arch} | " + " | ".join(
+            _fmt(results[arch].get(b, {}).get("accuracy")) for b in bins) + " |")
+    return lines
+
+
+def _light_order(split: str) -> tuple[int, str]:
+    order = ["normal", "dark", "bright", "extreme"]
+    name = split.removeprefix(LIGHT_PREFIX)
+    return (order.index(name) if name in order else len(order), name)
+
+
+def _count(results: dict[str, dict[str, dict[str, Any]]], split: str) -> int:
+    """Samples of a pseudo-split (the first architecture that has it)."""
+    for splits in results.values():
+        if split in splits:
+            return int(np.asarray(splits[split]["confusion"]).sum())
+    return 0
 
 
 def _score(report: dict[str, Any] | None, metric: str) -> float:

@@ -73,6 +73,9 @@ def _body(argv: Sequence[str] | None) -> int:
     parser.add_argument("--train", default="artifacts/train", help="folder of run folders")
     parser.add_argument("--data", default="artifacts/preprocess", help="preprocessed arrays")
     parser.add_argument("--out", default=DEFAULT_OUT, help="output folder")
+    parser.add_argument("--manifest", default="artifacts/validate/manifest.parquet",
+                        help="validated manifest: sample attributes (lighting) for the "
+                        "per-lighting scores; skipped when missing")
     external = parser.add_argument_group(
         "another labelled set", "with --model: score that model on a set it never saw, "
         "through its serving chain (no DVC needed); writes report.md, metrics.json and "
@@ -99,7 +102,8 @@ def _body(argv: Sequence[str] | None) -> int:
     train_dir = Path(args.train)
     if not train_dir.is_dir():
         raise DataError(f"{train_dir}: no trained models (run the train stage first)")
-    flat = evaluate_stage(load_params(args.params), train_dir, Path(args.data), Path(args.out))
+    flat = evaluate_stage(load_params(args.params), train_dir, Path(args.data), Path(args.out),
+                          Path(args.manifest))
     print((Path(args.out) / "comparison.md").read_text())
     log.info("%d scores written to %s", len(flat), args.out)
     return 0

@@ -196,9 +196,10 @@ def annotate_file(image: str, result: pd.DataFrame, classes: list[str], out: Pat
 def _parser():
     parser = stage_parser("Expressions of the faces in photos, from a served model.")
     parser.add_argument("images", nargs="*", help="photos (clip folders / videos for video)")
-    parser.add_argument("--from-params", action="store_true",
-                        help="take --model, the photo, --depth and --eyes from the params "
-                        "file's 'predict' section (the DVC stage)")
+    parser.add_argument("--examples", action="store_true",
+                        help="score held-out photos (one per class) with the model of the "
+                        "params' 'predict' section and print them beside their true labels "
+                        "(the DVC stage)")
     parser.add_argument("--model", default=DEFAULT_MODEL,
                         help="serving model URI, or a training run folder (default: %(default)s)")
     parser.add_argument("--depth", action="append", default=[],
@@ -267,20 +268,45 @@ def run_batch(args: Any, predictor: Predictor) -> int:
     return 2 if args.strict and result.bad else 0
 
 
-def from_params_section(args: Any, params: dict[str, Any]) -> None:
-    """Fill model, photo, depth and eyes from the ``predict`` section (the DVC stage's way:
-    the section is a declared param, and a null depth or eyes simply leaves it out).
+def run_examples(args: Any, params: dict[str, Any]) -> int:
+    """``--examples``: the champion on held-out photos, one per class, beside their true
+    labels (the pipeline's last stage; settings from the ``predict`` params section).
 
     Raises:
-        ConfigError: the section is missing or names no photo.
+        ConfigError: a malformed ``predict`` section.
+        DataError: no manifest, no stills in the split, or the model cannot be loaded.
     """
-    values = params.get("predict")
-    if not isinstance(values, dict) or not values.get("photo"):
-        raise ConfigError("--from-params: params section 'predict' with a 'photo' is needed")
-    args.model = str(values.get("model") or args.model)
-    args.images = [str(values["photo"])]
-    args.depth = [str(values["depth"])] if values.get("depth") else []
-    args.eyes = [str(values["eyes"])] if values.get("eyes") else []
+    import pandas as pd
+
+    from components.config import build_config
+    from components.serving.examples import (
+        ExampleConfig,
+        example_records,
+        example_request,
+        examples_markdown,
+        pick_examples,
+    )
+
+    values = params.get("predict") or {}
+    model = str(values.get("model") or args.model)
+    cfg = build_config(ExampleConfig, dict(values.get("examples") or {}),
+                       where="predict.examples")
+    manifest = Path(cfg.manifest)
+    if not manifest.is_file():
+        raise DataError(f"{manifest}: no manifest to take held-out photos from (run validate)")
+    rows = pick_examples(pd.read_parquet(manifest), cfg)
+    predictor = build_predictor(model, args.runtime, args.onnx, args.data, params)
+    if predictor.settings.is_video:
+        raise DataError(f"--examples shows photos; {model} scores clips")
+    result = predictor.predict(example_request(rows, tuple(predictor.settings.spec.inputs)))
+    records = example_records(rows, result)
+    table = examples_markdown(records, model)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(records, indent=2) + "\n")
+        args.out.with_suffix(".md").write_text(table)
+    print(table)
+    return 0
 
 
 def _body(argv: Sequence[str] | None) -> int:
@@ -290,9 +316,9 @@ def _body(argv: Sequence[str] | None) -> int:
     from components.serving import report
 
     params = load_params(args.params) if Path(args.params).exists() else {}
-    if args.from_params:
-        from_params_section(args, params)
-    elif not args.images:
+    if args.examples:
+        return run_examples(args, params)
+    if not args.images:
         parser.error("the following arguments are required: images")
     if not (args.runtime == "onnx" and args.onnx is not None and args.onnx.is_file()):
         check_inputs(args.model, {"image"} if args.to is not None
