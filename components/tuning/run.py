@@ -28,6 +28,7 @@ from components.tuning.study import (
     open_storage,
     open_study,
     storage_url,
+    study_fingerprint,
     study_name,
     study_summary,
 )
@@ -65,7 +66,7 @@ def tune_architecture(
     out_dir.mkdir(parents=True, exist_ok=True)
     space = cfg.space(arch)
     queued = cfg.queued(arch)
-    name = study_name(arch, dataset)
+    name = study_name(arch, dataset, study_fingerprint(arch, task_dir, cfg, train_values))
     url = storage_url(out_dir, storage)
     task = task_name(task_dir, MODEL_INPUTS[arch])
     tracker = StudyTracker(experiment_name(task, dataset), name, arch, enabled=cfg.track)

@@ -13,6 +13,8 @@ workers on *other* hosts fail after ``2 x heartbeat_interval``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import socket
@@ -39,9 +41,44 @@ PID_ATTR = "ferops.pid"
 RDB_SCHEMES: tuple[str, ...] = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
 
 
-def study_name(arch: str, dataset: str) -> str:
-    """``ferops-<arch>-<dataset>``: one study per architecture and dataset."""
-    return f"ferops-{arch}-{dataset}"
+def study_name(arch: str, dataset: str, fingerprint: str = "") -> str:
+    """``ferops-<arch>-<dataset>-<fingerprint>``: one study per architecture, dataset and
+    :func:`study_fingerprint` (trials of one study must be comparable)."""
+    return f"ferops-{arch}-{dataset}" + (f"-{fingerprint}" if fingerprint else "")
+
+
+# Train keys that never change what a trial measures (list, logging, where results go).
+_NEUTRAL_TRAIN_KEYS: tuple[str, ...] = ("architectures", "track", "progress", "use_tuned",
+                                        "eval_batch_size", "overrides")
+
+
+def study_fingerprint(arch: str, task_dir: Path, cfg: TuneConfig,
+                      train_values: dict[str, Any]) -> str:
+    """Eight hex digits naming what a trial's score depends on besides its own parameters.
+
+    A study persists between runs (the tune stage's output is kept so studies grow), and
+    Optuna compares every trial with every other: a trial scored on other data, another
+    trial length or another base recipe would win or lose on a different question. The
+    fingerprint covers the task's samples and labels (train and val ids and labels, the
+    preprocessing settings), the trial budget (epochs, subsample, metric) and the train
+    settings of ``arch``, so changing any of them starts a new study beside the old one.
+    """
+    task_dir = Path(task_dir)
+    digest = hashlib.sha256()
+    meta = task_dir / "meta.json"
+    if meta.is_file():
+        digest.update(meta.read_bytes())
+    for split in ("train", "val"):
+        for name in ("ids.npy", "y.npy"):
+            path = task_dir / split / name
+            if path.is_file():
+                digest.update(path.read_bytes())
+    train = {k: v for k, v in train_values.items() if k not in _NEUTRAL_TRAIN_KEYS}
+    train["override"] = (train_values.get("overrides") or {}).get(arch)
+    recipe = {"epochs": cfg.epochs, "subsample": cfg.subsample, "metric": cfg.metric,
+              "train": train}
+    digest.update(json.dumps(recipe, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:8]
 
 
 def storage_url(out_dir: Path, url: str | None = None) -> str:

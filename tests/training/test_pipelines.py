@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -83,9 +85,14 @@ def test_evaluate_writes_comparison_files(workspace: Path) -> None:
         if not (workspace / "train" / arch / "metrics.json").exists():
             assert _run_train(workspace, arch) == 0
     out = workspace / "evaluate"
+    # The manifest's lighting per test sample: every third dark, every third bright.
+    ids = np.load(workspace / "preprocess" / "image" / "test" / "ids.npy").astype(str)
+    levels = [("normal", "dark", "bright")[i % 3] for i in range(len(ids))]
+    manifest = workspace / "lighting.parquet"
+    pd.DataFrame({"id": ids, "light_level": levels}).to_parquet(manifest)
     assert evaluate_stage_module.main([
         "--params", str(workspace / "params.yaml"), "--train", str(workspace / "train"),
-        "--data", str(workspace / "preprocess"), "--out", str(out),
+        "--data", str(workspace / "preprocess"), "--out", str(out), "--manifest", str(manifest),
     ]) == 0
     flat = json.loads((out / "comparison.json").read_text())
     assert set(flat) >= {"fusion_early/test/accuracy", "fusion_early/test_occ50/uar",
@@ -97,3 +104,14 @@ def test_evaluate_writes_comparison_files(workspace: Path) -> None:
     table = (out / "comparison.md").read_text()
     assert "| fusion_early |" in table and "50% occl." in table and "c3d_ecstfl" in table
     assert (out / "accuracy_vs_occlusion.png").read_bytes()[:4] == b"\x89PNG"
+    # Per lighting level: the bins partition the clean test split, so their accuracies
+    # weighted by size give the overall one; "extreme" is dark and bright together.
+    counts = {level: levels.count(level) for level in ("normal", "dark", "bright")}
+    weighted = sum(flat[f"fusion_early/test_light_{lv}/accuracy"] * n for lv, n in counts.items())
+    assert weighted / len(ids) == pytest.approx(flat["fusion_early/test/accuracy"])
+    extreme = (flat["fusion_early/test_light_dark/accuracy"] * counts["dark"]
+               + flat["fusion_early/test_light_bright/accuracy"] * counts["bright"])
+    assert flat["fusion_early/test_light_extreme/accuracy"] == pytest.approx(
+        extreme / (counts["dark"] + counts["bright"]))
+    assert "## Clean test accuracy by lighting" in table
+    assert f"normal (n={counts['normal']})" in table

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 import optuna
 import pytest
 import torch
@@ -61,7 +63,7 @@ def tuned(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict[str,
 def test_study_writes_best_params_summary_and_plots(tuned: dict[str, Any]) -> None:
     out, summary, study = tuned["out"], tuned["summary"], tuned["study"]
     on_disk = json.loads((out / "study.json").read_text())
-    assert on_disk["study"] == "ferops-baseline_cnn-synthetic"
+    assert re.fullmatch(r"ferops-baseline_cnn-synthetic-[0-9a-f]{8}", on_disk["study"])
     assert on_disk["n_trials"] == 3 == len(study.trials)
     assert on_disk["complete"] + on_disk["pruned"] == 3 and on_disk["failed"] == 0
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
@@ -121,8 +123,8 @@ def test_rerun_adds_trials_to_the_same_study(tuned: dict[str, Any], data_dir: Pa
     before = tuned["summary"]
     out = tmp_path / "baseline_cnn"
     shutil.copytree(tuned["out"], out)  # the study lives in out/journal.log
-    params = make_params(epochs=1)  # same study name and space, tracking off
-    params["tune"]["spaces"]["baseline_cnn"]["lr"]["high"] = 100.0
+    params = _study_params()  # the same data, trial budget and recipe: the same study
+    params["tune"]["track"] = False
     after = tune_pipeline.tune_stage(params, "baseline_cnn", data_dir, out, n_trials=1)
     assert after["n_trials"] == before["n_trials"] + 1
     assert after["best_value"] <= before["best_value"] or math.isclose(
@@ -186,3 +188,26 @@ def test_same_params_give_the_same_study(tmp_path: Path, data_dir: Path) -> None
     second = tune_pipeline.tune_stage(params, "baseline_cnn", data_dir, tmp_path / "b")
     assert first["best_params"] == second["best_params"]
     assert first["best_value"] == second["best_value"]
+
+
+def test_a_changed_trial_budget_or_recipe_starts_a_new_study_beside_the_old(
+        data_dir: Path) -> None:
+    """Trials of one study must be comparable: same data, trial length and base recipe."""
+    from components.tuning.config import tune_config
+    from components.tuning.study import study_fingerprint
+
+    params = make_params(n_trials=1, epochs=2)
+    cfg, train = tune_config(params["tune"]), params["train"]
+    same = study_fingerprint("baseline_cnn", data_dir / "image", cfg, train)
+    again = tune_config(params["tune"])
+    assert same == study_fingerprint("baseline_cnn", data_dir / "image", again, dict(train))
+    assert same == study_fingerprint("baseline_cnn", data_dir / "image", cfg,
+                                     {**train, "architectures": ["baseline_cnn"], "track": False})
+    longer = tune_config({**params["tune"], "epochs": 3})
+    assert study_fingerprint("baseline_cnn", data_dir / "image", longer, train) != same
+    assert study_fingerprint("baseline_cnn", data_dir / "image", cfg, {**train, "lr": 0.5}) != same
+    other_data = data_dir.parent / "other_data"
+    shutil.copytree(data_dir, other_data)
+    labels = other_data / "image" / "train" / "y.npy"
+    np.save(labels, np.roll(np.load(labels), 1))
+    assert study_fingerprint("baseline_cnn", other_data / "image", cfg, train) != same

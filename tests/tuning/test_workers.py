@@ -25,7 +25,14 @@ from tests.tuning.conftest import (
     write_params,
 )
 
-STUDY = "ferops-baseline_cnn-synthetic"
+STUDY_PREFIX = "ferops-baseline_cnn-synthetic-"  # + the data/recipe fingerprint
+
+
+def only_study(storage) -> str:
+    """The one study a storage holds (its name carries the fingerprint)."""
+    (name,) = optuna.get_all_study_names(storage)
+    assert name.startswith(STUDY_PREFIX)
+    return name
 
 
 def _wait_for_epoch_of_trial(out: Path, worker, number: int, deadline_s: float = 60) -> None:
@@ -35,11 +42,9 @@ def _wait_for_epoch_of_trial(out: Path, worker, number: int, deadline_s: float =
     while time.monotonic() < end:
         assert worker.poll() is None, worker.communicate()[0][-3000:]
         if journal.exists() and journal.stat().st_size > 0:
-            try:
-                study = optuna.load_study(study_name=STUDY,
-                                          storage=open_storage(storage_url(out)))
-            except KeyError:  # the study record is not written yet
-                study = None
+            storage = open_storage(storage_url(out))
+            names = optuna.get_all_study_names(storage)
+            study = optuna.load_study(study_name=names[0], storage=storage) if names else None
             trials = study.get_trials(deepcopy=False) if study else []
             if len(trials) > number and trials[number].intermediate_values:
                 assert trials[number].state == TrialState.RUNNING
@@ -57,14 +62,15 @@ def test_study_killed_mid_trial_resumes(tmp_path: Path, data_dir: Path) -> None:
     worker.send_signal(signal.SIGKILL)
     worker.wait()
     storage = open_storage(storage_url(out))
-    before = optuna.load_study(study_name=STUDY, storage=storage).trials
+    before = optuna.load_study(study_name=only_study(storage), storage=storage).trials
     assert [t.state for t in before] == [TrialState.COMPLETE, TrialState.RUNNING]
     assert not (out / "best_params.json").exists()
 
     restart = run_worker(tune_command(params, data_dir, out, "--n-trials", "1"), env, tmp_path)
     output = restart.communicate(timeout=120)[0]
     assert restart.returncode == 0, output[-3000:]
-    after = optuna.load_study(study_name=STUDY, storage=open_storage(storage_url(out))).trials
+    storage = open_storage(storage_url(out))
+    after = optuna.load_study(study_name=only_study(storage), storage=storage).trials
     assert [t.number for t in after] == [0, 1, 2]
     assert [t.state for t in after] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
     summary = json.loads((out / "study.json").read_text())
@@ -91,7 +97,7 @@ def test_two_workers_share_one_study(tmp_path: Path, data_dir: Path) -> None:
     for worker in workers:
         output = worker.communicate(timeout=180)[0]
         assert worker.returncode == 0, output[-3000:]
-    trials = optuna.load_study(study_name=STUDY, storage=url).trials
+    trials = optuna.load_study(study_name=only_study(url), storage=url).trials
     assert sorted(t.number for t in trials) == [0, 1, 2, 3]
     assert all(t.state == TrialState.COMPLETE for t in trials)
     assert len({t.params["lr"] for t in trials}) == 4  # no worker re-ran another's draw
