@@ -74,3 +74,11 @@ def write_results(name: str, payload: dict[str, Any], markdown: str,
     json_path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
     md_path.write_text(markdown.rstrip() + "\n")
     return json_path, md_path
+
+
+def publish(name: str, payload: dict[str, Any], lines: list[str],
+            out_dir: Path = RESULTS_DIR) -> None:
+    """Write the results (see :func:`write_results`), name the files and print the report."""
+    for path in write_results(name, payload, "\n".join(lines), out_dir):
+        print(f"wrote {path}")
+    print("\n".join(lines))

@@ -1,0 +1,133 @@
+"""The demo as the pipeline left it: per-architecture scores, lighting bins, champions and
+the held-out photos, read from what the stages wrote (no model is trained or scored here).
+
+    python benchmarks/demo_report.py            # after `make repro`
+    python benchmarks/demo_report.py --run      # runs `make repro` first and times it
+
+Writes ``benchmarks/results/demo.{json,md}`` with the commit, the recipe and the machine. The
+issue targets are checked and reported as met or missed, never assumed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.report import git_commit, machine_facts, publish  # noqa: E402
+from components.errors import DataError  # noqa: E402
+
+STILL_TARGET = 0.80  # normal-light clean test accuracy of every still architecture
+CLIP_UAR_TARGET = 0.60
+RGBD_TWINS: dict[str, str] = {"fusion_early": "baseline_cnn", "fusion_twostream": "baseline_cnn",
+                              "svm_fusion": "baseline_cnn"}
+ARTIFACTS = REPO_ROOT / "artifacts"
+
+
+def read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise DataError(f"{path}: missing (run `make repro` first)")
+    return json.loads(path.read_text())
+
+
+def scores(flat: dict[str, float]) -> dict[str, dict[str, dict[str, float]]]:
+    """``arch -> split -> metric`` from the flat comparison."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for key, value in flat.items():
+        arch, split, metric = key.split("/")
+        out.setdefault(arch, {}).setdefault(split, {})[metric] = value
+    return out
+
+
+def registry_outcomes(report: str) -> dict[str, str]:
+    """``registered model -> outcome line`` from the promote stage's report."""
+    return dict(re.findall(r"^## (\S+): (.+)$", report, flags=re.M))
+
+
+def targets(by_arch: dict[str, dict[str, dict[str, float]]]) -> list[tuple[str, bool, str]]:
+    """The issue's learning targets, each with whether it is met and the numbers."""
+    checks = []
+    for arch, splits in sorted(by_arch.items()):
+        if arch == "c3d_ecstfl":
+            uar = splits.get("test", {}).get("uar", float("nan"))
+            checks.append((f"{arch}: clip test UAR >= {CLIP_UAR_TARGET}",
+                           uar >= CLIP_UAR_TARGET, f"{uar:.3f}"))
+            continue
+        normal = splits.get("test_light_normal", {}).get("accuracy", float("nan"))
+        checks.append((f"{arch}: normal-light test accuracy >= {STILL_TARGET}",
+                       normal >= STILL_TARGET, f"{normal:.3f}"))
+    for rgbd, twin in RGBD_TWINS.items():
+        if rgbd in by_arch and twin in by_arch:
+            mine = by_arch[rgbd].get("test_light_extreme", {}).get("accuracy", float("nan"))
+            theirs = by_arch[twin].get("test_light_extreme", {}).get("accuracy", float("nan"))
+            checks.append((f"{rgbd} above {twin} under extreme light", mine > theirs,
+                           f"{mine:.3f} vs {theirs:.3f}"))
+    if "hierarchical" in by_arch and "baseline_cnn" in by_arch:
+        mine = by_arch["hierarchical"]["test"]["accuracy"]
+        theirs = by_arch["baseline_cnn"]["test"]["accuracy"]
+        checks.append(("hierarchical at least as good as baseline_cnn (clean test accuracy)",
+                       mine >= theirs, f"{mine:.3f} vs {theirs:.3f}"))
+    return checks
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", action="store_true", help="run and time `make repro` first")
+    args = parser.parse_args(argv)
+    command = shlex.join(["python", "benchmarks/demo_report.py",
+                          *(sys.argv[1:] if argv is None else argv)])
+    seconds = None
+    if args.run:
+        started = time.perf_counter()
+        subprocess.run(["make", "repro"], cwd=REPO_ROOT, check=True)
+        seconds = time.perf_counter() - started
+    by_arch = scores(read_json(ARTIFACTS / "evaluate" / "comparison.json"))
+    examples = read_json(ARTIFACTS / "predict" / "examples.json")
+    outcomes = registry_outcomes((ARTIFACTS / "registry" / "report.md").read_text())
+    checks = targets(by_arch)
+    import yaml
+
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    payload = {"command": command, "commit": git_commit(REPO_ROOT), "machine": machine_facts(),
+               "recipe": params.get("recipe"), "make_repro_seconds": seconds,
+               "scores": by_arch, "registry": outcomes, "examples": examples,
+               "targets": [{"target": t, "met": m, "value": v} for t, m, v in checks]}
+    machine = payload["machine"]
+    wall = "not timed (report only)" if seconds is None else f"{seconds / 60:.1f} min"
+    right = sum(e["predicted"] == e["true"] for e in examples)
+    lines = ["# The demo (`make repro`) as the pipeline left it", "",
+             f"- command: `{command}`", f"- commit: `{payload['commit']}`",
+             f"- recipe: `{payload['recipe']}`; machine: {machine['cpu']}, "
+             f"{machine['cpu_count']} cores, torch {machine['torch']}",
+             f"- `make repro` wall time: {wall}",
+             "", "| architecture | test accuracy | test UAR | normal light | extreme light |",
+             "|---|---|---|---|---|"]
+    for arch, splits in sorted(by_arch.items(), key=lambda kv: -kv[1]["test"]["accuracy"]):
+        cell = [splits.get(s, {}).get(m) for s, m in (("test", "accuracy"), ("test", "uar"),
+                                                      ("test_light_normal", "accuracy"),
+                                                      ("test_light_extreme", "accuracy"))]
+        lines.append(f"| {arch} | " + " | ".join("n/a" if v is None else f"{v:.3f}"
+                                                  for v in cell) + " |")
+    lines += ["", "## Targets (issue 13)", ""]
+    lines += [f"- {'met' if m else '**missed**'}: {t} ({v})" for t, m, v in checks]
+    lines += ["", "## Registry", ""] + [f"- `{k}`: {v}" for k, v in sorted(outcomes.items())]
+    lines += ["", f"## Held-out photos: {right} of {len(examples)} right", ""]
+    lines += [f"- {Path(e['photo']).name}: true {e['true']}, predicted {e['predicted']}"
+              + ("" if e["probability"] is None else f" ({e['probability']:.2f})")
+              for e in examples]
+    publish("demo", payload, lines)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
