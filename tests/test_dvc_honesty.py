@@ -8,7 +8,6 @@ run any stage. ``READS`` is the specification: what each stage's code opens.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -30,6 +29,7 @@ TINY = [
     "train.architectures=[baseline_cnn]", "train.epochs=1", "train.progress=false",
     "tune.n_trials=1", "tune.startup_trials=1", "tune.epochs=1", "tune.progress=false",
     "registry.class_recall_floor=0.0",
+    "predict.examples.light_level=null",  # one test identity: its stills in any light
 ]
 # Stage -> what its code reads: files/folders, and params keys as "params:<key>".
 READS: dict[str, list[str]] = {
@@ -47,10 +47,12 @@ READS: dict[str, list[str]] = {
                            "data", "params:train.lr", "params:preprocess.eyes",
                            "params:serving.max_faces", "params:ingest.source",
                            "params:recipe"],
-    "evaluate": ["artifacts/preprocess", "artifacts/train", "params:train.architectures"],
+    "evaluate": ["artifacts/preprocess", "artifacts/train", "artifacts/validate/manifest.parquet",
+                 "params:train.architectures"],
     "promote": ["artifacts/train", "artifacts/tracking", "params:registry.min_delta",
                 "params:train.architectures"],
-    "predict": ["artifacts/registry/report.md", "data", "params:predict.model",
+    "predict": ["artifacts/registry/report.md", "data", "artifacts/validate/manifest.parquet",
+                "params:predict.model", "params:predict.examples.per_class",
                 "params:preprocess.eyes", "params:serving.max_faces"],
 }
 
@@ -80,17 +82,6 @@ def _copy_project(root: Path) -> Path:
     return root
 
 
-def _held_out_photo(root: Path) -> list[str]:
-    """predict.* overrides naming one rendered photo with its depth map and eyes."""
-    rgbd = root / "data" / "synthetic" / "rgbd"
-    with (rgbd / "labels.csv").open() as handle:
-        row = next(csv.DictReader(handle))
-    eyes = ",".join(row[k] for k in ("lx", "ly", "rx", "ry"))
-    return [f"predict.photo=data/synthetic/rgbd/{row['id']}_color.png",
-            f"predict.depth=data/synthetic/rgbd/{row['id']}_depth.png",
-            f"predict.eyes='{eyes}'"]
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     saved = {k: os.environ.pop(k) for k in REDIRECTS if k in os.environ}
@@ -100,7 +91,6 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     try:
         _ferops(root, "recipe", "write", "demo", *[f"-S{o}" for o in TINY])
         _ferops(root, "data", "synth")
-        _ferops(root, "recipe", "write", "demo", *[f"-S{o}" for o in TINY + _held_out_photo(root)])
         _run(root, "git", "init", "-q")
         _run(root, "git", "config", "user.email", "ci@example.com")
         _run(root, "git", "config", "user.name", "ci")

@@ -26,7 +26,7 @@ REDIRECTS = ("FEROPS_PROJECT_ROOT", "DVC_ROOT", "MLFLOW_TRACKING_URI", "OPTUNA_S
 SMALL = [
     "ingest.subsample=200", "train.epochs=2", "train.budget_minutes=0.3", "tune.n_trials=1",
     "tune.startup_trials=1", "tune.epochs=1", "registry.class_recall_floor=0.0",
-    "predict.photo=data/face.png", "predict.eyes=null", "validate.min_samples_per_class=0",
+    "validate.min_samples_per_class=0",
 ]
 
 
