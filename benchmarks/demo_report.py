@@ -95,11 +95,14 @@ def main(argv: list[str] | None = None) -> int:
     examples = read_json(ARTIFACTS / "predict" / "examples.json")
     outcomes = registry_outcomes((ARTIFACTS / "registry" / "report.md").read_text())
     checks = targets(by_arch)
+    kept = read_json(ARTIFACTS / "preprocess" / "metrics.json")
+    test_sizes = {task: kept.get(f"{task}.test.kept") for task in ("image", "video")}
     import yaml
 
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     payload = {"command": command, "commit": git_commit(REPO_ROOT), "machine": machine_facts(),
                "recipe": params.get("recipe"), "make_repro_seconds": seconds,
+               "test_sizes": test_sizes,
                "scores": by_arch, "registry": outcomes, "examples": examples,
                "targets": [{"target": t, "met": m, "value": v} for t, m, v in checks]}
     machine = payload["machine"]
@@ -110,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
              f"- recipe: `{payload['recipe']}`; machine: {machine['cpu']}, "
              f"{machine['cpu_count']} cores, torch {machine['torch']}",
              f"- `make repro` wall time: {wall}",
+             f"- clean test split: {test_sizes['image']} stills, {test_sizes['video']} clips "
+             "(subject-disjoint)",
              "", "| architecture | test accuracy | test UAR | normal light | extreme light |",
              "|---|---|---|---|---|"]
     for arch, splits in sorted(by_arch.items(), key=lambda kv: -kv[1]["test"]["accuracy"]):

@@ -13,10 +13,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from components.serving.settings import SETTINGS_FILE  # the contract left in the run folder
 from registry.candidates import Candidate
 
 CARD_FILE = "MODEL_CARD.md"
-SETTINGS_FILE = "serving.json"  # the serving contract the train stage leaves in the run folder
 
 # Inputs each task's models read, for the "intended use" line.
 TASK_INPUTS: dict[str, str] = {
