@@ -1,18 +1,25 @@
 """Scoring every trained run on the clean and occluded test splits: the evaluate stage's work.
 
 One report per (architecture, test split) from the run's own saved model and the task's
-arrays; the flat ``comparison.json`` (what ``dvc metrics`` reads), ``comparison.md`` (a table
-sorted by clean accuracy) and the accuracy-vs-occlusion plot. When the manifest records the
-lighting of each sample (``light_level``: the synthetic source's dark / normal / bright), the
-clean test split is also scored per lighting level and for the extreme levels together
-(pseudo-splits ``test_light_<level>``): colour fails in extreme light and depth does not,
-which is what the RGB-D methods claim.
+arrays; the flat ``comparison.json`` (every number), ``comparison.md`` (a table sorted by
+clean accuracy) and the accuracy-vs-occlusion plot. For DVC's views it also writes
+``summary.json`` (the best UAR and accuracy per task: the only metrics file, so
+``dvc metrics show`` and ``dvc exp show`` fit a screen), ``tasks/<task>.json`` (one
+comparison file per task), ``predictions/<arch>.json`` (clean-test labels and predictions
+for DVC's confusion template), ``occlusion.csv`` and ``learning_curves.csv`` (long tables,
+one line per architecture in the plots).
+
+When the manifest records the lighting of each sample (``light_level``: the synthetic
+source's dark / normal / bright), the clean test split is also scored per lighting level
+and for the extreme levels together (pseudo-splits ``test_light_<level>``): colour fails in
+extreme light and depth does not, which is what the RGB-D methods claim.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +30,7 @@ from components.data.manifest import DEDUP_SPLIT
 from components.errors import DataError
 from components.jsonio import write_json
 from components.models import load_trained
-from components.training.data import occlusion_percent, task_folder
+from components.training.data import occlusion_percent, task_folder, task_name
 from components.training.metrics import classification_report
 from components.training.plots import plot_occlusion_curves
 from components.training.report import SCALARS
@@ -34,12 +41,18 @@ log = logging.getLogger(__name__)
 LIGHT_COLUMN = "light_level"
 EXTREME_LIGHT: tuple[str, ...] = ("dark", "bright")
 LIGHT_PREFIX = "test_light_"
+SUMMARY_FILE = "summary.json"  # the DVC metrics file: best UAR and accuracy per task
+OCCLUSION_TABLE = "occlusion.csv"  # architecture, occlusion (%), accuracy
+CURVES_TABLE = "learning_curves.csv"  # architecture, epoch, losses and validation scores
+CURVE_COLUMNS: tuple[str, ...] = ("epoch", "train_loss", "val_loss", "train_accuracy",
+                                  "val_accuracy", "val_uar")
 
 
 def score_run(run_dir: Path, data_dir: Path, light: pd.Series | None = None
-              ) -> dict[str, dict[str, Any]]:
-    """Reports per test split (clean first, then by occlusion) of the model in ``run_dir``,
-    plus the clean test split per lighting level when ``light`` (id -> level) is given.
+              ) -> tuple[str, dict[str, dict[str, Any]]]:
+    """The model's task (``image``, ``rgbd`` or ``video``) and its reports per test split
+    (clean first, then by occlusion), plus the clean test split per lighting level when
+    ``light`` (id -> level) is given.
 
     Raises:
         DataError: no model file, or the model's task folder is missing.
@@ -53,7 +66,9 @@ def score_run(run_dir: Path, data_dir: Path, light: pd.Series | None = None
     if light is not None and "test" in reports and ids_path.is_file():
         ids = np.load(ids_path, allow_pickle=False).astype(str)
         reports.update(light_reports(reports["test"], ids, light, spec.classes))
-    return reports
+    if "test" in reports:
+        reports["test"]["classes"] = list(spec.classes)
+    return task_name(task_dir, tuple(spec.inputs)), reports
 
 
 def light_levels(manifest_path: Path | None) -> pd.Series | None:
@@ -94,6 +109,7 @@ def evaluate_stage(
         The flat comparison written to ``comparison.json``.
     """
     results: dict[str, dict[str, dict[str, Any]]] = {}
+    tasks: dict[str, str] = {}
     skipped: dict[str, str] = {}
     owned = (params.get("train") or {}).get("architectures")
     light = light_levels(manifest)
@@ -105,7 +121,7 @@ def evaluate_stage(
             skipped[run_dir.name] = reason
             continue
         log.info("scoring %s", run_dir.name)
-        results[run_dir.name] = score_run(run_dir, data_dir, light)
+        tasks[run_dir.name], results[run_dir.name] = score_run(run_dir, data_dir, light)
     out_dir = Path(out_dir)
     flat = {
         f"{arch}/{split}/{metric}": report[metric]
@@ -121,7 +137,85 @@ def evaluate_stage(
         for arch, splits in results.items()
     }
     plot_occlusion_curves(curves, out_dir / "accuracy_vs_occlusion.png")
+    write_views(results, tasks, curves, Path(train_dir), out_dir)
     return flat
+
+
+def headline(splits: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """The few numbers per model that ``dvc metrics show`` lists: clean-test accuracy and
+    UAR, accuracy under normal and extreme light (when the data records lighting) and at the
+    heaviest occlusion level."""
+    test = splits.get("test", {})
+    numbers = {"accuracy": test.get("accuracy"), "uar": test.get("uar")}
+    for level in ("normal", "extreme"):
+        numbers[f"{level}_light"] = splits.get(f"{LIGHT_PREFIX}{level}", {}).get("accuracy")
+    occluded = [s for s in splits if s.startswith("test_occ")]
+    if occluded:
+        worst = max(occluded, key=occlusion_percent)
+        numbers[f"occluded_{occlusion_percent(worst)}"] = splits[worst].get("accuracy")
+    return {k: round(float(v), 4) for k, v in numbers.items()
+            if isinstance(v, float) and v == v}
+
+
+def write_views(
+    results: dict[str, dict[str, dict[str, Any]]], tasks: dict[str, str],
+    curves: dict[str, dict[int, float]], train_dir: Path, out_dir: Path,
+) -> dict[str, float]:
+    """The files ``dvc metrics``, ``dvc exp show`` and ``dvc plots`` read; returns the summary.
+
+    ``summary.json`` is the pipeline's only DVC metrics file: the best clean-test UAR and
+    accuracy of each task, six short unique keys, so both ``dvc metrics show`` and
+    ``dvc exp show`` fit a screen. ``tasks/<task>.json`` compares that task's models (their
+    :func:`headline` numbers). ``predictions/<arch>.json`` feeds DVC's confusion template;
+    ``occlusion.csv`` and ``learning_curves.csv`` are long tables drawn one line per model
+    (``.dvc/plots/by_architecture.json``). Folders are rewritten whole, so an architecture
+    dropped from the list leaves no stale file."""
+    out_dir = Path(out_dir)
+    for name in ("tasks", "predictions"):
+        shutil.rmtree(out_dir / name, ignore_errors=True)
+        (out_dir / name).mkdir(parents=True)
+    by_task: dict[str, dict[str, dict[str, float]]] = {}
+    occlusion, learning = [], []
+    for arch, splits in results.items():
+        by_task.setdefault(tasks[arch], {})[arch] = headline(splits)
+        if "test" in splits:
+            write_json(out_dir / "predictions" / f"{arch}.json", prediction_rows(splits["test"]))
+        occlusion += [{"architecture": arch, "occlusion": pct, "accuracy": round(acc, 4)}
+                      for pct, acc in sorted(curves[arch].items())]
+        history = Path(train_dir) / arch / "history.csv"
+        if history.is_file():
+            frame = pd.read_csv(history)
+            frame = frame[[c for c in CURVE_COLUMNS if c in frame]].round(4)
+            learning.append(frame.assign(architecture=arch))
+    for task, models in by_task.items():
+        write_json(out_dir / "tasks" / f"{task}.json", models)
+    columns = ["architecture", "occlusion", "accuracy"]
+    pd.DataFrame(occlusion, columns=columns).to_csv(out_dir / OCCLUSION_TABLE, index=False)
+    table = pd.concat(learning) if learning else pd.DataFrame(columns=["architecture", "epoch"])
+    table.insert(0, "architecture", table.pop("architecture"))
+    table.to_csv(out_dir / CURVES_TABLE, index=False)
+    summary = task_summary(by_task)
+    write_json(out_dir / SUMMARY_FILE, summary)
+    return summary
+
+
+def task_summary(by_task: dict[str, dict[str, dict[str, float]]]) -> dict[str, float]:
+    """``<task>_uar`` and ``<task>_acc``: the best clean-test UAR and accuracy among a
+    task's models (each maximised on its own)."""
+    summary = {}
+    for task in sorted(by_task):
+        for key, metric in (("uar", "uar"), ("acc", "accuracy")):
+            values = [m[metric] for m in by_task[task].values() if metric in m]
+            if values:
+                summary[f"{task}_{key}"] = max(values)
+    return summary
+
+
+def prediction_rows(test: dict[str, Any]) -> list[dict[str, str]]:
+    """``[{actual, predicted}]`` with class names: the rows of DVC's confusion template."""
+    classes = test["classes"]
+    return [{"actual": classes[int(a)], "predicted": classes[int(p)]}
+            for a, p in zip(test["labels"], test["predictions"], strict=True)]
 
 
 def _skip_reason(run_dir: Path) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,8 @@ TINY = [
     "registry.class_recall_floor=0.0",
     "predict.examples.light_level=null",  # one test identity: its stills in any light
 ]
+# The README's `dvc exp show` line: experiments, their recipe and the per-task summary.
+EXP_SHOW_FILTER = ["--drop", ".*", "--keep", "Experiment|recipe|.*_(uar|acc)$"]
 # Stage -> what its code reads: files/folders, and params keys as "params:<key>".
 READS: dict[str, list[str]] = {
     "ingest": ["data", "params:ingest.split_seed"],
@@ -166,3 +169,24 @@ def test_each_read_is_declared_so_dvc_status_names_the_stage(project: Path) -> N
 def test_a_second_repro_runs_nothing(project: Path) -> None:
     out = _dvc(project, "repro")
     assert "Running stage" not in out, out
+
+
+def test_views_fit_a_screen_and_render_offline(project: Path) -> None:
+    table = _dvc(project, "metrics", "show")
+    assert "image_uar" in table and "image_acc" in table
+    assert max(len(line) for line in table.splitlines()) <= 120, table
+    env = {**os.environ, "COLUMNS": "120"}
+    shown = subprocess.run(
+        [sys.executable, "-m", "dvc", "exp", "show", "--no-pager", *EXP_SHOW_FILTER],
+        cwd=project, capture_output=True, text=True, env=env, check=True).stdout
+    assert "image_uar" in shown and "…" not in shown, shown
+    assert max(len(line) for line in shown.splitlines()) <= 120, shown
+    _dvc(project, "plots", "show", "-o", "plots_page")
+    page = (project / "plots_page" / "index.html").read_text()
+    # The plotting library is inlined by the project's page template: nothing loads from
+    # the network (a spec's "$schema" string is an identifier, not a fetch).
+    assert not re.search(r"<(script|link|img)[^>]*(src|href)=[\"']?(https?:)?//", page)
+    assert "vegaEmbed(" in page
+    for shown in ("artifacts/evaluate/predictions/baseline_cnn.json",  # confusion matrix
+                  "validation UAR per epoch", "accuracy vs occluded area"):
+        assert shown in page, shown

@@ -135,6 +135,7 @@ def run_name(setup: RunSetup) -> str:
 def run_tags(setup: RunSetup, lineage: Lineage, root: Path) -> dict[str, str]:
     """Tags to filter and group runs by in the UI (and the git commit that produced it)."""
     tags = {
+        "mlflow.note.content": run_description(setup, lineage),
         "architecture": setup.spec.arch,
         "task": setup.spec.task,
         "dataset": lineage.dataset,
@@ -155,6 +156,17 @@ def run_tags(setup: RunSetup, lineage: Lineage, root: Path) -> dict[str, str]:
     if lineage.dvc_md5:
         tags["data.dvc_md5"] = lineage.dvc_md5
     return tags
+
+
+def run_description(setup: RunSetup, lineage: Lineage) -> str:
+    """The run's one-paragraph description (the UI's Description box): what was trained on
+    what, with which budget, and what it takes as input."""
+    cfg, spec = setup.cfg, setup.spec
+    recipe = setup.params.get("recipe") or "custom"
+    return (f"{spec.arch} trained from scratch on {lineage.dataset} ({spec.task} task, recipe "
+            f"{recipe}, seed {cfg.seed}): up to {cfg.epochs} epochs, batch {cfg.batch_size}, "
+            f"{cfg.optimizer} at lr {cfg.lr:g}. Input: {', '.join(spec.inputs)}; "
+            f"{len(spec.classes)} classes. Plots at the artifact root compare across runs.")
 
 
 def run_params(setup: RunSetup, lineage: Lineage) -> dict[str, str]:
@@ -300,13 +312,17 @@ class TrainingRun:
             MlflowClient().log_batch(self.run_id, metrics=points, synchronous=True)
 
     def log_artifacts(self, out_dir: Path) -> None:
-        """Plots under ``plots/``, the trainer's reports under ``reports/``, and the
-        validation summary under ``validation/`` when the validate stage left one."""
+        """Plots at the artifact root, the trainer's reports under ``reports/``, and the
+        validation summary under ``validation/`` when the validate stage left one.
+
+        The plots sit at the root because MLflow's compare page only offers the root files
+        that every compared run has: there the confusion matrices and learning curves of
+        several runs show side by side."""
         import mlflow
 
         plots = out_dir / "plots"
         if plots.is_dir() and any(plots.iterdir()):
-            mlflow.log_artifacts(str(plots), artifact_path="plots")
+            mlflow.log_artifacts(str(plots))
         for name in OUTPUT_FILES:
             if (out_dir / name).is_file():
                 mlflow.log_artifact(str(out_dir / name), artifact_path="reports")

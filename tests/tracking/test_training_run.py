@@ -59,6 +59,9 @@ def test_run_holds_params_tags_and_data_lineage(study: Study, arch: str) -> None
     assert "train.overrides" not in params  # study-wide settings stay out of the run
     assert tags["architecture"] == arch and tags["task"] == TASKS[arch]
     assert tags["dataset"] == "synthetic" and tags["seed"] == "0"
+    description = tags["mlflow.note.content"]  # the UI's Description box
+    assert description.startswith(f"{arch} trained from scratch on synthetic")
+    assert "lr" in description
     if (REPO_ROOT / ".git").exists():
         assert re.fullmatch(r"[0-9a-f]{40}", tags["git_commit"])
         assert tags["mlflow.source.git.commit"] == tags["git_commit"]
@@ -95,10 +98,10 @@ def test_plots_reports_and_validation_summary_are_artifacts(
 ) -> None:
     run_id = _run(study, arch).info.run_id
     client = MlflowClient(study.uri)
-    plots = {Path(a.path).name for a in client.list_artifacts(run_id, "plots")}
+    plots = {Path(a.path).name for a in client.list_artifacts(run_id)}
     assert {"confusion_test.png", "per_class_recall_test.png", "learning_curves.png",
             "confusion_test_occ25.png"} <= plots
-    local = Path(client.download_artifacts(run_id, "plots/confusion_test.png", str(tmp_path)))
+    local = Path(client.download_artifacts(run_id, "confusion_test.png", str(tmp_path)))
     assert local.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     reports = {Path(a.path).name for a in client.list_artifacts(run_id, "reports")}
     assert {"metrics.json", "per_class.json", "history.csv"} <= reports

@@ -115,3 +115,25 @@ def test_evaluate_writes_comparison_files(workspace: Path) -> None:
         extreme / (counts["dark"] + counts["bright"]))
     assert "## Clean test accuracy by lighting" in table
     assert f"normal (n={counts['normal']})" in table
+    # The views dvc reads: one comparison file per task, a six-key summary (the only
+    # metrics file), clean-test rows for the confusion template, long tables for the lines.
+    tasks = {p.stem: json.loads(p.read_text()) for p in (out / "tasks").glob("*.json")}
+    assert set(tasks) == {"rgbd"} and set(tasks["rgbd"]) == {"fusion_early", "svm_fusion"}
+    assert tasks["rgbd"]["fusion_early"] == pytest.approx({
+        "accuracy": flat["fusion_early/test/accuracy"], "uar": flat["fusion_early/test/uar"],
+        "normal_light": flat["fusion_early/test_light_normal/accuracy"],
+        "extreme_light": flat["fusion_early/test_light_extreme/accuracy"],
+        "occluded_50": flat["fusion_early/test_occ50/accuracy"]}, abs=1e-4)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary == pytest.approx({
+        "rgbd_uar": max(m["uar"] for m in tasks["rgbd"].values()),
+        "rgbd_acc": max(m["accuracy"] for m in tasks["rgbd"].values())})
+    rows = json.loads((out / "predictions" / "fusion_early.json").read_text())
+    assert len(rows) == len(ids) and set(rows[0]) == {"actual", "predicted"}
+    right = sum(r["actual"] == r["predicted"] for r in rows) / len(rows)
+    assert right == pytest.approx(flat["fusion_early/test/accuracy"])
+    occlusion = pd.read_csv(out / "occlusion.csv")
+    assert set(occlusion["architecture"]) == {"fusion_early", "svm_fusion"}
+    assert list(occlusion.columns) == ["architecture", "occlusion", "accuracy"]
+    curves = pd.read_csv(out / "learning_curves.csv")
+    assert curves.columns[0] == "architecture" and {"epoch", "val_uar"} <= set(curves.columns)
