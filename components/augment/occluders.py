@@ -108,6 +108,22 @@ class PlacedDropout(BaseDropout):
         return {"holes": holes, "seed": self.random_generator.integers(0, 2**32 - 1)}
 
 
+class SeededErasing(A.Erasing):
+    """albumentations' Erasing, whose parameters always carry the fill seed.
+
+    When no rectangle of the asked area and aspect fits the crop, albumentations 2.0.8's
+    Erasing returns its empty holes without the seed its ``apply`` requires and fails with
+    a TypeError; the calibration search can ask for such areas. Here the empty result erases
+    nothing and the search moves on, as for the other kinds.
+    """
+
+    def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict:
+        """Erasing's holes, plus a seed when it drew none."""
+        drawn = super().get_params_dependent_on_data(params, data)
+        drawn.setdefault("seed", self.random_generator.integers(0, 2**32 - 1))
+        return drawn
+
+
 # A factory builds the transform for given fill values; calibration only looks at its holes.
 Factory = Callable[[Fill, float | None], Any]
 
@@ -175,7 +191,8 @@ def _albu_family(
         r_high = max(r_low, min(2.0, 0.98 * width / (target * height)))
 
         def make_erasing(scale: float, fill: Fill, fill_mask: float | None) -> Any:
-            return A.Erasing(
+            scale = min(float(scale), 1.0)
+            return SeededErasing(
                 scale=(scale, scale), ratio=(r_low, r_high), fill=fill, fill_mask=fill_mask, p=1.0
             )
 

@@ -104,3 +104,15 @@ def test_each_kind_hits_a_fixed_level_closely(kind: str) -> None:
         box = face_box(eyes, image.shape)
         fraction = changed(image, out.image)[box.y0 : box.y1, box.x0 : box.x1].mean()
         assert fraction == pytest.approx(level, abs=TOLERANCE), (kind, level)
+
+
+def test_erasing_that_fits_no_rectangle_erases_nothing_instead_of_failing() -> None:
+    # albumentations' Erasing drops its fill seed when no rectangle of the area fits, and
+    # its apply then raises; the calibration search asks for such areas on wide, short crops.
+    from components.augment.occluders import SeededErasing, applied_holes, plan_occluder
+
+    impossible = SeededErasing(scale=(0.99, 0.99), ratio=(1.9, 2.0), p=1.0)
+    assert applied_holes(impossible, (20, 60), seed=3).shape == (0, 4)
+    plan = plan_occluder("erasing", (20, 60), 0.4, canonical_eyes(60, 20),
+                         np.random.default_rng(0))
+    assert 0.0 <= plan.area <= 1.0
