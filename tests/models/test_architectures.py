@@ -206,3 +206,43 @@ def test_uneven_and_even_grids_agree_where_they_coincide():
         block.region_bn.running_var.uniform_(0.5, 2)
     x = torch.randn(2, 2, 48, 48)
     torch.testing.assert_close(block(x), block._forward_padded(block.full_conv(x)))
+
+
+def _parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("width", [0.25, 1.0])
+@pytest.mark.parametrize("extra_block", [True, False])
+def test_plain_twin_of_partition_cnn_matches_its_parameter_count(width, extra_block) -> None:
+    partition = create_model("partition_cnn", 8, 1, width=width, extra_block=extra_block)
+    plain = create_model("partition_cnn", 8, 1, width=width, extra_block=extra_block,
+                         conv="plain")
+    assert not any(isinstance(m, PartitionBlock) for m in plain.modules())
+    assert _parameters(plain) == pytest.approx(_parameters(partition), rel=0.05)
+    assert plain(torch.randn(2, 1, 40, 40)).shape == (2, 8)
+
+
+def test_swapped_order_puts_the_organ_partition_before_the_texture_one() -> None:
+    swapped = create_model("partition_cnn", 8, 1, width=0.25, order="swapped")
+    assert (swapped.first.grid, swapped.second.grid) == ((3, 1), (4, 4))
+    standard = create_model("partition_cnn", 8, 1, width=0.25)
+    assert (standard.first.grid, standard.second.grid) == ((4, 4), (3, 1))
+    assert swapped(torch.randn(2, 1, 32, 32)).shape == (2, 8)
+    with pytest.raises(ConfigError, match="order"):
+        create_model("partition_cnn", 8, 1, order="backwards")
+
+
+def test_c3d_features_come_from_the_chosen_fc_layer() -> None:
+    clips = torch.randn(3, 4, 3, 32, 32)
+    for layer in ("fc7", "fc6"):
+        torch.manual_seed(0)
+        net = C3D(5, width=0.125, fc_width=24, feature_layer=layer).eval()
+        logits, feats = net(clips, return_features=True)
+        with torch.no_grad():
+            pooled = torch.flatten(net.pool5(net.features(clips.permute(0, 2, 1, 3, 4))), 1)
+            fc6 = torch.relu(net.fc6(pooled))
+            expected = fc6 if layer == "fc6" else torch.relu(net.fc7(fc6))
+        assert logits.shape == (3, 5) and torch.allclose(feats, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="feature_layer"):
+        C3D(5, feature_layer="fc8")
