@@ -12,7 +12,8 @@ one line per architecture in the plots).
 When the manifest records the lighting of each sample (``light_level``: the synthetic
 source's dark / normal / bright), the clean test split is also scored per lighting level
 and for the extreme levels together (pseudo-splits ``test_light_<level>``): colour fails in
-extreme light and depth does not, which is what the RGB-D methods claim.
+extreme light and depth does not, which is what the RGB-D methods claim. An ensemble's
+parts are scored alone too (``test_member_<name>``: svm_fusion's NN2 and NN3).
 """
 
 from __future__ import annotations
@@ -30,17 +31,18 @@ from components.data.manifest import DEDUP_SPLIT
 from components.errors import DataError
 from components.jsonio import write_json
 from components.models import load_trained
-from components.training.data import occlusion_percent, task_folder, task_name
+from components.training.data import load_split, occlusion_percent, task_folder, task_name
 from components.training.metrics import classification_report
 from components.training.plots import plot_occlusion_curves
 from components.training.report import SCALARS
-from components.training.run import score, test_splits
+from components.training.run import score, score_data, test_splits
 
 log = logging.getLogger(__name__)
 
 LIGHT_COLUMN = "light_level"
 EXTREME_LIGHT: tuple[str, ...] = ("dark", "bright")
 LIGHT_PREFIX = "test_light_"
+MEMBER_PREFIX = "test_member_"  # clean test split scored by one part of an ensemble
 SUMMARY_FILE = "summary.json"  # the DVC metrics file: best UAR and accuracy per task
 OCCLUSION_TABLE = "occlusion.csv"  # architecture, occlusion (%), accuracy
 CURVES_TABLE = "learning_curves.csv"  # architecture, epoch, losses and validation scores
@@ -62,6 +64,11 @@ def score_run(run_dir: Path, data_dir: Path, light: pd.Series | None = None
     if not task_dir.is_dir():
         raise DataError(f"{task_dir}: task folder of {spec.arch} not found (run preprocess)")
     reports = {split: score(classifier, spec, task_dir, split) for split in test_splits(task_dir)}
+    members = classifier.members()
+    if members:  # an ensemble's parts alone on the clean test split (svm_fusion: NN2, NN3)
+        test = load_split(task_dir, "test", spec.inputs, grey=spec.grey)
+        for name, member in members.items():
+            reports[f"{MEMBER_PREFIX}{name}"] = score_data(member, test, spec.classes)
     ids_path = task_dir / "test" / "ids.npy"
     if light is not None and "test" in reports and ids_path.is_file():
         ids = np.load(ids_path, allow_pickle=False).astype(str)
@@ -251,6 +258,7 @@ def comparison_table(
         cells += [_fmt(results[arch].get(s, {}).get("accuracy")) for s in levels]
         lines.append("| " + " | ".join(cells) + " |")
     lines += light_table(results)
+    lines += member_table(results)
     if skipped:
         lines += ["", "Skipped:", ""] + [f"- `{a}`: {r}" for a, r in sorted(skipped.items())]
     return "\n".join(lines) + "\n"
@@ -271,6 +279,23 @@ def light_table(results: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
         lines.append(f"| {arch} | " + " | ".join(
             _fmt(results[arch].get(b, {}).get("accuracy")) for b in bins) + " |")
     return lines
+
+
+def member_table(results: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """Markdown lines: each ensemble beside its parts alone on the clean test split."""
+    rows = []
+    for arch in sorted(results):
+        members = sorted(s for s in results[arch] if s.startswith(MEMBER_PREFIX))
+        if members:
+            rows.append(f"| {arch} (fused) | {_fmt(results[arch]['test'].get('accuracy'))} | "
+                        f"{_fmt(results[arch]['test'].get('uar'))} |")
+            rows += [f"| {arch}: {m.removeprefix(MEMBER_PREFIX)} alone | "
+                     f"{_fmt(results[arch][m].get('accuracy'))} | "
+                     f"{_fmt(results[arch][m].get('uar'))} |" for m in members]
+    if not rows:
+        return []
+    return ["", "## Ensembles and their parts alone (clean test)", "",
+            "| model | accuracy | UAR |", "|---|---|---|", *rows]
 
 
 def _light_order(split: str) -> tuple[int, str]:

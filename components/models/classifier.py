@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -130,6 +131,11 @@ class Classifier(ABC):
         """The same trained model predicting without test-time averaging."""
         return self
 
+    def members(self) -> dict[str, Classifier]:
+        """Trained parts that score on their own from the same stacked input (an ensemble's
+        ablation, e.g. svm_fusion's depth and colour networks); empty for a single model."""
+        return {}
+
     def training_rows(self, n_train: int) -> float:
         """Rows all of its fits train on together (how a time budget is shared)."""
         return float(n_train)
@@ -139,6 +145,25 @@ class Classifier(ABC):
         payload = {"spec": dataclasses.asdict(spec), "estimator": self}
         return atomic_write(Path(out_dir) / ESTIMATOR_FILE,
                             lambda handle: joblib.dump(payload, handle))
+
+
+class MemberClassifier(Classifier):
+    """One trained part of a fitted model, scored alone: ``predict_proba`` only.
+
+    Args:
+        proba: maps the parent's stacked input to this part's class probabilities.
+    """
+
+    def __init__(self, proba: Callable[[np.ndarray], np.ndarray]) -> None:
+        self._proba = proba
+
+    def fit(self, train: Dataset, val: Dataset, loop: FitLoop) -> FitOutcome:
+        """Refused: a member is trained by its parent."""
+        raise NotImplementedError("a member of a fitted model is trained by its parent")
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """The member's class probabilities on the parent's stacked input."""
+        return np.asarray(self._proba(x))
 
 
 class MirrorAverage(nn.Module):
