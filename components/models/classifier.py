@@ -16,6 +16,7 @@ modalities cuts the batch itself, because it knows its own channel layout.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from torch import nn
 
 from components.atomic import atomic_write
 from components.models.contract import LogitsOnly
-from components.models.simple_fit import TrainFn, predict_proba
+from components.models.simple_fit import TrainFn, predict_features, predict_proba
 
 TORCH_FILE = "model.pt"  # a network: {spec, state_dict}
 ESTIMATOR_FILE = "model.pkl"  # any other classifier: {spec, estimator}, joblib
@@ -131,6 +132,11 @@ class Classifier(ABC):
         """The same trained model predicting without test-time averaging."""
         return self
 
+    def feature_vectors(self, x: np.ndarray) -> np.ndarray | None:
+        """Per-input feature vectors ``(N, d)`` where the model exposes them (the layer its
+        feature loss acts on: C3D's fc7 or fc6); None for models that do not."""
+        return None
+
     def members(self) -> dict[str, Classifier]:
         """Trained parts that score on their own from the same stacked input (an ensemble's
         ablation, e.g. svm_fusion's depth and colour networks); empty for a single model."""
@@ -215,6 +221,12 @@ class TorchClassifier(Classifier):
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Softmax of the (mirror-averaged) logits, in batches."""
         return predict_proba(self.network(), x)
+
+    def feature_vectors(self, x: np.ndarray) -> np.ndarray | None:
+        """The network's features when its forward takes ``return_features`` (C3D)."""
+        if "return_features" not in inspect.signature(self.net.forward).parameters:
+            return None
+        return predict_features(self.net, x)
 
     def without_tta(self) -> TorchClassifier:
         """The same weights, one pass per input."""
