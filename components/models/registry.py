@@ -30,11 +30,13 @@ from components.models.classifier import (
 from components.models.hierarchical import HierarchicalClassifier
 from components.models.partition import PartitionCNN
 from components.models.seed000 import (
+    LumaTwoStreamCNN,
     PatentCNN,
     TwoStreamCNN,
     color_cnn,
     depth_cnn,
     fusion_early,
+    fusion_early_rgb,
 )
 from components.models.svm_fusion import SVMFusion
 
@@ -44,6 +46,9 @@ MODEL_INPUTS: dict[str, tuple[str, ...]] = {
     "partition_cnn": ("color",),
     "fusion_early": ("depth", "color", "color2d"),
     "fusion_twostream": ("depth", "color"),
+    # colour-only twins of the RGB-D networks, of the same capacity (claims 1-3)
+    "fusion_early_rgb": ("color", "color2d"),
+    "fusion_twostream_rgb": ("color",),
     "depth_cnn": ("depth",),
     "color_cnn": ("color",),
     "svm_fusion": ("depth", "color"),
@@ -71,6 +76,8 @@ _BUILDERS: dict[str, Callable[..., Any]] = {
     "partition_cnn": PartitionCNN,
     "fusion_early": fusion_early,
     "fusion_twostream": TwoStreamCNN,
+    "fusion_early_rgb": fusion_early_rgb,
+    "fusion_twostream_rgb": LumaTwoStreamCNN,
     "depth_cnn": depth_cnn,
     "color_cnn": color_cnn,
     "svm_fusion": _svm_fusion,
@@ -82,6 +89,8 @@ _BUILDERS: dict[str, Callable[..., Any]] = {
 # it forwards **kwargs to); hierarchical forwards unknown kwargs to its base CNN instead.
 _KWARG_SOURCES: dict[str, tuple[Callable[..., Any], ...]] = {
     "fusion_early": (fusion_early, PatentCNN),
+    "fusion_early_rgb": (fusion_early_rgb, PatentCNN),
+    "fusion_twostream_rgb": (LumaTwoStreamCNN, TwoStreamCNN),
     "depth_cnn": (depth_cnn, PatentCNN),
     "color_cnn": (color_cnn, PatentCNN),
     "svm_fusion": (_svm_fusion, SVMFusion),

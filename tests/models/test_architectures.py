@@ -19,6 +19,8 @@ TORCH_MODELS = {
     "partition_cnn": (1, {"width": 0.25}),
     "fusion_early": (7, {"width": 0.5, "fc_width": 64}),
     "fusion_twostream": (4, {"width": 0.5, "fc_width": 64, "stream_width": 32}),
+    "fusion_early_rgb": (6, {"width": 0.5, "fc_width": 64}),
+    "fusion_twostream_rgb": (3, {"width": 0.5, "fc_width": 64, "stream_width": 32}),
     "depth_cnn": (1, {"width": 0.5, "fc_width": 64}),
     "color_cnn": (3, {"width": 0.5, "fc_width": 64}),
     "c3d_ecstfl": (3, {"width": 0.125, "fc_width": 64}),
@@ -246,3 +248,28 @@ def test_c3d_features_come_from_the_chosen_fc_layer() -> None:
         assert logits.shape == (3, 5) and torch.allclose(feats, expected, atol=1e-6)
     with pytest.raises(ValueError, match="feature_layer"):
         C3D(5, feature_layer="fc8")
+
+
+@pytest.mark.parametrize(("rgbd", "rgb", "channels"), [
+    ("fusion_early", "fusion_early_rgb", (7, 6)),
+    ("fusion_twostream", "fusion_twostream_rgb", (4, 3)),
+])
+def test_colour_only_twins_have_their_rgbd_networks_capacity(rgbd, rgb, channels) -> None:
+    kwargs = {"width": 0.5, "fc_width": 64}
+    full = create_model(rgbd, 8, channels[0], **kwargs)
+    twin = create_model(rgb, 8, channels[1], **kwargs)
+    assert MODEL_INPUTS[rgb] == tuple(m for m in MODEL_INPUTS[rgbd] if m != "depth")
+    assert count_layers(twin) == count_layers(full)
+    assert _parameters(twin) == pytest.approx(_parameters(full), rel=0.01)
+    assert twin(torch.randn(2, channels[1], 32, 32)).shape == (2, 8)
+
+
+def test_twostream_twin_feeds_luminance_where_depth_was() -> None:
+    torch.manual_seed(0)
+    twin = create_model("fusion_twostream_rgb", 4, 3, width=0.5, fc_width=16).eval()
+    colour = torch.rand(2, 3, 32, 32)
+    grey = (colour * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    plain = create_model("fusion_twostream", 4, 4, width=0.5, fc_width=16).eval()
+    plain.load_state_dict(twin.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(twin(colour), plain(torch.cat([grey, colour], 1)), atol=1e-6)
