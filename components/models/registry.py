@@ -29,6 +29,7 @@ from components.models.classifier import (
 )
 from components.models.hierarchical import HierarchicalClassifier
 from components.models.partition import PartitionCNN
+from components.models.r2plus1d import R2Plus1D
 from components.models.seed000 import (
     LumaTwoStreamCNN,
     PatentCNN,
@@ -54,6 +55,7 @@ MODEL_INPUTS: dict[str, tuple[str, ...]] = {
     "svm_fusion": ("depth", "color"),
     "hierarchical": ("color",),
     "c3d_ecstfl": ("frames",),
+    "r2plus1d_ecstfl": ("frames",),  # the second spatio-temporal backbone (claim 19)
 }
 
 # Models that are not one network: classifiers of their own (fit through the loop, pickled).
@@ -64,6 +66,7 @@ _ESTIMATOR_CLASSES: dict[str, type[Classifier]] = {
 # What a plain network's training needs beyond the defaults, declared once here.
 _NETWORK_NEEDS: dict[str, TrainingNeeds] = {
     "c3d_ecstfl": TrainingNeeds(ecstfl=True),
+    "r2plus1d_ecstfl": TrainingNeeds(ecstfl=True),
 }
 
 
@@ -83,6 +86,7 @@ _BUILDERS: dict[str, Callable[..., Any]] = {
     "svm_fusion": _svm_fusion,
     "hierarchical": HierarchicalClassifier,
     "c3d_ecstfl": C3D,
+    "r2plus1d_ecstfl": R2Plus1D,
 }
 
 # Where each builder's accepted kwargs are declared (the builder itself plus the class

@@ -24,11 +24,13 @@ TORCH_MODELS = {
     "depth_cnn": (1, {"width": 0.5, "fc_width": 64}),
     "color_cnn": (3, {"width": 0.5, "fc_width": 64}),
     "c3d_ecstfl": (3, {"width": 0.125, "fc_width": 64}),
+    "r2plus1d_ecstfl": (3, {"width": 0.125, "fc_width": 64}),
 }
 
 
 def sample_input(name: str, channels: int, n: int = 2, size: int = 32) -> torch.Tensor:
-    shape = (n, 4, channels, size, size) if name == "c3d_ecstfl" else (n, channels, size, size)
+    clip = name in ("c3d_ecstfl", "r2plus1d_ecstfl")
+    shape = (n, 4, channels, size, size) if clip else (n, channels, size, size)
     return torch.randn(*shape)
 
 
@@ -273,3 +275,20 @@ def test_twostream_twin_feeds_luminance_where_depth_was() -> None:
     plain.load_state_dict(twin.state_dict())
     with torch.no_grad():
         assert torch.allclose(twin(colour), plain(torch.cat([grey, colour], 1)), atol=1e-6)
+
+
+def test_r2plus1d_returns_the_chosen_fc_features_and_factorises_its_convolutions() -> None:
+    from components.models.r2plus1d import R2Plus1D
+
+    clips = torch.randn(3, 4, 3, 32, 32)
+    for layer in ("fc7", "fc6"):
+        torch.manual_seed(0)
+        net = R2Plus1D(5, width=0.125, fc_width=24, feature_layer=layer).eval()
+        logits, feats = net(clips, return_features=True)
+        with torch.no_grad():
+            fc7 = torch.relu(net.fc7(feats)) if layer == "fc6" else feats
+            assert torch.allclose(logits, net.fc8(fc7), atol=1e-5)
+        assert feats.shape == (3, 24)
+    kernels = {tuple(m.kernel_size) for m in net.modules() if isinstance(m, nn.Conv3d)}
+    assert kernels == {(1, 3, 3), (3, 1, 1), (1, 1, 1)}  # no full 3x3x3 kernel
+    assert create_model("r2plus1d_ecstfl", 8, 3, width=0.125).feature_layer == "fc7"
