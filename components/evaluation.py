@@ -12,7 +12,10 @@ one line per architecture in the plots).
 When the manifest records the lighting of each sample (``light_level``: the synthetic
 source's dark / normal / bright), the clean test split is also scored per lighting level
 and for the extreme levels together (pseudo-splits ``test_light_<level>``): colour fails in
-extreme light and depth does not, which is what the RGB-D methods claim.
+extreme light and depth does not, which is what the RGB-D methods claim. An ensemble's
+parts are scored alone too (``test_member_<name>``: svm_fusion's NN2 and NN3), and a model
+that exposes features (C3D) has its clean-test features exported (``features/<arch>.npz``)
+and their clustering by class measured (intra/inter distance ratio, silhouette).
 """
 
 from __future__ import annotations
@@ -30,17 +33,20 @@ from components.data.manifest import DEDUP_SPLIT
 from components.errors import DataError
 from components.jsonio import write_json
 from components.models import load_trained
-from components.training.data import occlusion_percent, task_folder, task_name
+from components.training.data import load_split, occlusion_percent, task_folder, task_name
 from components.training.metrics import classification_report
 from components.training.plots import plot_occlusion_curves
 from components.training.report import SCALARS
-from components.training.run import score, test_splits
+from components.training.run import score, score_data, test_splits
 
 log = logging.getLogger(__name__)
 
 LIGHT_COLUMN = "light_level"
 EXTREME_LIGHT: tuple[str, ...] = ("dark", "bright")
 LIGHT_PREFIX = "test_light_"
+FEATURE_SCALARS: tuple[str, ...] = ("feature_distance_ratio", "feature_silhouette")
+FEATURES_DIR = "features"  # <arch>.npz: clean-test features, labels and ids (C3D)
+MEMBER_PREFIX = "test_member_"  # clean test split scored by one part of an ensemble
 SUMMARY_FILE = "summary.json"  # the DVC metrics file: best UAR and accuracy per task
 OCCLUSION_TABLE = "occlusion.csv"  # architecture, occlusion (%), accuracy
 CURVES_TABLE = "learning_curves.csv"  # architecture, epoch, losses and validation scores
@@ -62,6 +68,14 @@ def score_run(run_dir: Path, data_dir: Path, light: pd.Series | None = None
     if not task_dir.is_dir():
         raise DataError(f"{task_dir}: task folder of {spec.arch} not found (run preprocess)")
     reports = {split: score(classifier, spec, task_dir, split) for split in test_splits(task_dir)}
+    test = load_split(task_dir, "test", spec.inputs, grey=spec.grey)
+    for name, member in classifier.members().items():
+        # an ensemble's parts alone on the clean test split (svm_fusion: NN2 and NN3)
+        reports[f"{MEMBER_PREFIX}{name}"] = score_data(member, test, spec.classes)
+    features = classifier.feature_vectors(test.rows(slice(None)))
+    if features is not None and "test" in reports:
+        reports["test"]["features"] = features
+        reports["test"].update(feature_clustering(features, np.asarray(test.y)))
     ids_path = task_dir / "test" / "ids.npy"
     if light is not None and "test" in reports and ids_path.is_file():
         ids = np.load(ids_path, allow_pickle=False).astype(str)
@@ -69,6 +83,27 @@ def score_run(run_dir: Path, data_dir: Path, light: pd.Series | None = None
     if "test" in reports:
         reports["test"]["classes"] = list(spec.classes)
     return task_name(task_dir, tuple(spec.inputs)), reports
+
+
+def feature_clustering(features: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """How tightly test features cluster by class (claim 18): the mean distance between
+    same-class pairs over the mean between different-class pairs (lower is tighter) and the
+    silhouette score (higher is better); NaN where a class structure is missing."""
+    from scipy.spatial.distance import pdist, squareform
+    from sklearn.metrics import silhouette_score
+
+    features = np.asarray(features, dtype=np.float64)
+    labels = np.asarray(labels)
+    if len(set(labels.tolist())) < 2 or len(labels) < 3:
+        return {"feature_distance_ratio": float("nan"), "feature_silhouette": float("nan")}
+    dist = squareform(pdist(features))
+    same = labels[:, None] == labels[None, :]
+    off_diagonal = ~np.eye(len(labels), dtype=bool)
+    intra = dist[same & off_diagonal]
+    inter = dist[~same]
+    ratio = float(intra.mean() / inter.mean()) if inter.mean() > 0 else float("nan")
+    return {"feature_distance_ratio": ratio,
+            "feature_silhouette": float(silhouette_score(features, labels))}
 
 
 def light_levels(manifest_path: Path | None) -> pd.Series | None:
@@ -127,7 +162,7 @@ def evaluate_stage(
         f"{arch}/{split}/{metric}": report[metric]
         for arch, splits in results.items()
         for split, report in splits.items()
-        for metric in SCALARS
+        for metric in (*SCALARS, *FEATURE_SCALARS) if metric in report
     }
     write_json(out_dir / "comparison.json", flat)
     (out_dir / "comparison.md").write_text(comparison_table(results, skipped))
@@ -171,7 +206,7 @@ def write_views(
     (``.dvc/plots/by_architecture.json``). Folders are rewritten whole, so an architecture
     dropped from the list leaves no stale file."""
     out_dir = Path(out_dir)
-    for name in ("tasks", "predictions"):
+    for name in ("tasks", "predictions", FEATURES_DIR):
         shutil.rmtree(out_dir / name, ignore_errors=True)
         (out_dir / name).mkdir(parents=True)
     by_task: dict[str, dict[str, dict[str, float]]] = {}
@@ -180,6 +215,13 @@ def write_views(
         by_task.setdefault(tasks[arch], {})[arch] = headline(splits)
         if "test" in splits:
             write_json(out_dir / "predictions" / f"{arch}.json", prediction_rows(splits["test"]))
+        if "features" in splits.get("test", {}):
+            test = splits["test"]
+            np.savez_compressed(out_dir / FEATURES_DIR / f"{arch}.npz",
+                                features=np.asarray(test["features"], dtype=np.float32),
+                                labels=np.asarray(test["labels"]),
+                                predictions=np.asarray(test["predictions"]),
+                                classes=np.asarray(test["classes"]))
         occlusion += [{"architecture": arch, "occlusion": pct, "accuracy": round(acc, 4)}
                       for pct, acc in sorted(curves[arch].items())]
         history = Path(train_dir) / arch / "history.csv"
@@ -251,6 +293,8 @@ def comparison_table(
         cells += [_fmt(results[arch].get(s, {}).get("accuracy")) for s in levels]
         lines.append("| " + " | ".join(cells) + " |")
     lines += light_table(results)
+    lines += member_table(results)
+    lines += feature_table(results)
     if skipped:
         lines += ["", "Skipped:", ""] + [f"- `{a}`: {r}" for a, r in sorted(skipped.items())]
     return "\n".join(lines) + "\n"
@@ -271,6 +315,35 @@ def light_table(results: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
         lines.append(f"| {arch} | " + " | ".join(
             _fmt(results[arch].get(b, {}).get("accuracy")) for b in bins) + " |")
     return lines
+
+
+def member_table(results: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """Markdown lines: each ensemble beside its parts alone on the clean test split."""
+    rows = []
+    for arch in sorted(results):
+        members = sorted(s for s in results[arch] if s.startswith(MEMBER_PREFIX))
+        if members:
+            rows.append(f"| {arch} (fused) | {_fmt(results[arch]['test'].get('accuracy'))} | "
+                        f"{_fmt(results[arch]['test'].get('uar'))} |")
+            rows += [f"| {arch}: {m.removeprefix(MEMBER_PREFIX)} alone | "
+                     f"{_fmt(results[arch][m].get('accuracy'))} | "
+                     f"{_fmt(results[arch][m].get('uar'))} |" for m in members]
+    if not rows:
+        return []
+    return ["", "## Ensembles and their parts alone (clean test)", "",
+            "| model | accuracy | UAR |", "|---|---|---|", *rows]
+
+
+def feature_table(results: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """Markdown lines: how the test features of models that expose them cluster by class."""
+    rows = [f"| {arch} | {_fmt(results[arch]['test'].get('feature_distance_ratio'))} | "
+            f"{_fmt(results[arch]['test'].get('feature_silhouette'))} |"
+            for arch in sorted(results) if "feature_silhouette" in results[arch].get("test", {})]
+    if not rows:
+        return []
+    return ["", "## Test features by class (the layer the feature loss acts on)", "",
+            "| model | intra/inter distance ratio (lower: tighter) | silhouette |",
+            "|---|---|---|", *rows]
 
 
 def _light_order(split: str) -> tuple[int, str]:

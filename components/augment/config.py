@@ -49,6 +49,9 @@ class AugmentConfig:
     kind_area_ranges: dict[str, list[float]] = field(default_factory=dict)
     depth_offset_mm: list[float] = field(default_factory=lambda: [30.0, 60.0])
     workers: int = 0
+    # Seed 003's 1:1 mix: every train/val row gets an occluded twin. False trains on clean
+    # images only (the ablation of claim 14); the occluded test set is built either way.
+    twins: bool = True
 
     def __post_init__(self) -> None:
         _check_range(self.area_range, "augment.area_range")
@@ -76,6 +79,8 @@ class AugmentConfig:
                 f"augment.depth_offset_mm: {self.depth_offset_mm!r} must be [min, max] with "
                 "0 <= min <= max"
             )
+        if not isinstance(self.twins, bool):
+            raise ConfigError(f"augment.twins: {self.twins!r} must be true or false")
         if self.workers < 0:
             raise ConfigError(f"augment.workers: {self.workers} must be >= 0 (0 = all cores)")
 

@@ -92,10 +92,11 @@ class AugmentResult:
 
 
 def plan_tasks(frame: pd.DataFrame, cfg: AugmentConfig) -> list[Task]:
-    """One twin task per train/val row, one task per test row and configured level."""
+    """One twin task per train/val row (none when ``cfg.twins`` is off: clean-only training),
+    one task per test row and configured level."""
     tasks: list[Task] = []
     for position, (sample_id, split) in enumerate(zip(frame["id"], frame["split"], strict=True)):
-        if split in TWIN_SPLITS:
+        if split in TWIN_SPLITS and cfg.twins:
             tasks.append(Task(position, f"{sample_id}{TWIN_SUFFIX}", None))
         elif split == TEST_SPLIT:
             for level in cfg.test_levels:
@@ -385,7 +386,9 @@ def summarise(
         levels[f"test_occ{level_tag(level)}"] = stats
     report = {
         "stage": "augment",
-        "method": "seed 003: one random occluder per train/val sample, mixed 1:1 per split",
+        "method": ("seed 003: one random occluder per train/val sample, mixed 1:1 per split"
+                   if cfg.twins else "clean-only training (augment.twins: false); occluded "
+                   "test set only"),
         "note": EVALUATION_NOTE,
         "params": asdict(cfg),
         "input_digest": manifest_digest(source),

@@ -3,8 +3,9 @@
 It keeps the C3D layout (Tran et al. 2015: 3x3x3 kernels, conv1a / conv2a / conv3a-b /
 conv4a-b / conv5a-b, pool1 1x2x2 then 2x2x2 pools, fc6 -> fc7 -> fc8 with dropout) with
 widths scaled down by ``width`` and an adaptive pool before fc6 so short clips (T >= 2) and
-small faces (>= 32 px) work. EC-STFL attaches to the post-ReLU fc7 features, which
-``forward(x, return_features=True)`` returns alongside the logits.
+small faces (>= 32 px) work. EC-STFL attaches to the post-ReLU fc7 features (or fc6 with
+``feature_layer="fc6"``, claim 19), which ``forward(x, return_features=True)`` returns
+alongside the logits.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from components.models.baseline import scaled
 
 C3D_WIDTHS: tuple[int, ...] = (64, 128, 256, 512, 512)
 CONVS_PER_STAGE: tuple[int, ...] = (1, 1, 2, 2, 2)
+FEATURE_LAYERS: tuple[str, ...] = ("fc7", "fc6")
 
 
 class C3D(nn.Module):
@@ -28,6 +30,11 @@ class C3D(nn.Module):
         fc_width: width of fc6 and fc7 (the EC-STFL feature size N_F).
         dropout: dropout after fc6 and after fc7.
         batch_norm: BN after every conv (not in the original C3D; helps from scratch).
+        feature_layer: ``fc7`` (the patent's second-to-last FC) or ``fc6``: whose post-ReLU
+            activations ``forward(..., return_features=True)`` returns (where EC-STFL acts).
+
+    Raises:
+        ValueError: an unknown ``feature_layer``.
     """
 
     def __init__(
@@ -38,8 +45,13 @@ class C3D(nn.Module):
         fc_width: int = 512,
         dropout: float = 0.5,
         batch_norm: bool = True,
+        feature_layer: str = "fc7",
     ) -> None:
         super().__init__()
+        if feature_layer not in FEATURE_LAYERS:
+            raise ValueError(f"c3d: feature_layer must be one of {FEATURE_LAYERS}, "
+                             f"got {feature_layer!r}")
+        self.feature_layer = feature_layer
         layers: list[nn.Module] = []
         prev = in_channels
         for stage, (base, n_conv) in enumerate(zip(C3D_WIDTHS, CONVS_PER_STAGE, strict=True)):
@@ -64,7 +76,8 @@ class C3D(nn.Module):
     def forward(
         self, x: torch.Tensor, return_features: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Return fc8 logits, or (logits, fc7 post-ReLU features) when ``return_features``.
+        """Return fc8 logits, or (logits, post-ReLU features of ``feature_layer``) when
+        ``return_features``.
 
         Raises:
             ValueError: ``x`` is not 5-D (N, T, C, H, W).
@@ -72,7 +85,9 @@ class C3D(nn.Module):
         if x.dim() != 5:
             raise ValueError(f"C3D expects clips (N, T, C, H, W), got shape {tuple(x.shape)}")
         h = self.pool5(self.features(x.permute(0, 2, 1, 3, 4)))
-        h = self.dropout(torch.relu(self.fc6(torch.flatten(h, 1))))
-        feats = torch.relu(self.fc7(h))
-        logits = self.fc8(self.dropout(feats))
-        return (logits, feats) if return_features else logits
+        fc6 = torch.relu(self.fc6(torch.flatten(h, 1)))
+        fc7 = torch.relu(self.fc7(self.dropout(fc6)))
+        logits = self.fc8(self.dropout(fc7))
+        if not return_features:
+            return logits
+        return logits, (fc7 if self.feature_layer == "fc7" else fc6)

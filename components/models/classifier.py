@@ -16,7 +16,9 @@ modalities cuts the batch itself, because it knows its own channel layout.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -28,7 +30,7 @@ from torch import nn
 
 from components.atomic import atomic_write
 from components.models.contract import LogitsOnly
-from components.models.simple_fit import TrainFn, predict_proba
+from components.models.simple_fit import TrainFn, predict_features, predict_proba
 
 TORCH_FILE = "model.pt"  # a network: {spec, state_dict}
 ESTIMATOR_FILE = "model.pkl"  # any other classifier: {spec, estimator}, joblib
@@ -130,6 +132,16 @@ class Classifier(ABC):
         """The same trained model predicting without test-time averaging."""
         return self
 
+    def feature_vectors(self, x: np.ndarray) -> np.ndarray | None:
+        """Per-input feature vectors ``(N, d)`` where the model exposes them (the layer its
+        feature loss acts on: C3D's fc7 or fc6); None for models that do not."""
+        return None
+
+    def members(self) -> dict[str, Classifier]:
+        """Trained parts that score on their own from the same stacked input (an ensemble's
+        ablation, e.g. svm_fusion's depth and colour networks); empty for a single model."""
+        return {}
+
     def training_rows(self, n_train: int) -> float:
         """Rows all of its fits train on together (how a time budget is shared)."""
         return float(n_train)
@@ -139,6 +151,25 @@ class Classifier(ABC):
         payload = {"spec": dataclasses.asdict(spec), "estimator": self}
         return atomic_write(Path(out_dir) / ESTIMATOR_FILE,
                             lambda handle: joblib.dump(payload, handle))
+
+
+class MemberClassifier(Classifier):
+    """One trained part of a fitted model, scored alone: ``predict_proba`` only.
+
+    Args:
+        proba: maps the parent's stacked input to this part's class probabilities.
+    """
+
+    def __init__(self, proba: Callable[[np.ndarray], np.ndarray]) -> None:
+        self._proba = proba
+
+    def fit(self, train: Dataset, val: Dataset, loop: FitLoop) -> FitOutcome:
+        """Refused: a member is trained by its parent."""
+        raise NotImplementedError("a member of a fitted model is trained by its parent")
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """The member's class probabilities on the parent's stacked input."""
+        return np.asarray(self._proba(x))
 
 
 class MirrorAverage(nn.Module):
@@ -190,6 +221,12 @@ class TorchClassifier(Classifier):
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Softmax of the (mirror-averaged) logits, in batches."""
         return predict_proba(self.network(), x)
+
+    def feature_vectors(self, x: np.ndarray) -> np.ndarray | None:
+        """The network's features when its forward takes ``return_features`` (C3D)."""
+        if "return_features" not in inspect.signature(self.net.forward).parameters:
+            return None
+        return predict_features(self.net, x)
 
     def without_tta(self) -> TorchClassifier:
         """The same weights, one pass per input."""

@@ -181,6 +181,54 @@ class PartitionBlock(nn.Module):
             rows_out.append(torch.cat(row, dim=3))
         return torch.cat(rows_out, dim=2)
 
+def partition_block_parameters(in_channels: int, out_channels: int, grid: tuple[int, int],
+                               kernel_size: int = 3) -> int:
+    """Trainable parameters of a :class:`PartitionBlock` (full conv, per-region BN and conv)."""
+    regions = int(grid[0]) * int(grid[1])
+    k2 = kernel_size * kernel_size
+    full = in_channels * out_channels * k2 + out_channels
+    return full + regions * (2 * out_channels + out_channels * out_channels * k2 + out_channels)
+
+
+class PlainBlock(nn.Module):
+    """The partition block's ordinary-convolution twin (claim 6's ablation): conv -> BN ->
+    ReLU -> conv with weights shared over the whole map, its hidden width chosen so that the
+    block has as many parameters as the partition block it replaces.
+
+    Args:
+        in_channels, out_channels: channels in and out (as the partition block's).
+        grid: the replaced block's partition grid (only its parameter count is matched).
+        kernel_size: odd kernel of both convolutions.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, grid: tuple[int, int],
+                 kernel_size: int = 3) -> None:
+        super().__init__()
+        k2 = kernel_size * kernel_size
+        target = partition_block_parameters(in_channels, out_channels, grid, kernel_size)
+        # params(h) = in*h*k2 + h (conv bias) + 2h (BN) + h*out*k2 + out
+        hidden = round((target - out_channels) / (in_channels * k2 + 3 + out_channels * k2))
+        self.hidden = max(1, int(hidden))
+        pad = kernel_size // 2
+        self.full_conv = nn.Conv2d(in_channels, self.hidden, kernel_size, padding=pad)
+        self.bn = nn.BatchNorm2d(self.hidden)
+        self.conv = nn.Conv2d(self.hidden, out_channels, kernel_size, padding=pad)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return a map (N, out_channels, H, W) of the input's spatial size."""
+        return self.conv(torch.relu(self.bn(self.full_conv(x))))
+
+
+BLOCK_KINDS: tuple[str, ...] = ("partition", "plain")
+ORDERS: tuple[str, ...] = ("standard", "swapped")
+
+
+def _block(kind: str, in_channels: int, out_channels: int, grid: tuple[int, int]) -> nn.Module:
+    if kind == "partition":
+        return PartitionBlock(in_channels, out_channels, grid)
+    return PlainBlock(in_channels, out_channels, grid)
+
+
 class PartitionCNN(nn.Module):
     """Seed 001 network: stem -> [4x4 PC] -> 4x4 PC -> 3x1 PC -> BN-ReLU-1x1 conv -> GAP.
 
@@ -188,8 +236,14 @@ class PartitionCNN(nn.Module):
         num_classes: categories (the 1x1 conv outputs one map per category).
         in_channels: 1 for grey faces.
         width: multiplier on the 32 / 32 / 64 / 128 reference widths.
-        extra_block: include the optional third (first-in-order) 4x4 block (claims 7-10).
+        extra_block: include the optional third (first-in-order) 4x4 block (claim 8).
         dropout: dropout before the head convolution (0 disables it).
+        conv: ``partition``, or ``plain`` for the twin whose every block is a
+            :class:`PlainBlock` with the same parameter count (claim 6).
+        order: ``standard`` (4x4 then 3x1) or ``swapped`` (3x1 then 4x4; claim 6).
+
+    Raises:
+        ValueError: an unknown ``conv`` or ``order``.
     """
 
     def __init__(
@@ -199,13 +253,20 @@ class PartitionCNN(nn.Module):
         width: float = 1.0,
         extra_block: bool = True,
         dropout: float = 0.0,
+        conv: str = "partition",
+        order: str = "standard",
     ) -> None:
         super().__init__()
+        if conv not in BLOCK_KINDS:
+            raise ValueError(f"partition_cnn: conv must be one of {BLOCK_KINDS}, got {conv!r}")
+        if order not in ORDERS:
+            raise ValueError(f"partition_cnn: order must be one of {ORDERS}, got {order!r}")
         stem, third, first, second = (scaled(w, width) for w in (32, 32, 64, 128))
+        grids = [(4, 4), (3, 1)] if order == "standard" else [(3, 1), (4, 4)]
         self.stem = nn.Conv2d(in_channels, stem, 3, padding=1)
-        self.third = PartitionBlock(stem, third, (4, 4)) if extra_block else None
-        self.first = PartitionBlock(third if extra_block else stem, first, (4, 4))
-        self.second = PartitionBlock(first, second, (3, 1))
+        self.third = _block(conv, stem, third, (4, 4)) if extra_block else None
+        self.first = _block(conv, third if extra_block else stem, first, grids[0])
+        self.second = _block(conv, first, second, grids[1])
         self.head = nn.Sequential(
             nn.BatchNorm2d(second),
             nn.ReLU(inplace=True),

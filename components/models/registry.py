@@ -29,12 +29,15 @@ from components.models.classifier import (
 )
 from components.models.hierarchical import HierarchicalClassifier
 from components.models.partition import PartitionCNN
+from components.models.r2plus1d import R2Plus1D
 from components.models.seed000 import (
+    LumaTwoStreamCNN,
     PatentCNN,
     TwoStreamCNN,
     color_cnn,
     depth_cnn,
     fusion_early,
+    fusion_early_rgb,
 )
 from components.models.svm_fusion import SVMFusion
 
@@ -44,11 +47,15 @@ MODEL_INPUTS: dict[str, tuple[str, ...]] = {
     "partition_cnn": ("color",),
     "fusion_early": ("depth", "color", "color2d"),
     "fusion_twostream": ("depth", "color"),
+    # colour-only twins of the RGB-D networks, of the same capacity (claims 1-3)
+    "fusion_early_rgb": ("color", "color2d"),
+    "fusion_twostream_rgb": ("color",),
     "depth_cnn": ("depth",),
     "color_cnn": ("color",),
     "svm_fusion": ("depth", "color"),
     "hierarchical": ("color",),
     "c3d_ecstfl": ("frames",),
+    "r2plus1d_ecstfl": ("frames",),  # the second spatio-temporal backbone (claim 19)
 }
 
 # Models that are not one network: classifiers of their own (fit through the loop, pickled).
@@ -59,6 +66,7 @@ _ESTIMATOR_CLASSES: dict[str, type[Classifier]] = {
 # What a plain network's training needs beyond the defaults, declared once here.
 _NETWORK_NEEDS: dict[str, TrainingNeeds] = {
     "c3d_ecstfl": TrainingNeeds(ecstfl=True),
+    "r2plus1d_ecstfl": TrainingNeeds(ecstfl=True),
 }
 
 
@@ -71,17 +79,22 @@ _BUILDERS: dict[str, Callable[..., Any]] = {
     "partition_cnn": PartitionCNN,
     "fusion_early": fusion_early,
     "fusion_twostream": TwoStreamCNN,
+    "fusion_early_rgb": fusion_early_rgb,
+    "fusion_twostream_rgb": LumaTwoStreamCNN,
     "depth_cnn": depth_cnn,
     "color_cnn": color_cnn,
     "svm_fusion": _svm_fusion,
     "hierarchical": HierarchicalClassifier,
     "c3d_ecstfl": C3D,
+    "r2plus1d_ecstfl": R2Plus1D,
 }
 
 # Where each builder's accepted kwargs are declared (the builder itself plus the class
 # it forwards **kwargs to); hierarchical forwards unknown kwargs to its base CNN instead.
 _KWARG_SOURCES: dict[str, tuple[Callable[..., Any], ...]] = {
     "fusion_early": (fusion_early, PatentCNN),
+    "fusion_early_rgb": (fusion_early_rgb, PatentCNN),
+    "fusion_twostream_rgb": (LumaTwoStreamCNN, TwoStreamCNN),
     "depth_cnn": (depth_cnn, PatentCNN),
     "color_cnn": (color_cnn, PatentCNN),
     "svm_fusion": (_svm_fusion, SVMFusion),

@@ -170,6 +170,37 @@ class TwoStreamCNN(nn.Module):
         return self.fusion(torch.relu(joined))
 
 
+# ITU-R BT.601 luma weights: the grey image a colour camera gives in place of depth.
+LUMA = (0.299, 0.587, 0.114)
+
+
+class LumaTwoStreamCNN(TwoStreamCNN):
+    """The colour-only twin of NN4 (claims 1-3): the same two streams and head, the depth
+    stream fed the colour image's luminance instead of a depth map, so the twin has exactly
+    NN4's capacity and differs only in what the first stream sees.
+
+    Takes the 3-channel colour image; the other arguments are :class:`TwoStreamCNN`'s.
+    """
+
+    def __init__(self, num_classes: int, in_channels: int = 3, **kwargs) -> None:
+        if in_channels != 3:
+            raise ValueError(f"fusion_twostream_rgb reads RGB (3 channels), got {in_channels}")
+        kwargs.pop("depth_channels", None)
+        super().__init__(num_classes, in_channels=4, depth_channels=1, **kwargs)
+        self.register_buffer("luma", torch.tensor(LUMA).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return logits (N, num_classes) for colour images (N, 3, H, W)."""
+        grey = (x * self.luma).sum(dim=1, keepdim=True)
+        return super().forward(torch.cat([grey, x], dim=1))
+
+
+def fusion_early_rgb(num_classes: int, in_channels: int = 6, **kwargs) -> PatentCNN:
+    """The colour-only twin of NN1 (claims 1-3): NN1's layers on the colour and 2-D colour
+    images without the depth channel (one input channel fewer, the rest identical)."""
+    return fusion_early(num_classes, in_channels, **kwargs)
+
+
 def count_layers(model: nn.Module) -> dict[str, int]:
     """Count the layer kinds the seed 000 claims name, for tests and model cards.
 

@@ -31,3 +31,18 @@ def predict_proba(model: nn.Module, x: np.ndarray, batch_size: int = 256) -> np.
     if not out:
         raise ValueError("predict_proba: no samples")
     return np.concatenate(out)
+
+
+@torch.no_grad()
+def predict_features(model: nn.Module, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """The features ``model(x, return_features=True)`` returns beside its logits (the layer
+    EC-STFL acts on), in batches, in eval mode; returns float32 (N, d)."""
+    model.eval()
+    out = []
+    for start in range(0, len(x), batch_size):
+        batch = torch.from_numpy(
+            np.ascontiguousarray(x[start : start + batch_size], dtype=np.float32))
+        out.append(model(batch, return_features=True)[1].float().numpy())
+    if not out:
+        raise ValueError("predict_features: no samples")
+    return np.concatenate(out)

@@ -18,7 +18,14 @@ from sklearn.svm import LinearSVC
 from torch import nn
 
 from components.errors import DataError
-from components.models.classifier import Classifier, Dataset, FitLoop, FitOutcome, TrainingNeeds
+from components.models.classifier import (
+    Classifier,
+    Dataset,
+    FitLoop,
+    FitOutcome,
+    MemberClassifier,
+    TrainingNeeds,
+)
 from components.models.cv import out_of_fold_proba, seeded_model
 from components.models.seed000 import color_cnn, depth_cnn
 from components.models.simple_fit import TrainFn, predict_proba
@@ -163,6 +170,16 @@ class SVMFusion(Classifier):
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Per-class probabilities (N, num_classes) of a stacked depth + colour batch."""
         return self.predict_proba_pair(*self.split(x))
+
+    def members(self) -> dict[str, Classifier]:
+        """NN2 (depth) and NN3 (colour) alone, each reading its part of the stacked input:
+        what the SVM fusion must beat (claim 4)."""
+        return {
+            "nn2_depth": MemberClassifier(
+                lambda x: predict_proba(self.depth_model_, self.split(x)[0])),
+            "nn3_color": MemberClassifier(
+                lambda x: predict_proba(self.color_model_, self.split(x)[1])),
+        }
 
     def predict_proba_pair(self, x_depth: np.ndarray, x_color: np.ndarray) -> np.ndarray:
         """Per-class probabilities (N, num_classes) summing to 1; absent classes get 0."""

@@ -122,14 +122,25 @@ def proportional_eyes(box: tuple[int, int, int, int], canonical: Points) -> Poin
     )
 
 
-def alignment_matrix(eyes: Points, canonical: Points, size: int) -> np.ndarray:
+def alignment_matrix(eyes: Points, canonical: Points, size: int,
+                     rotate: bool = True) -> np.ndarray:
     """The 2x3 similarity matrix that rotates the eyes level and moves them to set positions.
 
     Built as rotation about the eye midpoint (eyes level) followed by the scale and
     translation that puts them on ``canonical`` (fractions of a ``size`` square), so one
-    warp does rotation, alignment and resizing together.
+    warp does rotation, alignment and resizing together. ``rotate=False`` (the ablation of
+    seed 000's eye-point rotation, ``preprocess.align: false``) keeps the head's roll: the eye
+    midpoint and distance still place and scale the crop.
     """
     (lx, ly), (rx, ry) = eyes
+    if not rotate:
+        (clx, cly), (crx, cry) = canonical
+        target_mid = np.array([(clx + crx) / 2 * size - 0.5, (cly + cry) / 2 * size - 0.5])
+        scale = float(np.hypot((crx - clx) * size, (cry - cly) * size)) / max(
+            float(np.hypot(rx - lx, ry - ly)), 1e-6)
+        mid = np.array([(lx + rx) / 2, (ly + ry) / 2])
+        return np.array([[scale, 0.0, target_mid[0] - scale * mid[0]],
+                         [0.0, scale, target_mid[1] - scale * mid[1]]])
     (clx, cly), (crx, cry) = canonical
     angle = np.arctan2(ry - ly, rx - lx)
     mid = np.array([(lx + rx) / 2, (ly + ry) / 2])
@@ -225,8 +236,10 @@ def locate(
     return Located(proportional_eyes(box, canonical), "proportional", box)
 
 
-def matrix_for(located: Located, shape: tuple[int, int], canonical: Points, size: int):
-    """The warp for a located face, or the centred-crop warp when no face was found."""
+def matrix_for(located: Located, shape: tuple[int, int], canonical: Points, size: int,
+               rotate: bool = True):
+    """The warp for a located face (``rotate``: level the eyes), or the centred-crop warp
+    when no face was found."""
     if located.eyes is None:
         return center_crop_matrix(shape[0], shape[1], size)
-    return alignment_matrix(located.eyes, canonical, size)
+    return alignment_matrix(located.eyes, canonical, size, rotate)

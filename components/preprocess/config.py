@@ -46,6 +46,8 @@ class PreprocessConfig:
     input: str = "auto"
     eyes: list[list[float]] = field(default_factory=lambda: [[0.3, 0.38], [0.7, 0.38]])
     grayscale: bool = False
+    align: bool = True  # level the eyes (seed 000's rotation); false: the ablation of claim 5
+    stretch: bool = True  # percentile contrast stretch of colour; false: the ablation
     stretch_percentiles: list[float] = field(default_factory=lambda: [1.0, 99.0])
     depth_window_mm: float = 100.0
     enhance: Any = field(default_factory=EnhanceConfig)
@@ -61,6 +63,10 @@ class PreprocessConfig:
         _check_choice("input", self.input, INPUT_MODES)
         _check_choice("face_policy", self.face_policy, FACE_POLICIES)
         _check_eyes(self.eyes)
+        for key in ("align", "stretch"):
+            if not isinstance(getattr(self, key), bool):
+                raise ConfigError(f"{WHERE}.{key}: must be true or false, "
+                                  f"got {getattr(self, key)!r}")
         low, high = _pair("stretch_percentiles", self.stretch_percentiles)
         if not 0 <= low < high <= 100:
             raise ConfigError(
@@ -96,6 +102,8 @@ class PreprocessConfig:
             "input": self.input,
             "eyes": [list(map(float, p)) for p in self.eyes],
             "grayscale": self.grayscale,
+            "align": self.align,
+            "stretch": self.stretch,
             "stretch_percentiles": [float(p) for p in self.stretch_percentiles],
             "depth_window_mm": float(self.depth_window_mm),
             "enhance": {

@@ -163,7 +163,8 @@ def _process_stills(rows: list[dict[str, Any]], plan: TaskPlan) -> ChunkResult:
             matrix = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
             warped["color"].append(intensity.to_channels(colour, plan.channels))
         else:
-            matrix = align.matrix_for(located, colour.shape[:2], canonical, plan.size)
+            matrix = align.matrix_for(located, colour.shape[:2], canonical, plan.size,
+                                      rotate=plan.config.align)
             warped["color"].append(
                 intensity.to_channels(align.warp(colour, matrix, plan.size), plan.channels)
             )
@@ -203,7 +204,8 @@ def _warp_second(second, plan: TaskPlan, canonical) -> np.ndarray:
     if second is None:
         return np.zeros((plan.channels, plan.size, plan.size), dtype=np.uint8)
     image, located = second
-    matrix = align.matrix_for(located, image.shape[:2], canonical, plan.size)
+    matrix = align.matrix_for(located, image.shape[:2], canonical, plan.size,
+                              rotate=plan.config.align)
     return intensity.to_channels(align.warp(image, matrix, plan.size), plan.channels)
 
 
@@ -216,7 +218,8 @@ def finish_stills(batch: np.ndarray | None, modality: str, plan: TaskPlan) -> np
     if modality == "depth":
         return intensity.normalise(intensity.stretch_depth(batch, config.depth_window_mm))
     low, high = config.stretch_percentiles
-    stretched = intensity.stretch_color(batch, low, high)
+    stretched = (intensity.stretch_color(batch, low, high) if config.stretch
+                 else np.asarray(batch, dtype=np.float32))
     if config.enhance.enabled:
         stretched = intensity.enhance(
             stretched, sigma=config.enhance.sigma, a=config.enhance.a, b=config.enhance.b
@@ -244,7 +247,8 @@ def _process_clips(rows: list[dict[str, Any]], plan: TaskPlan) -> ChunkResult:
                 result.dropped_frames += 1
                 continue
             result.faces_found += 1
-            matrix = align.matrix_for(located, frame.shape[:2], canonical, plan.size)
+            matrix = align.matrix_for(located, frame.shape[:2], canonical, plan.size,
+                                      rotate=plan.config.align)
             aligned.append(intensity.to_channels(align.warp(frame, matrix, plan.size),
                                                  plan.channels))
         used_fallback = not aligned
@@ -273,7 +277,8 @@ def finish_clip(aligned: np.ndarray, plan: TaskPlan) -> np.ndarray:
     frames = resample_clip(aligned, config.clip_frames, config.clip_sampling)  # (T, C, H, W)
     low, high = config.stretch_percentiles
     # One set of breakpoints per channel over the whole clip keeps brightness steady in time.
-    stretched = intensity.stretch_color(frames.transpose(1, 0, 2, 3)[None], low, high)[0]
+    stretched = (intensity.stretch_color(frames.transpose(1, 0, 2, 3)[None], low, high)[0]
+                 if config.stretch else frames.transpose(1, 0, 2, 3).astype(np.float32))
     stretched = stretched.transpose(1, 0, 2, 3)
     if config.enhance.enabled:
         stretched = intensity.enhance(

@@ -129,7 +129,8 @@ def still_faces(index: int, request: Request, settings: ServingSettings) -> list
                 align.warp(request.depth, depth_matrix, plan.size, nearest=True)[None])
         if second is not None:
             image2d, located2d = second
-            matrix2d = align.matrix_for(located2d, image2d.shape[:2], canonical, plan.size)
+            matrix2d = align.matrix_for(located2d, image2d.shape[:2], canonical, plan.size,
+                                        rotate=plan.config.align)
             warped["color2d"].append(
                 intensity.to_channels(align.warp(image2d, matrix2d, plan.size), plan.channels))
         box = located.box or (0, 0, colour.shape[1], colour.shape[0])
@@ -174,7 +175,8 @@ def _largest(image: np.ndarray, settings: ServingSettings, crop: bool = False
 def _matrix(located: align.Located, colour: np.ndarray, plan: TaskPlan, canonical):
     if located.source == "aligned_crop" and colour.shape[:2] == (plan.size, plan.size):
         return np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # the stage's identity shortcut
-    return align.matrix_for(located, colour.shape[:2], canonical, plan.size)
+    return align.matrix_for(located, colour.shape[:2], canonical, plan.size,
+                            rotate=plan.config.align)
 
 
 def _check_registered(index: int, colour: np.ndarray, depth: np.ndarray) -> None:
@@ -204,7 +206,8 @@ def clip_face(index: int, frames: list[np.ndarray], settings: ServingSettings,
             continue
         box = box or located.box or (0, 0, frame.shape[1], frame.shape[0])
         source = located.source if len(aligned) == 0 else source
-        matrix = align.matrix_for(located, frame.shape[:2], canonical, plan.size)
+        matrix = align.matrix_for(located, frame.shape[:2], canonical, plan.size,
+                                  rotate=plan.config.align)
         aligned.append(intensity.to_channels(align.warp(frame, matrix, plan.size),
                                              plan.channels))
     if not aligned or box is None:

@@ -11,7 +11,7 @@ import pytest
 from components.augment import augment_config, augment_manifest, iter_occluded_test
 from components.augment.geometry import canonical_eyes, face_box
 from components.data.io import read_frames, read_image
-from components.errors import DataError
+from components.errors import ConfigError, DataError
 from tests.augment.data import clip_manifest, rgbd_manifest, still_manifest, tree_hashes
 
 PARAMS = {"seed": 3, "test_levels": [0.1, 0.25, 0.4], "workers": 1}
@@ -114,3 +114,23 @@ def test_reaugmenting_an_augmented_manifest_is_refused(mixed, tmp_path: Path) ->
     _, out, _ = mixed
     with pytest.raises(DataError, match="already holds occluded rows"):
         augment_manifest(out, augment_config(PARAMS), tmp_path, progress=False)
+
+
+def test_clean_only_training_builds_no_twins_but_the_same_occluded_test_set(
+    mixed, tmp_path: Path
+) -> None:
+    source, out, _ = mixed
+    clean_only = augment_manifest(source, augment_config({**PARAMS, "twins": False}),
+                                  tmp_path / "clean", progress=False).manifest
+    assert not clean_only.loc[clean_only["split"] != "test", "occluded"].any()
+    assert len(clean_only[clean_only["occlusion_level"].isna()]) == len(source)
+    # The occluded test rows are the mix's own, byte for byte (same seed, same ids).
+    for (pct, rows), (pct_mix, rows_mix) in zip(iter_occluded_test(clean_only),
+                                                iter_occluded_test(out), strict=True):
+        assert pct == pct_mix and list(rows["id"]) == list(rows_mix["id"])
+        assert list(rows["content_hash"]) == list(rows_mix["content_hash"])
+
+
+def test_twins_switch_must_be_a_boolean() -> None:
+    with pytest.raises(ConfigError, match="augment.twins"):
+        augment_config({**PARAMS, "twins": "no"})

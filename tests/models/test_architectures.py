@@ -19,14 +19,18 @@ TORCH_MODELS = {
     "partition_cnn": (1, {"width": 0.25}),
     "fusion_early": (7, {"width": 0.5, "fc_width": 64}),
     "fusion_twostream": (4, {"width": 0.5, "fc_width": 64, "stream_width": 32}),
+    "fusion_early_rgb": (6, {"width": 0.5, "fc_width": 64}),
+    "fusion_twostream_rgb": (3, {"width": 0.5, "fc_width": 64, "stream_width": 32}),
     "depth_cnn": (1, {"width": 0.5, "fc_width": 64}),
     "color_cnn": (3, {"width": 0.5, "fc_width": 64}),
     "c3d_ecstfl": (3, {"width": 0.125, "fc_width": 64}),
+    "r2plus1d_ecstfl": (3, {"width": 0.125, "fc_width": 64}),
 }
 
 
 def sample_input(name: str, channels: int, n: int = 2, size: int = 32) -> torch.Tensor:
-    shape = (n, 4, channels, size, size) if name == "c3d_ecstfl" else (n, channels, size, size)
+    clip = name in ("c3d_ecstfl", "r2plus1d_ecstfl")
+    shape = (n, 4, channels, size, size) if clip else (n, channels, size, size)
     return torch.randn(*shape)
 
 
@@ -206,3 +210,85 @@ def test_uneven_and_even_grids_agree_where_they_coincide():
         block.region_bn.running_var.uniform_(0.5, 2)
     x = torch.randn(2, 2, 48, 48)
     torch.testing.assert_close(block(x), block._forward_padded(block.full_conv(x)))
+
+
+def _parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("width", [0.25, 1.0])
+@pytest.mark.parametrize("extra_block", [True, False])
+def test_plain_twin_of_partition_cnn_matches_its_parameter_count(width, extra_block) -> None:
+    partition = create_model("partition_cnn", 8, 1, width=width, extra_block=extra_block)
+    plain = create_model("partition_cnn", 8, 1, width=width, extra_block=extra_block,
+                         conv="plain")
+    assert not any(isinstance(m, PartitionBlock) for m in plain.modules())
+    assert _parameters(plain) == pytest.approx(_parameters(partition), rel=0.05)
+    assert plain(torch.randn(2, 1, 40, 40)).shape == (2, 8)
+
+
+def test_swapped_order_puts_the_organ_partition_before_the_texture_one() -> None:
+    swapped = create_model("partition_cnn", 8, 1, width=0.25, order="swapped")
+    assert (swapped.first.grid, swapped.second.grid) == ((3, 1), (4, 4))
+    standard = create_model("partition_cnn", 8, 1, width=0.25)
+    assert (standard.first.grid, standard.second.grid) == ((4, 4), (3, 1))
+    assert swapped(torch.randn(2, 1, 32, 32)).shape == (2, 8)
+    with pytest.raises(ConfigError, match="order"):
+        create_model("partition_cnn", 8, 1, order="backwards")
+
+
+def test_c3d_features_come_from_the_chosen_fc_layer() -> None:
+    clips = torch.randn(3, 4, 3, 32, 32)
+    for layer in ("fc7", "fc6"):
+        torch.manual_seed(0)
+        net = C3D(5, width=0.125, fc_width=24, feature_layer=layer).eval()
+        logits, feats = net(clips, return_features=True)
+        with torch.no_grad():
+            pooled = torch.flatten(net.pool5(net.features(clips.permute(0, 2, 1, 3, 4))), 1)
+            fc6 = torch.relu(net.fc6(pooled))
+            expected = fc6 if layer == "fc6" else torch.relu(net.fc7(fc6))
+        assert logits.shape == (3, 5) and torch.allclose(feats, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="feature_layer"):
+        C3D(5, feature_layer="fc8")
+
+
+@pytest.mark.parametrize(("rgbd", "rgb", "channels"), [
+    ("fusion_early", "fusion_early_rgb", (7, 6)),
+    ("fusion_twostream", "fusion_twostream_rgb", (4, 3)),
+])
+def test_colour_only_twins_have_their_rgbd_networks_capacity(rgbd, rgb, channels) -> None:
+    kwargs = {"width": 0.5, "fc_width": 64}
+    full = create_model(rgbd, 8, channels[0], **kwargs)
+    twin = create_model(rgb, 8, channels[1], **kwargs)
+    assert MODEL_INPUTS[rgb] == tuple(m for m in MODEL_INPUTS[rgbd] if m != "depth")
+    assert count_layers(twin) == count_layers(full)
+    assert _parameters(twin) == pytest.approx(_parameters(full), rel=0.01)
+    assert twin(torch.randn(2, channels[1], 32, 32)).shape == (2, 8)
+
+
+def test_twostream_twin_feeds_luminance_where_depth_was() -> None:
+    torch.manual_seed(0)
+    twin = create_model("fusion_twostream_rgb", 4, 3, width=0.5, fc_width=16).eval()
+    colour = torch.rand(2, 3, 32, 32)
+    grey = (colour * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    plain = create_model("fusion_twostream", 4, 4, width=0.5, fc_width=16).eval()
+    plain.load_state_dict(twin.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(twin(colour), plain(torch.cat([grey, colour], 1)), atol=1e-6)
+
+
+def test_r2plus1d_returns_the_chosen_fc_features_and_factorises_its_convolutions() -> None:
+    from components.models.r2plus1d import R2Plus1D
+
+    clips = torch.randn(3, 4, 3, 32, 32)
+    for layer in ("fc7", "fc6"):
+        torch.manual_seed(0)
+        net = R2Plus1D(5, width=0.125, fc_width=24, feature_layer=layer).eval()
+        logits, feats = net(clips, return_features=True)
+        with torch.no_grad():
+            fc7 = torch.relu(net.fc7(feats)) if layer == "fc6" else feats
+            assert torch.allclose(logits, net.fc8(fc7), atol=1e-5)
+        assert feats.shape == (3, 24)
+    kernels = {tuple(m.kernel_size) for m in net.modules() if isinstance(m, nn.Conv3d)}
+    assert kernels == {(1, 3, 3), (3, 1, 1), (1, 1, 1)}  # no full 3x3x3 kernel
+    assert create_model("r2plus1d_ecstfl", 8, 3, width=0.125).feature_layer == "fc7"

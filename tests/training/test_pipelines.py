@@ -114,6 +114,11 @@ def test_evaluate_writes_comparison_files(workspace: Path) -> None:
     assert flat["fusion_early/test_light_extreme/accuracy"] == pytest.approx(
         extreme / (counts["dark"] + counts["bright"]))
     assert "## Clean test accuracy by lighting" in table
+    assert not (out / "features").exists() or not any((out / "features").iterdir())
+    # svm_fusion's depth and colour networks scored alone beside the fusion (claim 4).
+    for member in ("nn2_depth", "nn3_color"):
+        assert 0.0 <= flat[f"svm_fusion/test_member_{member}/accuracy"] <= 1.0
+        assert f"| svm_fusion: {member} alone |" in table
     assert f"normal (n={counts['normal']})" in table
     # The views dvc reads: one comparison file per task, a six-key summary (the only
     # metrics file), clean-test rows for the confusion template, long tables for the lines.
