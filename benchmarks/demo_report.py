@@ -26,6 +26,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from benchmarks.report import git_commit, machine_facts, publish  # noqa: E402
 from components.errors import DataError  # noqa: E402
+from components.evaluation import MEMBER_PREFIX  # noqa: E402
 
 STILL_TARGET = 0.80  # normal-light clean test accuracy of every still architecture
 CLIP_UAR_TARGET = 0.60
@@ -80,6 +81,24 @@ def targets(by_arch: dict[str, dict[str, dict[str, float]]]) -> list[tuple[str, 
     return checks
 
 
+def part_lines(by_arch: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    """Markdown: ensembles beside their parts alone, and how clip features cluster."""
+    lines = []
+    for arch, splits in sorted(by_arch.items()):
+        parts = {s.removeprefix(MEMBER_PREFIX): r for s, r in splits.items()
+                 if s.startswith(MEMBER_PREFIX)}
+        if parts:
+            lines += ["", f"## {arch} and its parts alone (clean test accuracy)", "",
+                      f"- fused: {splits['test']['accuracy']:.3f}"]
+            lines += [f"- {name} alone: {r['accuracy']:.3f}" for name, r in sorted(parts.items())]
+        test = splits.get("test", {})
+        if "feature_silhouette" in test:
+            lines += ["", f"## {arch}: clean-test features by class", "",
+                      f"- intra/inter-class distance ratio {test['feature_distance_ratio']:.3f}"
+                      f" (lower: tighter); silhouette {test['feature_silhouette']:.3f}"]
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", action="store_true", help="run and time `make repro` first")
@@ -123,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                                                       ("test_light_extreme", "accuracy"))]
         lines.append(f"| {arch} | " + " | ".join("n/a" if v is None else f"{v:.3f}"
                                                   for v in cell) + " |")
+    lines += part_lines(by_arch)
     lines += ["", "## Targets (issue 13)", ""]
     lines += [f"- {'met' if m else '**missed**'}: {t} ({v})" for t, m, v in checks]
     lines += ["", "## Registry", ""] + [f"- `{k}`: {v}" for k, v in sorted(outcomes.items())]
