@@ -99,6 +99,25 @@ def part_lines(by_arch: dict[str, dict[str, dict[str, float]]]) -> list[str]:
     return lines
 
 
+def train_minutes(archs: list[str]) -> dict[str, float]:
+    """Each architecture's training run, MLflow start to end (fit, scoring, model logging),
+    in minutes: where `make repro`'s time goes. Empty where a run is not recorded."""
+    from mlflow import MlflowClient
+
+    from components.tracking.store import configure_tracking
+
+    client = MlflowClient(configure_tracking())
+    minutes = {}
+    for arch in archs:
+        record = ARTIFACTS / "tracking" / "train" / f"{arch}.json"
+        run_id = json.loads(record.read_text()).get("run_id") if record.is_file() else None
+        if run_id:
+            info = client.get_run(run_id).info
+            if info.end_time:
+                minutes[arch] = (info.end_time - info.start_time) / 60000
+    return minutes
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", action="store_true", help="run and time `make repro` first")
@@ -114,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     examples = read_json(ARTIFACTS / "predict" / "examples.json")
     outcomes = registry_outcomes((ARTIFACTS / "registry" / "report.md").read_text())
     checks = targets(by_arch)
+    minutes = train_minutes(sorted(by_arch))
     kept = read_json(ARTIFACTS / "preprocess" / "metrics.json")
     test_sizes = {task: kept.get(f"{task}.test.kept") for task in ("image", "video")}
     import yaml
@@ -122,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     payload = {"command": command, "commit": git_commit(REPO_ROOT), "machine": machine_facts(),
                "recipe": params.get("recipe"), "make_repro_seconds": seconds,
                "test_sizes": test_sizes,
-               "scores": by_arch, "registry": outcomes, "examples": examples,
+               "scores": by_arch, "train_minutes": minutes, "registry": outcomes,
+               "examples": examples,
                "targets": [{"target": t, "met": m, "value": v} for t, m, v in checks]}
     machine = payload["machine"]
     wall = "not timed (report only)" if seconds is None else f"{seconds / 60:.1f} min"
@@ -143,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {arch} | " + " | ".join("n/a" if v is None else f"{v:.3f}"
                                                   for v in cell) + " |")
     lines += part_lines(by_arch)
+    lines += ["", "## Training wall time per architecture (MLflow run start to end)", ""]
+    lines += [f"- {arch}: {m:.1f} min" for arch, m in sorted(minutes.items())]
     lines += ["", "## Targets (issue 13)", ""]
     lines += [f"- {'met' if m else '**missed**'}: {t} ({v})" for t, m, v in checks]
     lines += ["", "## Registry", ""] + [f"- `{k}`: {v}" for k, v in sorted(outcomes.items())]
