@@ -67,8 +67,11 @@ def score_run(run_dir: Path, data_dir: Path, light: pd.Series | None = None
     task_dir = Path(data_dir) / task_folder(spec.task)
     if not task_dir.is_dir():
         raise DataError(f"{task_dir}: task folder of {spec.arch} not found (run preprocess)")
-    reports = {split: score(classifier, spec, task_dir, split) for split in test_splits(task_dir)}
+    # The clean test split is loaded once: scored here, and read again by members/features.
     test = load_split(task_dir, "test", spec.inputs, grey=spec.grey)
+    reports = {split: (score_data(classifier, test, spec.classes) if split == "test"
+                       else score(classifier, spec, task_dir, split))
+               for split in test_splits(task_dir)}
     for name, member in classifier.members().items():
         # an ensemble's parts alone on the clean test split (svm_fusion: NN2 and NN3)
         reports[f"{MEMBER_PREFIX}{name}"] = score_data(member, test, spec.classes)
