@@ -9,10 +9,12 @@ comparison file per task), ``predictions/<arch>.json`` (clean-test labels and pr
 for DVC's confusion template), ``occlusion.csv`` and ``learning_curves.csv`` (long tables,
 one line per architecture in the plots).
 
-When the manifest records the lighting of each sample (``light_level``: the synthetic
-source's dark / normal / bright), the clean test split is also scored per lighting level
-and for the extreme levels together (pseudo-splits ``test_light_<level>``): colour fails in
-extreme light and depth does not, which is what the RGB-D methods claim. An ensemble's
+When the manifest records sample attributes, the test splits are also scored by them
+(pseudo-splits): the clean test split per lighting level and for the extreme levels together
+(``test_light_<level>``: colour fails in extreme light and depth does not, which is what the
+RGB-D methods claim), per head-yaw bin (``test_yaw_<lo>_<hi>`` degrees, claim 1's pose
+curve), and the occluded test splits pooled per occluder kind (``test_occluder_<kind>``:
+eyes band, lower face, one eye, mouth, random blocks; claim 14). An ensemble's
 parts are scored alone too (``test_member_<name>``: svm_fusion's NN2 and NN3), and a model
 that exposes features (C3D) has its clean-test features exported (``features/<arch>.npz``)
 and their clustering by class measured (intra/inter distance ratio, silhouette).
@@ -44,6 +46,10 @@ log = logging.getLogger(__name__)
 LIGHT_COLUMN = "light_level"
 EXTREME_LIGHT: tuple[str, ...] = ("dark", "bright")
 LIGHT_PREFIX = "test_light_"
+YAW_PREFIX = "test_yaw_"
+YAW_EDGES: tuple[int, ...] = (0, 15, 30, 45, 90)  # |yaw| bins in degrees (claim 1)
+OCCLUDER_PREFIX = "test_occluder_"
+ATTRIBUTE_COLUMNS: tuple[str, ...] = (LIGHT_COLUMN, "yaw", "occluder")
 FEATURE_SCALARS: tuple[str, ...] = ("feature_distance_ratio", "feature_silhouette")
 FEATURES_DIR = "features"  # <arch>.npz: clean-test features, labels and ids (C3D)
 MEMBER_PREFIX = "test_member_"  # clean test split scored by one part of an ensemble
@@ -54,11 +60,11 @@ CURVE_COLUMNS: tuple[str, ...] = ("epoch", "train_loss", "val_loss", "train_accu
                                   "val_accuracy", "val_uar")
 
 
-def score_run(run_dir: Path, data_dir: Path, light: pd.Series | None = None
+def score_run(run_dir: Path, data_dir: Path, attributes: pd.DataFrame | None = None
               ) -> tuple[str, dict[str, dict[str, Any]]]:
     """The model's task (``image``, ``rgbd`` or ``video``) and its reports per test split
-    (clean first, then by occlusion), plus the clean test split per lighting level when
-    ``light`` (id -> level) is given.
+    (clean first, then by occlusion), plus the pseudo-splits by sample attribute (lighting,
+    yaw bin, occluder kind) when ``attributes`` (indexed by sample id) is given.
 
     Raises:
         DataError: no model file, or the model's task folder is missing.
@@ -79,10 +85,8 @@ def score_run(run_dir: Path, data_dir: Path, light: pd.Series | None = None
     if features is not None and "test" in reports:
         reports["test"]["features"] = features
         reports["test"].update(feature_clustering(features, np.asarray(test.y)))
-    ids_path = task_dir / "test" / "ids.npy"
-    if light is not None and "test" in reports and ids_path.is_file():
-        ids = np.load(ids_path, allow_pickle=False).astype(str)
-        reports.update(light_reports(reports["test"], ids, light, spec.classes))
+    if attributes is not None:
+        reports.update(attribute_reports(reports, task_dir, attributes, spec.classes))
     if "test" in reports:
         reports["test"]["classes"] = list(spec.classes)
     return task_name(task_dir, tuple(spec.inputs)), reports
@@ -109,14 +113,66 @@ def feature_clustering(features: np.ndarray, labels: np.ndarray) -> dict[str, fl
             "feature_silhouette": float(silhouette_score(features, labels))}
 
 
-def light_levels(manifest_path: Path | None) -> pd.Series | None:
-    """``id -> light_level`` of the manifest's samples, None when it records no lighting."""
+def sample_attributes(manifest_path: Path | None) -> pd.DataFrame | None:
+    """The manifest's per-sample attributes the bins read (lighting, yaw, occluder kind),
+    indexed by id; None when the file is missing or records none of them."""
     if manifest_path is None or not Path(manifest_path).is_file():
         return None
-    frame = pd.read_parquet(manifest_path, columns=None)
-    if LIGHT_COLUMN not in frame or frame[LIGHT_COLUMN].isna().all():
+    frame = pd.read_parquet(manifest_path)
+    columns = [c for c in ATTRIBUTE_COLUMNS if c in frame and not frame[c].isna().all()]
+    if not columns:
         return None
-    return frame.drop_duplicates("id").set_index("id")[LIGHT_COLUMN]
+    return frame.drop_duplicates("id").set_index("id")[columns]
+
+
+def attribute_reports(reports: dict[str, dict[str, Any]], task_dir: Path,
+                      attributes: pd.DataFrame, classes: list[str]) -> dict[str, dict[str, Any]]:
+    """Pseudo-split reports: the clean test split by lighting and by yaw bin, the occluded
+    test splits pooled by occluder kind (each from the split's ``ids.npy``)."""
+    out: dict[str, dict[str, Any]] = {}
+    ids = _split_ids(task_dir, "test")
+    if "test" in reports and ids is not None:
+        labels = np.asarray(reports["test"]["labels"])
+        predictions = np.asarray(reports["test"]["predictions"])
+        if LIGHT_COLUMN in attributes:
+            out.update(light_reports(reports["test"], ids, attributes[LIGHT_COLUMN], classes))
+        if "yaw" in attributes:
+            bins = yaw_bins(attributes["yaw"].reindex(ids))
+            out.update(_binned(labels, predictions, bins, YAW_PREFIX, classes))
+    if "occluder" in attributes:
+        pooled = [(reports[s], _split_ids(task_dir, s)) for s in reports
+                  if s.startswith("test_occ")]
+        pooled = [(r, i) for r, i in pooled if i is not None]
+        if pooled:
+            labels = np.concatenate([np.asarray(r["labels"]) for r, _ in pooled])
+            predictions = np.concatenate([np.asarray(r["predictions"]) for r, _ in pooled])
+            kinds = attributes["occluder"].reindex(np.concatenate([i for _, i in pooled]))
+            out.update(_binned(labels, predictions, kinds.to_numpy(dtype=object),
+                               OCCLUDER_PREFIX, classes))
+    return out
+
+
+def yaw_bins(yaw: pd.Series) -> np.ndarray:
+    """``"<lo>_<hi>"`` per sample from the absolute yaw in degrees (None where unknown)."""
+    magnitude = pd.to_numeric(yaw, errors="coerce").abs().to_numpy(dtype=np.float64)
+    names = np.full(len(magnitude), None, dtype=object)
+    for low, high in zip(YAW_EDGES[:-1], YAW_EDGES[1:], strict=True):
+        names[(magnitude >= low) & (magnitude < high)] = f"{low}_{high}"
+    return names
+
+
+def _binned(labels: np.ndarray, predictions: np.ndarray, bins: np.ndarray, prefix: str,
+            classes: list[str]) -> dict[str, dict[str, Any]]:
+    """One report per bin value present (samples whose bin is unknown are left out)."""
+    known = np.array([b is not None and b == b for b in bins], dtype=bool)
+    return {f"{prefix}{name}": classification_report(labels[mask], predictions[mask], classes)
+            for name in sorted({str(b) for b in bins[known]})
+            for mask in [known & (bins.astype(str) == name)]}
+
+
+def _split_ids(task_dir: Path, split: str) -> np.ndarray | None:
+    path = Path(task_dir) / split / "ids.npy"
+    return np.load(path, allow_pickle=False).astype(str) if path.is_file() else None
 
 
 def light_reports(test: dict[str, Any], ids: np.ndarray, light: pd.Series,
@@ -138,7 +194,7 @@ def evaluate_stage(
     manifest: Path | None = None,
 ) -> dict[str, float]:
     """Score all runs under ``train_dir`` and write the comparison files (``manifest``: the
-    sample attributes, for the per-lighting scores).
+    sample attributes, for the scores by lighting, yaw and occluder kind).
 
     Runs whose ``metrics.json`` says skipped, or that hold no model, are listed as skipped
     in the markdown and left out of the metrics.
@@ -150,7 +206,7 @@ def evaluate_stage(
     tasks: dict[str, str] = {}
     skipped: dict[str, str] = {}
     owned = (params.get("train") or {}).get("architectures")
-    light = light_levels(manifest)
+    attributes = sample_attributes(manifest)
     for run_dir in sorted(p for p in Path(train_dir).iterdir() if p.is_dir()):
         if isinstance(owned, list) and run_dir.name not in owned:
             continue  # left over from an earlier architecture list
@@ -159,7 +215,7 @@ def evaluate_stage(
             skipped[run_dir.name] = reason
             continue
         log.info("scoring %s", run_dir.name)
-        tasks[run_dir.name], results[run_dir.name] = score_run(run_dir, data_dir, light)
+        tasks[run_dir.name], results[run_dir.name] = score_run(run_dir, data_dir, attributes)
     out_dir = Path(out_dir)
     flat = {
         f"{arch}/{split}/{metric}": report[metric]
@@ -295,7 +351,7 @@ def comparison_table(
         cells += [_fmt(results[arch].get(DEDUP_SPLIT, {}).get("accuracy"))] if dedup else []
         cells += [_fmt(results[arch].get(s, {}).get("accuracy")) for s in levels]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += light_table(results)
+    lines += bin_tables(results)
     lines += member_table(results)
     lines += feature_table(results)
     if skipped:
@@ -303,14 +359,28 @@ def comparison_table(
     return "\n".join(lines) + "\n"
 
 
-def light_table(results: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
-    """Markdown lines: clean-test accuracy per lighting level (none without lighting data)."""
-    bins = sorted({s for splits in results.values() for s in splits
-                   if s.startswith(LIGHT_PREFIX)}, key=_light_order)
+BIN_TABLES: tuple[tuple[str, str], ...] = (
+    (LIGHT_PREFIX, "Clean test accuracy by lighting"),
+    (YAW_PREFIX, "Clean test accuracy by head yaw (|degrees|)"),
+    (OCCLUDER_PREFIX, "Occluded test accuracy by occluder kind (all levels pooled)"),
+)
+
+
+def bin_tables(results: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """Markdown lines: accuracy per bin of each attribute the data records."""
+    return [line for prefix, title in BIN_TABLES for line in bin_table(results, prefix, title)]
+
+
+def bin_table(results: dict[str, dict[str, dict[str, Any]]], prefix: str,
+              title: str) -> list[str]:
+    """Markdown lines: accuracy per pseudo-split of ``prefix`` (none when there is none)."""
+    bins = sorted({s for splits in results.values() for s in splits if s.startswith(prefix)},
+                  key=_bin_order)
     if not bins:
         return []
-    names = [b.removeprefix(LIGHT_PREFIX) for b in bins]
-    lines = ["", "## Clean test accuracy by lighting", "",
+    names = [b.removeprefix(prefix).replace("_", "-") if prefix == YAW_PREFIX
+             else b.removeprefix(prefix) for b in bins]
+    lines = ["", f"## {title}", "",
              "| architecture | " + " | ".join(f"{n} (n={_count(results, b)})"
                                               for n, b in zip(names, bins, strict=True)) + " |",
              "|" + "---|" * (len(bins) + 1)]
@@ -349,10 +419,15 @@ def feature_table(results: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
             "|---|---|---|", *rows]
 
 
-def _light_order(split: str) -> tuple[int, str]:
+def _bin_order(split: str) -> tuple[int, float, str]:
+    """Lighting in its natural order, yaw bins by angle, anything else by name."""
     order = ["normal", "dark", "bright", "extreme"]
     name = split.removeprefix(LIGHT_PREFIX)
-    return (order.index(name) if name in order else len(order), name)
+    if split.startswith(LIGHT_PREFIX) and name in order:
+        return (order.index(name), 0.0, name)
+    if split.startswith(YAW_PREFIX):
+        return (0, float(split.removeprefix(YAW_PREFIX).split("_")[0]), split)
+    return (len(order), 0.0, split)
 
 
 def _count(results: dict[str, dict[str, dict[str, Any]]], split: str) -> int:

@@ -73,9 +73,9 @@ def _body(argv: Sequence[str] | None) -> int:
     parser.add_argument("--train", default="artifacts/train", help="folder of run folders")
     parser.add_argument("--data", default="artifacts/preprocess", help="preprocessed arrays")
     parser.add_argument("--out", default=DEFAULT_OUT, help="output folder")
-    parser.add_argument("--manifest", default="artifacts/validate/manifest.parquet",
-                        help="validated manifest: sample attributes (lighting) for the "
-                        "per-lighting scores; skipped when missing")
+    parser.add_argument("--manifest", default="artifacts/augment/manifest.parquet",
+                        help="augmented manifest: sample attributes (lighting, yaw, occluder "
+                        "kind) for the scores by bin; skipped when missing")
     external = parser.add_argument_group(
         "another labelled set", "with --model: score that model on a set it never saw, "
         "through its serving chain (no DVC needed); writes report.md, metrics.json and "

@@ -50,7 +50,7 @@ READS: dict[str, list[str]] = {
                            "data", "params:train.lr", "params:preprocess.eyes",
                            "params:serving.max_faces", "params:ingest.source",
                            "params:recipe"],
-    "evaluate": ["artifacts/preprocess", "artifacts/train", "artifacts/validate/manifest.parquet",
+    "evaluate": ["artifacts/preprocess", "artifacts/train", "artifacts/augment/manifest.parquet",
                  "params:train.architectures"],
     "promote": ["artifacts/train", "artifacts/tracking", "params:registry.min_delta",
                 "params:train.architectures"],

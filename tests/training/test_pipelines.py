@@ -88,8 +88,16 @@ def test_evaluate_writes_comparison_files(workspace: Path) -> None:
     # The manifest's lighting per test sample: every third dark, every third bright.
     ids = np.load(workspace / "preprocess" / "image" / "test" / "ids.npy").astype(str)
     levels = [("normal", "dark", "bright")[i % 3] for i in range(len(ids))]
+    yaws = [(-5.0, 20.0, 31.0, -44.0)[i % 4] for i in range(len(ids))]
+    # The occluded twins: their occluder kind, alternating (claim 14's bins).
+    occ_dirs = sorted((workspace / "preprocess" / "image").glob("test_occ*"))
+    occ_ids = np.concatenate([np.load(d / "ids.npy").astype(str) for d in occ_dirs])
+    kinds = [("mouth", "eyes_band")[i % 2] for i in range(len(occ_ids))]
     manifest = workspace / "lighting.parquet"
-    pd.DataFrame({"id": ids, "light_level": levels}).to_parquet(manifest)
+    pd.concat([
+        pd.DataFrame({"id": ids, "light_level": levels, "yaw": yaws}),
+        pd.DataFrame({"id": occ_ids, "occluder": kinds}),
+    ]).to_parquet(manifest)
     assert evaluate_stage_module.main([
         "--params", str(workspace / "params.yaml"), "--train", str(workspace / "train"),
         "--data", str(workspace / "preprocess"), "--out", str(out), "--manifest", str(manifest),
@@ -114,6 +122,18 @@ def test_evaluate_writes_comparison_files(workspace: Path) -> None:
     assert flat["fusion_early/test_light_extreme/accuracy"] == pytest.approx(
         extreme / (counts["dark"] + counts["bright"]))
     assert "## Clean test accuracy by lighting" in table
+    # Yaw bins by |degrees| partition the clean test split the same way.
+    yaw_counts = {"0_15": yaws.count(-5.0), "15_30": yaws.count(20.0),
+                  "30_45": yaws.count(31.0) + yaws.count(-44.0)}
+    weighted = sum(flat[f"fusion_early/test_yaw_{b}/accuracy"] * n for b, n in yaw_counts.items())
+    assert weighted / len(ids) == pytest.approx(flat["fusion_early/test/accuracy"])
+    assert "## Clean test accuracy by head yaw" in table and "30-45 (n=" in table
+    # Occluder kinds pool every occluded level: together they are the occluded splits.
+    occ_acc = sum(flat[f"fusion_early/{d.name}/accuracy"] for d in occ_dirs) / len(occ_dirs)
+    by_kind = sum(flat[f"fusion_early/test_occluder_{k}/accuracy"] * kinds.count(k)
+                  for k in ("mouth", "eyes_band")) / len(kinds)
+    assert by_kind == pytest.approx(occ_acc)
+    assert "## Occluded test accuracy by occluder kind" in table
     assert not (out / "features").exists() or not any((out / "features").iterdir())
     # svm_fusion's depth and colour networks scored alone beside the fusion (claim 4).
     for member in ("nn2_depth", "nn3_color"):
