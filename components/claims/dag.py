@@ -1,0 +1,140 @@
+"""``claims/dvc.yaml``, generated from the claims spec.
+
+One stage per data variant (the pipeline's ingest ... preprocess, or the part of it the
+variant re-runs), one per arm and seed (the pipeline's train and evaluate), and ``report``.
+Each stage declares the code it runs, the folders it reads and the spec entries that shape
+its params, so ``dvc repro claims/dvc.yaml`` re-runs exactly what a change touches, and
+DVC's run cache keeps finished arms across sessions. Generated, not written by hand: a test
+checks the committed file equals :func:`render`'s output.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.claims.spec import (
+    DATA_STAGES,
+    SPEC_FILE,
+    ClaimsSpec,
+    _chain,
+    arm_dir,
+    arms_in_claims,
+    own_stages,
+    stage_dirs,
+    variant_dir,
+)
+
+DVC_FILE = Path("claims/dvc.yaml")
+REPORT = Path("claims/report.md")
+RESULTS = Path("claims/results.json")
+PLOTS = Path("claims/plots")
+HEADER = (
+    "# Generated from claims/params.yaml by `ferops claims dag`; do not edit by hand.\n"
+    "# `dvc repro claims/dvc.yaml` runs every arm of every claim and writes claims/report.md.\n"
+)
+DATA_CODE: dict[str, list[str]] = {
+    "ingest": ["pipelines/ingest.py", "components/data"],
+    "validate": ["pipelines/validate.py", "components/validation"],
+    "augment": ["pipelines/augment.py", "components/augment"],
+    "preprocess": ["pipelines/preprocess.py", "components/preprocess"],
+}
+ARM_CODE: list[str] = ["pipelines/claims.py", "pipelines/train.py", "components/claims/spec.py",
+                       "components/training", "components/models", "components/tracking",
+                       "components/serving", "components/evaluation.py", "conf"]
+REPORT_CODE: list[str] = ["pipelines/claims.py", "components/claims"]
+
+
+def data_stage_name(variant: str) -> str:
+    """``data-<variant>``."""
+    return f"data-{variant}"
+
+
+def arm_stage_name(arm: str, seed: int) -> str:
+    """``arm-<arm>-s<seed>``."""
+    return f"arm-{arm}-s{seed}"
+
+
+def data_stage(spec: ClaimsSpec, variant: str, raw_inputs: list[str]) -> dict[str, Any]:
+    """The stage that runs ``variant``'s own data stages (``raw_inputs``: in-project raw
+    data its ingest reads, e.g. ``data``)."""
+    own = own_stages(spec, variant)
+    dirs = stage_dirs(spec, variant)
+    deps: list[str] = ["pipelines/claims.py", "components/claims/spec.py", "conf"]
+    for stage in own:
+        deps += DATA_CODE[stage]
+    # the reused variant's earlier outputs; raw images are read by ingest, by augment (the
+    # occluders are drawn on them) and by preprocess (it decodes them again)
+    deps += [str(dirs[stage]) for stage in DATA_STAGES[:DATA_STAGES.index(own[0])]]
+    deps += raw_inputs
+    outs: list[Any] = [str(variant_dir(variant) / "params.yaml")]
+    outs += [str(dirs[stage]) for stage in own]
+    outs.append({str(variant_dir(variant) / "timings"): {"cache": False}})
+    return {
+        "cmd": f"python -m pipelines.claims data --variant {variant}",
+        "deps": _unique(deps),
+        "params": [{str(SPEC_FILE): [f"variants.{v}" for v in _chain(spec, variant)]}],
+        "outs": outs,
+    }
+
+
+def arm_stage(spec: ClaimsSpec, arm: str, seed: int) -> dict[str, Any]:
+    """The stage that trains and evaluates one arm with one seed."""
+    variant = spec.arms[arm].variant
+    dirs = stage_dirs(spec, variant)
+    out = arm_dir(arm, seed)
+    return {
+        "cmd": f"python -m pipelines.claims arm --arm {arm} --seed {seed}",
+        "deps": _unique([str(dirs["preprocess"]), str(dirs["augment"] / "manifest.parquet"),
+                         *ARM_CODE]),
+        "params": [{str(SPEC_FILE): ["budget", f"arms.{arm}",
+                                     *[f"variants.{v}" for v in _chain(spec, variant)]]}],
+        "outs": [str(out / "params.yaml"), str(out / "train"), str(out / "evaluate"),
+                 {str(out / "cost.json"): {"cache": False}}],
+    }
+
+
+def report_stage(spec: ClaimsSpec) -> dict[str, Any]:
+    """The stage that reads every arm's evaluation and writes the report."""
+    deps = [str(arm_dir(arm, seed) / "evaluate") for arm in arms_in_claims(spec)
+            for seed in spec.seeds]
+    return {
+        "cmd": "python -m pipelines.claims report",
+        "deps": [*deps, *REPORT_CODE],
+        "params": [{str(SPEC_FILE): ["claims", "seeds"]}],
+        "outs": [{str(REPORT): {"cache": False}}, {str(PLOTS): {"cache": False}}],
+        "metrics": [{str(RESULTS): {"cache": False}}],
+    }
+
+
+def dvc_stages(spec: ClaimsSpec, raw_inputs: dict[str, list[str]]) -> dict[str, Any]:
+    """Every stage, data variants first, then arms (by arm, then seed), then the report
+    (``raw_inputs``: variant -> in-project raw data paths its ingest reads)."""
+    needed = {spec.arms[a].variant for a in arms_in_claims(spec)}
+    variants = [v for v in spec.variants if v in _closure(spec, needed)]
+    stages: dict[str, Any] = {}
+    for variant in variants:
+        stages[data_stage_name(variant)] = data_stage(spec, variant,
+                                                      raw_inputs.get(variant, []))
+    for arm in arms_in_claims(spec):
+        for seed in spec.seeds:
+            stages[arm_stage_name(arm, seed)] = arm_stage(spec, arm, seed)
+    stages["report"] = report_stage(spec)
+    return stages
+
+
+def _closure(spec: ClaimsSpec, variants: set[str]) -> set[str]:
+    return {v for name in variants for v in _chain(spec, name)}
+
+
+def render(spec: ClaimsSpec, raw_inputs: dict[str, list[str]]) -> str:
+    """The text of ``claims/dvc.yaml``: stages run from the project root (``wdir: ..``)."""
+    stages = {name: {"wdir": "..", **stage} for name, stage in
+              dvc_stages(spec, raw_inputs).items()}
+    return HEADER + yaml.safe_dump({"stages": stages}, sort_keys=False, width=100)
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))

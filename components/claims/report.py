@@ -1,0 +1,322 @@
+"""``claims/report.md``, ``claims/results.json`` and the plot, from the arms' outputs.
+
+Every number is read from what the arms' evaluate stage wrote (``comparison.json``,
+``predictions/<arch>.json``) or computed from it here (per-class recall, within-group
+confusion); nothing is typed by hand. An arm or seed that has not run yet is listed as such,
+so the report can be written while a long experiment set grows.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from components.claims.dag import PLOTS, REPORT, RESULTS
+from components.claims.spec import ClaimsSpec, Comparison, arm_dir, arms_in_claims
+from components.claims.stats import (
+    NOT_RUN,
+    claim_verdict,
+    mean_sd,
+    paired,
+)
+from components.jsonio import write_json
+
+RECALL = "recall:"
+WITHIN_GROUP = "within_group_confusion"
+SYNTHETIC_CAVEAT = ("verdicts on `synthetic` data are about the renderer's faces (rendered "
+                    "expression cues, rendered depth and light), not about real faces")
+
+
+class ArmReader:
+    """Reads one arm's evaluate outputs per seed (cached)."""
+
+    def __init__(self, spec: ClaimsSpec, root: Path) -> None:
+        self.spec, self.root = spec, Path(root)
+        self._cache: dict[tuple[str, int], dict[str, Any] | None] = {}
+
+    def outputs(self, arm: str, seed: int) -> dict[str, Any] | None:
+        """``{"flat", "predictions", "groups"}`` of the arm's seed; None when it has not run."""
+        key = (arm, seed)
+        if key not in self._cache:
+            folder = self.root / arm_dir(arm, seed) / "evaluate"
+            arch = self.spec.arms[arm].arch
+            comparison = folder / "comparison.json"
+            if not comparison.is_file():
+                self._cache[key] = None
+            else:
+                predictions = folder / "predictions" / f"{arch}.json"
+                groups = folder / "groups.json"
+                self._cache[key] = {
+                    "flat": json.loads(comparison.read_text()),
+                    "predictions": (json.loads(predictions.read_text())
+                                    if predictions.is_file() else []),
+                    "groups": (json.loads(groups.read_text())["groups"]
+                               if groups.is_file() else None),
+                }
+        return self._cache[key]
+
+    def value(self, arm: str, seed: int, metric: str,
+              groups: list[list[str]] | None = None) -> float | None:
+        """``metric`` of the arm's seed: ``a - b`` of two keys, ``<split>/<metric>`` from
+        comparison.json, ``test/recall:<class>`` or ``test/within_group_confusion`` from the
+        clean-test predictions (``groups``: the hierarchical arm's groups)."""
+        if " - " in metric:
+            left, right = (self.value(arm, seed, part.strip(), groups)
+                           for part in metric.split(" - ", 1))
+            return None if left is None or right is None else left - right
+        out = self.outputs(arm, seed)
+        if out is None:
+            return None
+        split, _, name = metric.partition("/")
+        if name.startswith(RECALL):
+            return class_recall(out["predictions"], name.removeprefix(RECALL))
+        if name == WITHIN_GROUP:
+            return within_group_confusion(out["predictions"], groups) if groups else None
+        value = out["flat"].get(f"{self.spec.arms[arm].arch}/{split}/{name}")
+        return float(value) if isinstance(value, int | float) else None
+
+    def groups_for(self, comparison: Comparison, seed: int) -> list[list[str]] | None:
+        """The expression groups of whichever arm of the comparison has them (same seed)."""
+        for arm in (comparison.arm, comparison.baseline):
+            out = self.outputs(arm, seed)
+            if out is not None and out["groups"]:
+                return out["groups"]
+        return None
+
+
+def class_recall(rows: list[dict[str, str]], label: str) -> float | None:
+    """Recall of ``label`` from ``[{actual, predicted}]`` rows (None without samples)."""
+    actual = [r for r in rows if r["actual"] == label]
+    if not actual:
+        return None
+    return sum(r["predicted"] == label for r in actual) / len(actual)
+
+
+def within_group_confusion(rows: list[dict[str, str]], groups: list[list[str]]) -> float | None:
+    """Among test samples whose class shares a group with others, the share predicted as
+    another class of the same group (claim 13: grouping should lower it)."""
+    group_of = {label: i for i, group in enumerate(groups) if len(group) > 1 for label in group}
+    grouped = [r for r in rows if r["actual"] in group_of]
+    if not grouped:
+        return None
+    confused = sum(r["predicted"] != r["actual"]
+                   and group_of.get(r["predicted"]) == group_of[r["actual"]] for r in grouped)
+    return confused / len(grouped)
+
+
+def measure(spec: ClaimsSpec, root: Path) -> dict[str, Any]:
+    """Every comparison of every claim over the seeds that finished, arm costs and budgets."""
+    reader = ArmReader(spec, root)
+    claims = []
+    for claim in spec.claims:
+        rows = []
+        for comparison in claim.comparisons:
+            rows.append(_compare(reader, spec, comparison))
+        claims.append({"number": claim.number, "statement": claim.statement,
+                       "data": claim.data, "note": claim.note, "oracle": list(claim.oracle),
+                       "comparisons": rows,
+                       "verdict": (claim_verdict([r["verdict"] for r in rows]) if rows
+                                   else "checked by tests")})
+    return {"seeds": list(spec.seeds), "claims": claims, "arms": arm_facts(spec, root)}
+
+
+def _compare(reader: ArmReader, spec: ClaimsSpec, comparison: Comparison) -> dict[str, Any]:
+    arm_values, base_values, seeds = [], [], []
+    for seed in spec.seeds:
+        groups = reader.groups_for(comparison, seed)
+        a = reader.value(comparison.arm, seed, comparison.metric, groups)
+        b = reader.value(comparison.baseline, seed, comparison.baseline_metric, groups)
+        if a is not None and b is not None:
+            arm_values.append(a)
+            base_values.append(b)
+            seeds.append(seed)
+    row: dict[str, Any] = {**asdict(comparison), "seeds": seeds, "arm_values": arm_values,
+                           "baseline_values": base_values}
+    if not seeds:
+        return {**row, "verdict": NOT_RUN}
+    result = paired(arm_values, base_values, comparison.better)
+    return {**row, **{f"difference_{k}": v for k, v in asdict(result).items()},
+            "arm_mean_sd": mean_sd(arm_values), "baseline_mean_sd": mean_sd(base_values),
+            "verdict": result.verdict}
+
+
+def arm_facts(spec: ClaimsSpec, root: Path) -> dict[str, Any]:
+    """Per arm: architecture, data, epochs planned and run per seed, CPU seconds per seed."""
+    import yaml
+
+    facts = {}
+    for arm in arms_in_claims(spec):
+        entry = spec.arms[arm]
+        runs = {}
+        for seed in spec.seeds:
+            folder = Path(root) / arm_dir(arm, seed)
+            metrics = _read(folder / "train" / entry.arch / "metrics.json")
+            cost = _read(folder / "cost.json")
+            params_path = folder / "params.yaml"
+            params = yaml.safe_load(params_path.read_text()) if params_path.is_file() else {}
+            if metrics is None:
+                continue
+            runs[str(seed)] = {"epochs_planned": planned_epochs(params, entry.arch),
+                               "epochs_run": metrics.get("epochs_run"),
+                               "cpu_seconds": (cost or {}).get("cpu_seconds"),
+                               "machine": (cost or {}).get("machine")}
+        facts[arm] = {"arch": entry.arch, "variant": entry.variant,
+                      "overrides": entry.overrides, "runs": runs}
+    return facts
+
+
+def planned_epochs(params: dict[str, Any], arch: str) -> int | None:
+    """Epochs the arm's params plan for ``arch`` (its override, else ``train.epochs``)."""
+    train = (params or {}).get("train") or {}
+    own = (train.get("overrides") or {}).get(arch) or {}
+    value = own.get("epochs", train.get("epochs"))
+    return int(value) if value is not None else None
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def write_report(spec: ClaimsSpec, root: Path) -> Path:
+    """Measure, then write ``claims/results.json``, the plot and ``claims/report.md``."""
+    root = Path(root)
+    results = measure(spec, root)
+    results["commit"] = _commit(root)
+    write_json(root / RESULTS, results)
+    plot = plot_differences(results, root / PLOTS / "differences.png")
+    (root / REPORT).write_text(render_markdown(results, plot.relative_to(root / REPORT.parent)),
+                               encoding="utf-8")
+    return root / REPORT
+
+
+def _commit(root: Path) -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
+                              capture_output=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def plot_differences(results: dict[str, Any], out: Path) -> Path:
+    """A forest plot: each comparison's mean paired difference and its 95 % interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [(f"{c['number']}: {r['label']}", r) for c in results["claims"]
+            for r in c["comparisons"] if r["verdict"] != NOT_RUN]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    height = max(2.0, 0.32 * len(rows) + 1.0)
+    fig, ax = plt.subplots(figsize=(9, height))
+    colours = {"supported": "tab:green", "not supported": "tab:red"}
+    for i, (_, row) in enumerate(reversed(rows)):
+        colour = colours.get(row["verdict"], "tab:gray")
+        low, high = row["difference_low"], row["difference_high"]
+        if low == low:  # an interval exists (two or more seeds)
+            ax.plot([low, high], [i, i], color=colour, linewidth=2)
+        ax.plot(row["difference_mean"], i, "o", color=colour)
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set_yticks(range(len(rows)), [label for label, _ in reversed(rows)], fontsize=7)
+    ax.set_xlabel("paired difference in the claimed direction (mean, 95 % interval over seeds)")
+    ax.set_title("Claims: green supported, red not supported, grey inconclusive")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def render_markdown(results: dict[str, Any], plot: Path) -> str:
+    """The report: the rule, one row per claim, then every comparison and the arms."""
+    seeds = results["seeds"]
+    lines = [
+        "# The patents' claims, measured",
+        "",
+        "Written by `dvc repro claims/dvc.yaml` (or `python -m pipelines.claims report` on the "
+        f"arms that have run) at commit `{results['commit']}`, from `claims/params.yaml`. "
+        f"Each arm ran once per seed ({', '.join(map(str, seeds))}); two arms in a comparison "
+        "share the seed. A difference is taken in the direction the claim predicts; the "
+        "verdict is *supported* when its 95 % Student-t interval over seeds lies above zero, "
+        "*not supported* when it lies below zero, *inconclusive at this budget* otherwise. "
+        f"Note: {SYNTHETIC_CAVEAT}.",
+        "",
+        "| claim | data | arms | result (mean difference, 95 % interval) | verdict |",
+        "|---|---|---|---|---|",
+    ]
+    for claim in results["claims"]:
+        lines.append(_claim_row(claim))
+    lines += ["", f"![paired differences]({plot.as_posix()})", "", "## Comparisons", "",
+              "| claim | comparison | metric | seeds | arm (mean ± sd) | baseline (mean ± sd) "
+              "| difference [95 % interval] | verdict |",
+              "|---|---|---|---|---|---|---|---|"]
+    for claim in results["claims"]:
+        for row in claim["comparisons"]:
+            lines.append(_comparison_row(claim["number"], row))
+    lines += ["", "## Claims and notes", ""]
+    for claim in results["claims"]:
+        note = f" {claim['note']}" if claim["note"] else ""
+        lines.append(f"- **{claim['number']}** {claim['statement']}{note}")
+    lines += _arm_lines(results["arms"])
+    return "\n".join(lines) + "\n"
+
+
+def _claim_row(claim: dict[str, Any]) -> str:
+    if claim["oracle"] and not claim["comparisons"]:
+        tests = ", ".join(f"`{t}`" for t in claim["oracle"])
+        return (f"| {claim['number']} | worked numbers | none | arithmetic checked by {tests} "
+                f"| checked by tests |")
+    arms = sorted({a for r in claim["comparisons"] for a in (r["arm"], r["baseline"])})
+    measured = [r for r in claim["comparisons"] if r["verdict"] != NOT_RUN]
+    result = "; ".join(f"{r['label']}: {_signed(r['difference_mean'])} "
+                       f"[{_signed(r['difference_low'])}, {_signed(r['difference_high'])}]"
+                       for r in measured) or "not run yet"
+    return (f"| {claim['number']} | {claim['data']} | {', '.join(arms)} | {result} | "
+            f"{claim['verdict']} |")
+
+
+def _comparison_row(number: int, row: dict[str, Any]) -> str:
+    metric = row["metric"] if row["metric"] == row["baseline_metric"] else (
+        f"{row['metric']} vs {row['baseline_metric']}")
+    head = f"| {number} | {row['label']} | `{metric}` ({row['better']} is better) |"
+    if row["verdict"] == NOT_RUN:
+        return head + " 0 | | | | not run yet |"
+    arm_mean, arm_sd = row["arm_mean_sd"]
+    base_mean, base_sd = row["baseline_mean_sd"]
+    return (head + f" {len(row['seeds'])} | {_num(arm_mean)} ± {_num(arm_sd)} | "
+            f"{_num(base_mean)} ± {_num(base_sd)} | {_signed(row['difference_mean'])} "
+            f"[{_signed(row['difference_low'])}, {_signed(row['difference_high'])}] | "
+            f"{row['verdict']} |")
+
+
+def _arm_lines(arms: dict[str, Any]) -> list[str]:
+    lines = ["", "## Arms: budget and cost", "",
+             "| arm | architecture | data | overrides | epochs planned / run per seed "
+             "| CPU minutes per seed |", "|---|---|---|---|---|---|"]
+    total, machines = 0.0, set()
+    for arm, facts in arms.items():
+        runs = facts["runs"]
+        epochs = ", ".join(f"{r['epochs_planned']}/{r['epochs_run']}" for r in runs.values())
+        cpu = [r["cpu_seconds"] for r in runs.values() if r["cpu_seconds"] is not None]
+        total += sum(cpu)
+        machines |= {r["machine"] for r in runs.values() if r["machine"]}
+        overrides = ", ".join(f"`{k}={v}`" for k, v in facts["overrides"].items()) or "-"
+        lines.append(f"| {arm} | {facts['arch']} | {facts['variant']} | {overrides} | "
+                     f"{epochs or 'not run yet'} | "
+                     f"{', '.join(f'{c / 60:.1f}' for c in cpu) or '-'} |")
+    lines += ["", f"Total CPU time of the arms that ran: {total / 3600:.2f} hours "
+              f"(process CPU time, all threads; no GPU). Machines: "
+              f"{'; '.join(sorted(machines)) or 'none yet'}."]
+    return lines
+
+
+def _num(value: float) -> str:
+    return "n/a" if value != value else f"{value:.3f}"
+
+
+def _signed(value: float) -> str:
+    return "n/a" if value != value else f"{value:+.3f}"
+
+

@@ -1,0 +1,101 @@
+"""The claims pipeline end to end with real DVC on a tiny copy of the project.
+
+A tiny rendered set, a spec with one data variant and one that re-runs preprocess only
+(stretching off), two arms over two seeds and one claim: ``dvc repro claims/dvc.yaml``
+must run the pipeline's own stages for each, write the report with a paired result, and a
+second ``dvc repro`` must run nothing (DVC's run cache is what lets a long set span
+sessions).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.test_dvc_honesty import REDIRECTS, TINY, _copy_project, _dvc, _ferops, _run
+
+TINY_DATA = {
+    "validate.min_samples_per_class": 0, "augment.test_levels": [0.25],
+    "preprocess.size": 24, "preprocess.clip_size": 16, "preprocess.clip_frames": 4,
+}
+SPEC = {
+    "seeds": [0, 1],
+    "budget": {"train.epochs": 1, "train.progress": False, "train.track": False},
+    "variants": {
+        "tiny": {"recipe": "demo", "overrides": TINY_DATA},
+        "tiny_flat": {"recipe": "demo", "reuse": "tiny", "rerun": "preprocess",
+                      "overrides": {"preprocess.stretch": False}},
+    },
+    "arms": {"stretched": {"variant": "tiny", "arch": "baseline_cnn"},
+             "flat": {"variant": "tiny_flat", "arch": "baseline_cnn"}},
+    "claims": [
+        {"number": 5, "statement": "stretching helps", "data": "synthetic",
+         "comparisons": [{"label": "stretch on vs off", "arm": "stretched", "baseline": "flat",
+                          "metric": "test/accuracy"}]},
+        {"number": 17, "statement": "UAR is the mean recall",
+         "oracle": ["tests/training/test_metrics.py"]},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def claims_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    saved = {k: os.environ.pop(k) for k in REDIRECTS if k in os.environ}
+    path = os.environ["PATH"]
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{path}"
+    root = _copy_project(tmp_path_factory.mktemp("claims") / "proj")
+    try:
+        _ferops(root, "recipe", "write", "demo", *[f"-S{o}" for o in TINY])
+        _ferops(root, "data", "synth")
+        (root / "claims" / "params.yaml").write_text(yaml.safe_dump(SPEC, sort_keys=False))
+        _run(root, sys.executable, "-m", "pipelines.claims", "dag")
+        _run(root, "git", "init", "-q")
+        _run(root, "git", "config", "user.email", "ci@example.com")
+        _run(root, "git", "config", "user.name", "ci")
+        _dvc(root, "add", "-q", "data")
+        _run(root, "git", "add", "-A")
+        _run(root, "git", "commit", "-q", "-m", "tiny claims")
+        _dvc(root, "repro", "claims/dvc.yaml")
+        yield root
+    finally:
+        os.environ["PATH"] = path
+        os.environ.update(saved)
+
+
+def test_each_arm_and_seed_runs_the_stages_on_its_own_params(claims_project: Path) -> None:
+    arms = claims_project / "claims" / "artifacts" / "arms"
+    for arm in ("stretched", "flat"):
+        for seed in (0, 1):
+            params = yaml.safe_load((arms / arm / f"s{seed}" / "params.yaml").read_text())
+            assert params["train"]["seed"] == seed
+            assert params["preprocess"]["stretch"] is (arm == "stretched")
+            assert (arms / arm / f"s{seed}" / "train" / "baseline_cnn" / "model.pt").is_file()
+            flat = json.loads((arms / arm / f"s{seed}" / "evaluate" / "comparison.json")
+                              .read_text())
+            assert "baseline_cnn/test_occ25/accuracy" in flat
+    # the variant that re-runs preprocess reuses the augmented manifest of the one it names
+    data = claims_project / "claims" / "artifacts" / "data"
+    assert (data / "tiny_flat" / "preprocess").is_dir()
+    assert not (data / "tiny_flat" / "augment").exists()
+
+
+def test_the_report_pairs_the_seeds_and_states_a_verdict(claims_project: Path) -> None:
+    results = json.loads((claims_project / "claims" / "results.json").read_text())
+    row = results["claims"][0]["comparisons"][0]
+    assert row["seeds"] == [0, 1] and len(row["arm_values"]) == 2
+    assert row["verdict"] in ("supported", "not supported", "inconclusive at this budget")
+    report = (claims_project / "claims" / "report.md").read_text()
+    assert "| 5 | synthetic | flat, stretched |" in report
+    assert "`tests/training/test_metrics.py`" in report  # an oracle claim cites its test
+    assert (claims_project / "claims" / "plots" / "differences.png").read_bytes()[:4] == (
+        b"\x89PNG")
+
+
+def test_a_second_repro_runs_nothing(claims_project: Path) -> None:
+    output = _dvc(claims_project, "repro", "claims/dvc.yaml")
+    assert "Running stage" not in output, output
