@@ -9,53 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import platform
-import subprocess
 from pathlib import Path
 from typing import Any
 
+from components.machine import cpu_model, git_commit, machine_facts
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (the platform's processor string elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_facts() -> dict[str, Any]:
-    """CPU, cores, torch and its threads, native bf16: what a reader needs to compare timings."""
-    import torch
-
-    from components.training.trainer import native_bf16
-
-    return {
-        "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "native_bf16": native_bf16(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
-
-
-def git_commit(root: Path) -> str | None:
-    """The checked-out commit (with ``-dirty`` when tracked files differ), or None."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return commit + ("-dirty" if dirty.strip() else "")
+__all__ = ["RESULTS_DIR", "cpu_model", "git_commit", "machine_facts"]
 
 
 def pct(value: Any) -> str:

@@ -29,6 +29,7 @@ SHORTCUTS: dict[str, str] = {
     "registry": "register candidates, promote the champion through aliases, roll back",
     "predict": "label the faces in photos with a registered or logged model",
     "export": "export a model (ONNX) for runtimes without torch",
+    "claims": "the patents' claims: write claims/dvc.yaml, run an arm, write the report",
 }
 
 

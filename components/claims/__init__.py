@@ -8,5 +8,5 @@ exactly as ``dvc exp run -S recipe=... -S ...`` would; :mod:`components.claims.s
 the paired statistics and verdict rule; :mod:`components.claims.report` turns the arms'
 evaluate outputs into ``claims/report.md``, ``claims/results.json`` and plots. The stages
 themselves (ingest ... preprocess, train, evaluate) are the pipeline's, called by
-``pipelines/claims.py``.
+``pipelines/claims/``.
 """

@@ -41,10 +41,13 @@ DATA_CODE: dict[str, list[str]] = {
     "augment": ["pipelines/augment.py", "components/augment"],
     "preprocess": ["pipelines/preprocess.py", "components/preprocess"],
 }
-ARM_CODE: list[str] = ["pipelines/claims.py", "pipelines/train.py", "components/claims/spec.py",
+CLAIMS_CLI: list[str] = ["pipelines/claims/__init__.py", "pipelines/claims/__main__.py"]
+ARM_CODE: list[str] = [*CLAIMS_CLI, "pipelines/claims/arm.py", "pipelines/train.py",
+                       "pipelines/evaluate.py", "components/claims/spec.py",
                        "components/training", "components/models", "components/tracking",
-                       "components/serving", "components/evaluation.py", "conf"]
-REPORT_CODE: list[str] = ["pipelines/claims.py", "components/claims"]
+                       "components/serving", "components/evaluation.py",
+                       "components/machine.py", "conf"]
+REPORT_CODE: list[str] = [*CLAIMS_CLI, "components/claims"]
 
 
 def data_stage_name(variant: str) -> str:
@@ -62,7 +65,8 @@ def data_stage(spec: ClaimsSpec, variant: str, raw_inputs: list[str]) -> dict[st
     data its ingest reads, e.g. ``data``)."""
     own = own_stages(spec, variant)
     dirs = stage_dirs(spec, variant)
-    deps: list[str] = ["pipelines/claims.py", "components/claims/spec.py", "conf"]
+    deps: list[str] = [*CLAIMS_CLI, "pipelines/claims/data.py", "components/claims/spec.py",
+                       "conf"]
     for stage in own:
         deps += DATA_CODE[stage]
     # the reused variant's earlier outputs; raw images are read by ingest, by augment (the

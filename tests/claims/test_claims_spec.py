@@ -34,7 +34,7 @@ from components.claims.stats import (
     t_quantile,
 )
 from components.errors import ConfigError
-from pipelines.claims import raw_inputs
+from pipelines.claims.dag import raw_inputs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,0 +1,59 @@
+"""Claims step ``arm``: train and evaluate one arm with one seed, through the stages' CLIs
+(``pipelines.train`` then ``pipelines.evaluate``) on the arm's composed params."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from pipelines.claims import run_stage
+
+
+def run_arm(root: Path, arm: str, seed: int) -> dict[str, object]:
+    """Train and evaluate ``arm`` with ``seed``; returns its cost (CPU and wall seconds, the
+    machine), also written to the uncached ``cost.json``.
+
+    Raises:
+        DataError: an unknown arm, or a stage that failed.
+    """
+    from components.claims.spec import arm_dir, compose_arm, load_spec, stage_dirs
+    from components.errors import DataError
+    from components.jsonio import write_json
+    from components.machine import cpu_model
+
+    spec = load_spec(root / "claims" / "params.yaml")
+    if arm not in spec.arms:
+        raise DataError(f"--arm {arm!r}: unknown; declared: {sorted(spec.arms)}")
+    out = arm_dir(arm, seed)
+    params = out / "params.yaml"
+    params.parent.mkdir(parents=True, exist_ok=True)
+    params.write_text(compose_arm(root, spec, arm, seed), encoding="utf-8")
+    data = stage_dirs(spec, spec.arms[arm].variant)
+    arch = spec.arms[arm].arch
+    started, cpu = time.perf_counter(), time.process_time()
+    run_stage("train", ["--params", params, "--arch", arch, "--data", data["preprocess"],
+                        "--out", out / "train" / arch, "--tune-dir", out / "untuned"])
+    run_stage("evaluate", ["--params", params, "--train", out / "train",
+                           "--data", data["preprocess"], "--out", out / "evaluate",
+                           "--manifest", data["augment"] / "manifest.parquet"])
+    write_groups(out / "train" / arch, out / "evaluate" / "groups.json")
+    cost = {"cpu_seconds": round(time.process_time() - cpu, 1),
+            "wall_seconds": round(time.perf_counter() - started, 1),
+            "machine": f"{cpu_model()}, {os.cpu_count()} cores, no GPU"}
+    write_json(out / "cost.json", cost)
+    return cost
+
+
+def write_groups(run_dir: Path, out: Path) -> None:
+    """The expression groups of a hierarchical model (claim 13's within-group confusion);
+    nothing for a model without groups."""
+    from components.jsonio import write_json
+    from components.models import load_trained
+
+    if not any((run_dir / name).exists() for name in ("model.pt", "model.pkl")):
+        return
+    _, classifier = load_trained(run_dir)
+    groups = getattr(classifier, "groups_", None)
+    if groups:
+        write_json(out, {"groups": [list(group) for group in groups]})
