@@ -8,12 +8,14 @@ run any stage. ``READS`` is the specification: what each stage's code opens.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -85,30 +87,42 @@ def _copy_project(root: Path) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@contextlib.contextmanager
+def tiny_dvc_project(base: Path, prepare: Callable[[Path], None] = lambda root: None,
+                     *targets: str) -> Iterator[Path]:
+    """A copy of the project under ``base`` with the tiny demo params and rendered data,
+    ``prepare(root)`` applied, committed to a fresh git repository, after a real
+    ``dvc repro <targets>``; the store redirects of the outer environment are lifted."""
     saved = {k: os.environ.pop(k) for k in REDIRECTS if k in os.environ}
     path = os.environ["PATH"]
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{path}"
-    root = _copy_project(tmp_path_factory.mktemp("honest") / "proj")
+    root = _copy_project(base / "proj")
     try:
         _ferops(root, "recipe", "write", "demo", *[f"-S{o}" for o in TINY])
         _ferops(root, "data", "synth")
+        prepare(root)
         _run(root, "git", "init", "-q")
         _run(root, "git", "config", "user.email", "ci@example.com")
         _run(root, "git", "config", "user.name", "ci")
         _dvc(root, "add", "-q", "data")
         _run(root, "git", "add", "-A")
         _run(root, "git", "commit", "-q", "-m", "tiny")
-        _dvc(root, "repro")
+        _dvc(root, "repro", *targets)
         yield root
     finally:
         os.environ["PATH"] = path
         os.environ.update(saved)
 
 
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    with tiny_dvc_project(tmp_path_factory.mktemp("honest")) as root:
+        yield root
+
+
 def _status(root: Path) -> dict:
-    return json.loads(_dvc(root, "status", "--json").strip().splitlines()[-1] or "{}")
+    # the main pipeline only: claims/dvc.yaml's stages have not run in the tiny project
+    return json.loads(_dvc(root, "status", "--json", "dvc.yaml").strip().splitlines()[-1] or "{}")
 
 
 def _changed(value: object) -> object:

@@ -10,14 +10,14 @@ sessions).
 from __future__ import annotations
 
 import json
-import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.test_dvc_honesty import REDIRECTS, TINY, _copy_project, _dvc, _ferops, _run
+from tests.test_dvc_honesty import _dvc, _run, tiny_dvc_project
 
 TINY_DATA = {
     "validate.min_samples_per_class": 0, "augment.test_levels": [0.25],
@@ -43,28 +43,16 @@ SPEC = {
 }
 
 
+def _write_spec(root: Path) -> None:
+    (root / "claims" / "params.yaml").write_text(yaml.safe_dump(SPEC, sort_keys=False))
+    _run(root, sys.executable, "-m", "pipelines.claims", "dag")
+
+
 @pytest.fixture(scope="module")
-def claims_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    saved = {k: os.environ.pop(k) for k in REDIRECTS if k in os.environ}
-    path = os.environ["PATH"]
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{path}"
-    root = _copy_project(tmp_path_factory.mktemp("claims") / "proj")
-    try:
-        _ferops(root, "recipe", "write", "demo", *[f"-S{o}" for o in TINY])
-        _ferops(root, "data", "synth")
-        (root / "claims" / "params.yaml").write_text(yaml.safe_dump(SPEC, sort_keys=False))
-        _run(root, sys.executable, "-m", "pipelines.claims", "dag")
-        _run(root, "git", "init", "-q")
-        _run(root, "git", "config", "user.email", "ci@example.com")
-        _run(root, "git", "config", "user.name", "ci")
-        _dvc(root, "add", "-q", "data")
-        _run(root, "git", "add", "-A")
-        _run(root, "git", "commit", "-q", "-m", "tiny claims")
-        _dvc(root, "repro", "claims/dvc.yaml")
+def claims_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    with tiny_dvc_project(tmp_path_factory.mktemp("claims"), _write_spec,
+                          "claims/dvc.yaml") as root:
         yield root
-    finally:
-        os.environ["PATH"] = path
-        os.environ.update(saved)
 
 
 def test_each_arm_and_seed_runs_the_stages_on_its_own_params(claims_project: Path) -> None:
