@@ -224,7 +224,7 @@ def plot_differences(results: dict[str, Any], out: Path) -> Path:
     ax.set_xlabel("paired difference in the claimed direction (mean, 95 % interval over seeds)")
     ax.set_title("Claims: green supported, red not supported, grey inconclusive")
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return out
 
