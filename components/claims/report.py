@@ -9,7 +9,6 @@ so the report can be written while a long experiment set grows.
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from components.claims.stats import (
     paired,
 )
 from components.jsonio import write_json
+from components.machine import git_commit
 
 RECALL = "recall:"
 WITHIN_GROUP = "within_group_confusion"
@@ -184,20 +184,12 @@ def write_report(spec: ClaimsSpec, root: Path) -> Path:
     """Measure, then write ``claims/results.json``, the plot and ``claims/report.md``."""
     root = Path(root)
     results = measure(spec, root)
-    results["commit"] = _commit(root)
+    results["commit"] = git_commit(root) or "unknown"
     write_json(root / RESULTS, results)
     plot = plot_differences(results, root / PLOTS / "differences.png")
     (root / REPORT).write_text(render_markdown(results, plot.relative_to(root / REPORT.parent)),
                                encoding="utf-8")
     return root / REPORT
-
-
-def _commit(root: Path) -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
-                              capture_output=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def plot_differences(results: dict[str, Any], out: Path) -> Path:
