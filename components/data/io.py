@@ -18,6 +18,8 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 )
 VIDEO_SUFFIXES: frozenset[str] = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg"})
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_EXIF_CHUNK = b"eXIf"  # a PNG's EXIF chunk (it may follow the pixel data)
 
 
 def is_image_file(path: Path) -> bool:
@@ -187,8 +189,11 @@ def exif_orientation(data: np.ndarray | bytes) -> int:
 
     from PIL import Image
 
+    raw = data.tobytes() if isinstance(data, np.ndarray) else bytes(data)
+    if raw.startswith(PNG_SIGNATURE) and PNG_EXIF_CHUNK not in raw:
+        return 1  # Pillow would decode every pixel looking for an eXIf chunk after the data
     try:
-        with Image.open(io.BytesIO(bytes(data))) as img:
+        with Image.open(io.BytesIO(raw)) as img:
             value = img.getexif().get(0x0112, 1)
     except Exception:  # noqa: BLE001 - no readable EXIF: the image is as stored
         return 1

@@ -30,7 +30,7 @@ from torch import nn
 
 from components.atomic import atomic_write
 from components.models.contract import LogitsOnly
-from components.models.simple_fit import TrainFn, predict_features, predict_proba
+from components.models.simple_fit import TrainFn, in_eval_mode, predict_features, predict_proba
 
 TORCH_FILE = "model.pt"  # a network: {spec, state_dict}
 ESTIMATOR_FILE = "model.pkl"  # any other classifier: {spec, estimator}, joblib
@@ -216,7 +216,7 @@ class TorchClassifier(Classifier):
     def network(self) -> nn.Module:
         """The network in eval mode, one logits output, mirrored averaging if set."""
         net = LogitsOnly(self.net)
-        return (MirrorAverage(net) if self.mirror else net).eval()
+        return in_eval_mode(MirrorAverage(net) if self.mirror else net)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Softmax of the (mirror-averaged) logits, in batches."""

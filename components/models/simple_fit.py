@@ -19,10 +19,18 @@ TrainFn = Callable[
 ]
 
 
+def in_eval_mode(model: nn.Module) -> nn.Module:
+    """``model`` with every module in eval mode; a no-op when it already is (``eval()``
+    walks every module, a visible share of one served photo's time)."""
+    if any(module.training for module in model.modules()):
+        model.eval()
+    return model
+
+
 @torch.no_grad()
 def predict_proba(model: nn.Module, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Softmax of ``model`` over ``x`` in batches, in eval mode; returns float64 (N, C)."""
-    model.eval()
+    in_eval_mode(model)
     out = []
     for start in range(0, len(x), batch_size):
         batch = torch.from_numpy(
@@ -37,7 +45,7 @@ def predict_proba(model: nn.Module, x: np.ndarray, batch_size: int = 256) -> np.
 def predict_features(model: nn.Module, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """The features ``model(x, return_features=True)`` returns beside its logits (the layer
     EC-STFL acts on), in batches, in eval mode; returns float32 (N, d)."""
-    model.eval()
+    in_eval_mode(model)
     out = []
     for start in range(0, len(x), batch_size):
         batch = torch.from_numpy(

@@ -12,18 +12,21 @@ on an ``n`` pixel side is the pixel coordinate ``r * n - 0.5``.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
-from functools import lru_cache
 
 import cv2
 import numpy as np
 
 from components.data.io import match_channels
 
-# Haar detection runs on a copy whose longer side is at most this (faces in photos are large;
-# detecting at full resolution costs several times more and finds the same box). No histogram
-# equalisation: it lifts background noise into face-like windows and triples the cost.
+# Haar detection runs on a copy whose longer side is at most this, stepping the window by
+# DETECT_SCALE_STEP: the two settings that set its cost (faces in photos are large; the
+# trade-off of cost against recall on real faces is measured by benchmarks/face_detection.py).
+# No histogram equalisation: it lifts background noise into face-like windows and triples the
+# cost.
 DETECT_MAX_SIDE = 320
+DETECT_SCALE_STEP = 1.1
 FACE_MIN_FRACTION = 0.12  # smallest face side, as a fraction of the shorter image side
 EYE_SEARCH_WIDTH = 96  # the upper face half is resized to this width for the eye cascade
 
@@ -48,30 +51,42 @@ class Located:
         return self.source == "center_crop"
 
 
-@lru_cache(maxsize=4)
+_THREAD_STATE = threading.local()
+
+
 def _cascade(name: str) -> cv2.CascadeClassifier:
-    """Load one of OpenCV's shipped cascades once per process."""
-    classifier = cv2.CascadeClassifier(cv2.data.haarcascades + name)
-    if classifier.empty():  # pragma: no cover - the wheel ships these files
-        raise RuntimeError(f"OpenCV cascade {name} could not be loaded")
-    return classifier
+    """One of OpenCV's shipped cascades, loaded once per thread.
+
+    A ``CascadeClassifier`` keeps scratch buffers inside ``detectMultiScale``, so two threads
+    must never share one (serving detects the faces of a folder's photos on several threads).
+    """
+    cascades = _THREAD_STATE.__dict__.setdefault("cascades", {})
+    if name not in cascades:
+        classifier = cv2.CascadeClassifier(cv2.data.haarcascades + name)
+        if classifier.empty():  # pragma: no cover - the wheel ships these files
+            raise RuntimeError(f"OpenCV cascade {name} could not be loaded")
+        cascades[name] = classifier
+    return cascades[name]
 
 
-def detect_faces(grey: np.ndarray, limit: int) -> list[tuple[int, int, int, int]]:
+def detect_faces(grey: np.ndarray, limit: int, *, max_side: int = DETECT_MAX_SIDE,
+                 scale_step: float = DETECT_SCALE_STEP) -> list[tuple[int, int, int, int]]:
     """Every frontal face box ``(x, y, w, h)`` in a grey image, largest first, at most
     ``limit``: the one detector of the project (training takes the first box, serving all).
 
-    The image is searched at most ``DETECT_MAX_SIDE`` pixels on its longer side (boxes are
-    scaled back), with a minimum face of ``FACE_MIN_FRACTION`` of the shorter side.
+    The image is searched at most ``max_side`` pixels on its longer side (boxes are scaled
+    back), the window growing by ``scale_step`` per level, with a minimum face of
+    ``FACE_MIN_FRACTION`` of the shorter side. Only the detector benchmark passes other
+    settings than the defaults.
     """
     height, width = grey.shape
-    scale = min(1.0, DETECT_MAX_SIDE / max(height, width))
+    scale = min(1.0, max_side / max(height, width))
     small = grey if scale == 1.0 else cv2.resize(
         grey, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA
     )
     min_side = max(20, int(min(small.shape) * FACE_MIN_FRACTION))
     found = _cascade("haarcascade_frontalface_default.xml").detectMultiScale(
-        small, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side)
+        small, scaleFactor=scale_step, minNeighbors=5, minSize=(min_side, min_side)
     )
     boxes = sorted((tuple(int(v) for v in b) for b in found),
                    key=lambda b: (b[2] * b[3], b), reverse=True)[:limit]

@@ -11,8 +11,11 @@ from benchmarks.predict_latency import run
 def test_benchmark_table_has_every_runtime_batch_and_ratio(trained):
     ws = trained.workspace
     table = run(str(ws.out("baseline_cnn")), repeats=2, threads=1, data=ws.data, params={})
-    assert len(table) == 8
-    assert set(table["runtime"]) == {"torch", "onnx"} and set(table["batch"]) == {1, 64}
+    assert len(table) == 10
+    assert set(table["runtime"]) == {"torch", "onnx"}
+    assert set(table["what"]) == {"model", "photo", "folder"}
+    assert set(table.query("what != 'folder'")["batch"]) == {1, 64}
     assert (table["ms_per_face"] > 0).all()
+    assert (table.query("what == 'folder'")["target_ms"] == 10.0).all()
     base = table.query("runtime == 'torch' and batch == 1")
-    assert (base["vs_torch_b1"] == 1.0).all()
+    assert (base["vs_torch"] == 1.0).all()

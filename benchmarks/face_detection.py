@@ -1,0 +1,162 @@
+"""What the face detector's speed settings cost in recall, on real faces.
+
+    python benchmarks/face_detection.py [--csv PATH] [--faces 300] [--seed 0]
+
+The project's one detector (:func:`components.preprocess.align.detect_faces`) searches a
+downscaled copy of the photo (``max_side``) with a window that grows by ``scale_step`` per
+level; both set its cost, and both can lose faces. This benchmark measures that trade-off on
+real faces: a seeded sample of FER2013 PrivateTest faces (read by the platform's own FER2013
+reader, path from ``--csv`` or ``$FER2013_CSV``), each scaled to a face side of 64 to 208 px
+and blended into a 640x480 scene (blurred noise of several scales, a new one per face). For
+every setting it reports the recall (a box whose centre lies in the face and whose side is
+0.6-1.8x the face side), false boxes per scene (the same scenes without the face) and the
+median milliseconds per scene, as a ratio to the current defaults measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.report import git_commit, machine_facts, publish  # noqa: E402
+from components.data.sources.fer2013 import parse_pixels, read_fer2013_csv  # noqa: E402
+from components.preprocess.align import (  # noqa: E402
+    DETECT_MAX_SIDE,
+    DETECT_SCALE_STEP,
+    detect_faces,
+)
+
+DEFAULT_CSV = REPO_ROOT.parent / "shared" / "datasets" / "fer2013" / "fer2013.csv.gz"
+SCENE = (480, 640)  # height, width
+FACE_SIDES = (64, 96, 144, 208)
+SETTINGS = ((320, 1.1), (320, 1.2), (256, 1.15), (240, 1.2), (200, 1.2))
+
+
+def sample_faces(csv: Path, count: int, seed: int) -> np.ndarray:
+    """``count`` PrivateTest faces (48x48 uint8), drawn with ``seed``."""
+    frame = read_fer2013_csv(csv)
+    test = frame[frame["Usage"] == "PrivateTest"]
+    rows = np.random.default_rng(seed).choice(len(test), size=min(count, len(test)),
+                                              replace=False)
+    return parse_pixels(test["pixels"].iloc[np.sort(rows)], csv)
+
+
+def background(rng: np.random.Generator) -> np.ndarray:
+    """A grey 640x480 scene: noise blurred at three scales, so it has edges of many sizes."""
+    height, width = SCENE
+    scene = np.zeros(SCENE, np.float32)
+    for sigma, weight in ((40.0, 60.0), (8.0, 25.0), (1.5, 10.0)):
+        noise = rng.standard_normal(SCENE).astype(np.float32)
+        scene += weight * cv2.GaussianBlur(noise, (0, 0), sigma) * sigma ** 0.5
+    scene = 120 + scene * (40.0 / max(float(scene.std()), 1e-6))
+    return np.clip(scene, 0, 255).astype(np.uint8).reshape(height, width)
+
+
+def paste(scene: np.ndarray, face: np.ndarray, side: int, rng: np.random.Generator
+          ) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """``face`` scaled to ``side`` px and blended into ``scene`` (feathered border) at a
+    random place; returns the scene and ``(x, y, side)`` of the face square."""
+    height, width = scene.shape
+    x = int(rng.integers(0, width - side))
+    y = int(rng.integers(0, height - side))
+    big = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    ramp = np.minimum(np.arange(side), np.arange(side)[::-1]) / max(side * 0.08, 1.0)
+    mask = np.clip(np.minimum.outer(ramp, ramp), 0.0, 1.0)
+    out = scene.astype(np.float32)
+    region = out[y:y + side, x:x + side]
+    out[y:y + side, x:x + side] = mask * big + (1 - mask) * region
+    return np.clip(out, 0, 255).astype(np.uint8), (x, y, side)
+
+
+def is_hit(box: tuple[int, int, int, int], face: tuple[int, int, int]) -> bool:
+    """A box centred inside the face square with a side 0.6-1.8x the face's."""
+    bx, by, bw, bh = box
+    x, y, side = face
+    cx, cy = bx + bw / 2, by + bh / 2
+    return x <= cx <= x + side and y <= cy <= y + side and 0.6 * side <= bw <= 1.8 * side
+
+
+def measure(faces: np.ndarray, seed: int) -> pd.DataFrame:
+    """One row per (setting, face side): recall, false boxes per scene, median ms."""
+    rows = []
+    for side in FACE_SIDES:
+        rng = np.random.default_rng([seed, side])
+        scenes = []
+        for face in faces:
+            empty = background(rng)
+            scenes.append((empty, *paste(empty, face, side, rng)))
+        for max_side, step in SETTINGS:
+            hits, false_boxes, seconds = 0, 0, []
+            for empty, scene, square in scenes:
+                start = time.perf_counter()
+                boxes = detect_faces(scene, 4, max_side=max_side, scale_step=step)
+                seconds.append(time.perf_counter() - start)
+                hits += any(is_hit(b, square) for b in boxes)
+                false_boxes += len(detect_faces(empty, 4, max_side=max_side, scale_step=step))
+            rows.append({"max_side": max_side, "scale_step": step, "face_px": side,
+                         "recall": hits / len(scenes),
+                         "false_boxes_per_scene": false_boxes / len(scenes),
+                         "ms_per_scene": 1000 * float(np.median(seconds))})
+    table = pd.DataFrame(rows)
+    base = table.query("max_side == @DETECT_MAX_SIDE and scale_step == @DETECT_SCALE_STEP")
+    speed = base.set_index("face_px")["ms_per_scene"]
+    table["speedup_vs_default"] = speed.loc[table["face_px"]].to_numpy() / table["ms_per_scene"]
+    return table
+
+
+def summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per setting over all face sizes: mean recall, false boxes, median ms, speed-up."""
+    return (table.groupby(["max_side", "scale_step"], sort=False)
+            .agg(recall=("recall", "mean"), false_boxes_per_scene=("false_boxes_per_scene",
+                                                                   "mean"),
+                 ms_per_scene=("ms_per_scene", "median"),
+                 speedup_vs_default=("speedup_vs_default", "median"))
+            .reset_index())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--csv", type=Path,
+                        default=Path(os.environ.get("FER2013_CSV", DEFAULT_CSV)))
+    parser.add_argument("--faces", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    faces = sample_faces(args.csv, args.faces, args.seed)
+    table = measure(faces, args.seed)
+    overall = summary(table)
+    command = shlex.join(["python", "benchmarks/face_detection.py", *sys.argv[1:]])
+    facts = machine_facts()
+    payload = {"command": command, "commit": git_commit(REPO_ROOT), "machine": facts,
+               "faces": len(faces), "seed": args.seed, "scene": list(SCENE),
+               "defaults": {"max_side": DETECT_MAX_SIDE, "scale_step": DETECT_SCALE_STEP},
+               "rows": table.to_dict("records"), "summary": overall.to_dict("records")}
+    lines = [
+        "# Face detector: speed settings against recall on real faces", "",
+        f"- command: `{command}`", f"- commit: `{payload['commit']}`",
+        f"- machine: {facts['cpu']}, {facts['cpu_count']} cores; OpenCV "
+        f"{cv2.__version__}, {cv2.getNumThreads()} threads",
+        f"- data: {len(faces)} FER2013 PrivateTest faces (seed {args.seed}) blended into "
+        f"{SCENE[1]}x{SCENE[0]} scenes; defaults: max side {DETECT_MAX_SIDE}, step "
+        f"{DETECT_SCALE_STEP}", "",
+        "## Over all face sizes", "",
+        overall.to_markdown(index=False, floatfmt=".3f"), "",
+        "## By face size (px in the 640x480 scene)", "",
+        table.to_markdown(index=False, floatfmt=".3f"),
+    ]
+    publish("face_detection", payload, lines)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
