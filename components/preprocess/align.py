@@ -20,13 +20,15 @@ import numpy as np
 
 from components.data.io import match_channels
 
-# Haar detection runs on a copy whose longer side is at most this, stepping the window by
-# DETECT_SCALE_STEP: the two settings that set its cost (faces in photos are large; the
-# trade-off of cost against recall on real faces is measured by benchmarks/face_detection.py).
-# No histogram equalisation: it lifts background noise into face-like windows and triples the
-# cost.
+# The detector: an OpenCV Haar cascade run on a copy whose longer side is at most
+# DETECT_MAX_SIDE, the window growing by DETECT_SCALE_STEP per level, a face kept when
+# DETECT_MIN_NEIGHBORS overlapping windows agree. These set its cost and its recall, measured
+# on real faces in cluttered scenes by benchmarks/face_detection.py (results committed). No
+# histogram equalisation: it lifts background noise into face-like windows and triples the cost.
+DETECT_CASCADE = "haarcascade_frontalface_default.xml"
 DETECT_MAX_SIDE = 320
 DETECT_SCALE_STEP = 1.1
+DETECT_MIN_NEIGHBORS = 5
 FACE_MIN_FRACTION = 0.12  # smallest face side, as a fraction of the shorter image side
 EYE_SEARCH_WIDTH = 96  # the upper face half is resized to this width for the eye cascade
 
@@ -69,15 +71,16 @@ def _cascade(name: str) -> cv2.CascadeClassifier:
     return cascades[name]
 
 
-def detect_faces(grey: np.ndarray, limit: int, *, max_side: int = DETECT_MAX_SIDE,
-                 scale_step: float = DETECT_SCALE_STEP) -> list[tuple[int, int, int, int]]:
+def detect_faces(grey: np.ndarray, limit: int, *, cascade: str = DETECT_CASCADE,
+                 max_side: int = DETECT_MAX_SIDE, scale_step: float = DETECT_SCALE_STEP,
+                 min_neighbors: int = DETECT_MIN_NEIGHBORS) -> list[tuple[int, int, int, int]]:
     """Every frontal face box ``(x, y, w, h)`` in a grey image, largest first, at most
     ``limit``: the one detector of the project (training takes the first box, serving all).
 
     The image is searched at most ``max_side`` pixels on its longer side (boxes are scaled
-    back), the window growing by ``scale_step`` per level, with a minimum face of
-    ``FACE_MIN_FRACTION`` of the shorter side. Only the detector benchmark passes other
-    settings than the defaults.
+    back) with OpenCV's ``cascade``, the window growing by ``scale_step`` per level, a box
+    kept where ``min_neighbors`` windows agree, with a minimum face of ``FACE_MIN_FRACTION``
+    of the shorter side. Only the detector benchmark passes other settings than the defaults.
     """
     height, width = grey.shape
     scale = min(1.0, max_side / max(height, width))
@@ -85,8 +88,8 @@ def detect_faces(grey: np.ndarray, limit: int, *, max_side: int = DETECT_MAX_SID
         grey, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA
     )
     min_side = max(20, int(min(small.shape) * FACE_MIN_FRACTION))
-    found = _cascade("haarcascade_frontalface_default.xml").detectMultiScale(
-        small, scaleFactor=scale_step, minNeighbors=5, minSize=(min_side, min_side)
+    found = _cascade(cascade).detectMultiScale(
+        small, scaleFactor=scale_step, minNeighbors=min_neighbors, minSize=(min_side, min_side)
     )
     boxes = sorted((tuple(int(v) for v in b) for b in found),
                    key=lambda b: (b[2] * b[3], b), reverse=True)[:limit]
