@@ -25,10 +25,10 @@ from components.data.io import match_channels
 # DETECT_MIN_NEIGHBORS overlapping windows agree. These set its cost and its recall, measured
 # on real faces in cluttered scenes by benchmarks/face_detection.py (results committed). No
 # histogram equalisation: it lifts background noise into face-like windows and triples the cost.
-DETECT_CASCADE = "haarcascade_frontalface_default.xml"
-DETECT_MAX_SIDE = 320
+DETECT_CASCADE = "haarcascade_frontalface_alt2.xml"
+DETECT_MAX_SIDE = 240
 DETECT_SCALE_STEP = 1.1
-DETECT_MIN_NEIGHBORS = 5
+DETECT_MIN_NEIGHBORS = 3
 FACE_MIN_FRACTION = 0.12  # smallest face side, as a fraction of the shorter image side
 EYE_SEARCH_WIDTH = 96  # the upper face half is resized to this width for the eye cascade
 
