@@ -2,10 +2,12 @@
 
 ``python benchmarks/predict_latency.py [--model URI|run folder] [--repeats N] [--threads T]``
 measures, in one run, the torch network and the onnxruntime export at batch 1 and batch 64
-(model only, ms per face), the whole chain on a 640x480 PNG photo with one face (decode,
-Haar detection, alignment, stretch, network; batch 1 = one photo, batch 64 = 64 photos in
-one request), and a folder of such photos scored the way ``ferops predict --to`` scores one
-(files read, chunks of 32 photos, decoding and detection spread over the cores). Ratios are
+(model only, ms per face), the whole chain on a 640x480 photo with one face, as a JPEG
+(quality 90, what cameras write) and as a PNG (lossless; decoding it alone costs several
+milliseconds) (decode, Haar detection, alignment, stretch, network; batch 1 = one photo,
+batch 64 = 64 photos in one request), and a folder of 128 such photos scored the way
+``ferops predict --to`` scores one (files read, chunks of 32 photos, decoding and detection
+spread over the cores). Ratios are
 against torch batch 1 of the same run, so machines compare fairly. Targets: 0.5 ms per face
 for the ONNX network, 15 ms per photo at batch 1, 100 photos/s (10 ms each) for a folder.
 """
@@ -29,7 +31,6 @@ sys.path.insert(0, str(REPO_ROOT))
 from benchmarks.report import git_commit, machine_facts, write_results  # noqa: E402
 from components.config import load_params  # noqa: E402
 from components.serving.batch import CHUNK_FILES, predict_batch  # noqa: E402
-from components.serving.decode import encode_png  # noqa: E402
 from components.serving.onnx_export import example_batch, export_onnx, onnx_backend  # noqa: E402
 from components.serving.predictor import Predictor, classifier_backend  # noqa: E402
 from components.serving.pyfunc import resolve_model  # noqa: E402
@@ -77,18 +78,30 @@ def timed(fn: Callable[[], object], repeats: int) -> float:
     return float(np.median(times))
 
 
-def write_folder(folder: Path, with_depth: bool) -> list[Path]:
-    """``FOLDER_PHOTOS`` 640x480 PNG photos (a new background per photo) for the folder run;
-    RGB-D models get each photo's depth map beside it."""
+FORMATS = {"jpeg": ".jpg", "png": ".png"}
+JPEG_QUALITY = 90
+
+
+def encoded(image: np.ndarray, fmt: str) -> bytes:
+    """``image`` (RGB, grey or uint16 depth) as JPEG (quality 90) or PNG file bytes."""
     import cv2
 
+    flags = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if fmt == "jpeg" else []
+    pixels = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
+    return cv2.imencode(FORMATS[fmt], pixels, flags)[1].tobytes()
+
+
+def write_folder(folder: Path, fmt: str, with_depth: bool) -> list[Path]:
+    """``FOLDER_PHOTOS`` 640x480 photos in ``fmt`` (a new background each) for the folder
+    run; RGB-D models get each photo's depth map beside it (always PNG: 16-bit)."""
+    folder.mkdir(parents=True, exist_ok=True)
     files = []
     for number in range(FOLDER_PHOTOS):
         colour, depth = bench_photo(seed=number + 1)
-        path = folder / f"photo_{number:03d}.png"
-        cv2.imwrite(str(path), cv2.cvtColor(colour, cv2.COLOR_RGB2BGR))
+        path = folder / f"photo_{number:03d}{FORMATS[fmt]}"
+        path.write_bytes(encoded(colour, fmt))
         if with_depth:
-            cv2.imwrite(str(folder / f"photo_{number:03d}_depth.png"), depth)
+            (folder / f"photo_{number:03d}_depth.png").write_bytes(encoded(depth, "png"))
         files.append(path)
     return files
 
@@ -111,44 +124,45 @@ def timed_folder(predictor: Predictor, files: list[Path], repeats: int) -> float
 
 
 def run(model: str, repeats: int, threads: int, data: Path, params: dict) -> pd.DataFrame:
-    """The latency table (ms per face and ratio to torch batch 1)."""
+    """The latency table (ms per face or photo, per second, ratio to torch, target)."""
     import torch
 
     torch.set_num_threads(threads)
     loaded = resolve_model(model, data, params.get("preprocess"), params.get("serving"))
     settings = loaded.settings
-    onnx_path = export_onnx(loaded, Path(tempfile.mkdtemp(prefix="ferops-bench-")) / "m.onnx")
+    scratch = Path(tempfile.mkdtemp(prefix="ferops-bench-"))
+    onnx_path = export_onnx(loaded, scratch / "m.onnx")
     backends = {"torch": classifier_backend(loaded.classifier),
                 "onnx": onnx_backend(onnx_path, threads)}
+    with_depth = "depth" in settings.spec.inputs
     colour, depth = bench_photo()
-    folder = write_folder(Path(tempfile.mkdtemp(prefix="ferops-bench-photos-")),
-                          "depth" in settings.spec.inputs)
-    row = {"image": encode_png(colour)}
-    if "depth" in settings.spec.inputs:
-        row["depth"] = encode_png(depth)
     rows = []
     for runtime, backend in backends.items():
         predictor = Predictor(settings, backend)
         for batch in (1, 64):
             x = example_batch(settings, batch)
-            request = pd.DataFrame([row] * batch)
             seconds = timed(lambda x=x, b=backend: b(x), repeats)
-            rows.append({"runtime": runtime, "what": "model", "batch": batch,
+            rows.append({"runtime": runtime, "what": "model", "format": "", "batch": batch,
                          "ms_per_face": 1000 * seconds / batch})
-            n = max(1, repeats // (8 if batch > 1 else 1))
-            seconds = timed(lambda p=predictor, r=request: p.predict(r), n)
-            rows.append({"runtime": runtime, "what": "photo", "batch": batch,
-                         "ms_per_face": 1000 * seconds / batch})
-        seconds = timed_folder(predictor, folder, max(1, repeats // 25))
-        rows.append({"runtime": runtime, "what": "folder", "batch": CHUNK_FILES,
-                     "ms_per_face": 1000 * seconds / len(folder)})
+        for fmt in FORMATS:
+            row = {"image": encoded(colour, fmt)}
+            if with_depth:
+                row["depth"] = encoded(depth, "png")
+            for batch in (1, 64):
+                request = pd.DataFrame([row] * batch)
+                n = max(1, repeats // (8 if batch > 1 else 1))
+                seconds = timed(lambda p=predictor, r=request: p.predict(r), n)
+                rows.append({"runtime": runtime, "what": "photo", "format": fmt,
+                             "batch": batch, "ms_per_face": 1000 * seconds / batch})
+            folder = write_folder(scratch / fmt, fmt, with_depth)
+            seconds = timed_folder(predictor, folder, max(1, repeats // 25))
+            rows.append({"runtime": runtime, "what": "folder", "format": fmt,
+                         "batch": CHUNK_FILES, "ms_per_face": 1000 * seconds / len(folder)})
     table = pd.DataFrame(rows)
     table["per_second"] = 1000 / table["ms_per_face"]
-    for what in ("model", "photo", "folder"):
-        base = table.query("runtime == 'torch' and what == @what").sort_values("batch")[
-            "ms_per_face"]  # torch at its smallest batch (a folder has one, the chunk)
-        mask = table["what"] == what
-        table.loc[mask, "vs_torch"] = base.iloc[0] / table.loc[mask, "ms_per_face"]
+    base = (table[table["runtime"] == "torch"].sort_values("batch")
+            .groupby(["what", "format"])["ms_per_face"].first())  # torch, smallest batch
+    table["vs_torch"] = [base[(r.what, r.format)] / r.ms_per_face for r in table.itertuples()]
     table["target_ms"] = [
         TARGETS["model"] if (r.what == "model" and r.runtime == "onnx" and r.batch == 1)
         else TARGETS["photo"] if (r.what == "photo" and r.batch == 1)
