@@ -151,6 +151,9 @@ def onnx_backend(onnx_path: Path, threads: int = 0) -> Backend:
     if not onnx_path.is_file():
         raise DataError(f"{onnx_path}: ONNX model not found (run `ferops export onnx`)")
     options = ort.SessionOptions()
+    # Idle worker threads must sleep, not spin: in serving they share the cores with the
+    # decoding and face detection of the next photo.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
