@@ -207,11 +207,12 @@ def _stop_group(process: subprocess.Popen) -> None:
     process.wait(timeout=10)
 
 
-def mlflow_server_command(root: Path, port: int) -> list[str]:
-    """``mlflow server`` on a sqlite store with proxied artifacts under ``root``."""
+def mlflow_server_command(root: Path, port: int, backend: str | None = None) -> list[str]:
+    """``mlflow server`` on a sqlite store (or the ``backend`` database URL) with proxied
+    artifacts under ``root``."""
     return [
         sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
+        "--backend-store-uri", backend or f"sqlite:///{root / 'server.db'}",
         "--artifacts-destination", str(root / "server-artifacts"),
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
     ]
