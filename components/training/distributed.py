@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from components.errors import ConfigError
+
+TIMEOUT_ENV = "FEROPS_DIST_TIMEOUT_S"
+DEFAULT_TIMEOUT_S = 600
 
 
 @dataclass(frozen=True)
@@ -45,8 +51,25 @@ def init_distributed(backend: str | None = None) -> DistContext:
         return DistContext()
     if not dist.is_initialized():
         chosen = backend or ("nccl" if torch.cuda.is_available() else "gloo")
-        dist.init_process_group(backend=chosen)
+        dist.init_process_group(backend=chosen, timeout=collective_timeout())
     return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size())
+
+
+def collective_timeout() -> timedelta:
+    """How long a rank waits on its peers (``FEROPS_DIST_TIMEOUT_S``, default 600 s).
+
+    When a node dies, the survivors block in their next collective; this bounds how long
+    before they fail (and torchrun exits non-zero) so the job can be restarted with
+    ``--resume``. PyTorch's own default is 30 minutes.
+    """
+    raw = os.environ.get(TIMEOUT_ENV, str(DEFAULT_TIMEOUT_S))
+    try:
+        seconds = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{TIMEOUT_ENV}={raw!r}: expected seconds") from exc
+    if seconds <= 0:
+        raise ConfigError(f"{TIMEOUT_ENV}={raw!r}: must be > 0")
+    return timedelta(seconds=seconds)
 
 
 def current_context() -> DistContext:

@@ -82,3 +82,19 @@ def test_two_process_ddp_trains_and_writes_one_run_folder(tmp_path: Path) -> Non
     written = sorted(p.name for p in (tmp_path / "ddp" / "run").iterdir())
     assert {"checkpoint.pt", "model.pt", "metrics.json", "history.csv"} <= set(written)
     assert not [name for name in written if name.endswith(".tmp")]
+
+
+def test_collective_timeout_comes_from_the_environment_and_is_checked(monkeypatch) -> None:
+    from datetime import timedelta
+
+    from components.errors import ConfigError
+    from components.training.distributed import TIMEOUT_ENV, collective_timeout
+
+    monkeypatch.delenv(TIMEOUT_ENV, raising=False)
+    assert collective_timeout() == timedelta(seconds=600)
+    monkeypatch.setenv(TIMEOUT_ENV, "15")
+    assert collective_timeout() == timedelta(seconds=15)
+    for bad in ("soon", "0", "-3"):
+        monkeypatch.setenv(TIMEOUT_ENV, bad)
+        with pytest.raises(ConfigError, match=TIMEOUT_ENV):
+            collective_timeout()
