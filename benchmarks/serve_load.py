@@ -163,6 +163,19 @@ def model_inputs(model: str) -> tuple[str, ...]:
     return tuple((get_model_info(model).metadata or {}).get("inputs") or ("image",))
 
 
+def logged_commit(model: str) -> str:
+    """The commit of the run that logged ``model``: a served model runs the serving code it
+    was logged with, not the working tree's."""
+    from mlflow import MlflowClient
+    from mlflow.models import get_model_info
+
+    try:
+        run_id = get_model_info(model).run_id
+        return MlflowClient().get_run(run_id).data.tags.get("git_commit", "unknown")
+    except Exception:  # noqa: BLE001 - a model logged outside a run: say so, measure anyway
+        return "unknown"
+
+
 def valid_row(inputs: tuple[str, ...]) -> dict[str, Any]:
     """One 640x480 JPEG photo with a face (and its depth map when the model reads one)."""
     colour, depth = bench_photo()
@@ -260,7 +273,8 @@ def run_load(model: str, env: dict[str, str], *, requests: int, clients: int, bo
         * (1 + RSS_GROWTH_LIMIT),
         "still answering after the battery": load[-1]["ok"] == requests,
     }
-    return {"model": model, "inputs": list(inputs), "workers": workers, "load": load,
+    return {"model": model, "logged_at_commit": logged_commit(model), "inputs": list(inputs),
+            "workers": workers, "load": load,
             "battery": answers, "rss_before_mb": rss_before / 2**20,
             "rss_after_mb": rss_after / 2**20, "checks": checks}
 
@@ -270,7 +284,8 @@ def markdown(result: dict[str, Any], command: str, commit: str, facts: dict) -> 
     lines = ["# Serving under load and abuse", "", f"- command: `{command}`",
              f"- commit: `{commit}`",
              f"- machine: {facts['cpu']}, {facts['cpu_count']} cores",
-             f"- model: `{result['model']}` (reads {', '.join(result['inputs'])}), "
+             f"- model: `{result['model']}` (reads {', '.join(result['inputs'])}; it serves "
+             f"with the code logged at commit `{result['logged_at_commit']}`), "
              f"`mlflow models serve --workers {result['workers']}` on 127.0.0.1; "
              "640x480 JPEG photo with one face per request", "",
              "| clients | requests | ok | p50 ms | p95 ms | p99 ms | requests/s |",

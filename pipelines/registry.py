@@ -5,11 +5,14 @@
         [--report FILE] [--register] [--refused-ok]
     python -m pipelines.registry rollback --task image
     python -m pipelines.registry status [--task image]
+    python -m pipelines.registry reproduce --task image [--version N] [--tolerance 0]
 
 The store is ``MLFLOW_TRACKING_URI`` (a server in CI) or the project's ``mlflow.db``.
 ``promote`` prints a markdown report and exits 0 when promoted or unchanged, 3 when the gate
 refused (every task refused, when ``--task`` is omitted), 2 on errors; ``--refused-ok``
-makes a refusal exit 0 for the DVC stage, still printing the report.
+makes a refusal exit 0 for the DVC stage, still printing the report. ``reproduce`` rebuilds a
+version (the champion by default) from its lineage and exits 0 when the rebuilt model scores
+what was registered, 3 when it does not, 2 when the lineage is incomplete.
 """
 
 from __future__ import annotations
@@ -56,6 +59,15 @@ def _parser() -> argparse.ArgumentParser:
 
     stat = commands.add_parser("status", parents=[common], help="aliases and versions")
     stat.add_argument("--task")
+
+    again = commands.add_parser("reproduce", parents=[common],
+                                help="rebuild a version from its lineage and compare")
+    again.add_argument("--task", required=True)
+    again.add_argument("--version", help="version to rebuild (default: the champion)")
+    again.add_argument("--tolerance", type=float, default=0.0,
+                       help="largest accepted absolute difference per test metric "
+                       "(default 0: CPU runs with the default settings are deterministic)")
+    again.add_argument("--report", type=Path, help="also write the markdown report here")
     return parser
 
 
@@ -106,8 +118,24 @@ def _body(argv: Sequence[str] | None) -> int:
         result = rollback(client, args.task, load_policy(params))
         _emit(result.report, args.report)
         return 0
+    if args.command == "reproduce":
+        return _reproduce(args, client, load_policy(params))
     print(status_report(client, load_policy(params), args.task))
     return 0
+
+
+def _reproduce(args: argparse.Namespace, client, policy) -> int:
+    from components.tracking.store import project_root
+    from registry.reproduce import EXIT_INCOMPLETE, LineageIncomplete, reproduce
+
+    try:
+        outcome = reproduce(client, policy.model_name(args.task), args.version,
+                            project_root(), args.tolerance)
+    except LineageIncomplete as exc:
+        print(f"error: lineage incomplete: {exc}")
+        return EXIT_INCOMPLETE
+    _emit(outcome.report(), args.report)
+    return outcome.exit_code
 
 
 def _emit(report: str, path: Path | None) -> None:

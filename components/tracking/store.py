@@ -177,8 +177,37 @@ def configure_tracking(root: Path | None = None) -> str:
 
     uri = tracking_uri(root)
     check_artifact_root(uri)
+    create_sqlite_store(uri)
     mlflow.set_tracking_uri(uri)
     return uri
+
+
+def create_sqlite_store(uri: str) -> None:
+    """Create a missing local sqlite store whole, or not at all.
+
+    MLflow builds a new database with a long chain of schema migrations; a process killed
+    in the middle (a stage SIGKILLed, found by the fault-injection test) leaves a
+    half-migrated file on which every later command fails ("table ... already exists").
+    The schema is built in a private temporary file and hard-linked into place, which is
+    atomic and never replaces a store another process created meanwhile.
+    """
+    database = sqlite_path(uri)
+    if database is None or database.exists():
+        return
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    database.parent.mkdir(parents=True, exist_ok=True)
+    scratch = database.with_name(f".{database.name}.{os.getpid()}.tmp")
+    scratch.unlink(missing_ok=True)
+    try:
+        store = SqlAlchemyStore(f"sqlite:///{scratch}", str(database.parent / ARTIFACT_DIR))
+        store.engine.dispose()
+        try:
+            os.link(scratch, database)
+        except FileExistsError:
+            pass  # another process finished creating it first: use theirs
+    finally:
+        scratch.unlink(missing_ok=True)
 
 
 def check_artifact_root(uri: str) -> None:
