@@ -39,7 +39,7 @@ class Lineage:
 
     dataset: str  # source name(s), e.g. "synthetic" or "fer2013"
     digest: str  # manifest digest (sha1), or of the preprocessed ids/labels without one
-    source: str  # the file or folder the digest was computed from
+    source: str  # the file or folder the digest was computed from (project-relative)
     frame: pd.DataFrame  # the table behind the digest, for ``mlflow.data``
     dvc_md5: str | None = None
     stage_params: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -81,12 +81,22 @@ def collect_lineage(task_dir: Path, params: dict[str, Any], root: Path) -> Linea
     return Lineage(
         dataset=dataset_name(frame if manifest is not None else None, params, meta),
         digest=digest,
-        source=str(Path(source).resolve()),
+        source=project_relative(Path(source), Path(root)),
         frame=frame,
         dvc_md5=dvc_data_md5(Path(root) / "data.dvc"),
         stage_params=stage_params,
         validation_summary=summary if summary.is_file() else None,
     )
+
+
+def project_relative(path: Path, root: Path) -> str:
+    """``path`` relative to the project ``root`` when inside it (so a run's params name the
+    same file on every machine and in every checkout), else absolute."""
+    resolved = path.resolve()
+    try:
+        return resolved.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(resolved)
 
 
 def find_manifest(artifacts: Path) -> Path | None:
