@@ -36,6 +36,7 @@ STAGES: dict[str, str] = {
 # journals inside): their hashes must match the undisturbed run's.
 DETERMINISTIC = ("ingest", "validate", "augment", "preprocess")
 POLL_S = 0.02
+TIMINGS = "artifacts/timings/"
 
 
 def stage_processes(group: int) -> dict[str, float]:
@@ -83,9 +84,11 @@ def repro(root: Path, kill: tuple[str, float] | None = None) -> dict[str, float]
 
 
 def lock_hashes(root: Path) -> dict[str, dict[str, str]]:
-    """``{stage: {out path: md5}}`` from dvc.lock."""
+    """``{stage: {out path: md5}}`` from dvc.lock, without the timing reports (uncached
+    ``artifacts/timings/`` files: wall-clock figures differ between any two runs)."""
     lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
-    return {stage: {o["path"]: o.get("md5", "") for o in entry.get("outs", [])}
+    return {stage: {o["path"]: o.get("md5", "") for o in entry.get("outs", [])
+                    if not o["path"].startswith(TIMINGS)}
             for stage, entry in lock.items()}
 
 
