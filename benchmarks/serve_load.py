@@ -1,10 +1,11 @@
 """Serving under load and abuse: latency, throughput and memory of ``mlflow models serve``.
 
     python benchmarks/serve_load.py [--model URI] [--requests 200] [--clients 8]
-                                    [--body-mb 100] [--workers 1]
+                                    [--body-mb 100] [--workers 1 2]
 
 Starts the served model the README tells users to start (``mlflow models serve -m URI
---env-manager local``, on 127.0.0.1, the project's tracking store) and, in one run:
+--env-manager local --workers N``, on 127.0.0.1, the project's tracking store) once per
+``--workers`` count and, for each:
 
 1. sends ``--requests`` valid photo requests one after another, then the same number from
    ``--clients`` concurrent clients: p50 / p95 / p99 latency and requests per second;
@@ -279,31 +280,37 @@ def run_load(model: str, env: dict[str, str], *, requests: int, clients: int, bo
             "rss_after_mb": rss_after / 2**20, "checks": checks}
 
 
-def markdown(result: dict[str, Any], command: str, commit: str, facts: dict) -> list[str]:
-    """The results file for people."""
+def markdown(results: list[dict[str, Any]], command: str, commit: str, facts: dict
+             ) -> list[str]:
+    """The results file for people: one section per worker count."""
+    first = results[0]
     lines = ["# Serving under load and abuse", "", f"- command: `{command}`",
              f"- commit: `{commit}`",
              f"- machine: {facts['cpu']}, {facts['cpu_count']} cores",
-             f"- model: `{result['model']}` (reads {', '.join(result['inputs'])}; it serves "
-             f"with the code logged at commit `{result['logged_at_commit']}`), "
-             f"`mlflow models serve --workers {result['workers']}` on 127.0.0.1; "
-             "640x480 JPEG photo with one face per request", "",
-             "| clients | requests | ok | p50 ms | p95 ms | p99 ms | requests/s |",
-             "|---|---|---|---|---|---|---|"]
-    for row in result["load"]:
-        label = f"{row['clients']}" + (" (after the battery)" if row.get("after_battery")
-                                       else "")
-        lines.append(f"| {label} | {row['requests']} | {row['ok']} | {row['p50_ms']:.1f} | "
-                     f"{row['p95_ms']:.1f} | {row['p99_ms']:.1f} | "
-                     f"{row['requests_per_s']:.1f} |")
-    lines += ["", "| bad payload | status | message | ms |", "|---|---|---|---|"]
-    for row in result["battery"]:
-        message = row["message"].replace("|", "\\|")
-        lines.append(f"| {row['payload']} | {row['status']} | {message} | {row['ms']:.0f} |")
-    lines += ["", f"Server RSS (process tree): {result['rss_before_mb']:.0f} MB before the "
-              f"battery, {result['rss_after_mb']:.0f} MB after.", "",
-              "| check | met |", "|---|---|"]
-    lines += [f"| {name} | {'yes' if ok else 'NO'} |" for name, ok in result["checks"].items()]
+             f"- model: `{first['model']}` (reads {', '.join(first['inputs'])}; it serves "
+             f"with the code logged at commit `{first['logged_at_commit']}`), "
+             "`mlflow models serve` on 127.0.0.1; a 640x480 JPEG photo with one face per "
+             "request"]
+    for result in results:
+        lines += ["", f"## --workers {result['workers']}", "",
+                  "| clients | requests | ok | p50 ms | p95 ms | p99 ms | requests/s |",
+                  "|---|---|---|---|---|---|---|"]
+        for row in result["load"]:
+            label = f"{row['clients']}" + (" (after the battery)" if row.get("after_battery")
+                                           else "")
+            lines.append(f"| {label} | {row['requests']} | {row['ok']} | "
+                         f"{row['p50_ms']:.1f} | {row['p95_ms']:.1f} | {row['p99_ms']:.1f} | "
+                         f"{row['requests_per_s']:.1f} |")
+        lines += ["", "| bad payload | status | message | ms |", "|---|---|---|---|"]
+        for row in result["battery"]:
+            message = row["message"].replace("|", "\\|")
+            lines.append(f"| {row['payload']} | {row['status']} | {message} | "
+                         f"{row['ms']:.0f} |")
+        lines += ["", f"Server RSS (process tree): {result['rss_before_mb']:.0f} MB before "
+                  f"the battery, {result['rss_after_mb']:.0f} MB after.", "",
+                  "| check | met |", "|---|---|"]
+        lines += [f"| {name} | {'yes' if ok else 'NO'} |"
+                  for name, ok in result["checks"].items()]
     return lines
 
 
@@ -313,19 +320,21 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--body-mb", type=int, default=100)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
     from components.tracking.store import check_reachable, configure_tracking
 
     uri = configure_tracking()
     check_reachable(uri)
-    result = run_load(args.model, {"MLFLOW_TRACKING_URI": uri}, requests=args.requests,
-                      clients=args.clients, body_mb=args.body_mb, workers=args.workers)
+    results = [run_load(args.model, {"MLFLOW_TRACKING_URI": uri}, requests=args.requests,
+                        clients=args.clients, body_mb=args.body_mb, workers=workers)
+               for workers in args.workers]
     command = shlex.join(["python", "benchmarks/serve_load.py", *sys.argv[1:]])
     commit, facts = git_commit(REPO_ROOT), machine_facts()
-    publish("serve_load", {"command": command, "commit": commit, "machine": facts, **result},
-            markdown(result, command, commit, facts))
-    return 0 if all(result["checks"].values()) else 1
+    publish("serve_load", {"command": command, "commit": commit, "machine": facts,
+                           "runs": results},
+            markdown(results, command, commit, facts))
+    return 0 if all(all(r["checks"].values()) for r in results) else 1
 
 
 if __name__ == "__main__":

@@ -20,9 +20,12 @@ def test_the_bomb_is_refused_from_its_header_alone() -> None:
 
 
 def test_served_model_under_load_and_abuse_keeps_answering(trained, monkeypatch) -> None:
+    """Two server workers (``--workers 2``), three concurrent clients, the whole battery."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", trained.uri)
     result = run_load(trained.serving_uri("fusion_twostream"),
-                      {"MLFLOW_TRACKING_URI": trained.uri}, requests=6, clients=3, body_mb=8)
+                      {"MLFLOW_TRACKING_URI": trained.uri}, requests=6, clients=3, body_mb=8,
+                      workers=2)
+    assert result["workers"] == 2
     assert [row["ok"] for row in result["load"]] == [6, 6, 6]
     statuses = {row["payload"]: row["status"] for row in result["battery"]}
     assert all(400 <= status < 500 for status in statuses.values()), result["battery"]
