@@ -19,7 +19,7 @@ from components.training.distributed import TIMEOUT_ENV
 from tests.tracking.conftest import PARAMS, free_port, make_workspace
 
 REPO = Path(__file__).resolve().parents[2]
-EPOCHS = 6
+EPOCHS = 40  # so a kill after the first checkpoint lands mid-run, even on a busy machine
 
 
 def node_command(ws, out: Path, port: int, *extra: str) -> list[str]:
@@ -39,6 +39,18 @@ def start_nodes(ws, out: Path, *extra: str) -> list[subprocess.Popen]:
     return [subprocess.Popen(node_command(ws, out, port, *extra), cwd=REPO, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              start_new_session=True) for _ in range(2)]
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and every descendant (torchrun's workers leave its process group)."""
+    import psutil
+
+    root = psutil.Process(pid)
+    for proc in [*root.children(recursive=True), root]:
+        try:
+            proc.send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            continue
 
 
 def finish(nodes: list[subprocess.Popen]) -> None:
@@ -70,13 +82,13 @@ def test_two_nodes_train_and_a_killed_node_resumes_to_the_same_result(workspace)
     while not (broken / "checkpoint.pt").exists():  # an epoch finished and was saved
         assert time.monotonic() < deadline and nodes[0].poll() is None
         time.sleep(0.05)
-    os.killpg(nodes[1].pid, signal.SIGKILL)
+    kill_tree(nodes[1].pid)  # the node: its agent and the training worker it started
     nodes[1].wait()
     try:  # the survivor's training fails after FEROPS_DIST_TIMEOUT_S; its agent may then
         nodes[0].communicate(timeout=120)  # wait on the dead node's rendezvous store
         assert nodes[0].returncode != 0
     except subprocess.TimeoutExpired:  # as an operator would: bring the whole job down
-        os.killpg(nodes[0].pid, signal.SIGKILL)
+        kill_tree(nodes[0].pid)
         nodes[0].communicate()
     assert not (broken / "metrics.json").exists()  # nothing was written as finished
 
