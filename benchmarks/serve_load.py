@@ -1,11 +1,14 @@
 """Serving under load and abuse: latency, throughput and memory of ``mlflow models serve``.
 
-    python benchmarks/serve_load.py [--model URI] [--requests 200] [--clients 8]
-                                    [--body-mb 100] [--workers 1 2]
+    python benchmarks/serve_load.py [--model RUN_FOLDER|URI] [--data artifacts/preprocess]
+                                    [--requests 200] [--clients 8] [--body-mb 100]
+                                    [--workers 1 2]
 
-Starts the served model the README tells users to start (``mlflow models serve -m URI
---env-manager local --workers N``, on 127.0.0.1, the project's tracking store) once per
-``--workers`` count and, for each:
+Serves the model the way the README tells users to (``mlflow models serve -m URI
+--env-manager local --workers N`` on 127.0.0.1) once per ``--workers`` count. A training run
+folder (the default, ``artifacts/train/baseline_cnn``) is first saved as a serving model with
+this checkout's code, so the figures describe the code at the commit they name; an MLflow URI
+(``models:/ferops-image@champion``) serves with the code it was logged with. For each count:
 
 1. sends ``--requests`` valid photo requests one after another, then the same number from
    ``--clients`` concurrent clients: p50 / p95 / p99 latency and requests per second;
@@ -25,21 +28,15 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
 import shlex
-import signal
-import socket
 import struct
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,68 +47,37 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.predict_latency import bench_photo, encoded  # noqa: E402
 from benchmarks.report import git_commit, machine_facts, publish  # noqa: E402
+from components.config import load_params  # noqa: E402
+from components.serving.pyfunc import (  # noqa: E402
+    is_run_folder,
+    run_task_dir,
+    save_serving_model,
+)
+from components.serving.server import (  # noqa: E402
+    free_port,
+    model_server_command,
+    model_server_env,
+    running,
+)
 
-DEFAULT_MODEL = "models:/ferops-image@champion"
+DEFAULT_MODEL = "artifacts/train/baseline_cnn"
+DEFAULT_DATA = Path("artifacts/preprocess")
 RSS_GROWTH_LIMIT = 0.10
-START_TIMEOUT_S = 180.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def servable(model: str, data: Path, scratch: Path) -> tuple[str, str]:
+    """What to serve for ``model`` and the commit of the serving code it will run.
 
-
-@contextmanager
-def served(model: str, env: dict[str, str], log: Path, workers: int = 1) -> Iterator[
-        tuple[str, int]]:
-    """``mlflow models serve`` of ``model`` on a free local port; yields (url, pid) once
-    ``/health`` answers, and stops the whole process group afterwards."""
-    port = free_port()
-    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model,
-               "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port),
-               "--workers", str(workers)]
-    # MLflow starts uvicorn by name: the interpreter's bin folder must be on PATH.
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    full_env = {**os.environ, "PATH": path, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-                **env}
-    with log.open("w") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT,
-                                   env=full_env, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, process, log)
-        yield url, process.pid
-    finally:
-        stop_group(process)
-
-
-def wait_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
-    """Poll ``/health`` until it answers; raise with the server's log when it never does."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.5)
-    raise RuntimeError(f"the served model did not start:\n{log.read_text()[-3000:]}")
-
-
-def stop_group(process: subprocess.Popen) -> None:
-    """SIGTERM the server's process group (uvicorn workers are children), then SIGKILL."""
-    for sig, wait_s in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(process.pid, sig)
-            process.wait(timeout=wait_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-        except ProcessLookupError:
-            return
+    A training run folder is saved as a serving model with this checkout's code; an MLflow
+    URI serves with the code it was logged with (named by its run's ``git_commit`` tag).
+    """
+    if is_run_folder(Path(model)):
+        params = load_params(REPO_ROOT / "params.yaml")
+        saved = save_serving_model(Path(model), run_task_dir(Path(model), data),
+                                   params.get("preprocess"), params.get("serving"),
+                                   scratch / "model")
+        return str(saved), git_commit(REPO_ROOT)
+    return model, logged_commit(model)
 
 
 def tree_rss(pid: int) -> int:
@@ -242,15 +208,18 @@ def latency(url: str, body: bytes, count: int, clients: int) -> dict[str, Any]:
 
 
 def run_load(model: str, env: dict[str, str], *, requests: int, clients: int, body_mb: int,
-             workers: int = 1) -> dict[str, Any]:
+             workers: int = 1, data: Path = DEFAULT_DATA) -> dict[str, Any]:
     """The whole measurement (see module doc); returns everything measured."""
-    inputs = model_inputs(model)
-    good = request_body([valid_row(inputs)])
     scratch = Path(tempfile.mkdtemp(prefix="ferops-serve-load-"))
+    served, serving_commit = servable(model, data, scratch)
+    inputs = model_inputs(served)
+    good = request_body([valid_row(inputs)])
     existing = scratch / "secret.png"
     existing.write_bytes(encoded(bench_photo()[0], "png"))
     bad = battery(inputs, body_mb, str(existing))
-    with served(model, env, scratch / "serve.log", workers) as (url, pid):
+    port = free_port()
+    with running(model_server_command(served, port, workers), port, scratch / "serve.log",
+                 {**model_server_env(), **env}) as (url, pid):
         post(url, good)  # warm-up: the first request loads lazily-built parts
         load = [latency(url, good, requests, 1), latency(url, good, requests, clients)]
         rss_before = tree_rss(pid)
@@ -274,7 +243,7 @@ def run_load(model: str, env: dict[str, str], *, requests: int, clients: int, bo
         * (1 + RSS_GROWTH_LIMIT),
         "still answering after the battery": load[-1]["ok"] == requests,
     }
-    return {"model": model, "logged_at_commit": logged_commit(model), "inputs": list(inputs),
+    return {"model": model, "serving_code_commit": serving_commit, "inputs": list(inputs),
             "workers": workers, "load": load,
             "battery": answers, "rss_before_mb": rss_before / 2**20,
             "rss_after_mb": rss_after / 2**20, "checks": checks}
@@ -288,7 +257,7 @@ def markdown(results: list[dict[str, Any]], command: str, commit: str, facts: di
              f"- commit: `{commit}`",
              f"- machine: {facts['cpu']}, {facts['cpu_count']} cores",
              f"- model: `{first['model']}` (reads {', '.join(first['inputs'])}; it serves "
-             f"with the code logged at commit `{first['logged_at_commit']}`), "
+             f"with the code of commit `{first['serving_code_commit']}`), "
              "`mlflow models serve` on 127.0.0.1; a 640x480 JPEG photo with one face per "
              "request"]
     for result in results:
@@ -316,7 +285,11 @@ def markdown(results: list[dict[str, Any]], command: str, commit: str, facts: di
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help="training run folder (served with this checkout's code) or "
+                             "MLflow model URI (default: %(default)s)")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                        help="preprocessed data of a run folder (default: %(default)s)")
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--body-mb", type=int, default=100)
@@ -327,7 +300,8 @@ def main() -> int:
     uri = configure_tracking()
     check_reachable(uri)
     results = [run_load(args.model, {"MLFLOW_TRACKING_URI": uri}, requests=args.requests,
-                        clients=args.clients, body_mb=args.body_mb, workers=workers)
+                        clients=args.clients, body_mb=args.body_mb, workers=workers,
+                        data=args.data)
                for workers in args.workers]
     command = shlex.join(["python", "benchmarks/serve_load.py", *sys.argv[1:]])
     commit, facts = git_commit(REPO_ROOT), machine_facts()

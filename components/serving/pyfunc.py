@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,22 @@ class RequestRefused(MlflowException):
         """Ignored: the scoring server's prefix would echo the request."""
 
 
+def release_request_memory_to_the_os() -> None:
+    """Allocate Arrow buffers with the C library's malloc instead of Arrow's own pool.
+
+    pandas 3 stores text columns in Arrow buffers, so a request's base64 images live in
+    Arrow's default pool (mimalloc), which keeps freed memory for reuse: one 100 MB request
+    left the server about 100 MB larger for good (``benchmarks/serve_load.py``). With the
+    system pool the memory goes back when the request is done. Process-wide, which is what
+    a server that loads one model wants.
+    """
+    try:
+        import pyarrow
+    except ImportError:  # pandas without Arrow strings: nothing to change
+        return
+    pyarrow.set_memory_pool(pyarrow.system_memory_pool())
+
+
 class FaceExpressionModel(mlflow.pyfunc.PythonModel):
     """Raw photos (or RGB-D pairs, or frame lists) in; one row per detected face out.
 
@@ -121,6 +138,7 @@ class FaceExpressionModel(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         """Read ``serving.json`` and rebuild the network once per load."""
+        release_request_memory_to_the_os()
         settings = read_settings(Path(context.artifacts[SETTINGS_ARTIFACT]))
         self.loaded = load_model_file(Path(context.artifacts[MODEL_ARTIFACT]), settings)
         self.predictor = self.loaded.predictor()
@@ -160,17 +178,17 @@ def signature(settings: ServingSettings) -> Any:
     from mlflow.types import ColSpec, Schema
     from mlflow.types.schema import Array
 
-    if settings.is_video:
-        inputs = [ColSpec(Array("string"), "frames")]
-    else:
-        # depth stays optional even for RGB-D models: the model's own 400 names the fix.
-        # eyes / eyes2d: optional "lx,ly,rx,ry" text (Python callers may pass lists).
-        inputs = [ColSpec("string", "image"),
-                  ColSpec("string", "depth", required=False),
-                  ColSpec("string", "color2d", required=False),
-                  ColSpec("string", "eyes", required=False),
-                  ColSpec("string", "eyes2d", required=False)]
-    inputs.append(ColSpec("boolean", "crop", required=False))
+    # One request schema for every model, each column optional, even the one the model
+    # needs: MLflow's own schema check answers a missing column with a 400 that echoes the
+    # whole request (pandas repr) before the reason, and drops columns the schema does not
+    # list, so a clip sent to a photo model would arrive empty. The model's own 400 then
+    # names the fix ("model c3d_ecstfl scores video clips: ... column 'frames'") and nothing
+    # else; the MLmodel metadata ``inputs`` says which columns a model reads.
+    # eyes / eyes2d: optional "lx,ly,rx,ry" text (Python callers may pass lists).
+    inputs = [ColSpec("string", name, required=False)
+              for name in ("image", "depth", "color2d", "eyes", "eyes2d")]
+    inputs += [ColSpec(Array("string"), "frames", required=False),
+               ColSpec("boolean", "crop", required=False)]
     outputs = [ColSpec("long", c) for c in ("input", "face", "x", "y", "w", "h")]
     outputs += [ColSpec("string", "label"), ColSpec("double", "probability"),
                 ColSpec("boolean", "low_confidence"),
@@ -261,31 +279,51 @@ def log_serving_model(run_dir: Path, task_dir: Path, preprocess_values: dict[str
     Raises:
         DataError / ConfigError: see :func:`trained_settings`.
     """
+    settings = trained_settings(run_dir, task_dir, preprocess_values, serving_values)
+    # The contract also stays beside the trained model: the registry's model card reads it.
+    settings.write(Path(run_dir) / SETTINGS_FILE)
+    with _serving_model_parts(run_dir, task_dir, settings) as parts, _quiet_warnings():
+        info = mlflow.pyfunc.log_model(name=SERVING_NAME, **parts)
+    return f"runs:/{info.run_id}/{SERVING_NAME}"
+
+
+def save_serving_model(run_dir: Path, task_dir: Path, preprocess_values: dict[str, Any] | None,
+                       serving_values: dict[str, Any] | None, path: Path) -> Path:
+    """Write the serving model of ``run_dir`` to the new folder ``path``, no tracking store
+    needed: what ``mlflow models serve -m <path>`` serves, with the code of this checkout
+    (a registered version serves with the code it was logged with).
+
+    Raises:
+        DataError / ConfigError: see :func:`trained_settings`.
+    """
+    settings = trained_settings(run_dir, task_dir, preprocess_values, serving_values)
+    with _serving_model_parts(run_dir, task_dir, settings) as parts, _quiet_warnings():
+        mlflow.pyfunc.save_model(path=str(path), **parts)
+    return Path(path)
+
+
+@contextlib.contextmanager
+def _serving_model_parts(run_dir: Path, task_dir: Path, settings: ServingSettings
+                         ) -> Iterator[dict[str, Any]]:
+    """The pyfunc model's parts, for logging and saving alike (the settings file lives in a
+    temporary folder until MLflow has copied it)."""
     import tempfile
 
     from components.models.contract import pinned_requirements
 
-    settings = trained_settings(run_dir, task_dir, preprocess_values, serving_values)
-    # The contract also stays beside the trained model: the registry's model card reads it.
-    settings.write(Path(run_dir) / SETTINGS_FILE)
     example = example_request(task_dir, settings)
     with tempfile.TemporaryDirectory() as tmp:
         settings_path = settings.write(Path(tmp) / SETTINGS_FILE)
-        with _quiet_warnings():
-            info = mlflow.pyfunc.log_model(
-                name=SERVING_NAME,
-                python_model=FaceExpressionModel(),
-                artifacts={MODEL_ARTIFACT: str(model_file(run_dir)),
-                           SETTINGS_ARTIFACT: str(settings_path)},
-                code_paths=[str(CODE_DIR)],
-                pip_requirements=pinned_requirements(SERVING_REQUIREMENTS),
-                signature=signature(settings),
-                input_example=example,
-                metadata={"arch": settings.spec.arch, "task": settings.spec.task,
-                          "classes": settings.classes, "inputs": list(settings.spec.inputs),
-                          "output": "faces"},
-            )
-    return f"runs:/{info.run_id}/{SERVING_NAME}"
+        yield {"python_model": FaceExpressionModel(),
+               "artifacts": {MODEL_ARTIFACT: str(model_file(run_dir)),
+                             SETTINGS_ARTIFACT: str(settings_path)},
+               "code_paths": [str(CODE_DIR)],
+               "pip_requirements": pinned_requirements(SERVING_REQUIREMENTS),
+               "signature": signature(settings),
+               "input_example": example,
+               "metadata": {"arch": settings.spec.arch, "task": settings.spec.task,
+                            "classes": settings.classes, "inputs": list(settings.spec.inputs),
+                            "output": "faces"}}
 
 
 @contextlib.contextmanager
@@ -316,6 +354,27 @@ def load_serving(uri: str) -> FaceExpressionModel:
     return inner
 
 
+def is_run_folder(path: Path) -> bool:
+    """Whether ``path`` is a training run folder (``artifacts/train/<arch>``)."""
+    return Path(path).is_dir() and any((Path(path) / n).is_file()
+                                       for n in (TORCH_FILE, ESTIMATOR_FILE))
+
+
+def run_task_dir(run_dir: Path, data_dir: Path | None) -> Path:
+    """The preprocessed task folder (under ``data_dir``) a training run folder was fit on.
+
+    Raises:
+        DataError: no ``data_dir`` given (it fixes the input size).
+    """
+    from components.training.data import task_folder
+
+    if data_dir is None:
+        raise DataError(f"{run_dir}: a training run folder needs the preprocessed data "
+                        "folder (--data) for its input size")
+    spec, _ = load_trained(Path(run_dir))
+    return Path(data_dir) / task_folder(spec.task)
+
+
 def resolve_model(model: str, data_dir: Path | None = None,
                   preprocess_values: dict[str, Any] | None = None,
                   serving_values: dict[str, Any] | None = None) -> LoadedModel:
@@ -326,15 +385,9 @@ def resolve_model(model: str, data_dir: Path | None = None,
     Raises:
         DataError: nothing loadable at ``model``.
     """
-    from components.training.data import task_folder
-
     folder = Path(model)
-    if folder.is_dir() and any((folder / n).is_file() for n in (TORCH_FILE, ESTIMATOR_FILE)):
-        spec, _ = load_trained(folder)
-        if data_dir is None:
-            raise DataError(f"{folder}: a training run folder needs the preprocessed data "
-                            "folder (--data) for its input size")
-        task_dir = Path(data_dir) / task_folder(spec.task)
+    if is_run_folder(folder):
+        task_dir = run_task_dir(folder, data_dir)
         settings = trained_settings(folder, task_dir, preprocess_values, serving_values)
         return load_model_file(model_file(folder), settings)
     inner = load_serving(model)

@@ -139,3 +139,34 @@ def test_base64_with_slashes_longer_than_a_file_name_is_not_taken_for_a_path() -
     longest_part = max(len(part) for part in text.split("/"))
     assert "/" in text and longest_part > 255  # the OS would refuse it as a path name
     assert image_bytes(text, "image", ServingConfig())[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_run_folder_saved_as_serving_model_answers_like_the_logged_one(store, photo,
+                                                                         tmp_path):
+    """``save_serving_model`` (the load benchmark serves a run folder with the checkout's
+    code) gives the model the train stage logged; loading it puts Arrow on the system
+    allocator, so a large request's memory goes back to the OS."""
+    import pyarrow
+
+    from components.serving.pyfunc import (
+        is_run_folder,
+        run_task_dir,
+        save_serving_model,
+    )
+
+    ws = store.workspace
+    run_dir = ws.out("baseline_cnn")
+    assert is_run_folder(run_dir) and not is_run_folder(ws.task_dir)
+    pyarrow.set_memory_pool(pyarrow.mimalloc_memory_pool())
+    saved = save_serving_model(run_dir, run_task_dir(run_dir, ws.data), {}, {},
+                               tmp_path / "model")
+    model = mlflow.pyfunc.load_model(str(saved))
+    assert pyarrow.default_memory_pool().backend_name == "system"
+    logged = mlflow.pyfunc.load_model(store.serving_uri("baseline_cnn"))
+    request = pd.DataFrame({"image": [photo.b64()]})
+    np.testing.assert_allclose(probabilities(model.predict(request)),
+                               probabilities(logged.predict(request)), atol=1e-6)
+    # Every request column optional: the model, not MLflow's echoing check, refuses.
+    schema = model.metadata.get_input_schema()
+    assert {c.name for c in schema.inputs} >= {"image", "depth", "frames", "crop"}
+    assert not any(c.required for c in schema.inputs)

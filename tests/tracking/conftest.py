@@ -3,14 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +16,8 @@ import pytest
 import yaml
 
 from components.data.manifest import MANIFEST_SCHEMA, write_manifest
+from components.serving import server
+from components.serving.server import free_port  # noqa: F401 - the tests' port helper
 from components.tracking.store import run_record_path
 from pipelines import train as train_module
 from tests.synthetic_task import make_synthetic_task
@@ -152,59 +147,12 @@ def study_store(study: Study) -> Iterator[Study]:
         yield study
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
-    """Poll ``<url>/health`` until it answers 200; fail with the server log otherwise."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"{url}/health did not answer in {timeout:.0f} s:\n{log.read_text()[-3000:]}")
-
-
 @contextmanager
 def running(command: list[str], port: int, log: Path, env: dict[str, str] | None = None
             ) -> Iterator[str]:
     """Start a server process (own session), wait for /health, stop its whole group after."""
-    full_env = {**os.environ, **SERVER_ENV, **(env or {})}
-    with log.open("w") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=full_env,
-                                   start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, process, log)
+    with server.running(command, port, log, {**SERVER_ENV, **(env or {})}) as (url, _pid):
         yield url
-    finally:
-        _stop_group(process)
-
-
-def _stop_group(process: subprocess.Popen) -> None:
-    """SIGTERM the server's process group (uvicorn runs as a child), SIGKILL what lingers."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        pass
-    except ProcessLookupError:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGKILL)  # children that outlived the group leader
-    except ProcessLookupError:
-        pass
-    process.wait(timeout=10)
 
 
 def mlflow_server_command(root: Path, port: int, backend: str | None = None) -> list[str]:
