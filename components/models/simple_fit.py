@@ -27,7 +27,7 @@ def in_eval_mode(model: nn.Module) -> nn.Module:
     return model
 
 
-@torch.no_grad()
+@torch.inference_mode()  # lighter than no_grad: the outputs leave as numpy arrays
 def predict_proba(model: nn.Module, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Softmax of ``model`` over ``x`` in batches, in eval mode; returns float64 (N, C)."""
     in_eval_mode(model)
