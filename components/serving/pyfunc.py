@@ -108,7 +108,7 @@ def release_request_memory_to_the_os() -> None:
     """Allocate Arrow buffers with the C library's malloc instead of Arrow's own pool.
 
     pandas 3 stores text columns in Arrow buffers, so a request's base64 images live in
-    Arrow's default pool (mimalloc), which keeps freed memory for reuse: one 100 MB request
+    Arrow's own pool (mimalloc or jemalloc), which keeps freed memory for reuse: one 100 MB request
     left the server about 100 MB larger for good (``benchmarks/serve_load.py``). With the
     system pool the memory goes back when the request is done. Process-wide, which is what
     a server that loads one model wants.
