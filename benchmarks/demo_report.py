@@ -51,8 +51,20 @@ def scores(flat: dict[str, float]) -> dict[str, dict[str, dict[str, float]]]:
 
 
 def registry_outcomes(report: str) -> dict[str, str]:
-    """``registered model -> outcome line`` from the promote stage's report."""
-    return dict(re.findall(r"^## (\S+): (.+)$", report, flags=re.M))
+    """``registered model -> outcome line`` from the promote stage's report, with the
+    champion the task has afterwards (a re-run that rebuilds the champion's exact model is
+    refused, and the task keeps its champion)."""
+    outcomes = {}
+    for section in re.split(r"^(?=## )", report, flags=re.M):
+        heading = re.match(r"## (\S+): (.+)$", section, flags=re.M)
+        if heading is None:
+            continue
+        champion = re.search(r"· champion (\S+) ·", section)
+        after = "" if champion is None else (
+            "; no champion" if champion.group(1) == "none"
+            else f"; champion {champion.group(1)}")
+        outcomes[heading.group(1)] = heading.group(2) + after
+    return outcomes
 
 
 def targets(by_arch: dict[str, dict[str, dict[str, float]]]) -> list[tuple[str, bool, str]]:
