@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -23,7 +25,7 @@ import pytest
 from components.data.io import write_image
 from components.recipes import write_params
 from components.tracking.store import run_record_path
-from pipelines import augment, cli, ingest, preprocess, train, validate
+from pipelines import cli
 from tests.conftest import REPO_ROOT
 from tests.tracking.conftest import DVC_MD5
 
@@ -76,12 +78,13 @@ def test_evaluate_on_exported_private_test_matches_the_logged_accuracy(
         f"ingest.path={tmp_path / 'fer2013.csv.gz'}", "ingest.ferplus=null",
         "train.budget_minutes=null", "train.epochs=1", "train.track=true",
         "train.progress=false", "train.use_tuned=false", "validate.min_samples_per_class=0"])
-    stage_args = ["--params", str(params)]
-    assert ingest.main(stage_args) == 0
-    assert validate.main(stage_args) == 0
-    assert augment.main(stage_args) == 0
-    assert preprocess.main(stage_args) == 0
-    assert train.main([*stage_args, "--arch", "baseline_cnn"]) == 0
+    # Each stage in its own process, as DVC runs them (a stage's process pool must not be
+    # forked from the test process, whose earlier tests left threads running).
+    for stage, extra in (("ingest", []), ("validate", []), ("augment", []),
+                         ("preprocess", []), ("train", ["--arch", "baseline_cnn"])):
+        done = subprocess.run([sys.executable, "-m", f"pipelines.{stage}", "--params",
+                               str(params), *extra], capture_output=True, text=True)
+        assert done.returncode == 0, f"{stage}:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
     record = json.loads(run_record_path(Path("artifacts/train/baseline_cnn")).read_text())
     logged = mlflow.get_run(record["run_id"]).data.metrics
     n_test = len(np.load("artifacts/preprocess/image/test/ids.npy"))
