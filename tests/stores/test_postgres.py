@@ -48,27 +48,30 @@ from tests.tuning.conftest import (  # noqa: F401 - data_dir is a fixture used b
 )
 
 
-def _wait_for_a_running_epoch(url: str, worker, deadline_s: float = 120) -> None:
-    """Poll the study until a RUNNING trial has reported an epoch."""
+def _wait_for_a_running_epoch(url: str, worker, epochs: int, deadline_s: float = 120) -> int:
+    """Poll the study until a RUNNING trial has reported an epoch with at least two of its
+    ``epochs`` still to go (so a kill right after lands mid-trial); returns its number."""
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
         assert worker.poll() is None, worker.communicate()[0][-3000:]
         names = optuna.get_all_study_names(url)
         if names:
-            trials = optuna.load_study(study_name=names[0], storage=url).trials
-            if any(t.state == TrialState.RUNNING and t.intermediate_values for t in trials):
-                return
-        time.sleep(0.1)
+            for trial in optuna.load_study(study_name=names[0], storage=url).trials:
+                if (trial.state == TrialState.RUNNING
+                        and 0 < len(trial.intermediate_values) <= epochs - 2):
+                    return trial.number
+        time.sleep(0.05)
     raise AssertionError("no trial reported an epoch")
 
 
 def test_a_postgresql_study_shared_by_three_workers_survives_a_killed_one(
         postgres: Postgres, data_dir: Path, tmp_path: Path) -> None:  # noqa: F811
     url = postgres.create_database("optuna_workers")
-    params = write_params(tmp_path, make_params(n_trials=2, epochs=6, heartbeat_interval=1))
+    epochs = 6
+    params = write_params(tmp_path, make_params(n_trials=2, epochs=epochs, heartbeat_interval=1))
     env = subprocess_env(tmp_path, OPTUNA_STORAGE=url)
     doomed = run_worker(tune_command(params, data_dir, tmp_path / "out0"), env, tmp_path)
-    _wait_for_a_running_epoch(url, doomed)
+    killed = _wait_for_a_running_epoch(url, doomed, epochs)
     doomed.send_signal(signal.SIGKILL)
     doomed.wait()
     time.sleep(2.5)  # past the heartbeat grace period (2 x 1 s): the trial is stale
@@ -80,8 +83,10 @@ def test_a_postgresql_study_shared_by_three_workers_survives_a_killed_one(
     (name,) = optuna.get_all_study_names(url)
     trials = optuna.load_study(study_name=name, storage=url).trials
     states = [t.state for t in trials]
-    assert states[0] == TrialState.FAIL  # the killed worker's trial
-    assert states.count(TrialState.COMPLETE) == 4 and states.count(TrialState.RUNNING) == 0
+    assert states[killed] == TrialState.FAIL  # the trial running when its worker died
+    # the survivors' four, plus the doomed worker's first when it died in its second
+    assert states.count(TrialState.COMPLETE) == 4 + killed
+    assert states.count(TrialState.RUNNING) == 0
     assert len({t.params["lr"] for t in trials}) == len(trials)  # no draw repeated
 
 
