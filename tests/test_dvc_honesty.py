@@ -49,7 +49,7 @@ READS: dict[str, list[str]] = {
     "train@baseline_cnn": ["artifacts/preprocess", "artifacts/tune/baseline_cnn",
                            "artifacts/augment/manifest.parquet",
                            "artifacts/augment/report.json", "artifacts/validate/summary.md",
-                           "data", "params:train.lr", "params:preprocess.eyes",
+                           "artifacts/ingest", "params:train.lr", "params:preprocess.eyes",
                            "params:serving.max_faces", "params:ingest.source",
                            "params:recipe"],
     "evaluate": ["artifacts/preprocess", "artifacts/train", "artifacts/augment/manifest.parquet",

@@ -18,12 +18,10 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
@@ -40,6 +38,7 @@ from components.data.manifest import (
     manifest_digest,
 )
 from components.errors import DataError
+from components.pool import process_pool
 
 TWIN_SUFFIX: str = "__occ"
 TWIN_SPLITS: tuple[str, ...] = ("train", "val")
@@ -194,7 +193,6 @@ _WORKER_CONTEXT: Context | None = None
 def _init_worker(context: Context) -> None:
     global _WORKER_CONTEXT
     _WORKER_CONTEXT = context
-    cv2.setNumThreads(1)  # the pool already uses every core
 
 
 def _run_chunk(chunk: list[tuple[dict[str, Any], Task]]) -> list[dict[str, Any]]:
@@ -216,7 +214,7 @@ def _run(
             return results
         size = max(1, math.ceil(len(items) / (workers * 8)))
         chunks = [items[i : i + size] for i in range(0, len(items), size)]
-        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(context,)) as pool:
+        with process_pool(workers, _init_worker, (context,)) as pool:
             for done in pool.map(_run_chunk, chunks):
                 results.extend(done)
                 bar.update(len(done))

@@ -26,7 +26,6 @@ import logging
 import shutil
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -41,6 +40,7 @@ from components.data import synth_render as render
 from components.data.io import write_image
 from components.data.labels import CANONICAL_LABELS, canonical_label
 from components.errors import DataError
+from components.pool import process_pool
 
 log = logging.getLogger(__name__)
 
@@ -382,7 +382,7 @@ def _render_all(cfg: SyntheticConfig, staging: Path,
     rows: list[dict] = []
     try:
         if cfg.workers > 1:
-            with ProcessPoolExecutor(max_workers=cfg.workers) as pool:
+            with process_pool(cfg.workers) as pool:
                 for row in pool.map(work, jobs, chunksize=4):
                     rows.append(row)
                     bar.update()

@@ -9,17 +9,15 @@ manifest order whatever the worker count, and the same inputs give byte-identica
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
@@ -27,6 +25,7 @@ from tqdm import tqdm
 from components.data.labels import label_index
 from components.data.manifest import SPLITS
 from components.errors import DataError
+from components.pool import process_pool
 from components.preprocess.config import PreprocessConfig
 from components.preprocess.outputs import ArraySink
 from components.preprocess.process import STILL_MODALITIES, ChunkResult, TaskPlan, process_chunk
@@ -194,19 +193,11 @@ def manifest_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return subset.to_dict("records")
 
 
-def _worker_init() -> None:
-    """One OpenCV thread per worker: the pool already uses every core, more would thrash."""
-    cv2.setNumThreads(1)
-
-
 def open_executor(workers: int) -> Executor | None:
     """A process pool for more than one worker; None runs inline (no pickling overhead)."""
     if workers <= 1:
         return None
-    # Fresh interpreters, not fork: a child forked while OpenCV's thread pool holds a lock
-    # can deadlock inside cv2 (seen with pytest after earlier cv2 calls in the parent).
-    context = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init)
+    return process_pool(workers)
 
 
 def class_names(frame: pd.DataFrame) -> list[str]:

@@ -4,7 +4,8 @@ A tracked run must say which data it saw, so a later reader can tell two runs on
 data apart even when their metrics look alike. The lineage is read from what the earlier
 stages left behind, next to the preprocessed arrays (``artifacts/<stage>/...``):
 
-* ``data.dvc`` at the project root: the md5 DVC computed for the raw ``data/`` folder;
+* ``ingest/summary.json``: the md5 DVC computed for the raw ``data/`` folder (``data.dvc``),
+  as the ingest stage recorded it;
 * the newest manifest (``augment`` > ``validate`` > ``ingest``): its digest identifies the
   samples, splits and labels; without one, the preprocessed ids and labels stand in;
 * ``meta.json`` of the task (preprocess params) and ``augment/report.json`` (augment params);
@@ -22,9 +23,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from components.data.manifest import manifest_digest, read_manifest
+from components.data.version import ingested_data_md5
 from components.errors import DataError
 
 # Manifests in pipeline order, newest first: the first one found is what preprocess read.
@@ -53,13 +54,13 @@ def collect_lineage(task_dir: Path, params: dict[str, Any], root: Path) -> Linea
         task_dir: the preprocessed task folder the run reads.
         params: the whole params mapping (``ingest.source`` names the dataset when no
             manifest says it).
-        root: the project root, where ``data.dvc`` lives.
+        root: the project root (the run's source path is recorded relative to it).
 
     Returns:
         The :class:`Lineage`; parts whose files are absent are None or empty.
 
     Raises:
-        DataError: a manifest or ``data.dvc`` exists but cannot be read.
+        DataError: a manifest or the ingest summary exists but cannot be read.
     """
     task_dir = Path(task_dir)
     artifacts = task_dir.parent.parent
@@ -83,7 +84,7 @@ def collect_lineage(task_dir: Path, params: dict[str, Any], root: Path) -> Linea
         digest=digest,
         source=project_relative(Path(source), Path(root)),
         frame=frame,
-        dvc_md5=dvc_data_md5(Path(root) / "data.dvc"),
+        dvc_md5=ingested_data_md5(artifacts / "ingest"),
         stage_params=stage_params,
         validation_summary=summary if summary.is_file() else None,
     )
@@ -163,24 +164,6 @@ def dataset_name(
     if meta.get("synthetic"):
         return "synthetic"
     return "unknown"
-
-
-def dvc_data_md5(path: Path) -> str | None:
-    """The md5 DVC recorded for the raw data (``outs[0].md5`` of ``data.dvc``), if tracked.
-
-    Raises:
-        DataError: the file exists but is not a DVC file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        return None
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-        outs = data.get("outs") or []
-        md5 = outs[0].get("md5") if outs else None
-    except (yaml.YAMLError, AttributeError, TypeError) as exc:
-        raise DataError(f"{path}: not a readable DVC file ({exc})") from exc
-    return str(md5) if md5 else None
 
 
 def git_commit(root: Path) -> str | None:

@@ -335,3 +335,22 @@ def test_cli_error_is_one_line_and_data_untouched(tmp_path: Path) -> None:
 
 def test_every_canonical_label_has_itself_as_alias() -> None:
     assert all(canonical_label(name) == name for name in CANONICAL_LABELS)
+
+
+def test_ingest_summary_names_the_raw_data_version(tmp_path: Path) -> None:
+    """Training's lineage reads data.dvc's md5 from ingest's summary (a declared dependency
+    of the train stages), so the summary must carry it, and None when data is untracked."""
+    from components.data.version import ingested_data_md5
+    from pipelines.ingest import run_ingest
+
+    root = _rgbd(tmp_path / "rgbd")
+    dvc_file = tmp_path / "data.dvc"
+    dvc_file.write_text("outs:\n- md5: 0123abcd.dir\n  size: 10\n  nfiles: 2\n  path: data\n")
+    run_ingest(IngestConfig(source="rgbd_folder", path=str(root)), tmp_path / "a", dvc_file)
+    assert ingested_data_md5(tmp_path / "a") == "0123abcd.dir"
+    run_ingest(IngestConfig(source="rgbd_folder", path=str(root)), tmp_path / "b",
+               tmp_path / "absent.dvc")
+    assert ingested_data_md5(tmp_path / "b") is None
+    (tmp_path / "b" / "summary.json").write_text("{not json")
+    with pytest.raises(DataError, match="ingest summary"):
+        ingested_data_md5(tmp_path / "b")

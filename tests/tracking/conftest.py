@@ -39,7 +39,8 @@ SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 @dataclass
 class Workspace:
-    """A project folder with preprocessed arrays, upstream stage outputs and data.dvc."""
+    """A project folder with preprocessed arrays and upstream stage outputs (ingest's summary
+    names the raw data's data.dvc md5)."""
 
     root: Path
 
@@ -102,8 +103,10 @@ def make_workspace(root: Path) -> Workspace:
     summary = root / "artifacts" / "validate" / "summary.md"
     summary.parent.mkdir(parents=True)
     summary.write_text("# Validation\n\nNo errors.\n")
-    (root / "data.dvc").write_text(yaml.safe_dump(
-        {"outs": [{"md5": DVC_MD5, "size": 1234, "nfiles": 3, "path": "data"}]}))
+    # what the ingest stage records: data.dvc's md5 in its summary
+    ingest = root / "artifacts" / "ingest"
+    ingest.mkdir(parents=True)
+    (ingest / "summary.json").write_text(json.dumps({"data_dvc_md5": DVC_MD5}))
     ws.params.write_text(yaml.safe_dump(PARAMS))
     return ws
 
