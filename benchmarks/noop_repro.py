@@ -6,7 +6,11 @@ nothing to do.
 Runs ``dvc repro`` once to bring the workspace up to date (not timed; it may train), then
 times ``dvc repro`` and ``make repro`` with nothing left to do, ``--repeats`` times each,
 and reports the medians. Both must run no stage; the output of each timed run is checked for
-"Running stage". Writes ``benchmarks/results/noop_repro.{json,md}``.
+"Running stage". Beside the times it reports what a no-op costs DVC, read from the lock
+files: how many files it stats to re-check every stage's dependencies (a folder counts once
+per stage that declares it) and how many bytes of pipeline YAML it parses (DVC loads every
+``dvc.yaml`` and ``dvc.lock`` of the project, the claims pipeline's too). Writes
+``benchmarks/results/noop_repro.{json,md}``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
@@ -47,6 +53,31 @@ def timed(command: list[str]) -> float:
     return seconds
 
 
+def dependency_files(lock: Path) -> dict[str, int]:
+    """Files DVC re-checks per stage of ``lock`` (its deps' ``nfiles``; a file counts 1)."""
+    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages") or {}
+    return {name: sum(int(dep.get("nfiles") or 1) for dep in stage.get("deps") or [])
+            for name, stage in stages.items()}
+
+
+def pipeline_yaml_bytes(root: Path) -> dict[str, int]:
+    """Bytes of every ``dvc.yaml`` / ``dvc.lock`` DVC parses for one command."""
+    files = sorted([*root.glob("dvc.yaml"), *root.glob("dvc.lock"),
+                    *root.glob("*/dvc.yaml"), *root.glob("*/dvc.lock")])
+    return {path.relative_to(root).as_posix(): path.stat().st_size for path in files}
+
+
+def cost_lines(per_stage: dict[str, int], yaml_bytes: dict[str, int]) -> list[str]:
+    """The report's lines on what a no-op makes DVC do."""
+    top = sorted(per_stage.items(), key=lambda item: -item[1])[:5]
+    return ["", "## What a no-op makes DVC do (from the lock files)", "",
+            f"- files stat-ed to re-check the main pipeline's dependencies: "
+            f"{sum(per_stage.values()):,} over {len(per_stage)} stages; most: "
+            + ", ".join(f"{name} {count:,}" for name, count in top),
+            "- pipeline YAML parsed: " + ", ".join(
+                f"`{name}` {size / 1024:.0f} KiB" for name, size in yaml_bytes.items())]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -58,8 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     subprocess.run(["dvc", "repro"], cwd=REPO_ROOT, check=True, env=env)  # up to date first
     seconds = {name: [timed(cmd) for _ in range(args.repeats)] for name, cmd in COMMANDS.items()}
     medians = {name: statistics.median(values) for name, values in seconds.items()}
+    per_stage = dependency_files(REPO_ROOT / "dvc.lock")
+    yaml_bytes = pipeline_yaml_bytes(REPO_ROOT)
     payload = {"command": command, "commit": git_commit(REPO_ROOT), "machine": machine_facts(),
-               "seconds": seconds, "median_seconds": medians}
+               "seconds": seconds, "median_seconds": medians,
+               "dependency_files_per_stage": per_stage, "pipeline_yaml_bytes": yaml_bytes}
     machine = payload["machine"]
     lines = ["# An up-to-date pipeline: time to do nothing", "",
              f"- command: `{command}`", f"- commit: `{payload['commit']}`",
@@ -68,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += [f"| `{name}` | {medians[name]:.2f} | "
               f"{', '.join(f'{v:.2f}' for v in seconds[name])} |" for name in COMMANDS]
     lines += ["", "No stage ran in any timed run (checked on the output)."]
+    lines += cost_lines(per_stage, yaml_bytes)
     publish("noop_repro", payload, lines)
     return 0
 
