@@ -4,8 +4,9 @@
         [--data artifacts/preprocess] [--out artifacts/tune/<arch>] [--n-trials N]
 
 Writes ``best_params.json`` (merged by the train stage when ``train.use_tuned``),
-``study.json``, ``plots/*.png`` and the study journal ``journal.log``. Rerunning adds trials
-to the same study. Several workers share one study through an RDB:
+``study.json``, ``plots/*.png`` and the study journal ``journal.log``. Rerunning by hand adds
+trials to the same study (DVC clears the folder first, so each ``dvc repro`` of the stage is
+a fresh, seeded study). Several workers share one study through an RDB:
 
     OPTUNA_STORAGE=postgresql://user@host/db python -m pipelines.tune --arch baseline_cnn
 

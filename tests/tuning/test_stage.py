@@ -29,6 +29,7 @@ from pipelines import train as train_pipeline
 from pipelines import tune as tune_pipeline
 from tests.tuning.conftest import make_params, write_params
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 GOOD, BAD = {"lr": 0.003, "dropout": 0.2}, {"lr": 50.0, "dropout": 0.2}
 
 
@@ -129,6 +130,32 @@ def test_rerun_adds_trials_to_the_same_study(tuned: dict[str, Any], data_dir: Pa
     assert after["n_trials"] == before["n_trials"] + 1
     assert after["best_value"] <= before["best_value"] or math.isclose(
         after["best_value"], before["best_value"])
+
+
+def test_a_fresh_study_with_the_same_params_gives_the_same_bytes(
+    tuned: dict[str, Any], data_dir: Path, tmp_path: Path
+) -> None:
+    """What the DVC stage relies on: a fresh folder, same params and data -> the same trials,
+    best_params.json, plots and study.json (but for the journal path); the journal itself
+    (worker ids, times) is the one file that differs and .dvcignore keeps it out of the hash."""
+    params = _study_params()
+    params["tune"]["track"] = False
+    again = tmp_path / "baseline_cnn"
+    tune_pipeline.tune_stage(params, "baseline_cnn", data_dir, again)
+    first = tuned["out"]
+    files = sorted(p.relative_to(first).as_posix() for p in first.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(again).as_posix() for p in again.rglob("*")
+                           if p.is_file())
+    for name in files:
+        if name == "journal.log":
+            continue
+        old, new = (first / name).read_bytes(), (again / name).read_bytes()
+        if name == "study.json":
+            old, new = (json.loads(x) for x in (old, new))
+            assert old.pop("storage") != new.pop("storage")  # the folder differs
+        assert old == new, f"{name} differs between two fresh studies"
+    ignored = (REPO_ROOT / ".dvcignore").read_text().splitlines()
+    assert "artifacts/tune/*/journal.log" in ignored
 
 
 def test_arch_the_data_cannot_feed_is_skipped(tmp_path: Path, data_dir: Path, capsys) -> None:
