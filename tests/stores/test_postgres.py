@@ -67,7 +67,9 @@ def _wait_for_a_running_epoch(url: str, worker, epochs: int, deadline_s: float =
 def test_a_postgresql_study_shared_by_three_workers_survives_a_killed_one(
         postgres: Postgres, data_dir: Path, tmp_path: Path) -> None:  # noqa: F811
     url = postgres.create_database("optuna_workers")
-    epochs = 6
+    # Trials long enough (about 3 s) for the poll to see one mid-run: at 6 epochs a warm
+    # worker finished a whole trial in 0.5 s, between two polls of the study.
+    epochs = 40
     params = write_params(tmp_path, make_params(n_trials=2, epochs=epochs, heartbeat_interval=1))
     env = subprocess_env(tmp_path, OPTUNA_STORAGE=url)
     doomed = run_worker(tune_command(params, data_dir, tmp_path / "out0"), env, tmp_path)
