@@ -27,10 +27,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from components.data.version import dvc_data_md5
 from components.errors import DataError
 from registry.register import params_hash
 from registry.versions import CHAMPION
@@ -204,9 +204,11 @@ def _run_record(checkout: Path, arch: str) -> dict:
 
 
 def _data_md5(path: Path) -> str | None:
+    """The md5 ``data.dvc`` at a checkout records; None when absent or unreadable (the
+    caller reports the lineage as incomplete)."""
     try:
-        return str(yaml.safe_load(path.read_text())["outs"][0]["md5"])
-    except (OSError, KeyError, IndexError, TypeError, yaml.YAMLError):
+        return dvc_data_md5(path)
+    except DataError:
         return None
 
 

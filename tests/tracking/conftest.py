@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from components.data.manifest import MANIFEST_SCHEMA, write_manifest
+from components.data.version import MD5_KEY
 from components.serving import server
 from components.serving.server import free_port  # noqa: F401 - the tests' port helper
 from components.tracking.store import run_record_path
@@ -106,7 +107,7 @@ def make_workspace(root: Path) -> Workspace:
     # what the ingest stage records: data.dvc's md5 in its summary
     ingest = root / "artifacts" / "ingest"
     ingest.mkdir(parents=True)
-    (ingest / "summary.json").write_text(json.dumps({"data_dvc_md5": DVC_MD5}))
+    (ingest / "summary.json").write_text(json.dumps({MD5_KEY: DVC_MD5}))
     ws.params.write_text(yaml.safe_dump(PARAMS))
     return ws
 
