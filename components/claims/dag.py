@@ -1,11 +1,13 @@
 """``claims/dvc.yaml``, generated from the claims spec.
 
 One stage per data variant (the pipeline's ingest ... preprocess, or the part of it the
-variant re-runs), one per arm and seed (the pipeline's train and evaluate), and ``report``.
+variant re-runs), one per arm and seed (the pipeline's train and evaluate, distilled into a
+measurement record that git keeps), and ``report``.
 Each stage declares the code it runs, the folders it reads and the spec entries that shape
-its params, so ``dvc repro claims/dvc.yaml`` re-runs exactly what a change touches, and
-DVC's run cache keeps finished arms across sessions. Generated, not written by hand: a test
-checks the committed file equals :func:`render`'s output.
+its params, so ``dvc repro claims/dvc.yaml`` re-runs exactly what a change touches; the
+records in git keep finished arms across sessions and machines (the data stages re-run on a
+fresh clone and give the same bytes, so the arms stay up to date). Generated, not written
+by hand: a test checks the committed file equals :func:`render`'s output.
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ from typing import Any
 
 import yaml
 
+from components.claims.record import cost_path, record_path
 from components.claims.spec import (
     DATA_STAGES,
     SPEC_FILE,
     ClaimsSpec,
     _chain,
-    arm_dir,
     arms_in_claims,
     own_stages,
     stage_dirs,
@@ -88,22 +90,23 @@ def arm_stage(spec: ClaimsSpec, arm: str, seed: int) -> dict[str, Any]:
     """The stage that trains and evaluates one arm with one seed."""
     variant = spec.arms[arm].variant
     dirs = stage_dirs(spec, variant)
-    out = arm_dir(arm, seed)
     return {
         "cmd": f"python -m pipelines.claims arm --arm {arm} --seed {seed}",
         "deps": _unique([str(dirs["preprocess"]), str(dirs["augment"] / "manifest.parquet"),
                          *ARM_CODE]),
         "params": [{str(SPEC_FILE): ["budget", f"arms.{arm}",
                                      *[f"variants.{v}" for v in _chain(spec, variant)]]}],
-        "outs": [str(out / "params.yaml"), str(out / "train"), str(out / "evaluate"),
-                 {str(out / "cost.json"): {"cache": False}}],
+        # only the record and its cost are outputs, kept in git: the weights and evaluate
+        # folder under ``out`` are scratch, so a fresh clone keeps every finished arm
+        "outs": [{str(record_path(arm, seed)): {"cache": False}},
+                 {str(cost_path(arm, seed)): {"cache": False}}],
     }
 
 
 def report_stage(spec: ClaimsSpec) -> dict[str, Any]:
-    """The stage that reads every arm's evaluation and writes the report."""
-    deps = [str(arm_dir(arm, seed) / "evaluate") for arm in arms_in_claims(spec)
-            for seed in spec.seeds]
+    """The stage that reads every arm's record and writes the report."""
+    deps = [str(path(arm, seed)) for arm in arms_in_claims(spec) for seed in spec.seeds
+            for path in (record_path, cost_path)]
     return {
         "cmd": "python -m pipelines.claims report",
         "deps": [*deps, *REPORT_CODE],

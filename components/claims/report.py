@@ -1,20 +1,26 @@
-"""``claims/report.md``, ``claims/results.json`` and the plot, from the arms' outputs.
+"""``claims/report.md``, ``claims/results.json`` and the plot, from the arms' records.
 
-Every number is read from what the arms' evaluate stage wrote (``comparison.json``,
-``predictions/<arch>.json``) or computed from it here (per-class recall, within-group
-confusion); nothing is typed by hand. An arm or seed that has not run yet is listed as such,
-so the report can be written while a long experiment set grows.
+Every number is read from the arms' measurement records (:mod:`components.claims.record`,
+distilled from what each arm's evaluate stage wrote) or computed from them here (per-class
+recall, within-group confusion); nothing is typed by hand. An arm or seed that has not run
+yet is listed as such, so the report can be written while a long experiment set grows.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from components.claims.dag import PLOTS, REPORT, RESULTS
-from components.claims.spec import ClaimsSpec, Comparison, arm_dir, arms_in_claims
+from components.claims.record import (
+    class_recall,
+    cost_path,
+    read_json,
+    record_path,
+    within_group_confusion,
+)
+from components.claims.spec import ClaimsSpec, Comparison, arms_in_claims
 from components.claims.stats import (
     NOT_RUN,
     claim_verdict,
@@ -31,80 +37,47 @@ SYNTHETIC_CAVEAT = ("verdicts on `synthetic` data are about the renderer's faces
 
 
 class ArmReader:
-    """Reads one arm's evaluate outputs per seed (cached)."""
+    """Reads the arms' measurement records (``claims/measured``), once each."""
 
     def __init__(self, spec: ClaimsSpec, root: Path) -> None:
         self.spec, self.root = spec, Path(root)
         self._cache: dict[tuple[str, int], dict[str, Any] | None] = {}
 
-    def outputs(self, arm: str, seed: int) -> dict[str, Any] | None:
-        """``{"flat", "predictions", "groups"}`` of the arm's seed; None when it has not run."""
+    def record(self, arm: str, seed: int) -> dict[str, Any] | None:
+        """The arm's record for ``seed``; None when it has not run."""
         key = (arm, seed)
         if key not in self._cache:
-            folder = self.root / arm_dir(arm, seed) / "evaluate"
-            arch = self.spec.arms[arm].arch
-            comparison = folder / "comparison.json"
-            if not comparison.is_file():
-                self._cache[key] = None
-            else:
-                predictions = folder / "predictions" / f"{arch}.json"
-                groups = folder / "groups.json"
-                self._cache[key] = {
-                    "flat": json.loads(comparison.read_text()),
-                    "predictions": (json.loads(predictions.read_text())
-                                    if predictions.is_file() else []),
-                    "groups": (json.loads(groups.read_text())["groups"]
-                               if groups.is_file() else None),
-                }
+            self._cache[key] = read_json(self.root / record_path(arm, seed))
         return self._cache[key]
 
     def value(self, arm: str, seed: int, metric: str,
               groups: list[list[str]] | None = None) -> float | None:
-        """``metric`` of the arm's seed: ``a - b`` of two keys, ``<split>/<metric>`` from
-        comparison.json, ``test/recall:<class>`` or ``test/within_group_confusion`` from the
-        clean-test predictions (``groups``: the hierarchical arm's groups)."""
+        """``metric`` of the arm's seed: ``a - b`` of two keys, ``<split>/<metric>`` from the
+        flat metrics, ``test/recall:<class>`` or ``test/within_group_confusion`` from the
+        clean-test confusion counts (``groups``: the hierarchical arm's groups)."""
         if " - " in metric:
             left, right = (self.value(arm, seed, part.strip(), groups)
                            for part in metric.split(" - ", 1))
             return None if left is None or right is None else left - right
-        out = self.outputs(arm, seed)
-        if out is None:
+        record = self.record(arm, seed)
+        if record is None:
             return None
         split, _, name = metric.partition("/")
         if name.startswith(RECALL):
-            return class_recall(out["predictions"], name.removeprefix(RECALL))
+            return class_recall(record["test_confusion"], name.removeprefix(RECALL))
         if name == WITHIN_GROUP:
-            return within_group_confusion(out["predictions"], groups) if groups else None
-        value = out["flat"].get(f"{self.spec.arms[arm].arch}/{split}/{name}")
+            return (within_group_confusion(record["test_confusion"], groups) if groups
+                    else None)
+        value = record["metrics"].get(f"{split}/{name}")
         return float(value) if isinstance(value, int | float) else None
 
     def groups_for(self, comparison: Comparison, seed: int) -> list[list[str]] | None:
         """The expression groups of whichever arm of the comparison has them (same seed)."""
         for arm in (comparison.arm, comparison.baseline):
-            out = self.outputs(arm, seed)
-            if out is not None and out["groups"]:
-                return out["groups"]
+            record = self.record(arm, seed)
+            if record is not None and record["groups"]:
+                return record["groups"]
         return None
-
-
-def class_recall(rows: list[dict[str, str]], label: str) -> float | None:
-    """Recall of ``label`` from ``[{actual, predicted}]`` rows (None without samples)."""
-    actual = [r for r in rows if r["actual"] == label]
-    if not actual:
-        return None
-    return sum(r["predicted"] == label for r in actual) / len(actual)
-
-
-def within_group_confusion(rows: list[dict[str, str]], groups: list[list[str]]) -> float | None:
-    """Among test samples whose class shares a group with others, the share predicted as
-    another class of the same group (claim 13: grouping should lower it)."""
-    group_of = {label: i for i, group in enumerate(groups) if len(group) > 1 for label in group}
-    grouped = [r for r in rows if r["actual"] in group_of]
-    if not grouped:
-        return None
-    confused = sum(r["predicted"] != r["actual"]
-                   and group_of.get(r["predicted"]) == group_of[r["actual"]] for r in grouped)
-    return confused / len(grouped)
 
 
 def measure(spec: ClaimsSpec, root: Path) -> dict[str, Any]:
@@ -145,39 +118,22 @@ def _compare(reader: ArmReader, spec: ClaimsSpec, comparison: Comparison) -> dic
 
 def arm_facts(spec: ClaimsSpec, root: Path) -> dict[str, Any]:
     """Per arm: architecture, data, epochs planned and run per seed, CPU seconds per seed."""
-    import yaml
-
     facts = {}
     for arm in arms_in_claims(spec):
         entry = spec.arms[arm]
         runs = {}
         for seed in spec.seeds:
-            folder = Path(root) / arm_dir(arm, seed)
-            metrics = _read(folder / "train" / entry.arch / "metrics.json")
-            cost = _read(folder / "cost.json")
-            params_path = folder / "params.yaml"
-            params = yaml.safe_load(params_path.read_text()) if params_path.is_file() else {}
-            if metrics is None:
+            record = read_json(Path(root) / record_path(arm, seed))
+            if record is None:
                 continue
-            runs[str(seed)] = {"epochs_planned": planned_epochs(params, entry.arch),
-                               "epochs_run": metrics.get("epochs_run"),
-                               "cpu_seconds": (cost or {}).get("cpu_seconds"),
-                               "machine": (cost or {}).get("machine")}
+            cost = read_json(Path(root) / cost_path(arm, seed)) or {}
+            runs[str(seed)] = {"epochs_planned": record["epochs_planned"],
+                               "epochs_run": record["epochs_run"],
+                               "cpu_seconds": cost.get("cpu_seconds"),
+                               "machine": cost.get("machine")}
         facts[arm] = {"arch": entry.arch, "variant": entry.variant,
                       "overrides": entry.overrides, "runs": runs}
     return facts
-
-
-def planned_epochs(params: dict[str, Any], arch: str) -> int | None:
-    """Epochs the arm's params plan for ``arch`` (its override, else ``train.epochs``)."""
-    train = (params or {}).get("train") or {}
-    own = (train.get("overrides") or {}).get(arch) or {}
-    value = own.get("epochs", train.get("epochs"))
-    return int(value) if value is not None else None
-
-
-def _read(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def write_report(spec: ClaimsSpec, root: Path) -> Path:

@@ -1,9 +1,11 @@
 """Claims step ``arm``: train and evaluate one arm with one seed, through the stages' CLIs
-(``pipelines.train`` then ``pipelines.evaluate``) on the arm's composed params."""
+(``pipelines.train`` then ``pipelines.evaluate``) on the arm's composed params, then distil
+the run into its measurement record (``claims/measured``, kept in git)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -11,12 +13,21 @@ from pipelines.claims import run_stage
 
 
 def run_arm(root: Path, arm: str, seed: int) -> dict[str, object]:
-    """Train and evaluate ``arm`` with ``seed``; returns its cost (CPU and wall seconds, the
-    machine), also written to the uncached ``cost.json``.
+    """Train and evaluate ``arm`` with ``seed`` in its scratch folder, write its record and
+    its cost (CPU and wall seconds, the machine); returns the cost.
 
     Raises:
         DataError: an unknown arm, or a stage that failed.
     """
+    import yaml
+
+    from components.claims.record import (
+        build_record,
+        cost_path,
+        planned_epochs,
+        read_json,
+        record_path,
+    )
     from components.claims.spec import arm_dir, compose_arm, load_spec, stage_dirs
     from components.errors import DataError
     from components.jsonio import write_json
@@ -25,7 +36,8 @@ def run_arm(root: Path, arm: str, seed: int) -> dict[str, object]:
     spec = load_spec(root / "claims" / "params.yaml")
     if arm not in spec.arms:
         raise DataError(f"--arm {arm!r}: unknown; declared: {sorted(spec.arms)}")
-    out = arm_dir(arm, seed)
+    out = root / arm_dir(arm, seed)
+    shutil.rmtree(out, ignore_errors=True)  # scratch: nothing of an earlier run is read
     params = out / "params.yaml"
     params.parent.mkdir(parents=True, exist_ok=True)
     params.write_text(compose_arm(root, spec, arm, seed), encoding="utf-8")
@@ -41,7 +53,11 @@ def run_arm(root: Path, arm: str, seed: int) -> dict[str, object]:
     cost = {"cpu_seconds": round(time.process_time() - cpu, 1),
             "wall_seconds": round(time.perf_counter() - started, 1),
             "machine": f"{cpu_model()}, {os.cpu_count()} cores, no GPU"}
-    write_json(out / "cost.json", cost)
+    epochs = planned_epochs(yaml.safe_load(params.read_text()), arch)
+    metrics = read_json(out / "train" / arch / "metrics.json") or {}
+    record = build_record(out / "evaluate", metrics, arch, epochs)
+    write_json(root / record_path(arm, seed), record)
+    write_json(root / cost_path(arm, seed), cost)
     return cost
 
 

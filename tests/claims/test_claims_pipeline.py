@@ -3,13 +3,15 @@
 A tiny rendered set, a spec with one data variant and one that re-runs preprocess only
 (stretching off), two arms over two seeds and one claim: ``dvc repro claims/dvc.yaml``
 must run the pipeline's own stages for each, write the report with a paired result, and a
-second ``dvc repro`` must run nothing (DVC's run cache is what lets a long set span
-sessions).
+second ``dvc repro`` must run nothing. On a machine that has only the git files and the raw
+data (no DVC cache, no scratch), the data stages re-run to the same bytes and no arm re-runs:
+the records in git are what lets a long set span sessions and machines.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +19,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components.claims.record import cost_path, record_path
 from tests.test_dvc_honesty import _dvc, _run, tiny_dvc_project
 
+LOCK = "claims/dvc.lock"
 TINY_DATA = {
     "validate.min_samples_per_class": 0, "augment.test_levels": [0.25],
     "preprocess.size": 24, "preprocess.clip_size": 16, "preprocess.clip_frames": 4,
@@ -63,9 +67,12 @@ def test_each_arm_and_seed_runs_the_stages_on_its_own_params(claims_project: Pat
             assert params["train"]["seed"] == seed
             assert params["preprocess"]["stretch"] is (arm == "stretched")
             assert (arms / arm / f"s{seed}" / "train" / "baseline_cnn" / "model.pt").is_file()
-            flat = json.loads((arms / arm / f"s{seed}" / "evaluate" / "comparison.json")
-                              .read_text())
-            assert "baseline_cnn/test_occ25/accuracy" in flat
+            record = json.loads((claims_project / record_path(arm, seed)).read_text())
+            assert "test_occ25/accuracy" in record["metrics"]
+            assert record["arch"] == "baseline_cnn" and record["epochs_run"] == 1
+            assert sum(sum(row.values()) for row in record["test_confusion"].values()) > 0
+            assert "cpu_seconds" in json.loads(
+                (claims_project / cost_path(arm, seed)).read_text())
     # the variant that re-runs preprocess reuses the augmented manifest of the one it names
     data = claims_project / "claims" / "artifacts" / "data"
     assert (data / "tiny_flat" / "preprocess").is_dir()
@@ -87,3 +94,25 @@ def test_the_report_pairs_the_seeds_and_states_a_verdict(claims_project: Path) -
 def test_a_second_repro_runs_nothing(claims_project: Path) -> None:
     output = _dvc(claims_project, "repro", "claims/dvc.yaml")
     assert "Running stage" not in output, output
+
+
+def test_a_machine_with_only_the_git_files_keeps_every_finished_arm(
+        claims_project: Path) -> None:
+    _run(claims_project, "git", "add", "-A")
+    _run(claims_project, "git", "commit", "-q", "-m", "arms measured")
+    shutil.rmtree(claims_project / "claims" / "artifacts")
+    shutil.rmtree(claims_project / ".dvc" / "cache")
+    output = _dvc(claims_project, "repro", "claims/dvc.yaml")
+    assert "Running stage 'claims/dvc.yaml:data-tiny'" in output, output
+    for stage in ("arm-stretched-s0", "arm-flat-s1", "report"):
+        assert f"Stage 'claims/dvc.yaml:{stage}' didn't change, skipping" in output, output
+    # the data stages gave the same bytes: only their timing reports differ in the lock
+    assert _run(claims_project, "git", "status", "--porcelain").split() in ([], ["M", LOCK])
+    committed = yaml.safe_load(_run(claims_project, "git", "show", f"HEAD:{LOCK}"))
+    assert _without_timings(committed) == _without_timings(
+        yaml.safe_load((claims_project / LOCK).read_text()))
+
+
+def _without_timings(lock: dict) -> dict:
+    return {name: [o for o in stage.get("outs", []) if "/timings" not in o["path"]]
+            for name, stage in lock["stages"].items()}

@@ -10,12 +10,13 @@ import pytest
 import yaml
 
 from components.claims.dag import render
-from components.claims.report import (
+from components.claims.record import (
     class_recall,
-    measure,
-    render_markdown,
+    confusion_counts,
+    record_path,
     within_group_confusion,
 )
+from components.claims.report import measure, render_markdown
 from components.claims.spec import (
     SPEC_FILE,
     arm_dir,
@@ -136,23 +137,31 @@ def test_recall_and_within_group_confusion_from_prediction_rows() -> None:
             {"actual": "happiness", "predicted": "anger"},  # happiness is alone: not counted
             {"actual": "fear", "predicted": "anger"}]        # within group
     groups = [["anger", "disgust", "fear"], ["happiness"]]
-    assert class_recall(rows, "anger") == 0.5
-    assert class_recall(rows, "surprise") is None
-    assert within_group_confusion(rows, groups) == pytest.approx(2 / 4)
+    confusion = confusion_counts(rows)
+    assert confusion["anger"] == {"anger": 1, "disgust": 1}
+    assert class_recall(confusion, "anger") == 0.5
+    assert class_recall(confusion, "surprise") is None
+    assert within_group_confusion(confusion, groups) == pytest.approx(2 / 4)
+
+
+def _write_record(root: Path, arm: str, seed: int, metrics: dict[str, float]) -> None:
+    path = root / record_path(arm, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"arch": "fusion_early", "metrics": metrics,
+                                "test_confusion": {}, "groups": None,
+                                "epochs_planned": 2, "epochs_run": 2}))
 
 
 def test_measure_pairs_seeds_and_lists_what_has_not_run(tmp_path: Path) -> None:
     spec = load_spec(_spec_file(tmp_path))
     accuracy = {("a", 0): 0.9, ("a", 1): 0.85, ("b", 0): 0.7, ("b", 1): 0.72}
     for (arm, seed), value in accuracy.items():
-        folder = tmp_path / arm_dir(arm, seed) / "evaluate"
-        folder.mkdir(parents=True)
-        (folder / "comparison.json").write_text(json.dumps(
-            {"fusion_early/test/accuracy": value}))
+        _write_record(tmp_path, arm, seed, {"test/accuracy": value})
     results = measure(spec, tmp_path)
     row = results["claims"][0]["comparisons"][0]
     assert row["seeds"] == [0, 1]  # seed 2 has not run for either arm
     assert row["difference_mean"] == pytest.approx(((0.9 - 0.7) + (0.85 - 0.72)) / 2)
+    assert results["arms"]["a"]["runs"]["0"]["epochs_run"] == 2
     results["commit"] = "abc1234"
     text = render_markdown(results, Path("plots/differences.png"))
     assert "| 5 | synthetic | a, b |" in text and "a vs b" in text
