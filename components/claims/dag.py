@@ -46,9 +46,10 @@ DATA_CODE: dict[str, list[str]] = {
 CLAIMS_CLI: list[str] = ["pipelines/claims/__init__.py", "pipelines/claims/__main__.py"]
 ARM_CODE: list[str] = [*CLAIMS_CLI, "pipelines/claims/arm.py", "pipelines/train.py",
                        "pipelines/evaluate.py", "components/claims/spec.py",
+                       "components/claims/record.py",
                        "components/training", "components/models", "components/tracking",
                        "components/serving", "components/evaluation.py",
-                       "components/machine.py", "conf"]
+                       "components/machine.py", "components/isa.py", "conf"]
 REPORT_CODE: list[str] = [*CLAIMS_CLI, "components/claims"]
 
 
@@ -68,7 +69,7 @@ def data_stage(spec: ClaimsSpec, variant: str, raw_inputs: list[str]) -> dict[st
     own = own_stages(spec, variant)
     dirs = stage_dirs(spec, variant)
     deps: list[str] = [*CLAIMS_CLI, "pipelines/claims/data.py", "components/claims/spec.py",
-                       "conf"]
+                       "components/isa.py", "conf"]
     for stage in own:
         deps += DATA_CODE[stage]
     # the reused variant's earlier outputs; raw images are read by ingest, by augment (the

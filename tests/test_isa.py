@@ -1,0 +1,44 @@
+"""The instruction-set caps: set before the libraries load, a user's value kept, lifted on
+request, and in force in a pipelines process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from components.isa import CAPS, NATIVE, pin_instruction_set
+
+
+def test_each_cap_is_set_unless_the_user_set_it() -> None:
+    env = {"ATEN_CPU_CAPABILITY": "default"}
+    caps = pin_instruction_set(env)
+    assert env["ATEN_CPU_CAPABILITY"] == "default"  # the user's choice wins
+    for variable, value in CAPS.values():
+        assert caps[variable] == env[variable]
+        if variable != "ATEN_CPU_CAPABILITY":
+            assert env[variable] == value
+
+
+def test_native_lifts_every_cap() -> None:
+    env = {NATIVE: "1"}
+    assert pin_instruction_set(env) == {} and env == {NATIVE: "1"}
+
+
+def test_a_pipelines_process_runs_numpy_and_torch_below_avx512() -> None:
+    """What every stage of dvc.yaml gets: importing ``pipelines`` first caps the libraries
+    it imports next (on a machine without AVX-512 this holds trivially)."""
+    code = (
+        "import json, pipelines, numpy, torch\n"
+        "from numpy._core._multiarray_umath import __cpu_features__ as features\n"
+        "print(json.dumps({'numpy_v4': bool(features.get('X86_V4')),\n"
+        "                  'torch': torch.backends.cpu.get_cpu_capability()}))\n"
+    )
+    capped = {variable for variable, _ in CAPS.values()} | {NATIVE}
+    env = {k: v for k, v in os.environ.items() if k not in capped}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, check=True)
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert not seen["numpy_v4"], seen
+    assert "AVX512" not in seen["torch"].upper(), seen
