@@ -22,11 +22,14 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+
+# What `ferops predict` runs on: the pipelines' instruction-set caps, set before NumPy loads.
+import pipelines  # noqa: E402, F401, I001
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from benchmarks.report import git_commit, machine_facts, write_results  # noqa: E402
 from components.config import load_params  # noqa: E402
@@ -205,7 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "# Prediction latency: torch vs onnxruntime, model only and photo to label", "",
         f"- command: `{command}`", f"- commit: `{payload['commit']}`",
         f"- machine: {facts['cpu']}, {facts['cpu_count']} cores, torch {facts['torch']}, "
-        f"{args.threads} threads; median of {args.repeats} repeats",
+        f"{args.threads} threads, kernels at {facts['torch_cpu_capability']} (the pipelines' "
+        f"instruction-set cap); median of {args.repeats} repeats",
         f"- model: `{model}` ({table.attrs['arch']})", "",
         table.to_markdown(index=False, floatfmt=".3f") if _has_tabulate()
         else "```\n" + table.to_string(index=False) + "\n```",

@@ -25,7 +25,9 @@ def cpu_model() -> str:
 
 
 def machine_facts() -> dict[str, Any]:
-    """CPU, cores, torch and its threads, native bf16: what a reader needs to compare timings."""
+    """CPU, cores, torch and its threads, native bf16, the instruction set torch's kernels
+    run at (AVX2 under the pipelines' cap, :mod:`components.isa`): what a reader needs to
+    compare timings."""
     import torch
 
     from components.training.trainer import native_bf16
@@ -36,6 +38,7 @@ def machine_facts() -> dict[str, Any]:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "native_bf16": native_bf16(),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
