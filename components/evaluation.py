@@ -35,7 +35,13 @@ from components.data.manifest import DEDUP_SPLIT
 from components.errors import DataError
 from components.jsonio import write_json
 from components.models import load_trained
-from components.training.data import load_split, occlusion_percent, task_folder, task_name
+from components.training.data import (
+    load_split,
+    occlusion_levels,
+    occlusion_percent,
+    task_folder,
+    task_name,
+)
 from components.training.metrics import classification_report
 from components.training.plots import plot_occlusion_curves
 from components.training.report import SCALARS
@@ -140,8 +146,7 @@ def attribute_reports(reports: dict[str, dict[str, Any]], task_dir: Path,
             bins = yaw_bins(attributes["yaw"].reindex(ids))
             out.update(_binned(labels, predictions, bins, YAW_PREFIX, classes))
     if "occluder" in attributes:
-        pooled = [(reports[s], _split_ids(task_dir, s)) for s in reports
-                  if s.startswith("test_occ")]
+        pooled = [(reports[s], _split_ids(task_dir, s)) for s in occlusion_levels(reports)]
         pooled = [(r, i) for r, i in pooled if i is not None]
         if pooled:
             labels = np.concatenate([np.asarray(r["labels"]) for r, _ in pooled])
@@ -226,8 +231,8 @@ def evaluate_stage(
     write_json(out_dir / "comparison.json", flat)
     (out_dir / "comparison.md").write_text(comparison_table(results, skipped))
     curves = {
-        arch: {occlusion_percent(split): report["accuracy"] for split, report in splits.items()
-               if split == "test" or split.startswith("test_occ")}
+        arch: {occlusion_percent(split): splits[split]["accuracy"]
+               for split in ["test", *occlusion_levels(splits)] if split in splits}
         for arch, splits in results.items()
     }
     plot_occlusion_curves(curves, out_dir / "accuracy_vs_occlusion.png")
@@ -243,9 +248,9 @@ def headline(splits: dict[str, dict[str, Any]]) -> dict[str, float]:
     numbers = {"accuracy": test.get("accuracy"), "uar": test.get("uar")}
     for level in ("normal", "extreme"):
         numbers[f"{level}_light"] = splits.get(f"{LIGHT_PREFIX}{level}", {}).get("accuracy")
-    occluded = [s for s in splits if s.startswith("test_occ")]
+    occluded = occlusion_levels(splits)
     if occluded:
-        worst = max(occluded, key=occlusion_percent)
+        worst = occluded[-1]
         numbers[f"occluded_{occlusion_percent(worst)}"] = splits[worst].get("accuracy")
     return {k: round(float(v), 4) for k, v in numbers.items()
             if isinstance(v, float) and v == v}
@@ -337,8 +342,7 @@ def comparison_table(
     results: dict[str, dict[str, dict[str, Any]]], skipped: dict[str, str]
 ) -> str:
     """Markdown: one row per architecture; clean scores, then accuracy per occlusion level."""
-    levels = sorted({s for splits in results.values() for s in splits
-                     if s.startswith("test_occ")}, key=occlusion_percent)
+    levels = occlusion_levels({s for splits in results.values() for s in splits})
     dedup = any(DEDUP_SPLIT in splits for splits in results.values())
     header = ["architecture", "accuracy", "UAR", "macro-F1"]
     header += ["accuracy (de-duplicated test)"] if dedup else []

@@ -23,17 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-import joblib
 import numpy as np
 import torch
 from torch import nn
 
 from components.atomic import atomic_write
+from components.models import persist
 from components.models.contract import LogitsOnly
 from components.models.simple_fit import TrainFn, in_eval_mode, predict_features, predict_proba
 
 TORCH_FILE = "model.pt"  # a network: {spec, state_dict}
-ESTIMATOR_FILE = "model.pkl"  # any other classifier: {spec, estimator}, joblib
+ESTIMATOR_FILE = "model.pkl"  # any other classifier: {spec, estimator}, persist.dump
 
 
 class Dataset(Protocol):
@@ -149,8 +149,7 @@ class Classifier(ABC):
     def save(self, out_dir: Path, spec: ModelSpec) -> Path:
         """Write the trained model beside its spec; returns the file."""
         payload = {"spec": dataclasses.asdict(spec), "estimator": self}
-        return atomic_write(Path(out_dir) / ESTIMATOR_FILE,
-                            lambda handle: joblib.dump(payload, handle))
+        return persist.save(payload, Path(out_dir) / ESTIMATOR_FILE)
 
 
 class MemberClassifier(Classifier):

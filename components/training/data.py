@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,12 @@ def occlusion_splits(task_dir: Path) -> list[str]:
     """Names of the ``test_occ<pct>`` splits present, by increasing occlusion."""
     found = [p.name for p in Path(task_dir).iterdir() if p.is_dir() and OCC_SPLIT.match(p.name)]
     return sorted(found, key=lambda name: int(OCC_SPLIT.match(name).group(1)))
+
+
+def occlusion_levels(splits: Iterable[str]) -> list[str]:
+    """The ``test_occ<pct>`` splits by level; the pooled ``test_occluder_<kind>`` splits
+    (which also start with ``test_occ``) are not levels."""
+    return sorted((s for s in splits if OCC_SPLIT.match(s)), key=occlusion_percent)
 
 
 def occlusion_percent(split: str) -> int:
