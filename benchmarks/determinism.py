@@ -10,7 +10,9 @@
    first) with ``REV``'s committed files, written by ``make repro`` on the machine that made
    that commit: each output is *same*, *differs (expected)* for the files meant to change on
    every run (wall-clock timings under ``artifacts/timings/``, the MLflow run ids under
-   ``artifacts/tracking/``) or *differs*.
+   ``artifacts/tracking/``), *differs (inputs changed)* where the stage's recorded code, data
+   or params differ between the two locks (a commit since ``REV`` changed them), or
+   *differs*: same recorded inputs, different bytes, the machine made the difference.
 
 Writes ``benchmarks/results/determinism.{json,md}``. No timings: the figures are counts.
 """
@@ -86,10 +88,26 @@ def render_check(subjects: int) -> dict[str, Any]:
             "examples": differ[:5]}
 
 
-def _lock_outputs(text: str) -> dict[tuple[str, str], str | None]:
-    stages = (yaml.safe_load(text) or {}).get("stages", {})
-    return {(name, out["path"]): out.get("md5") for name, stage in stages.items()
-            for out in stage.get("outs", [])}
+def _stages(text: str) -> dict[str, Any]:
+    return (yaml.safe_load(text) or {}).get("stages", {})
+
+
+def _outputs(stage: dict[str, Any]) -> dict[str, str | None]:
+    return {out["path"]: out.get("md5") for out in stage.get("outs", [])}
+
+
+def changed_inputs(then: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """The deps and params of a stage whose recorded values differ between two locks
+    (a dep only one lock records, such as a newly declared file, is not a change of input:
+    it is what is being compared)."""
+    old_deps = {d["path"]: d.get("md5") for d in then.get("deps", [])}
+    changed = [d["path"] for d in now.get("deps", [])
+               if d["path"] in old_deps and old_deps[d["path"]] != d.get("md5")]
+    old_params = {(f, k): v for f, keys in (then.get("params") or {}).items()
+                  for k, v in keys.items()}
+    changed += [f"{f}:{k}" for f, keys in (now.get("params") or {}).items()
+                for k, v in keys.items() if (f, k) in old_params and old_params[(f, k)] != v]
+    return changed
 
 
 def _committed(rev: str, path: str) -> str:
@@ -97,21 +115,31 @@ def _committed(rev: str, path: str) -> str:
                           capture_output=True, text=True).stdout
 
 
-def compare_locks(then_text: str, now_text: str) -> list[dict[str, str]]:
-    """One row per output of the ``now`` lock: ``same``, ``differs (expected)`` (timings,
-    run ids), ``differs`` or ``not in the reference lock``."""
-    then, now = _lock_outputs(then_text), _lock_outputs(now_text)
+def compare_locks(then_text: str, now_text: str) -> list[dict[str, Any]]:
+    """One row per output of the ``now`` lock: ``same``; ``differs (expected)`` for timings
+    and run ids; ``differs (inputs changed)`` when the stage's recorded code, data or params
+    differ between the locks (listed); ``differs`` when they do not (the machine made the
+    difference); ``not in the reference lock``."""
+    then, now = _stages(then_text), _stages(now_text)
     rows = []
-    for (stage, path), md5 in now.items():
-        if (stage, path) not in then:
-            verdict = "not in the reference lock"
-        elif then[(stage, path)] == md5:
-            verdict = "same"
-        elif path.startswith(EXPECTED_TO_DIFFER):
-            verdict = "differs (expected)"
-        else:
-            verdict = "differs"
-        rows.append({"stage": stage, "output": path, "verdict": verdict})
+    for name, stage in now.items():
+        old = then.get(name)
+        inputs = changed_inputs(old, stage) if old else []
+        old_outs = _outputs(old) if old else {}
+        for path, md5 in _outputs(stage).items():
+            if path not in old_outs:
+                verdict = "not in the reference lock"
+            elif old_outs[path] == md5:
+                verdict = "same"
+            elif path.startswith(EXPECTED_TO_DIFFER):
+                verdict = "differs (expected)"
+            elif inputs:
+                verdict = "differs (inputs changed)"
+            else:
+                verdict = "differs"
+            rows.append({"stage": name, "output": path, "verdict": verdict,
+                         "changed_inputs": inputs if verdict == "differs (inputs changed)"
+                         else []})
     return rows
 
 
@@ -144,7 +172,9 @@ def markdown(payload: dict[str, Any]) -> list[str]:
         "Outputs: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) + ".", "",
         "| stage | output | verdict |", "|---|---|---|",
     ]
-    lines += [f"| {r['stage']} | `{r['output']}` | {r['verdict']} |" for r in lock["outputs"]]
+    lines += [f"| {r['stage']} | `{r['output']}` | {r['verdict']}"
+              + (f": {', '.join(f'`{c}`' for c in r['changed_inputs'])}"
+                 if r["changed_inputs"] else "") + " |" for r in lock["outputs"]]
     return lines
 
 
