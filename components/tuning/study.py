@@ -224,10 +224,16 @@ def fail_orphaned_trials(study: optuna.Study) -> list[int]:
     """
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if is_orphaned(trial):
+        if not is_orphaned(trial):
+            continue
+        try:
             frozen = study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
-            if frozen.state == TrialState.FAIL:
-                failed.append(trial.number)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # Another worker starting at the same moment (or the heartbeat reaper) failed
+            # it between our read and our write: it is finished, which is all we wanted.
+            continue
+        if frozen.state == TrialState.FAIL:
+            failed.append(trial.number)
     if failed:
         log.warning("%s: trials %s were left running by a dead worker; marked FAIL",
                     study.study_name, failed)
