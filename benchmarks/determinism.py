@@ -111,8 +111,12 @@ def changed_inputs(then: dict[str, Any], now: dict[str, Any]) -> list[str]:
 
 
 def _committed(rev: str, path: str) -> str:
-    return subprocess.run(["git", "show", f"{rev}:{path}"], cwd=REPO_ROOT, check=True,
-                          capture_output=True, text=True).stdout
+    done = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=REPO_ROOT,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"error: --against {rev}: no committed {path} there "
+                         f"({done.stderr.strip().splitlines()[-1]})")
+    return done.stdout
 
 
 def compare_locks(then_text: str, now_text: str) -> list[dict[str, Any]]:
@@ -185,6 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the commit whose data.dvc and dvc.lock are the reference")
     parser.add_argument("--subjects", type=int, default=4)
     args = parser.parse_args(argv)
+    if not (REPO_ROOT / "dvc.lock").is_file():
+        raise SystemExit("error: no dvc.lock in the workspace: run `make repro` first")
+    lock = lock_check(args.against)  # a bad --against fails before the renders
     flags = cpu_flags()
     payload = {
         "command": shlex.join(["python", "benchmarks/determinism.py", *(argv or sys.argv[1:])]),
@@ -192,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": {"cpu": cpu_model(), "avx2": "avx2" in flags,
                     "avx512f": "avx512f" in flags},
         "render": render_check(args.subjects),
-        "lock": lock_check(args.against),
+        "lock": lock,
     }
     publish("determinism", payload, markdown(payload))
     unexpected = [r for r in payload["lock"]["outputs"] if r["verdict"] == "differs"]
