@@ -17,11 +17,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The raw default data: rendered deterministically when missing, then tracked by data.dvc.
+# The raw default data: rendered deterministically when missing or rendered from other
+# `synthetic` params (its marker file records them), then tracked by data.dvc.
 # `dvc add` re-hashes only when something under data/ is newer than data.dvc (a plain stat
 # walk, milliseconds; DVC's own check of 24,000 files takes seconds).
 data: install
-	@test -d data/synthetic/rgbd || $(BIN)/ferops data synth
+	@$(BIN)/ferops data synth --if-stale
 	@if [ ! -f data.dvc ] || [ -n "$$(find data -newer data.dvc -print -quit)" ]; then \
 		$(BIN)/dvc add --quiet data && touch data.dvc; fi
 

@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     synth = data_commands.add_parser("synth", help="render the synthetic RGB-D + clip default")
     synth.add_argument("--params", default="params.yaml")
     synth.add_argument("--out", default=None, help="output folder (default: params synthetic.out)")
+    synth.add_argument("--if-stale", action="store_true",
+                       help="render only when the folder is missing or holds other settings")
     validate = data_commands.add_parser(
         "validate", help="ingest a source and validate it (report duplicates, blanks, leaks)"
     )
@@ -126,9 +128,11 @@ def _recipe(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from components.data.synthetic import SyntheticConfig, generate
+    from components.data.synthetic import SyntheticConfig, generate, is_current
 
     cfg = SyntheticConfig.from_params(section(load_params(args.params), "synthetic"))
+    if args.if_stale and is_current(cfg, Path(args.out) if args.out else None):
+        return 0
     summary = generate(cfg, Path(args.out) if args.out else None)
     print(json.dumps(summary, indent=2, default=str))
     return 0

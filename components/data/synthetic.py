@@ -8,7 +8,8 @@ generator (the renderer itself lives in :mod:`components.data.synth_render`). It
   ``<id>_color.png`` (RGB, registered to the depth), ``<id>_depth.png`` (uint16 mm, 0 = hole)
   and ``<id>_2d.png`` (RGB from a second, offset camera with its own exposure/white balance);
 * ``<out>/clips``: ``labels.csv`` (``clip,label,subject,light,light_level``) and per clip a
-  folder of ``frame_000.png ...`` going from neutral to the apex, with ``landmarks.csv``;
+  folder of ``frame_000.png ...`` going from neutral to the apex (reached after the
+  ``clip_onset`` share of the clip, then held), with ``landmarks.csv``;
 * ``<out>/README.md`` naming the seed and configuration.
 
 Every sample draws from its own ``np.random.default_rng([seed, kind, subject, class, index])``
@@ -61,8 +62,10 @@ class SyntheticConfig:
     ``workers`` > 1 renders in that many processes; ``hole_rate`` is the fraction of depth
     pixels lost in dropout blobs (edges lose more); ``noise`` the colour read noise (linear,
     0-1 scale); ``depth_noise`` the depth noise in mm at 1 m (it grows with distance squared);
-    ``extreme_light`` the fraction of samples shot in dark or over-exposed light (half each).
-    ``classes`` may use any alias of :mod:`components.data.labels`; they are stored canonical.
+    ``extreme_light`` the fraction of samples shot in dark or over-exposed light (half each);
+    ``clip_onset`` the share of a clip over which the expression builds to the apex (held
+    after it; 1 = apex at the last frame). ``classes`` may use any alias of
+    :mod:`components.data.labels`; they are stored canonical.
     """
 
     seed: int = 7
@@ -73,6 +76,7 @@ class SyntheticConfig:
     clips_per_subject_class: int = 1
     clip_frames: int = 12
     clip_size: int = 64
+    clip_onset: float = 1.0
     classes: list[str] = field(default_factory=lambda: list(CANONICAL_LABELS))
     workers: int = 1
     hole_rate: float = 0.02
@@ -94,6 +98,7 @@ class SyntheticConfig:
             (self.image_size >= 32, "image_size", "must be >= 32 (eyes need a few pixels)"),
             (self.clip_size >= 32, "clip_size", "must be >= 32 (eyes need a few pixels)"),
             (self.clip_frames >= 2, "clip_frames", "must be >= 2 (neutral to apex)"),
+            (0.0 < self.clip_onset <= 1.0, "clip_onset", "must be in (0, 1]"),
             (self.workers >= 1, "workers", "must be >= 1"),
             (0.0 <= self.hole_rate < 0.5, "hole_rate", "must be in [0, 0.5)"),
             (self.noise >= 0.0, "noise", "must be >= 0"),
@@ -220,6 +225,20 @@ def _rotate_y(vector: np.ndarray, degrees: float) -> np.ndarray:
     return rot @ vector
 
 
+def clip_expression_weights(frames: int, onset: float) -> list[float]:
+    """How far each frame of a clip is from neutral (0) to the apex (1).
+
+    The expression eases in (smoothstep) over the first ``onset`` share of the clip and is
+    held at the apex after it: ``onset`` 1 is a posed sequence ending at the apex (CK+), a
+    smaller one the in-the-wild case where most of the clip shows the expression (DFEW).
+    """
+    weights = []
+    for t in range(frames):
+        s = min(1.0, t / ((frames - 1) * onset))
+        weights.append(s * s * (3 - 2 * s))
+    return weights
+
+
 def _render_clip(cfg: SyntheticConfig, root: Path, job: _Job) -> dict[str, Any]:
     """Render and write one clip (neutral -> apex, small head and light motion); its csv row."""
     ident = _identity(cfg, job.subject)
@@ -236,9 +255,9 @@ def _render_clip(cfg: SyntheticConfig, root: Path, job: _Job) -> dict[str, Any]:
     folder = root / _clip_name(job)
     width = max(3, len(str(cfg.clip_frames - 1)))
     marks = []
-    for t in range(cfg.clip_frames):
-        s = t / (cfg.clip_frames - 1)
-        ease = s * s * (3 - 2 * s)
+    weights = clip_expression_weights(cfg.clip_frames, cfg.clip_onset)
+    for t, ease in enumerate(weights):
+        s = t / (cfg.clip_frames - 1)  # head and light move over the whole clip
         shot = replace(scene, yaw=scene.yaw + drift[0] * s, pitch=scene.pitch + drift[1] * s,
                        roll=scene.roll + drift[2] * s, head_pos=scene.head_pos + shift * s,
                        light_dir=_rotate_y(scene.light_dir, light_turn * s))
@@ -297,6 +316,20 @@ def _data_settings(cfg: SyntheticConfig) -> dict[str, Any]:
     return settings
 
 
+def is_current(cfg: SyntheticConfig, out: Path | None = None) -> bool:
+    """Whether ``out`` (default ``cfg.out``) holds a render of exactly these settings.
+
+    Read from the marker the generator writes last, so an interrupted or hand-edited folder
+    never counts as current; ``make repro`` re-renders when the params' section changed.
+    """
+    marker = Path(out if out is not None else cfg.out) / MARKER
+    try:
+        written = json.loads(marker.read_text()).get("config")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return written == json.loads(json.dumps(_data_settings(cfg)))
+
+
 def _readme(cfg: SyntheticConfig, counts: dict[str, Any]) -> str:
     config = yaml.safe_dump({"synthetic": _data_settings(cfg)}, sort_keys=False)
     return f"""# Synthetic FER demo/test data (generated)
@@ -321,7 +354,8 @@ pose and light. Do not edit it by hand; re-generate it instead (same config -> i
   `rgbd/<id>_2d.png` RGB from a second camera a few centimetres away with its own exposure and
   white balance.
 * `clips/labels.csv`: `{','.join(CLIP_COLUMNS)}`; `clips/<clip>/frame_*.png` go from neutral
-  to the apex; `clips/<clip>/landmarks.csv`: `frame,lx,ly,rx,ry`.
+  to the apex, reached after {cfg.clip_onset:g} of the clip and held;
+  `clips/<clip>/landmarks.csv`: `frame,lx,ly,rx,ry`.
 
 ## Configuration
 ```yaml

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import yaml
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -24,7 +25,9 @@ from components.data.synthetic import (
     CLIP_COLUMNS,
     RGBD_COLUMNS,
     SyntheticConfig,
+    clip_expression_weights,
     generate,
+    is_current,
 )
 from components.errors import ConfigError, DataError
 
@@ -281,3 +284,73 @@ def test_colour_fails_under_extreme_light_while_depth_holds(tmp_path):
     assert color_normal > 0.35 and depth_normal > 0.3, acc
     assert color_normal - color_extreme > 0.2, acc
     assert abs(depth_normal - depth_extreme) < 0.03, acc
+
+
+# ------------------------------------------------------------------ clip onset, staleness
+
+
+def test_clip_onset_one_keeps_the_apex_at_the_last_frame():
+    weights = clip_expression_weights(8, 1.0)
+    smoothstep = [(t / 7) ** 2 * (3 - 2 * t / 7) for t in range(8)]
+    assert weights == pytest.approx(smoothstep, abs=0.0)
+    assert weights[-2] < 1.0 == weights[-1]
+
+
+def test_a_shorter_onset_reaches_the_apex_early_and_holds_it():
+    weights = clip_expression_weights(8, 0.5)
+    assert weights[0] == 0.0
+    assert weights == sorted(weights)
+    ramp = [t / 3.5 for t in range(4)]  # apex at 0.5 x 7 frames
+    assert weights[:4] == pytest.approx([s * s * (3 - 2 * s) for s in ramp])
+    assert weights[4:] == [1.0] * 4  # frame 4 of 0..7 is past half of the clip
+
+
+@pytest.mark.parametrize("onset", [0.0, -0.5, 1.5])
+def test_an_onset_outside_zero_to_one_is_refused(onset):
+    with pytest.raises(ValueError, match="clip_onset"):
+        tiny(clip_onset=onset)
+
+
+def test_clip_onset_changes_the_clip_frames_only(tmp_path, tiny_out):
+    out, _ = tiny_out
+    held = tmp_path / "held"
+    generate(tiny(clip_onset=0.5), held, progress=False)
+    before, after = file_hashes(out), file_hashes(held)
+    changed = {name for name in before if before[name] != after[name]}
+    # Frame 0 is neutral in both; the middle frame of three is at the apex only when held
+    # (its eye landmarks move with the expression).
+    assert {n for n in changed if n.startswith("rgbd/")} == set()
+    assert all(n.endswith(("frame_001.png", "landmarks.csv"))
+               for n in changed if n.startswith("clips/"))
+    assert any(n.endswith("frame_001.png") for n in changed)
+
+
+def test_a_render_is_current_only_for_its_own_settings(tmp_path, tiny_out):
+    out, _ = tiny_out
+    assert is_current(tiny(), out)
+    assert is_current(tiny(workers=2), out)  # workers decide the speed, not the bytes
+    assert not is_current(tiny(clip_onset=0.5), out)
+    assert not is_current(tiny(), tmp_path / "missing")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / ".synthetic.json").write_text("{not json")
+    assert not is_current(tiny(), broken)
+
+
+def test_synth_if_stale_renders_once_then_leaves_the_folder_alone(tmp_path):
+    from pipelines.cli import main
+
+    values = dict(subjects=1, stills_per_subject_class=1, image_size=48,
+                  clips_per_subject_class=1, clip_frames=2, clip_size=32,
+                  classes=["happiness", "neutral"], out=str(tmp_path / "data"))
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"synthetic": values}))
+    assert main(["data", "synth", "--params", str(params), "--if-stale"]) == 0
+    marker = tmp_path / "data" / ".synthetic.json"
+    first = marker.stat().st_mtime_ns
+    assert main(["data", "synth", "--params", str(params), "--if-stale"]) == 0
+    assert marker.stat().st_mtime_ns == first  # current: nothing rendered
+    params.write_text(yaml.safe_dump({"synthetic": {**values, "clip_onset": 0.5}}))
+    assert main(["data", "synth", "--params", str(params), "--if-stale"]) == 0
+    assert marker.stat().st_mtime_ns != first
+    assert is_current(SyntheticConfig(**{**values, "clip_onset": 0.5}), tmp_path / "data")
