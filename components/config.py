@@ -82,3 +82,58 @@ def _fits(value: Any, hint: Any) -> bool:
     if isinstance(hint, type):
         return isinstance(value, hint)
     return True
+
+
+# What the per-architecture stages read, section by section. ``train``/``tune`` are cut to
+# the one architecture (see :func:`stage_view`); the others are taken whole.
+STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "tune": ("recipe", "ingest", "train", "tune"),
+    "train": ("recipe", "ingest", "train", "preprocess", "serving"),
+}
+# Keys of ``train``/``tune`` that hold one entry per architecture.
+PER_ARCH_KEYS: dict[str, tuple[str, ...]] = {
+    "train": ("overrides", "model_kwargs"),
+    "tune": ("enqueue", "spaces"),
+}
+
+
+def stage_view(params: dict[str, Any], stage: str, arch: str) -> dict[str, Any]:
+    """The params one architecture's ``stage`` (``tune`` or ``train``) reads, as a params
+    mapping of the same shape: ``train``/``tune`` keep only ``arch``'s entries of their
+    per-architecture keys and drop the architecture list, and ``ingest`` keeps ``source``
+    (the dataset name of the lineage).
+
+    Written per architecture by the ``configure`` stage, this is what lets DVC re-run only
+    the stages of the architecture whose settings changed: a stage that declared the whole
+    ``train`` section would re-run whenever any architecture's override changed.
+    Applying it to a view gives the same view.
+
+    Raises:
+        ConfigError: ``stage`` is not a per-architecture stage, or a per-architecture key
+            is not a mapping.
+    """
+    if stage not in STAGE_SECTIONS:
+        raise ConfigError(f"stage_view: {stage!r} is not one of {sorted(STAGE_SECTIONS)}")
+    view: dict[str, Any] = {}
+    for name in STAGE_SECTIONS[stage]:
+        if name not in params:
+            continue
+        value = params[name]
+        if name == "ingest" and isinstance(value, dict):
+            value = {"source": value["source"]} if "source" in value else {}
+        elif name in PER_ARCH_KEYS:
+            value = _one_architecture(section(params, name), name, arch)
+        view[name] = value
+    return view
+
+
+def _one_architecture(values: dict[str, Any], name: str, arch: str) -> dict[str, Any]:
+    kept = {k: v for k, v in values.items() if k != "architectures"}
+    for key in PER_ARCH_KEYS[name]:
+        entries = kept.get(key)
+        if entries is None:
+            continue
+        if not isinstance(entries, dict):
+            raise ConfigError(f"{name}.{key}: expected a mapping architecture -> settings")
+        kept[key] = {arch: entries[arch]} if arch in entries else {}
+    return kept

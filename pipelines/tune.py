@@ -90,8 +90,9 @@ def _body(argv: Sequence[str] | None) -> int:
         print(f"{args.arch}: skipped: {summary.get('reason')}")
     else:
         print(f"{args.arch}: {summary['n_trials']} trials ({summary['complete']} complete, "
-              f"{summary['pruned']} pruned, {summary['failed']} failed); best "
-              f"{summary['metric']}={summary['best_value']} {summary['best_params']}")
+              f"{summary['pruned']} pruned, {summary['failed']} failed); training takes "
+              f"{summary['chosen_because']}, {summary['metric']}={summary['best_value']} "
+              f"{summary['best_params']}")
     return 0
 
 

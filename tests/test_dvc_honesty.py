@@ -43,15 +43,16 @@ READS: dict[str, list[str]] = {
     "augment": ["data", "artifacts/validate/manifest.parquet", "params:augment.seed"],
     "preprocess": ["data", "artifacts/ingest", "artifacts/augment/manifest.parquet",
                    "artifacts/augment/images", "params:preprocess.stretch_percentiles"],
-    "tune@baseline_cnn": ["artifacts/preprocess", "artifacts/augment/manifest.parquet",
-                          "params:tune.sampler_seed", "params:train.lr",
-                          "params:ingest.source"],
-    "train@baseline_cnn": ["artifacts/preprocess", "artifacts/tune/baseline_cnn",
-                           "artifacts/augment/manifest.parquet",
+    "configure": ["params:train.lr", "params:train.overrides.baseline_cnn.dropout",
+                  "params:tune.sampler_seed", "params:tune.min_gain",
+                  "params:preprocess.eyes", "params:serving.max_faces",
+                  "params:ingest.source", "params:recipe"],
+    "tune@baseline_cnn": ["artifacts/config/tune/baseline_cnn.yaml", "artifacts/preprocess",
+                          "artifacts/augment/manifest.parquet"],
+    "train@baseline_cnn": ["artifacts/config/train/baseline_cnn.yaml", "artifacts/preprocess",
+                           "artifacts/tune/baseline_cnn", "artifacts/augment/manifest.parquet",
                            "artifacts/augment/report.json", "artifacts/validate/summary.md",
-                           "artifacts/ingest", "params:train.lr", "params:preprocess.eyes",
-                           "params:serving.max_faces", "params:ingest.source",
-                           "params:recipe"],
+                           "artifacts/ingest"],
     "evaluate": ["artifacts/preprocess", "artifacts/train", "artifacts/augment/manifest.parquet",
                  "params:train.architectures"],
     "promote": ["artifacts/train", "artifacts/tracking", "params:registry.min_delta",
@@ -216,6 +217,31 @@ def test_each_read_is_declared_so_dvc_status_names_the_stage(project: Path) -> N
               for stage, reads in READS.items() for item in reads
               if not _names(status.get(stage, []), item)]
     assert not missed, "\n".join(missed) + f"\n{json.dumps(status, indent=1)}"
+    assert _status(project) == {}
+
+
+def _ran(output: str) -> list[str]:
+    return re.findall(r"Running stage '([^']+)'", output)
+
+
+def test_one_architectures_settings_rerun_that_architecture_alone(project: Path) -> None:
+    """Another architecture's override, search space or enqueued trial re-runs only
+    ``configure`` (the tiny project trains baseline_cnn alone); baseline_cnn's own override
+    re-runs its tune and train stages and what reads them, not the data stages."""
+    try:
+        with _restored(project):
+            _touch_params(project, ["train.overrides.partition_cnn.width",
+                                    "tune.spaces.partition_cnn.lr.high",
+                                    "tune.enqueue.partition_cnn"])
+            assert _ran(_dvc(project, "repro")) == ["configure"]
+        with _restored(project):
+            _touch_params(project, ["train.overrides.baseline_cnn.dropout"])
+            _dvc(project, "repro", "configure")
+            stale = set(_status(project))
+            assert {"tune@baseline_cnn", "train@baseline_cnn"} <= stale, stale
+            assert not stale & {"ingest", "validate", "augment", "preprocess"}, stale
+    finally:
+        _dvc(project, "checkout", "-q", "configure")
     assert _status(project) == {}
 
 

@@ -33,8 +33,9 @@ STAGES: dict[str, str] = {
     "predict": "pipelines.predict",
 }
 # Stages whose outputs are a pure function of their inputs (no run ids, clocks or trial
-# journals inside): their hashes must match the undisturbed run's.
-DETERMINISTIC = ("ingest", "validate", "augment", "preprocess")
+# journals inside): their hashes must match the undisturbed run's. ``configure`` (under a
+# second: too short to kill reliably mid-run) is only checked here.
+DETERMINISTIC = ("ingest", "validate", "augment", "preprocess", "configure")
 POLL_S = 0.02
 TIMINGS = "artifacts/timings/"
 

@@ -38,6 +38,9 @@ class TuneConfig:
     pruner_startup_trials: int = 1  # median: finished trials before anything is pruned
     pruner_warmup_epochs: int = 1  # median: epochs a trial always runs; hyperband: min resource
     heartbeat_interval: int = 60  # RDB storages: seconds between a running trial's heartbeats
+    # The recipe's own settings (the first enqueued trial) stay unless a trial beats them by
+    # at least this much on ``metric``: short trials rank by noise. 0 = the plain best.
+    min_gain: float = 0.0
     track: bool = True  # MLflow parent run per invocation, nested run per trial
     progress: bool = True
     enqueue: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -63,6 +66,8 @@ class TuneConfig:
                 raise ConfigError(f"tune.{key}: must be >= 0, got {getattr(self, key)}")
         if self.subsample is not None and not 0.0 < self.subsample <= 1.0:
             raise ConfigError(f"tune.subsample: must be in (0, 1] or null, got {self.subsample}")
+        if self.min_gain < 0:
+            raise ConfigError(f"tune.min_gain: must be >= 0, got {self.min_gain}")
         if self.timeout is not None and self.timeout <= 0:
             raise ConfigError(f"tune.timeout: must be > 0 seconds or null, got {self.timeout}")
 

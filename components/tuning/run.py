@@ -90,20 +90,22 @@ def tune_architecture(
             callbacks=[lambda s, _t: fail_orphaned_trials(s)],
             show_progress_bar=cfg.progress,
         )
-        summary = write_outputs(study, out_dir, settings)
+        summary = write_outputs(study, out_dir, settings, min_gain=cfg.min_gain)
         files = [out_dir / STUDY_FILE, out_dir / BEST_PARAMS_FILE]
         tracker.log_result(summary, files + sorted((out_dir / PLOTS_DIR).glob("*.png")))
     return summary
 
 
-def write_outputs(study: optuna.Study, out_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
-    """Write best_params.json, study.json and plots for the study as it stands now.
+def write_outputs(study: optuna.Study, out_dir: Path, settings: dict[str, Any], *,
+                  min_gain: float = 0.0) -> dict[str, Any]:
+    """Write best_params.json, study.json and plots for the study as it stands now
+    (``best_params.json``: the chosen trial's, see :func:`chosen_trial`).
 
     Returns:
         The ``study.json`` content.
     """
     out_dir = Path(out_dir)
-    summary = {"skipped": False, **settings, **study_summary(study)}
+    summary = {"skipped": False, **settings, **study_summary(study, min_gain)}
     if summary["best_value"] is None:
         log.warning("%s: no trial completed; best_params.json is empty", study.study_name)
     write_json(out_dir / BEST_PARAMS_FILE, summary["best_params"])

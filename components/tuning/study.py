@@ -240,14 +240,16 @@ def fail_orphaned_trials(study: optuna.Study) -> list[int]:
     return failed
 
 
-def study_summary(study: optuna.Study) -> dict[str, Any]:
-    """Counts per state and the best trial: what ``study.json`` records.
+def study_summary(study: optuna.Study, min_gain: float = 0.0) -> dict[str, Any]:
+    """Counts per state, the best trial and the chosen one: what ``study.json`` records.
 
-    ``best_value`` / ``best_params`` are None while no trial has completed.
+    ``best_params`` are the chosen trial's (see :func:`chosen_trial`), what the train stage
+    merges; ``best_value`` / ``best_params`` are None while no trial has completed.
     """
     trials = study.get_trials(deepcopy=False)
     counts = {state: sum(t.state == state for t in trials) for state in TrialState}
-    best = best_trial(study)
+    top = best_trial(study)
+    best, reason = chosen_trial(study, min_gain)
     return {
         "study": study.study_name,
         "direction": study.direction.name.lower(),
@@ -259,6 +261,10 @@ def study_summary(study: optuna.Study) -> dict[str, Any]:
         "best_trial": best.number if best else None,
         "best_value": best.value if best else None,
         "best_params": dict(best.params) if best else {},
+        "top_trial": top.number if top else None,
+        "top_value": top.value if top else None,
+        "min_gain": min_gain,
+        "chosen_because": reason,
     }
 
 
@@ -267,3 +273,34 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         return None
     return study.best_trial
+
+
+def chosen_trial(study: optuna.Study, min_gain: float = 0.0) -> tuple[FrozenTrial | None, str]:
+    """The trial whose parameters training takes, and why.
+
+    The first enqueued trial (the recipe's own settings, ``tune.enqueue``) is displaced only
+    by a trial that beats it by at least ``min_gain`` on the study's metric. Short trials
+    score with noise (two settings a few thousandths apart rank by chance), and a displaced
+    recipe costs a full training run at the noise's choice; ``min_gain: 0`` takes the plain
+    best.
+    """
+    top = best_trial(study)
+    if top is None:
+        return None, "no trial completed"
+    recipe = _recipe_trial(study)
+    if min_gain <= 0 or recipe is None or recipe.number == top.number:
+        return top, "the best trial"
+    sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
+    gain = sign * (top.value - recipe.value)
+    if gain >= min_gain:
+        return top, f"the best trial: it beats the recipe's trial by {gain:.4f} >= {min_gain}"
+    return recipe, (f"the recipe's trial {recipe.number}: the best, trial {top.number}, beats "
+                    f"it by {gain:.4f} < tune.min_gain {min_gain}")
+
+
+def _recipe_trial(study: optuna.Study) -> FrozenTrial | None:
+    """The first COMPLETE trial that was enqueued (Optuna marks it ``fixed_params``)."""
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if "fixed_params" in trial.system_attrs:
+            return trial
+    return None
