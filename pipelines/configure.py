@@ -13,7 +13,6 @@ all (``train.lr``) re-runs them all.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,6 @@ from typing import Any
 from components.config import STAGE_SECTIONS, load_params, section, stage_view
 from components.errors import ConfigError
 from pipelines._common import run_cli, stage_parser
-
-log = logging.getLogger("pipelines.configure")
 
 DEFAULT_OUT = "artifacts/config"
 HEADER = ("# Written by `python -m pipelines.configure` from params.yaml (the {stage} stage of "
