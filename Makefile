@@ -30,7 +30,9 @@ data: install
 # 130,000 files to find nothing to do): when nothing the pipeline reads or writes has a newer
 # change time (ctime: a copy that keeps old mtimes still counts) than the stamp the last
 # complete `dvc repro` left, nothing can have changed. The stamp is kept only when no input
-# changed while that repro ran. `dvc repro` (or `make repro FULL_CHECK=1`) checks every hash.
+# changed while that repro ran (the pauses after each stamp put any later change on a later
+# clock tick: file times are kernel ticks, milliseconds apart, and -cnewer is strict).
+# `dvc repro` (or `make repro FULL_CHECK=1`) checks every hash.
 REPRO_STAMP := .dvc/tmp/ferops-repro.stamp
 REPRO_INPUTS := data data.dvc params.yaml dvc.yaml .dvc/config .dvcignore conf components \
 	pipelines registry
@@ -46,9 +48,9 @@ repro: data
 		echo "dvc repro (FULL_CHECK=1 re-checks every hash; ferops registry status: the champions)."; \
 	else \
 		rm -f $(REPRO_STAMP) && mkdir -p $(dir $(REPRO_STAMP)) && touch $(REPRO_STAMP).start \
-		&& $(BIN)/dvc repro \
+		&& sleep 0.05 && $(BIN)/dvc repro \
 		&& if [ -z "$$($(call changed_since,$(REPRO_INPUTS),$(REPRO_STAMP).start))" ]; then \
-			mv $(REPRO_STAMP).start $(REPRO_STAMP) && touch $(REPRO_STAMP); fi \
+			mv $(REPRO_STAMP).start $(REPRO_STAMP) && touch $(REPRO_STAMP) && sleep 0.05; fi \
 		&& $(BIN)/ferops registry status; \
 	fi
 	@cat artifacts/predict/examples.md
