@@ -84,7 +84,7 @@ def train_stage(
     if arch not in MODEL_INPUTS:
         raise ConfigError(f"--arch {arch!r}: unknown; choose from {sorted(MODEL_INPUTS)}")
     cfg, extra = resolve_config(section(params, "train"), arch,
-                                Path(tune_dir) / arch / "best_params.json")
+                                Path(tune_dir) / arch / "chosen_params.json")
     grey = bool(extra.pop("grey", False))
     inputs = MODEL_INPUTS[arch]
     task_dir = choose_task(Path(data_dir), inputs, cfg.task)

@@ -3,7 +3,7 @@
     python -m pipelines.tune --arch baseline_cnn [--params params.yaml]
         [--data artifacts/preprocess] [--out artifacts/tune/<arch>] [--n-trials N]
 
-Writes ``best_params.json`` (merged by the train stage when ``train.use_tuned``),
+Writes ``chosen_params.json`` (merged by the train stage when ``train.use_tuned``),
 ``study.json``, ``plots/*.png`` and the study journal ``journal.log``. Rerunning by hand adds
 trials to the same study (DVC clears the folder first, so each ``dvc repro`` of the stage is
 a fresh, seeded study). Several workers share one study through an RDB:
@@ -91,8 +91,8 @@ def _body(argv: Sequence[str] | None) -> int:
     else:
         print(f"{args.arch}: {summary['n_trials']} trials ({summary['complete']} complete, "
               f"{summary['pruned']} pruned, {summary['failed']} failed); training takes "
-              f"{summary['chosen_because']}, {summary['metric']}={summary['best_value']} "
-              f"{summary['best_params']}")
+              f"{summary['chosen_because']}, {summary['metric']}={summary['chosen_value']} "
+              f"{summary['chosen_params']}")
     return 0
 
 

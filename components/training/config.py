@@ -2,7 +2,7 @@
 
 One :class:`TrainConfig` drives every torch model. The section holds shared defaults plus
 ``overrides`` per architecture; :func:`resolve_config` merges defaults, the architecture's
-overrides and (when ``use_tuned``) the tuner's ``best_params.json`` in that order, so the
+overrides and (when ``use_tuned``) the tuner's ``chosen_params.json`` in that order, so the
 most specific source wins. Keys that are not trainer settings (``k``, ``folds``, model
 kwargs such as ``dropout``) are handed back separately for the model or estimator.
 """
@@ -117,7 +117,7 @@ TRAIN_KEYS: frozenset[str] = frozenset(f.name for f in dataclasses.fields(TrainC
 
 
 def load_tuned(path: Path) -> dict[str, Any]:
-    """Read a tuner's ``best_params.json``; a ``params`` sub-mapping is unwrapped.
+    """Read a tuner's ``chosen_params.json``; a ``params`` sub-mapping is unwrapped.
 
     Raises:
         ConfigError: the file is not a JSON mapping.
@@ -141,7 +141,7 @@ def resolve_config(
     Args:
         values: the ``train`` section of params.yaml.
         arch: architecture name (selects ``overrides[arch]`` and ``model_kwargs[arch]``).
-        tuned_path: ``artifacts/tune/<arch>/best_params.json``; merged when it exists and
+        tuned_path: ``artifacts/tune/<arch>/chosen_params.json``; merged when it exists and
             ``use_tuned`` is true.
 
     Returns:

@@ -2,14 +2,14 @@
 
 ``tune_architecture`` runs trials through the project trainer (pruned per epoch), stores the
 study in a crash-safe journal file or a shared RDB (``OPTUNA_STORAGE``), logs a parent MLflow
-run with nested trial runs, and writes ``best_params.json`` for the train stage.
+run with nested trial runs, and writes ``chosen_params.json`` for the train stage.
 """
 
 from components.tuning.config import TuneConfig, tune_config
 from components.tuning.objective import Objective, trial_settings
 from components.tuning.plots import write_plots
 from components.tuning.run import (
-    BEST_PARAMS_FILE,
+    CHOSEN_PARAMS_FILE,
     STUDY_FILE,
     tune_architecture,
     write_outputs,
@@ -28,7 +28,7 @@ from components.tuning.study import (
 from components.tuning.tracking import StudyTracker
 
 __all__ = [
-    "BEST_PARAMS_FILE",
+    "CHOSEN_PARAMS_FILE",
     "STORAGE_ENV",
     "STUDY_FILE",
     "Objective",

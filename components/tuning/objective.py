@@ -51,7 +51,7 @@ def trial_settings(
 
     The trial's values are layered over ``train.overrides[arch]`` and resolved by the train
     stage's own :func:`resolve_config`, so a value means the same in a trial as it will in
-    ``best_params.json``. Tuning budget and metric replace the train ones; earlier tuned
+    ``chosen_params.json``. Tuning budget and metric replace the train ones; earlier tuned
     results are not merged (a study searches from the params, not from its last answer).
 
     Raises:

@@ -1,6 +1,6 @@
 """One tuning invocation end to end: open the study, run trials, write the results.
 
-Outputs under the stage folder (``artifacts/tune/<arch>/``): ``best_params.json`` (flat
+Outputs under the stage folder (``artifacts/tune/<arch>/``): ``chosen_params.json`` (flat
 ``{name: value}``, what the train stage merges when ``train.use_tuned`` is true),
 ``study.json`` (counts per state, best trial and value, storage), ``plots/*.png`` and, with
 the default storage, ``journal.log`` (the study itself, resumable).
@@ -36,7 +36,7 @@ from components.tuning.tracking import StudyTracker
 
 log = logging.getLogger(__name__)
 
-BEST_PARAMS_FILE = "best_params.json"
+CHOSEN_PARAMS_FILE = "chosen_params.json"
 STUDY_FILE = "study.json"
 PLOTS_DIR = "plots"
 
@@ -53,7 +53,7 @@ def tune_architecture(
     storage: str | None = None,
 ) -> dict[str, Any]:
     """Add ``n_trials`` (default ``cfg.n_trials``) trials to the study of ``arch`` and
-    write best_params.json, study.json and plots under ``out_dir``.
+    write chosen_params.json, study.json and plots under ``out_dir``.
 
     Returns:
         The ``study.json`` content.
@@ -91,24 +91,24 @@ def tune_architecture(
             show_progress_bar=cfg.progress,
         )
         summary = write_outputs(study, out_dir, settings, min_gain=cfg.min_gain)
-        files = [out_dir / STUDY_FILE, out_dir / BEST_PARAMS_FILE]
+        files = [out_dir / STUDY_FILE, out_dir / CHOSEN_PARAMS_FILE]
         tracker.log_result(summary, files + sorted((out_dir / PLOTS_DIR).glob("*.png")))
     return summary
 
 
 def write_outputs(study: optuna.Study, out_dir: Path, settings: dict[str, Any], *,
                   min_gain: float = 0.0) -> dict[str, Any]:
-    """Write best_params.json, study.json and plots for the study as it stands now
-    (``best_params.json``: the chosen trial's, see :func:`chosen_trial`).
+    """Write chosen_params.json, study.json and plots for the study as it stands now
+    (``chosen_params.json``: the chosen trial's, see :func:`chosen_trial`).
 
     Returns:
         The ``study.json`` content.
     """
     out_dir = Path(out_dir)
     summary = {"skipped": False, **settings, **study_summary(study, min_gain)}
-    if summary["best_value"] is None:
-        log.warning("%s: no trial completed; best_params.json is empty", study.study_name)
-    write_json(out_dir / BEST_PARAMS_FILE, summary["best_params"])
+    if summary["chosen_value"] is None:
+        log.warning("%s: no trial completed; chosen_params.json is empty", study.study_name)
+    write_json(out_dir / CHOSEN_PARAMS_FILE, summary["chosen_params"])
     plots = write_plots(study, out_dir / PLOTS_DIR)
     summary["plots"] = [p.name for p in plots]
     write_json(out_dir / STUDY_FILE, summary)
@@ -118,12 +118,12 @@ def write_outputs(study: optuna.Study, out_dir: Path, settings: dict[str, Any], 
 def write_skipped(out_dir: Path, arch: str, reason: str) -> dict[str, Any]:
     """Record that ``arch`` was not tuned (the data lacks its modalities).
 
-    ``best_params.json`` is written empty so the train stage's merge is a no-op.
+    ``chosen_params.json`` is written empty so the train stage's merge is a no-op.
     """
     out_dir = Path(out_dir)
     summary = {"skipped": True, "arch": arch, "reason": reason}
     write_json(out_dir / STUDY_FILE, summary)
-    write_json(out_dir / BEST_PARAMS_FILE, {})
+    write_json(out_dir / CHOSEN_PARAMS_FILE, {})
     (out_dir / PLOTS_DIR).mkdir(parents=True, exist_ok=True)
     log.warning("%s skipped: %s", arch, reason)
     return summary

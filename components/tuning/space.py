@@ -9,7 +9,7 @@ Each architecture's space is a mapping ``name -> spec`` under ``tune.spaces.<arc
 
 A name is a trainer setting (``lr``, ``batch_size``, ``ecstfl_lambda``, ...) or a model
 keyword (``dropout``, ``width``, ``k``, ``C``, ...): the tuner hands the sampled values to
-``resolve_config`` exactly as the train stage later reads ``best_params.json``, so one name
+``resolve_config`` exactly as the train stage later reads ``chosen_params.json``, so one name
 means the same thing in tuning and training.
 """
 

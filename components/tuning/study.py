@@ -243,13 +243,14 @@ def fail_orphaned_trials(study: optuna.Study) -> list[int]:
 def study_summary(study: optuna.Study, min_gain: float = 0.0) -> dict[str, Any]:
     """Counts per state, the best trial and the chosen one: what ``study.json`` records.
 
-    ``best_params`` are the chosen trial's (see :func:`chosen_trial`), what the train stage
-    merges; ``best_value`` / ``best_params`` are None while no trial has completed.
+    ``best_*`` is Optuna's best trial; ``chosen_*`` the trial whose parameters the train
+    stage merges (see :func:`chosen_trial`), the best one unless ``min_gain`` kept the
+    recipe's. Trial numbers and values are None while no trial has completed.
     """
     trials = study.get_trials(deepcopy=False)
     counts = {state: sum(t.state == state for t in trials) for state in TrialState}
     top = best_trial(study)
-    best, reason = chosen_trial(study, min_gain)
+    chosen, reason = chosen_trial(study, min_gain)
     return {
         "study": study.study_name,
         "direction": study.direction.name.lower(),
@@ -258,11 +259,12 @@ def study_summary(study: optuna.Study, min_gain: float = 0.0) -> dict[str, Any]:
         "pruned": counts[TrialState.PRUNED],
         "failed": counts[TrialState.FAIL],
         "running": counts[TrialState.RUNNING],
-        "best_trial": best.number if best else None,
-        "best_value": best.value if best else None,
-        "best_params": dict(best.params) if best else {},
-        "top_trial": top.number if top else None,
-        "top_value": top.value if top else None,
+        "best_trial": top.number if top else None,
+        "best_value": top.value if top else None,
+        "best_params": dict(top.params) if top else {},
+        "chosen_trial": chosen.number if chosen else None,
+        "chosen_value": chosen.value if chosen else None,
+        "chosen_params": dict(chosen.params) if chosen else {},
         "min_gain": min_gain,
         "chosen_because": reason,
     }

@@ -71,20 +71,23 @@ class StudyTracker:
             mlflow.log_params(flatten_params(settings))
 
     def log_result(self, summary: Mapping[str, Any], files: list[Path]) -> None:
-        """Best value and params, trial counts, and the outputs (plots, JSON) as artifacts."""
+        """Best and chosen value and params, trial counts, and the outputs (plots, JSON) as
+        artifacts."""
         if not self.enabled:
             return
         import mlflow
 
         counts = {k: summary[k] for k in ("n_trials", "complete", "pruned", "failed")}
         metrics = {f"trials_{k}": float(v) for k, v in counts.items()}
-        if summary.get("best_value") is not None:
-            metrics["best_value"] = float(summary["best_value"])
+        for kind in ("best", "chosen"):
+            if summary.get(f"{kind}_value") is not None:
+                metrics[f"{kind}_value"] = float(summary[f"{kind}_value"])
+            if summary.get(f"{kind}_trial") is not None:
+                mlflow.set_tag(f"{kind}_trial", str(summary[f"{kind}_trial"]))
         mlflow.log_metrics(metrics)
-        if summary.get("best_params"):
-            mlflow.log_params(flatten_params(summary["best_params"], prefix="best."))
-        if summary.get("best_trial") is not None:
-            mlflow.set_tag("best_trial", str(summary["best_trial"]))
+        for kind in ("best", "chosen"):  # chosen: what training merges
+            if summary.get(f"{kind}_params"):
+                mlflow.log_params(flatten_params(summary[f"{kind}_params"], prefix=f"{kind}."))
         for path in files:
             mlflow.log_artifact(str(path), artifact_path="plots" if path.suffix == ".png" else None)
 

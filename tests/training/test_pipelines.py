@@ -31,7 +31,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make_synthetic_task(root / "preprocess", "rgbd", size=32,
                         sizes={"train": 32, "val": 16, "test": 16}, occlusion=(25, 50))
     (root / "params.yaml").write_text(yaml.safe_dump(PARAMS))
-    tuned = root / "tune" / "fusion_early" / "best_params.json"
+    tuned = root / "tune" / "fusion_early" / "chosen_params.json"
     tuned.parent.mkdir(parents=True)
     tuned.write_text(json.dumps({"lr": 0.002}))
     return root

@@ -158,7 +158,7 @@ def test_make_train_fn_trains_estimator_submodels(data_root: Path) -> None:
 
 
 def test_resolve_config_merges_overrides_and_tuned(tmp_path: Path) -> None:
-    tuned = tmp_path / "best_params.json"
+    tuned = tmp_path / "chosen_params.json"
     tuned.write_text(json.dumps({"lr": 0.05, "dropout": 0.3}))
     values = {"epochs": 8, "lr": 0.001, "overrides": {"hierarchical": {"k": 4, "epochs": 3}},
               "model_kwargs": {"hierarchical": {"width": 0.5}}}

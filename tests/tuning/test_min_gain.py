@@ -58,9 +58,9 @@ def test_without_an_enqueued_trial_the_best_is_taken() -> None:
 
 def test_the_summary_records_both_the_best_and_the_chosen_trial() -> None:
     summary = study_summary(_study("maximize", 0.52), 0.05)
-    assert (summary["best_trial"], summary["best_value"], summary["best_params"]) == (
+    assert (summary["chosen_trial"], summary["chosen_value"], summary["chosen_params"]) == (
         0, 0.5, RECIPE)
-    assert (summary["top_trial"], summary["top_value"]) == (1, 0.52)
+    assert (summary["best_trial"], summary["best_value"]) == (1, 0.52)
     assert "tune.min_gain 0.05" in summary["chosen_because"]
 
 

@@ -64,7 +64,7 @@ def test_study_lands_on_a_server_as_parent_with_nested_trial_runs(
         assert "val_loss" in run.data.metrics  # the per-epoch curve the pruner saw
 
     best = min(study.trials, key=lambda t: t.value)  # val_loss: lower is better
-    assert json.loads((out / "best_params.json").read_text()) == best.params
+    assert json.loads((out / "chosen_params.json").read_text()) == best.params
     assert parent.data.metrics["best_value"] == pytest.approx(best.value)
     assert float(parent.data.params["best.lr"]) == pytest.approx(best.params["lr"])
     assert "plots/optimization_history.png" in {a.path for a in artifacts}

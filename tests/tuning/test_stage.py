@@ -70,7 +70,7 @@ def test_study_writes_best_params_summary_and_plots(tuned: dict[str, Any]) -> No
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     best = min(complete, key=lambda t: t.value)  # val_loss: lower is better
     assert on_disk["best_value"] == pytest.approx(best.value)
-    assert json.loads((out / "best_params.json").read_text()) == best.params
+    assert json.loads((out / "chosen_params.json").read_text()) == best.params
     assert summary["best_params"] == best.params
     plots = {p.name for p in (out / "plots").glob("*.png")}
     assert {"optimization_history.png", "intermediate_values.png"} <= plots
@@ -110,7 +110,7 @@ def test_mlflow_parent_run_with_nested_trial_runs(tuned: dict[str, Any]) -> None
 
 def test_train_stage_merges_best_params(tuned: dict[str, Any], data_dir: Path) -> None:
     root = tuned["root"]
-    best = json.loads((tuned["out"] / "best_params.json").read_text())
+    best = json.loads((tuned["out"] / "chosen_params.json").read_text())
     out = root / "train" / "baseline_cnn"
     train_pipeline.train_stage(tuned["params"], "baseline_cnn", data_dir, out,
                                tune_dir=root / "tune")
@@ -136,7 +136,7 @@ def test_a_fresh_study_with_the_same_params_gives_the_same_bytes(
     tuned: dict[str, Any], data_dir: Path, tmp_path: Path
 ) -> None:
     """What the DVC stage relies on: a fresh folder, same params and data -> the same trials,
-    best_params.json, plots and study.json (but for the journal path); the journal itself
+    chosen_params.json, plots and study.json (but for the journal path); the journal itself
     (worker ids, times) is the one file that differs and .dvcignore keeps it out of the hash."""
     params = _study_params()
     params["tune"]["track"] = False
@@ -166,7 +166,7 @@ def test_arch_the_data_cannot_feed_is_skipped(tmp_path: Path, data_dir: Path, ca
     assert code == 0
     study = json.loads((out / "study.json").read_text())
     assert study["skipped"] is True and "frames" in study["reason"]
-    assert json.loads((out / "best_params.json").read_text()) == {}
+    assert json.loads((out / "chosen_params.json").read_text()) == {}
     assert "skipped" in capsys.readouterr().out
 
 
@@ -206,7 +206,7 @@ def test_estimator_trial_reports_its_single_val_score(tmp_path: Path, data_dir: 
     (trial,) = study.trials
     assert trial.state == TrialState.COMPLETE and not trial.intermediate_values
     assert 0.0 <= trial.value <= 1.0  # val UAR of the fused estimator
-    assert set(json.loads((out / "best_params.json").read_text())) == {"C"}
+    assert set(json.loads((out / "chosen_params.json").read_text())) == {"C"}
 
 
 def test_same_params_give_the_same_study(tmp_path: Path, data_dir: Path) -> None:

@@ -64,7 +64,7 @@ def test_study_killed_mid_trial_resumes(tmp_path: Path, data_dir: Path) -> None:
     storage = open_storage(storage_url(out))
     before = optuna.load_study(study_name=only_study(storage), storage=storage).trials
     assert [t.state for t in before] == [TrialState.COMPLETE, TrialState.RUNNING]
-    assert not (out / "best_params.json").exists()
+    assert not (out / "chosen_params.json").exists()
 
     restart = run_worker(tune_command(params, data_dir, out, "--n-trials", "1"), env, tmp_path)
     output = restart.communicate(timeout=120)[0]
@@ -77,7 +77,7 @@ def test_study_killed_mid_trial_resumes(tmp_path: Path, data_dir: Path) -> None:
     assert (summary["n_trials"], summary["failed"], summary["running"]) == (3, 1, 0)
     assert summary["best_value"] <= before[0].value  # the first trial's result is kept
     best = min((t for t in after if t.state == TrialState.COMPLETE), key=lambda t: t.value)
-    assert json.loads((out / "best_params.json").read_text()) == best.params
+    assert json.loads((out / "chosen_params.json").read_text()) == best.params
 
     # The killed worker's MLflow runs (its parent and trial 1) are closed, not left running.
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
@@ -109,4 +109,4 @@ def test_two_workers_share_one_study(tmp_path: Path, data_dir: Path) -> None:
     last = max(range(2), key=lambda i: summaries[i]["complete"])
     assert (summaries[last]["n_trials"], summaries[last]["complete"]) == (4, 4)
     best = min(trials, key=lambda t: t.value)
-    assert json.loads((tmp_path / f"out{last}" / "best_params.json").read_text()) == best.params
+    assert json.loads((tmp_path / f"out{last}" / "chosen_params.json").read_text()) == best.params
