@@ -21,7 +21,7 @@ This module imports nothing that would load those libraries.
 from __future__ import annotations
 
 import os
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 
 # Library -> (environment variable, value capping it at AVX2).
 CAPS: dict[str, tuple[str, str]] = {
@@ -42,3 +42,23 @@ def pin_instruction_set(environ: MutableMapping[str, str] | None = None) -> dict
     for variable, value in CAPS.values():
         env.setdefault(variable, value)
     return {variable: env[variable] for variable, _ in CAPS.values()}
+
+
+# oneDNN / ATen levels below the first with bfloat16 instructions (AVX512_CORE_BF16): under
+# one of these caps a CPU's own bf16 units go unused and autocast emulates bf16 in software.
+PRE_BF16_ONEDNN = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE",
+                   "AVX512_CORE_VNNI"}
+PRE_BF16_ATEN = {"default", "avx2", "avx512", "avx512_vnni"}
+
+
+def caps_allow_bf16(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the caps in force leave PyTorch and oneDNN the CPU's bfloat16 instructions.
+
+    The AVX2 cap takes them away: bf16 autocast then runs emulated, about nine times slower
+    than float32 for the baseline CNN on an AVX512-BF16 EPYC, so ``precision: auto`` must
+    see the cap and not only the CPU's flags.
+    """
+    env = os.environ if environ is None else environ
+    onednn = env.get(CAPS["onednn"][0], "").strip().upper()
+    aten = env.get(CAPS["pytorch"][0], "").strip().lower()
+    return onednn not in PRE_BF16_ONEDNN and aten not in PRE_BF16_ATEN

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from components.isa import CAPS, NATIVE, pin_instruction_set
+from components.isa import CAPS, NATIVE, caps_allow_bf16, pin_instruction_set
 
 
 def test_each_cap_is_set_unless_the_user_set_it() -> None:
@@ -42,3 +42,24 @@ def test_a_pipelines_process_runs_numpy_and_torch_below_avx512() -> None:
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert not seen["numpy_v4"], seen
     assert "AVX512" not in seen["torch"].upper(), seen
+
+
+def test_the_avx2_cap_takes_bf16_away() -> None:
+    """Under the pipeline's cap bf16 autocast runs emulated (far slower than float32), so
+    ``precision: auto`` must not choose it there; lifting the cap gives it back."""
+    capped: dict[str, str] = {}
+    pin_instruction_set(capped)
+    assert not caps_allow_bf16(capped)
+    assert caps_allow_bf16({})
+    assert caps_allow_bf16({"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX", "ATEN_CPU_CAPABILITY": "amx"})
+    assert not caps_allow_bf16({"ATEN_CPU_CAPABILITY": "avx512"})
+
+
+def test_auto_precision_is_float32_in_a_capped_pipelines_process() -> None:
+    code = ("import pipelines\nfrom components.training.trainer import resolve_precision\n"
+            "print(resolve_precision('auto'))\n")
+    capped = {variable for variable, _ in CAPS.values()} | {NATIVE}
+    env = {k: v for k, v in os.environ.items() if k not in capped}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "fp32"

@@ -28,6 +28,7 @@ from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
 from components.errors import ConfigError, DataError
+from components.isa import caps_allow_bf16
 from components.training.augment import augment_batch
 from components.training.budget import (
     BudgetShare,
@@ -87,13 +88,15 @@ def seed_everything(seed: int) -> None:
 
 
 def native_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AMX or AVX512-BF16); elsewhere autocast
-    emulates it, slower than float32."""
+    """Whether this process computes bfloat16 natively: the CPU has AMX or AVX512-BF16 and
+    the instruction-set caps (:mod:`components.isa`) leave them to PyTorch. Elsewhere
+    autocast emulates bf16, far slower than float32."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
-    return any(flag in flags for flag in ("amx_bf16", "avx512_bf16"))
+    has_bf16 = any(flag in flags for flag in ("amx_bf16", "avx512_bf16"))
+    return has_bf16 and caps_allow_bf16()
 
 
 def resolve_precision(precision: str) -> str:
