@@ -62,14 +62,20 @@ def run_arm(root: Path, arm: str, seed: int) -> dict[str, object]:
 
 
 def write_groups(run_dir: Path, out: Path) -> None:
-    """The expression groups of a hierarchical model (claim 13's within-group confusion);
-    nothing for a model without groups."""
+    """The expression groups of a hierarchical model by class name, as the clean-test
+    confusion counts name the classes (claim 13's within-group confusion); nothing for a
+    model without groups.
+
+    The names come from the model's class list and the groups' class indices: the
+    classifier's own labels are the indices as strings unless it was given class names.
+    """
     from components.jsonio import write_json
     from components.models import load_trained
 
     if not any((run_dir / name).exists() for name in ("model.pt", "model.pkl")):
         return
-    _, classifier = load_trained(run_dir)
-    groups = getattr(classifier, "groups_", None)
-    if groups:
-        write_json(out, {"groups": [list(group) for group in groups]})
+    spec, classifier = load_trained(run_dir)
+    grouping = getattr(classifier, "grouping_", None)
+    if grouping is not None:
+        names = list(spec.classes)
+        write_json(out, {"groups": [[names[i] for i in unit] for unit in grouping.unit_indices]})
