@@ -1,7 +1,7 @@
 """Training throughput of the project trainer in float32 against bfloat16 autocast.
 
     python benchmarks/train_precision.py [--arch baseline_cnn] [--width 0.5] \
-        [--samples 2048] [--batch-size 64] [--repeats 3]
+        [--samples 2048] [--batch-size 64] [--repeats 3] [--pipeline-isa]
 
 Both settings train the same model (same initial weights) through
 :class:`components.training.trainer.Trainer` on the same random 48x48 grey faces for one
@@ -10,6 +10,10 @@ differs. Runs alternate (fp32, bf16, fp32, ...) and the medians of images per se
 compared, so drift in machine load hits both sides alike. The float32 run is the baseline;
 the ratio printed is bf16 speed over fp32 speed. bf16 pays off on CPUs with AMX or
 AVX512-BF16 (it is emulated, and slower, elsewhere); the CPU flags are printed.
+
+``--pipeline-isa`` runs both under the instruction-set caps every pipeline stage runs with
+(:mod:`components.isa`, set before torch loads) and writes ``train_precision_pipeline_isa``:
+what ``precision: bf16`` costs inside ``dvc repro`` on a CPU with native bf16.
 """
 
 from __future__ import annotations
@@ -22,11 +26,17 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+
+from components.isa import pin_instruction_set  # noqa: E402  (loads no numeric library)
+
+PIPELINE_ISA = "--pipeline-isa"
+if PIPELINE_ISA in sys.argv:  # the caps must be in the environment before torch loads
+    pin_instruction_set()
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 from benchmarks.report import git_commit, machine_facts, write_results  # noqa: E402
 from components.models import create_model  # noqa: E402
@@ -69,7 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=2048)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(PIPELINE_ISA, action="store_true",
+                        help="run under the pipeline stages' instruction-set caps")
     args = parser.parse_args(argv)
+    if args.pipeline_isa and PIPELINE_ISA not in sys.argv:
+        parser.error(f"{PIPELINE_ISA} must be on the command line (the caps are set at import)")
     torch.set_num_threads(os.cpu_count() or 1)
     command = shlex.join(["python", "benchmarks/train_precision.py",
                           *(sys.argv[1:] if argv is None else argv)])
@@ -101,14 +115,16 @@ def main(argv: list[str] | None = None) -> int:
         f"- command: `{command}`", f"- commit: `{payload['commit']}`",
         f"- machine: {payload['machine']['cpu']}, {payload['machine']['cpu_count']} cores, "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads), native bf16: "
-        f"{payload['machine']['native_bf16']}",
+        f"{payload['machine']['native_bf16']}; instruction sets: "
+        f"{'the pipeline caps (components/isa.py)' if args.pipeline_isa else 'uncapped'}",
         f"- {args.arch} width {args.width}, batch {args.batch_size}, {args.samples} samples, "
         f"median of {args.repeats}", "",
         "| precision | images/s |", "|---|---|",
         *[f"| {p} | {medians[p]:.0f} |" for p in PRECISIONS], "",
         f"bf16 / fp32: **{ratio:.2f}x** (measured in the same run)",
     ]
-    for path in write_results("train_precision", payload, "\n".join(lines)):
+    name = "train_precision_pipeline_isa" if args.pipeline_isa else "train_precision"
+    for path in write_results(name, payload, "\n".join(lines)):
         print(f"wrote {path}")
     return 0
 

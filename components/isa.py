@@ -44,21 +44,20 @@ def pin_instruction_set(environ: MutableMapping[str, str] | None = None) -> dict
     return {variable: env[variable] for variable, _ in CAPS.values()}
 
 
-# oneDNN / ATen levels below the first with bfloat16 instructions (AVX512_CORE_BF16): under
-# one of these caps a CPU's own bf16 units go unused and autocast emulates bf16 in software.
+# oneDNN levels below the first with bfloat16 instructions (AVX512_CORE_BF16): under one of
+# these caps oneDNN leaves a CPU's own bf16 units unused and bf16 autocast runs emulated.
 PRE_BF16_ONEDNN = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE",
                    "AVX512_CORE_VNNI"}
-PRE_BF16_ATEN = {"default", "avx2", "avx512", "avx512_vnni"}
 
 
 def caps_allow_bf16(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether the caps in force leave PyTorch and oneDNN the CPU's bfloat16 instructions.
+    """Whether the caps in force leave oneDNN (the convolutions) the CPU's bfloat16
+    instructions.
 
-    The AVX2 cap takes them away: bf16 autocast then runs emulated, about nine times slower
-    than float32 for the baseline CNN on an AVX512-BF16 EPYC, so ``precision: auto`` must
-    see the cap and not only the CPU's flags.
+    The pipeline's AVX2 cap takes them away and bf16 autocast then runs emulated, far slower
+    than float32 (``benchmarks/results/train_precision_pipeline_isa.md``), so
+    ``precision: auto`` must see the cap and not only the CPU's flags. ATen's cap does not
+    matter here: with ATen alone at AVX2, bf16 still ran faster than float32.
     """
     env = os.environ if environ is None else environ
-    onednn = env.get(CAPS["onednn"][0], "").strip().upper()
-    aten = env.get(CAPS["pytorch"][0], "").strip().lower()
-    return onednn not in PRE_BF16_ONEDNN and aten not in PRE_BF16_ATEN
+    return env.get(CAPS["onednn"][0], "").strip().upper() not in PRE_BF16_ONEDNN
