@@ -4,6 +4,10 @@ the held-out photos, read from what the stages wrote (no model is trained or sco
     python benchmarks/demo_report.py            # after `make repro`
     python benchmarks/demo_report.py --run      # runs `make repro` first and times it
 
+With ``--run`` it also times every stage: ``make repro``'s output is passed through and each
+``Running stage`` line is stamped, so a stage's time runs from its start to the next one's
+(the last one's to the end, with the champions' summary).
+
 Writes ``benchmarks/results/demo.{json,md}`` with the commit, the recipe and the machine. The
 issue targets are checked and reported as met or missed, never assumed.
 """
@@ -33,6 +37,36 @@ CLIP_UAR_TARGET = 0.60
 RGBD_TWINS: dict[str, str] = {"fusion_early": "baseline_cnn", "fusion_twostream": "baseline_cnn",
                               "svm_fusion": "baseline_cnn"}
 ARTIFACTS = REPO_ROOT / "artifacts"
+STAGE_LINE = re.compile(r"Running stage '([^']+)'")
+BEFORE_DVC = "(before dvc repro: install check, data)"
+
+
+def timed_repro(command: tuple[str, ...] = ("make", "repro")) -> tuple[float, dict[str, float]]:
+    """Run `make repro` (or ``command``), echoing its output, and return its wall seconds
+    and the seconds of every stage it ran, in order (the first entry is the time before
+    DVC's first stage).
+
+    Raises:
+        subprocess.CalledProcessError: the command failed.
+    """
+    started = time.perf_counter()
+    marks: list[tuple[str, float]] = []
+    with subprocess.Popen(list(command), cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT) as proc:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            sys.stdout.buffer.write(raw)
+            sys.stdout.buffer.flush()
+            found = STAGE_LINE.search(raw.decode(errors="replace"))
+            if found:
+                marks.append((found.group(1), time.perf_counter()))
+    ended = time.perf_counter()
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, list(command))
+    stages = {BEFORE_DVC: (marks[0][1] if marks else ended) - started}
+    for (name, start), stop in zip(marks, [t for _, t in marks[1:]] + [ended], strict=True):
+        stages[name] = stop - start
+    return ended - started, stages
 
 
 def read_json(path: Path) -> Any:
@@ -136,11 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = shlex.join(["python", "benchmarks/demo_report.py",
                           *(sys.argv[1:] if argv is None else argv)])
-    seconds = None
+    seconds, stages = None, {}
     if args.run:
-        started = time.perf_counter()
-        subprocess.run(["make", "repro"], cwd=REPO_ROOT, check=True)
-        seconds = time.perf_counter() - started
+        seconds, stages = timed_repro()
     by_arch = scores(read_json(ARTIFACTS / "evaluate" / "comparison.json"))
     examples = read_json(ARTIFACTS / "predict" / "examples.json")
     outcomes = registry_outcomes((ARTIFACTS / "registry" / "report.md").read_text())
@@ -153,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     payload = {"command": command, "commit": git_commit(REPO_ROOT), "machine": machine_facts(),
                "recipe": params.get("recipe"), "make_repro_seconds": seconds,
+               "stage_seconds": stages,
                "test_sizes": test_sizes,
                "scores": by_arch, "train_minutes": minutes, "registry": outcomes,
                "examples": examples,
@@ -178,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     lines += part_lines(by_arch)
     lines += ["", "## Training wall time per architecture (MLflow run start to end)", ""]
     lines += [f"- {arch}: {m:.1f} min" for arch, m in sorted(minutes.items())]
+    if stages:
+        lines += ["", "## `make repro` time per stage (start to the next stage's start)", "",
+                  "| stage | seconds |", "|---|---|"]
+        lines += [f"| {name} | {sec:.0f} |" for name, sec in stages.items()]
     lines += ["", "## Targets (issue 13)", ""]
     lines += [f"- {'met' if m else '**missed**'}: {t} ({v})" for t, m, v in checks]
     lines += ["", "## Registry", ""] + [f"- `{k}`: {v}" for k, v in sorted(outcomes.items())]

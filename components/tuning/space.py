@@ -7,6 +7,11 @@ Each architecture's space is a mapping ``name -> spec`` under ``tune.spaces.<arc
     k: {type: int, low: 2, high: 4}
     batch_size: {type: categorical, choices: [16, 32]}
 
+A ``null`` spec leaves the parameter out of the search: a recipe composes over
+``conf/base.yaml``, where mappings merge key by key, so ``k: null`` is how a recipe drops a
+parameter it inherited (the demo tunes the hierarchical model's similarity ``threshold``,
+which replaces the count rule ``k``).
+
 A name is a trainer setting (``lr``, ``batch_size``, ``ecstfl_lambda``, ...) or a model
 keyword (``dropout``, ``width``, ``k``, ``C``, ...): the tuner hands the sampled values to
 ``resolve_config`` exactly as the train stage later reads ``chosen_params.json``, so one name
@@ -101,7 +106,7 @@ def parse_space(values: Any, where: str) -> dict[str, ParamSpec]:
         where: the params path for messages, e.g. ``tune.spaces.baseline_cnn``.
 
     Returns:
-        ``{name: spec}`` in the order given.
+        ``{name: spec}`` in the order given, without the names whose spec is ``null``.
 
     Raises:
         ConfigError: the space is not a non-empty mapping, or a parameter has an unknown
@@ -109,7 +114,11 @@ def parse_space(values: Any, where: str) -> dict[str, ParamSpec]:
     """
     if not isinstance(values, Mapping) or not values:
         raise ConfigError(f"{where}: expected a non-empty mapping of parameter -> spec")
-    return {str(name): parse_param(spec, f"{where}.{name}") for name, spec in values.items()}
+    space = {str(name): parse_param(spec, f"{where}.{name}")
+             for name, spec in values.items() if spec is not None}
+    if not space:
+        raise ConfigError(f"{where}: every parameter is null; nothing is left to tune")
+    return space
 
 
 def parse_param(spec: Any, where: str) -> ParamSpec:

@@ -86,3 +86,16 @@ def test_trial_values_land_where_the_train_stage_reads_them() -> None:
     assert extra["dropout"] == 0.3 and extra["width"] == 0.125  # model kwargs kept + tuned
     assert settings.epochs == cfg.epochs and settings.monitor == "val_loss"
     assert settings.use_tuned is False
+
+
+def test_null_spec_drops_an_inherited_parameter_and_enqueue_may_not_name_it() -> None:
+    space = parse_space({"k": None, "threshold": {"type": "float", "low": 0.3, "high": 0.8}},
+                        "tune.spaces.hierarchical")
+    assert list(space) == ["threshold"]
+    with pytest.raises(ConfigError, match="every parameter is null"):
+        parse_space({"k": None}, "tune.spaces.hierarchical")
+    cfg = tune_config({"spaces": {"hierarchical": {
+        "k": None, "threshold": {"type": "float", "low": 0.3, "high": 0.8}}},
+        "enqueue": {"hierarchical": [{"k": 4}]}})
+    with pytest.raises(ConfigError, match="'k' is not in tune.spaces.hierarchical"):
+        cfg.queued("hierarchical")
