@@ -130,7 +130,8 @@ def arm_facts(spec: ClaimsSpec, root: Path) -> dict[str, Any]:
             runs[str(seed)] = {"epochs_planned": record["epochs_planned"],
                                "epochs_run": record["epochs_run"],
                                "cpu_seconds": cost.get("cpu_seconds"),
-                               "machine": cost.get("machine")}
+                               "machine": cost.get("machine"),
+                               "commit": cost.get("commit")}
         facts[arm] = {"arch": entry.arch, "variant": entry.variant,
                       "overrides": entry.overrides, "runs": runs}
     return facts
@@ -239,10 +240,19 @@ def _comparison_row(number: int, row: dict[str, Any]) -> str:
             f"{row['verdict']} |")
 
 
+def _short(commit: str | None) -> str:
+    """A commit as ``abc1234`` (``-dirty`` kept); ``not recorded`` for records older than
+    the commit field."""
+    if not commit:
+        return "not recorded"
+    head, dirty = commit.removesuffix("-dirty"), commit.endswith("-dirty")
+    return f"`{head[:7]}{'-dirty' if dirty else ''}`"
+
+
 def _arm_lines(arms: dict[str, Any]) -> list[str]:
     lines = ["", "## Arms: budget and cost", "",
              "| arm | architecture | data | overrides | epochs planned / run per seed "
-             "| CPU minutes per seed |", "|---|---|---|---|---|---|"]
+             "| CPU minutes per seed | code (commit) |", "|---|---|---|---|---|---|---|"]
     total, machines = 0.0, set()
     for arm, facts in arms.items():
         runs = facts["runs"]
@@ -251,9 +261,11 @@ def _arm_lines(arms: dict[str, Any]) -> list[str]:
         total += sum(cpu)
         machines |= {r["machine"] for r in runs.values() if r["machine"]}
         overrides = ", ".join(f"`{k}={v}`" for k, v in facts["overrides"].items()) or "-"
+        commits = dict.fromkeys(_short(r.get("commit")) for r in runs.values())
         lines.append(f"| {arm} | {facts['arch']} | {facts['variant']} | {overrides} | "
                      f"{epochs or 'not run yet'} | "
-                     f"{', '.join(f'{c / 60:.1f}' for c in cpu) or '-'} |")
+                     f"{', '.join(f'{c / 60:.1f}' for c in cpu) or '-'} | "
+                     f"{', '.join(commits) or '-'} |")
     lines += ["", f"Total CPU time of the arms that ran: {total / 3600:.2f} hours "
               f"(process CPU time, all threads; no GPU). Machines: "
               f"{'; '.join(sorted(machines)) or 'none yet'}."]

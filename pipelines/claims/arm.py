@@ -14,7 +14,7 @@ from pipelines.claims import run_stage
 
 def run_arm(root: Path, arm: str, seed: int) -> dict[str, object]:
     """Train and evaluate ``arm`` with ``seed`` in its scratch folder, write its record and
-    its cost (CPU and wall seconds, the machine); returns the cost.
+    its cost (CPU and wall seconds, the machine, the commit whose code ran); returns the cost.
 
     Raises:
         DataError: an unknown arm, or a stage that failed.
@@ -31,7 +31,7 @@ def run_arm(root: Path, arm: str, seed: int) -> dict[str, object]:
     from components.claims.spec import arm_dir, compose_arm, load_spec, stage_dirs
     from components.errors import DataError
     from components.jsonio import write_json
-    from components.machine import cpu_model
+    from components.machine import cpu_model, git_commit
 
     spec = load_spec(root / "claims" / "params.yaml")
     if arm not in spec.arms:
@@ -43,6 +43,7 @@ def run_arm(root: Path, arm: str, seed: int) -> dict[str, object]:
     params.write_text(compose_arm(root, spec, arm, seed), encoding="utf-8")
     data = stage_dirs(spec, spec.arms[arm].variant)
     arch = spec.arms[arm].arch
+    commit = git_commit(root)  # before the arm writes anything: the code that runs
     started, cpu = time.perf_counter(), time.process_time()
     run_stage("train", ["--params", params, "--arch", arch, "--data", data["preprocess"],
                         "--out", out / "train" / arch, "--tune-dir", out / "untuned"])
@@ -52,7 +53,8 @@ def run_arm(root: Path, arm: str, seed: int) -> dict[str, object]:
     write_groups(out / "train" / arch, out / "evaluate" / "groups.json")
     cost = {"cpu_seconds": round(time.process_time() - cpu, 1),
             "wall_seconds": round(time.perf_counter() - started, 1),
-            "machine": f"{cpu_model()}, {os.cpu_count()} cores, no GPU"}
+            "machine": f"{cpu_model()}, {os.cpu_count()} cores, no GPU",
+            "commit": commit}
     epochs = planned_epochs(yaml.safe_load(params.read_text()), arch)
     metrics = read_json(out / "train" / arch / "metrics.json") or {}
     record = build_record(out / "evaluate", metrics, arch, epochs)

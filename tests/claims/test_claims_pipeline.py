@@ -11,6 +11,7 @@ the records in git are what lets a long set span sessions and machines.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from collections.abc import Iterator
@@ -71,8 +72,9 @@ def test_each_arm_and_seed_runs_the_stages_on_its_own_params(claims_project: Pat
             assert "test_occ25/accuracy" in record["metrics"]
             assert record["arch"] == "baseline_cnn" and record["epochs_run"] == 1
             assert sum(sum(row.values()) for row in record["test_confusion"].values()) > 0
-            assert "cpu_seconds" in json.loads(
-                (claims_project / cost_path(arm, seed)).read_text())
+            cost = json.loads((claims_project / cost_path(arm, seed)).read_text())
+            assert cost["cpu_seconds"] > 0
+            assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", cost["commit"])
     # the variant that re-runs preprocess reuses the augmented manifest of the one it names
     data = claims_project / "claims" / "artifacts" / "data"
     assert (data / "tiny_flat" / "preprocess").is_dir()
@@ -87,6 +89,8 @@ def test_the_report_pairs_the_seeds_and_states_a_verdict(claims_project: Path) -
     report = (claims_project / "claims" / "report.md").read_text()
     assert "| 5 | synthetic | flat, stretched |" in report
     assert "`tests/training/test_metrics.py`" in report  # an oracle claim cites its test
+    # the code each arm ran: one commit for both seeds here, named once
+    assert re.search(r"\| stretched \| baseline_cnn \|.*\| `[0-9a-f]{7}(-dirty)?` \|", report)
     assert (claims_project / "claims" / "plots" / "differences.png").read_bytes()[:4] == (
         b"\x89PNG")
 
