@@ -240,6 +240,16 @@ def _comparison_row(number: int, row: dict[str, Any]) -> str:
             f"{row['verdict']} |")
 
 
+def _epochs_cell(run: dict[str, Any], arch: str) -> str:
+    """``planned/run`` for a network; an estimator (``svm_fusion``, ``hierarchical``) trains
+    several networks, each planned the epochs shown, and has no single count of epochs run."""
+    from components.models.registry import plain_networks
+
+    if arch in plain_networks():
+        return f"{run['epochs_planned']}/{run['epochs_run']}"
+    return f"{run['epochs_planned']} per network"
+
+
 def _short(commit: str | None) -> str:
     """A commit as ``abc1234`` (``-dirty`` kept); ``not recorded`` for records older than
     the commit field."""
@@ -256,7 +266,7 @@ def _arm_lines(arms: dict[str, Any]) -> list[str]:
     total, machines = 0.0, set()
     for arm, facts in arms.items():
         runs = facts["runs"]
-        epochs = ", ".join(f"{r['epochs_planned']}/{r['epochs_run']}" for r in runs.values())
+        epochs = ", ".join(_epochs_cell(r, facts["arch"]) for r in runs.values())
         cpu = [r["cpu_seconds"] for r in runs.values() if r["cpu_seconds"] is not None]
         total += sum(cpu)
         machines |= {r["machine"] for r in runs.values() if r["machine"]}
