@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +45,18 @@ def machine_facts() -> dict[str, Any]:
     }
 
 
-def git_commit(root: Path) -> str | None:
-    """The checked-out commit (with ``-dirty`` when tracked files differ), or None."""
+def git_commit(root: Path, ignore: Sequence[str] = ()) -> str | None:
+    """The checked-out commit (with ``-dirty`` when tracked files differ), or None.
+
+    ``ignore``: paths whose changes do not count as dirty (a pipeline's own outputs that
+    the running command is rewriting, such as the claims records and lock file).
+    """
+    excludes = [f":(exclude){path}" for path in ignore]
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                                 text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no",
+                                "--", ".", *excludes],
                                cwd=root, capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return None

@@ -11,6 +11,9 @@ from pathlib import Path
 
 from pipelines.claims import run_stage
 
+CLAIMS_OUTPUTS = ("claims/dvc.lock", "claims/measured", "claims/report.md", "claims/results.json",
+                  "claims/plots")
+
 
 def run_arm(root: Path, arm: str, seed: int) -> dict[str, object]:
     """Train and evaluate ``arm`` with ``seed`` in its scratch folder, write its record and
@@ -43,7 +46,8 @@ def run_arm(root: Path, arm: str, seed: int) -> dict[str, object]:
     params.write_text(compose_arm(root, spec, arm, seed), encoding="utf-8")
     data = stage_dirs(spec, spec.arms[arm].variant)
     arch = spec.arms[arm].arch
-    commit = git_commit(root)  # before the arm writes anything: the code that runs
+    # the code that runs: the records, lock and report this claims run rewrites are not code
+    commit = git_commit(root, ignore=CLAIMS_OUTPUTS)
     started, cpu = time.perf_counter(), time.process_time()
     run_stage("train", ["--params", params, "--arch", arch, "--data", data["preprocess"],
                         "--out", out / "train" / arch, "--tune-dir", out / "untuned"])
