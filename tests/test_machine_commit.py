@@ -28,8 +28,3 @@ def test_ignored_outputs_do_not_mark_the_code_dirty(tmp_path: Path) -> None:
     assert git_commit(tmp_path, ignore=("claims/dvc.lock",)) == clean
     (tmp_path / "code.py").write_text("x = 2\n")
     assert git_commit(tmp_path, ignore=("claims/dvc.lock",)) == clean + "-dirty"
-    assert git_commit(tmp_path, mark_dirty=False) == clean  # the bare hash, for MLflow's link
-
-
-def test_outside_a_repository_there_is_no_commit(tmp_path: Path) -> None:
-    assert git_commit(tmp_path / "missing") is None
