@@ -172,6 +172,36 @@ def train_minutes(archs: list[str]) -> dict[str, float]:
     return minutes
 
 
+def expression_groups(train_dir: Path, archs: list[str]) -> dict[str, list[list[str]]]:
+    """The expression groups of every trained model that has them (seed 002's hierarchical
+    model), by class name, read from the model the train stage saved: which expressions the
+    demo's two-stage model merged is a result, not a setting (the threshold rule picks them)."""
+    from components.models import load_trained
+
+    groups = {}
+    for arch in archs:
+        run_dir = Path(train_dir) / arch
+        if not any((run_dir / name).exists() for name in ("model.pt", "model.pkl")):
+            continue
+        spec, classifier = load_trained(run_dir)
+        grouping = getattr(classifier, "grouping_", None)
+        if grouping is not None:
+            names = list(spec.classes)
+            groups[arch] = [[names[i] for i in unit] for unit in grouping.unit_indices]
+    return groups
+
+
+def group_lines(groups: dict[str, list[list[str]]]) -> list[str]:
+    """Markdown: each model's merged groups (the expressions it tells apart in stage 2)."""
+    lines = []
+    for arch, units in sorted(groups.items()):
+        merged = [unit for unit in units if len(unit) > 1]
+        lines += ["", f"## {arch}: expression groups (read from the trained model)", ""]
+        lines += [f"- {' + '.join(unit)}" for unit in merged] or ["- no expressions merged"]
+        lines.append(f"- {len(units) - len(merged)} expressions stand alone")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", action="store_true", help="run and time `make repro` first")
@@ -186,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = registry_outcomes((ARTIFACTS / "registry" / "report.md").read_text())
     checks = targets(by_arch)
     minutes = train_minutes(sorted(by_arch))
+    groups = expression_groups(ARTIFACTS / "train", sorted(by_arch))
     kept = read_json(ARTIFACTS / "preprocess" / "metrics.json")
     test_sizes = {task: kept.get(f"{task}.test.kept") for task in ("image", "video")}
     import yaml
@@ -195,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                "recipe": params.get("recipe"), "make_repro_seconds": seconds,
                "stage_seconds": stages,
                "test_sizes": test_sizes,
-               "scores": by_arch, "train_minutes": minutes, "registry": outcomes,
+               "scores": by_arch, "groups": groups, "train_minutes": minutes, "registry": outcomes,
                "examples": examples,
                "targets": [{"target": t, "met": m, "value": v} for t, m, v in checks]}
     machine = payload["machine"]
@@ -217,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {arch} | " + " | ".join("n/a" if v is None else f"{v:.3f}"
                                                   for v in cell) + " |")
     lines += part_lines(by_arch)
+    lines += group_lines(groups)
     lines += ["", "## Training wall time per architecture (MLflow run start to end)", ""]
     lines += [f"- {arch}: {m:.1f} min" for arch, m in sorted(minutes.items())]
     if stages:
