@@ -8,12 +8,14 @@ yet is listed as such, so the report can be written while a long experiment set 
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from components.claims.dag import PLOTS, REPORT, RESULTS
+from components.claims.dag import DVC_FILE, PLOTS, REPORT, RESULTS
 from components.claims.record import (
+    RECORDS,
     class_recall,
     cost_path,
     read_json,
@@ -30,6 +32,8 @@ from components.claims.stats import (
 from components.jsonio import write_json
 from components.machine import git_commit
 
+# What a claims run writes besides code: a commit that changed only these changed no code.
+RUN_OUTPUTS: tuple[Path, ...] = (RECORDS, DVC_FILE.with_suffix(".lock"), REPORT, RESULTS, PLOTS)
 RECALL = "recall:"
 WITHIN_GROUP = "within_group_confusion"
 SYNTHETIC_CAVEAT = ("verdicts on `synthetic` data are about the renderer's faces (rendered "
@@ -131,10 +135,32 @@ def arm_facts(spec: ClaimsSpec, root: Path) -> dict[str, Any]:
                                "epochs_run": record["epochs_run"],
                                "cpu_seconds": cost.get("cpu_seconds"),
                                "machine": cost.get("machine"),
-                               "commit": cost.get("commit")}
+                               "commit": code_commit(root, cost.get("commit"))}
         facts[arm] = {"arch": entry.arch, "variant": entry.variant,
                       "overrides": entry.overrides, "runs": runs}
     return facts
+
+
+def code_commit(root: Path, commit: str | None) -> str | None:
+    """The commit whose code a record's run used: the last commit at or before the recorded
+    one that changed anything besides :data:`RUN_OUTPUTS` (``-dirty`` kept).
+
+    Arms run one after another, each committing its record, so the commit current when an
+    arm starts is often the previous arm's record commit: same code, another hash. Naming
+    the code's own commit makes arms run by the same code read the same. A commit this clone
+    does not have (a shallow clone) is returned as recorded.
+    """
+    if not commit:
+        return commit
+    head, dirty = commit.removesuffix("-dirty"), commit.endswith("-dirty")
+    excludes = [f":(exclude){path.as_posix()}" for path in RUN_OUTPUTS]
+    try:
+        found = subprocess.run(["git", "rev-list", "-1", head, "--", ".", *excludes],
+                               cwd=root, capture_output=True, text=True, check=True,
+                               timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return commit
+    return (found or head) + ("-dirty" if dirty else "")
 
 
 def write_report(spec: ClaimsSpec, root: Path) -> Path:
