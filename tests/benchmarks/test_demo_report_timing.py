@@ -22,7 +22,10 @@ time.sleep(0.1)
 def test_stage_times_run_from_each_start_to_the_next() -> None:
     total, stages = timed_repro((sys.executable, "-c", SCRIPT))
     assert list(stages) == [BEFORE_DVC, "ingest", "train@baseline_cnn"]
-    assert stages["ingest"] >= 0.3 and stages["train@baseline_cnn"] >= 0.1
+    # Each stage gets the time up to the next line; reading a pipe stamps a line a little
+    # after the child printed it, so the bounds leave slack (0.3 s sleep measured 0.2999 s).
+    assert stages["ingest"] >= 0.25 and stages["train@baseline_cnn"] >= 0.05
+    assert stages["ingest"] > stages["train@baseline_cnn"]
     assert sum(stages.values()) == pytest.approx(total)
 
 
