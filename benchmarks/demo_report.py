@@ -177,11 +177,12 @@ def expression_groups(train_dir: Path, archs: list[str]) -> dict[str, list[list[
     model), by class name, read from the model the train stage saved: which expressions the
     demo's two-stage model merged is a result, not a setting (the threshold rule picks them)."""
     from components.models import load_trained
+    from components.models.classifier import ESTIMATOR_FILE, TORCH_FILE
 
     groups = {}
     for arch in archs:
         run_dir = Path(train_dir) / arch
-        if not any((run_dir / name).exists() for name in ("model.pt", "model.pkl")):
+        if not any((run_dir / name).exists() for name in (TORCH_FILE, ESTIMATOR_FILE)):
             continue
         spec, classifier = load_trained(run_dir)
         grouping = getattr(classifier, "grouping_", None)

@@ -33,7 +33,6 @@ class ConfusesFearWithAnger(nn.Module):
         return logits
 
 
-
 def _labels_of(x: np.ndarray, y: np.ndarray):
     """A train_fn whose 'network' knows every sample's label (in and out of fold)."""
     def train_fn(model: nn.Module, *_args, **_kwargs) -> nn.Module:
