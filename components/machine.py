@@ -45,19 +45,25 @@ def machine_facts() -> dict[str, Any]:
     }
 
 
-def git_commit(root: Path, ignore: Sequence[str] = ()) -> str | None:
-    """The checked-out commit (with ``-dirty`` when tracked files differ), or None.
+def git_commit(root: Path, ignore: Sequence[str] = (), *, mark_dirty: bool = True) -> str | None:
+    """The checked-out commit (with ``-dirty`` when tracked files differ), or None outside a
+    repository or without git.
 
     ``ignore``: paths whose changes do not count as dirty (a pipeline's own outputs that
     the running command is rewriting, such as the claims records and lock file).
+    ``mark_dirty=False`` gives the bare hash, for fields that must name a real commit (the
+    MLflow UI links ``mlflow.source.git.commit``).
     """
     excludes = [f":(exclude){path}" for path in ignore]
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                text=True, check=True).stdout.strip()
+                                text=True, check=True, timeout=10).stdout.strip()
+        if not mark_dirty:
+            return commit or None
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no",
                                 "--", ".", *excludes],
-                               cwd=root, capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
+                               cwd=root, capture_output=True, text=True, check=True,
+                               timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
         return None
     return commit + ("-dirty" if dirty.strip() else "")

@@ -28,6 +28,7 @@ def test_ignored_outputs_do_not_mark_the_code_dirty(tmp_path: Path) -> None:
     assert git_commit(tmp_path, ignore=("claims/dvc.lock",)) == clean
     (tmp_path / "code.py").write_text("x = 2\n")
     assert git_commit(tmp_path, ignore=("claims/dvc.lock",)) == clean + "-dirty"
+    assert git_commit(tmp_path, mark_dirty=False) == clean  # the bare hash, for MLflow's link
 
 
 def test_the_report_names_the_code_commit_not_the_record_commit(tmp_path: Path) -> None:
@@ -53,3 +54,7 @@ def test_the_report_names_the_code_commit_not_the_record_commit(tmp_path: Path) 
     assert code_commit(tmp_path, record + "-dirty") == code + "-dirty"
     assert code_commit(tmp_path, None) is None
     assert code_commit(tmp_path, "f" * 40) == "f" * 40  # not in this clone: as recorded
+
+
+def test_outside_a_repository_there_is_no_commit(tmp_path: Path) -> None:
+    assert git_commit(tmp_path / "missing") is None

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,19 +163,6 @@ def dataset_name(
     if meta.get("synthetic"):
         return "synthetic"
     return "unknown"
-
-
-def git_commit(root: Path) -> str | None:
-    """``git rev-parse HEAD`` in ``root``, or None outside a repository / without git."""
-    try:
-        done = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    commit = done.stdout.strip()
-    return commit if done.returncode == 0 and commit else None
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from components.jsonio import write_json
+from components.machine import git_commit
 from components.models import ModelSpec
-from components.tracking.lineage import Lineage, collect_lineage, git_commit
+from components.tracking.lineage import Lineage, collect_lineage
 from components.tracking.store import (
     HOST_TAG,
     PID_TAG,
@@ -149,7 +150,7 @@ def run_tags(setup: RunSetup, lineage: Lineage, root: Path) -> dict[str, str]:
     exp_name = os.environ.get("DVC_EXP_NAME")  # set by `dvc exp run` for every stage
     if exp_name:
         tags["dvc.exp_name"] = exp_name
-    commit = git_commit(root) or git_commit(CODE_ROOT)
+    commit = git_commit(root, mark_dirty=False) or git_commit(CODE_ROOT, mark_dirty=False)
     if commit:
         tags["git_commit"] = commit
         tags["mlflow.source.git.commit"] = commit  # what the UI shows as the run's source
