@@ -176,20 +176,10 @@ def expression_groups(train_dir: Path, archs: list[str]) -> dict[str, list[list[
     """The expression groups of every trained model that has them (seed 002's hierarchical
     model), by class name, read from the model the train stage saved: which expressions the
     demo's two-stage model merged is a result, not a setting (the threshold rule picks them)."""
-    from components.models import load_trained
-    from components.models.classifier import ESTIMATOR_FILE, TORCH_FILE
+    from components.models import expression_groups as model_groups
 
-    groups = {}
-    for arch in archs:
-        run_dir = Path(train_dir) / arch
-        if not any((run_dir / name).exists() for name in (TORCH_FILE, ESTIMATOR_FILE)):
-            continue
-        spec, classifier = load_trained(run_dir)
-        grouping = getattr(classifier, "grouping_", None)
-        if grouping is not None:
-            names = list(spec.classes)
-            groups[arch] = [[names[i] for i in unit] for unit in grouping.unit_indices]
-    return groups
+    found = {arch: model_groups(Path(train_dir) / arch) for arch in archs}
+    return {arch: units for arch, units in found.items() if units is not None}
 
 
 def group_lines(groups: dict[str, list[list[str]]]) -> list[str]:

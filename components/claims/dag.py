@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from components.claims.record import cost_path, record_path
+from components.claims.record import RECORDS, cost_path, record_path
 from components.claims.spec import (
     DATA_STAGES,
     SPEC_FILE,
@@ -33,6 +33,8 @@ DVC_FILE = Path("claims/dvc.yaml")
 REPORT = Path("claims/report.md")
 RESULTS = Path("claims/results.json")
 PLOTS = Path("claims/plots")
+# What a claims run writes besides code: a commit that changed only these changed no code.
+RUN_OUTPUTS: tuple[Path, ...] = (RECORDS, DVC_FILE.with_suffix(".lock"), REPORT, RESULTS, PLOTS)
 HEADER = (
     "# Generated from claims/params.yaml by `ferops claims dag`; do not edit by hand.\n"
     "# `dvc repro claims/dvc.yaml` runs every arm of every claim and writes claims/report.md.\n"

@@ -13,9 +13,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from components.claims.dag import DVC_FILE, PLOTS, REPORT, RESULTS
+from components.claims.dag import PLOTS, REPORT, RESULTS, RUN_OUTPUTS
 from components.claims.record import (
-    RECORDS,
     class_recall,
     cost_path,
     read_json,
@@ -32,8 +31,6 @@ from components.claims.stats import (
 from components.jsonio import write_json
 from components.machine import git_commit
 
-# What a claims run writes besides code: a commit that changed only these changed no code.
-RUN_OUTPUTS: tuple[Path, ...] = (RECORDS, DVC_FILE.with_suffix(".lock"), REPORT, RESULTS, PLOTS)
 RECALL = "recall:"
 WITHIN_GROUP = "within_group_confusion"
 SYNTHETIC_CAVEAT = ("verdicts on `synthetic` data are about the renderer's faces (rendered "

@@ -169,6 +169,24 @@ def load_trained(run_dir: Path) -> tuple[ModelSpec, Classifier]:
     raise DataError(f"{run_dir}: no {TORCH_FILE} or {ESTIMATOR_FILE} (run the train stage)")
 
 
+def expression_groups(run_dir: Path) -> list[list[str]] | None:
+    """The expression groups a trained two-stage model merged, by class name (seed 002's
+    units, read from the saved model: which expressions merge is a result of the grouping
+    rule, not a setting); ``None`` for a run without a model or a model without groups.
+
+    The names come from the model's class list and the groups' class indices.
+    """
+    run_dir = Path(run_dir)
+    if not any((run_dir / name).exists() for name in (TORCH_FILE, ESTIMATOR_FILE)):
+        return None
+    spec, classifier = load_trained(run_dir)
+    grouping = getattr(classifier, "grouping_", None)
+    if grouping is None:
+        return None
+    names = list(spec.classes)
+    return [[names[i] for i in unit] for unit in grouping.unit_indices]
+
+
 def create_model(name: str, num_classes: int, in_channels: int, **kwargs: Any) -> Any:
     """Build model ``name``: a torch module returning logits, or an estimator.
 

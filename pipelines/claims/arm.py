@@ -11,9 +11,6 @@ from pathlib import Path
 
 from pipelines.claims import run_stage
 
-CLAIMS_OUTPUTS = ("claims/dvc.lock", "claims/measured", "claims/report.md", "claims/results.json",
-                  "claims/plots")
-
 
 def run_arm(root: Path, arm: str, seed: int) -> dict[str, object]:
     """Train and evaluate ``arm`` with ``seed`` in its scratch folder, write its record and
@@ -24,6 +21,7 @@ def run_arm(root: Path, arm: str, seed: int) -> dict[str, object]:
     """
     import yaml
 
+    from components.claims.dag import RUN_OUTPUTS
     from components.claims.record import (
         build_record,
         cost_path,
@@ -47,7 +45,7 @@ def run_arm(root: Path, arm: str, seed: int) -> dict[str, object]:
     data = stage_dirs(spec, spec.arms[arm].variant)
     arch = spec.arms[arm].arch
     # the code that runs: the records, lock and report this claims run rewrites are not code
-    commit = git_commit(root, ignore=CLAIMS_OUTPUTS)
+    commit = git_commit(root, ignore=[path.as_posix() for path in RUN_OUTPUTS])
     started, cpu = time.perf_counter(), time.process_time()
     run_stage("train", ["--params", params, "--arch", arch, "--data", data["preprocess"],
                         "--out", out / "train" / arch, "--tune-dir", out / "untuned"])
@@ -70,18 +68,10 @@ def run_arm(root: Path, arm: str, seed: int) -> dict[str, object]:
 def write_groups(run_dir: Path, out: Path) -> None:
     """The expression groups of a hierarchical model by class name, as the clean-test
     confusion counts name the classes (claim 13's within-group confusion); nothing for a
-    model without groups.
-
-    The names come from the model's class list and the groups' class indices: the
-    classifier's own labels are the indices as strings unless it was given class names.
-    """
+    model without groups."""
     from components.jsonio import write_json
-    from components.models import load_trained
+    from components.models import expression_groups
 
-    if not any((run_dir / name).exists() for name in ("model.pt", "model.pkl")):
-        return
-    spec, classifier = load_trained(run_dir)
-    grouping = getattr(classifier, "grouping_", None)
-    if grouping is not None:
-        names = list(spec.classes)
-        write_json(out, {"groups": [[names[i] for i in unit] for unit in grouping.unit_indices]})
+    groups = expression_groups(run_dir)
+    if groups is not None:
+        write_json(out, {"groups": groups})
