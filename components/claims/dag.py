@@ -108,7 +108,7 @@ def arm_stage(spec: ClaimsSpec, arm: str, seed: int) -> dict[str, Any]:
 
 def report_stage(spec: ClaimsSpec) -> dict[str, Any]:
     """The stage that reads every arm's record and writes the report."""
-    deps = [str(path(arm, seed)) for arm in arms_in_claims(spec) for seed in spec.seeds
+    deps = [str(path(arm, seed)) for arm in arms_in_claims(spec) for seed in spec.seeds_of(arm)
             for path in (record_path, cost_path)]
     return {
         "cmd": "python -m pipelines.claims report",
@@ -130,7 +130,7 @@ def dvc_stages(spec: ClaimsSpec, raw_inputs: dict[str, list[str]]) -> dict[str, 
         stages[data_stage_name(variant)] = data_stage(spec, variant,
                                                       raw_inputs.get(variant, []))
     for arm in arms_in_claims(spec):
-        for seed in spec.seeds:
+        for seed in spec.seeds_of(arm):
             stages[arm_stage_name(arm, seed)] = arm_stage(spec, arm, seed)
     stages["report"] = report_stage(spec)
     return stages

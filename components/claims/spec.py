@@ -45,12 +45,16 @@ class Variant:
 
 @dataclass(frozen=True)
 class Arm:
-    """One architecture trained on one variant, with its own overrides (per seed)."""
+    """One architecture trained on one variant, with its own overrides (per seed).
+
+    ``seeds``: the seeds this arm runs with, when not all of the spec's (an arm that costs
+    over 10 minutes runs one seed); empty means every seed of the spec."""
 
     name: str
     variant: str
     arch: str
     overrides: dict[str, Any] = field(default_factory=dict)
+    seeds: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,10 @@ class ClaimsSpec:
     variants: dict[str, Variant]
     arms: dict[str, Arm]
     claims: tuple[Claim, ...]
+
+    def seeds_of(self, arm: str) -> tuple[int, ...]:
+        """The seeds ``arm`` runs with: its own list, or every seed of the spec."""
+        return self.arms[arm].seeds or self.seeds
 
     def variant_of(self, arm: str) -> Variant:
         """The data variant an arm trains on."""
@@ -138,12 +146,15 @@ def _variant(name: str, entry: Any, path: Path) -> Variant:
 
 def _arm(name: str, entry: Any, path: Path) -> Arm:
     entry = _mapping(entry, f"{path}: arms.{name}")
-    _known_keys(entry, {"variant", "arch", "overrides"}, f"{path}: arms.{name}")
+    _known_keys(entry, {"variant", "arch", "overrides", "seeds"}, f"{path}: arms.{name}")
     for key in ("variant", "arch"):
         if key not in entry:
             raise ConfigError(f"{path}: arms.{name}: {key!r} is missing")
+    seeds = tuple(int(s) for s in _listed(entry.get("seeds") or [], f"{path}: arms.{name}.seeds"))
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{path}: arms.{name}.seeds: {list(seeds)} repeats a seed")
     return Arm(name, str(entry["variant"]), str(entry["arch"]),
-               dict(_mapping(entry.get("overrides") or {}, f"arms.{name}.overrides")))
+               dict(_mapping(entry.get("overrides") or {}, f"arms.{name}.overrides")), seeds)
 
 
 def _claim(entry: Any, path: Path) -> Claim:
@@ -179,6 +190,10 @@ def _check_references(spec: ClaimsSpec, path: Path) -> None:
                               f"{variant.reuse!r}")
         _chain(spec, variant.name)  # rejects cycles
     for arm in spec.arms.values():
+        stray = sorted(set(arm.seeds) - set(spec.seeds))
+        if stray:
+            raise ConfigError(f"{path}: arms.{arm.name}.seeds: {stray} not among the spec's "
+                              f"seeds {list(spec.seeds)} (arms compared share their seeds)")
         if arm.variant not in spec.variants:
             raise ConfigError(f"{path}: arms.{arm.name}.variant: unknown variant "
                               f"{arm.variant!r}; declared: {sorted(spec.variants)}")

@@ -97,6 +97,10 @@ def test_overrides_are_hydra_add_or_replace_in_flow_style() -> None:
     ({"variants": {"x": {"recipe": "demo", "reuse": "y"}, "y": {"recipe": "demo", "reuse": "x"}},
       "arms": {}, "claims": [{"number": 1, "oracle": ["t.py"]}]}, "loop"),
     ({"seeds": []}, "non-empty"),
+    ({"arms": {"a": {"variant": "base", "arch": "fusion_early", "seeds": [5]},
+               "b": {"variant": "flat", "arch": "fusion_early"}}}, "not among the spec's seeds"),
+    ({"arms": {"a": {"variant": "base", "arch": "fusion_early", "seeds": [0, 0]},
+               "b": {"variant": "flat", "arch": "fusion_early"}}}, "repeats a seed"),
     ({"claims": [{"number": 3, "comparisons": [{"label": "l", "arm": "a", "baseline": "zz",
                                                 "metric": "test/uar"}]}]}, "unknown arm"),
     ({"claims": [{"number": 3, "comparisons": [{"label": "l", "arm": "a", "baseline": "b",
@@ -174,3 +178,24 @@ def test_a_claim_with_no_finished_arm_says_not_run(tmp_path: Path) -> None:
     assert results["claims"][0]["verdict"] == NOT_RUN
     results["commit"] = "abc1234"
     assert "not run yet" in render_markdown(results, Path("p.png"))
+
+
+def test_an_arm_with_its_own_seeds_runs_only_those_and_pairs_on_them(tmp_path: Path) -> None:
+    """An arm over 10 minutes runs one seed: the DAG has only that seed's stage, the report
+    stage depends only on records that will exist, and the comparison pairs seed 0 alone."""
+    spec = load_spec(_spec_file(tmp_path, arms={
+        "a": {"variant": "base", "arch": "fusion_early", "seeds": [0]},
+        "b": {"variant": "flat", "arch": "fusion_early"}}))
+    assert spec.seeds_of("a") == (0,) and spec.seeds_of("b") == (0, 1, 2)
+    stages = yaml.safe_load(render(spec, {}))["stages"]
+    assert [name for name in stages if name.startswith("arm-a")] == ["arm-a-s0"]
+    assert len([name for name in stages if name.startswith("arm-b")]) == 3
+    assert not any("/a/s1" in dep for dep in stages["report"]["deps"])
+    for arm, seed in [("a", 0), ("b", 0), ("b", 1), ("b", 2)]:
+        _write_record(tmp_path, arm, seed, {"test/accuracy": 0.5 + seed / 10})
+    results = measure(spec, tmp_path)
+    assert results["claims"][0]["comparisons"][0]["seeds"] == [0]
+    assert list(results["arms"]["a"]["runs"]) == ["0"]
+    results["commit"] = "abc1234"
+    assert "except `a` with seed 0 (over 10 minutes a run)" in render_markdown(
+        results, Path("p.png"))
