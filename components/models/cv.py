@@ -3,6 +3,9 @@
 Both seed 000 variant B (SVM on the networks' softmax outputs) and seed 002 (grouping from
 the planar model's confusion) need predictions on training data that the predicting model
 did not see; otherwise the outputs are over-confident and show almost no confusion.
+
+scikit-learn loads inside the functions that use it: every stage imports the model zoo, and
+sklearn's import costs each of them about a second of start-up for nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from sklearn.model_selection import KFold, StratifiedKFold
 from torch import nn
 
 from components.errors import ConfigError
@@ -27,6 +29,8 @@ def fold_indices(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray,
     Raises:
         ConfigError: folds < 2 or more folds than samples.
     """
+    from sklearn.model_selection import KFold, StratifiedKFold  # loaded when a model folds
+
     y = np.asarray(y)
     if folds < 2 or folds > len(y):
         raise ConfigError(f"folds: need 2 <= folds <= {len(y)} samples, got {folds}")

@@ -9,12 +9,9 @@ to trust both networks blindly.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.model_selection import StratifiedKFold, cross_val_score
-from sklearn.svm import LinearSVC
 from torch import nn
 
 from components.errors import DataError
@@ -29,6 +26,9 @@ from components.models.classifier import (
 from components.models.cv import out_of_fold_proba, seeded_model
 from components.models.seed000 import color_cnn, depth_cnn
 from components.models.simple_fit import TrainFn, predict_proba
+
+if TYPE_CHECKING:
+    from sklearn.calibration import CalibratedClassifierCV
 
 C_GRID: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
 
@@ -141,6 +141,9 @@ class SVMFusion(Classifier):
         return self
 
     def _svm(self, c: float, cv: int) -> CalibratedClassifierCV:
+        from sklearn.calibration import CalibratedClassifierCV  # see components.models.cv
+        from sklearn.svm import LinearSVC
+
         return CalibratedClassifierCV(
             LinearSVC(C=c, random_state=self.seed, max_iter=5000), method="sigmoid", cv=cv
         )
@@ -151,6 +154,9 @@ class SVMFusion(Classifier):
         Calibration maps each class score monotonically, so it rarely changes the arg-max;
         scoring the plain SVM keeps the search cheap and avoids nested calibration folds.
         """
+        from sklearn.model_selection import StratifiedKFold, cross_val_score
+        from sklearn.svm import LinearSVC
+
         splitter = StratifiedKFold(cv, shuffle=True, random_state=self.seed)
         scores = [
             cross_val_score(
