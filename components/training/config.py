@@ -42,7 +42,12 @@ class TrainConfig:
     weight_decay: float = 0.0001
     momentum: float = 0.9
     schedule: str = "cosine"
-    step_size: int = 0  # step schedule: epochs per decay; 0 = a third of the epochs
+    # The horizon the schedule is laid over, in epochs; 0 = ``epochs``. A tuning trial runs
+    # the first ``tune.epochs`` epochs of the final run's schedule (the final run's epochs
+    # here), so it ranks settings on a prefix of the run they stand for: a schedule squeezed
+    # into two epochs favours a low rate that the real run does not.
+    schedule_epochs: int = 0
+    step_size: int = 0  # step schedule: epochs per decay; 0 = a third of the horizon
     gamma: float = 0.1
     label_smoothing: float = 0.0
     mirror: bool = True
@@ -82,6 +87,9 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name}: must be >= 1, got {getattr(self, name)}")
+        if self.schedule_epochs and self.schedule_epochs < self.epochs:
+            raise ConfigError(f"train.schedule_epochs: {self.schedule_epochs} is shorter than "
+                              f"the {self.epochs} epochs run (0 = the epochs run)")
         if self.patience < 0 or self.shift < 0 or self.classes_per_batch < 1:
             raise ConfigError("train: patience and shift must be >= 0, classes_per_batch >= 1")
         if not 0.0 <= self.label_smoothing < 1.0:

@@ -126,18 +126,20 @@ def build_scheduler(
 
     ``step`` divides the rate by 1/gamma every ``step_size`` epochs (a third of the run by
     default, like the 30/45-of-60 schedule in methods.md 1.9); ``cosine`` anneals to 0 over
-    the run; ``onecycle`` warms up then anneals per batch.
+    the run; ``onecycle`` warms up then anneals per batch. "The run" is
+    ``cfg.schedule_epochs`` when set (a tuning trial: a prefix of the final run's schedule).
     """
+    horizon = cfg.schedule_epochs or cfg.epochs
     if cfg.schedule == "none":
         return None, False
     if cfg.schedule == "step":
-        step = cfg.step_size or max(1, cfg.epochs // 3)
+        step = cfg.step_size or max(1, horizon // 3)
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step, gamma=cfg.gamma), False
     if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs), False
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=horizon), False
     if cfg.schedule == "onecycle":
         sched = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=max(1, steps_per_epoch)
+            optimizer, max_lr=cfg.lr, epochs=horizon, steps_per_epoch=max(1, steps_per_epoch)
         )
         return sched, True
     raise ConfigError(f"train.schedule: unknown schedule {cfg.schedule!r}")

@@ -61,9 +61,13 @@ def trial_settings(
     overrides = dict(values.get("overrides") or {})
     layer = dict(overrides.get(arch) or {})
     layer.update(params)
+    # The final run's epochs with this trial's settings (an override may set them): the
+    # trial runs the first tune.epochs of that run's schedule, not the schedule squeezed.
+    final_epochs = resolve_config({**values, "overrides": {**overrides, arch: layer}}, arch,
+                                  None)[0].epochs
     # Trials are budgeted in epochs (tune.epochs); the final run's time budget is not theirs.
-    layer.update(epochs=cfg.epochs, monitor=cfg.metric, progress=False, use_tuned=False,
-                 budget_minutes=None)
+    layer.update(epochs=cfg.epochs, schedule_epochs=max(cfg.epochs, final_epochs),
+                 monitor=cfg.metric, progress=False, use_tuned=False, budget_minutes=None)
     overrides[arch] = layer
     values["overrides"] = overrides
     return resolve_config(values, arch, None)

@@ -88,6 +88,42 @@ def test_trial_values_land_where_the_train_stage_reads_them() -> None:
     assert settings.use_tuned is False
 
 
+def test_a_trial_runs_a_prefix_of_the_final_runs_schedule() -> None:
+    """The trial's learning rates are the final run's first epochs' (not the schedule
+    squeezed into the trial's epochs, which ranks a low rate first)."""
+    import torch
+
+    from components.training.trainer import build_scheduler
+
+    params = make_params()
+    params["train"].update(epochs=12, schedule="onecycle")
+    params["train"]["overrides"] = {"partition_cnn": {"epochs": 9}}
+    cfg = tune_config({**params["tune"], "epochs": 2})
+    settings, _ = trial_settings(params["train"], "baseline_cnn", {"lr": 0.002}, cfg)
+    assert (settings.epochs, settings.schedule_epochs) == (2, 12)
+    partition, _ = trial_settings(params["train"], "partition_cnn", {"lr": 0.002}, cfg)
+    assert partition.schedule_epochs == 9  # the architecture's own epochs
+
+    def rates(train_cfg, steps: int) -> list[float]:
+        optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=train_cfg.lr)
+        scheduler, per_batch = build_scheduler(train_cfg, optimizer, steps_per_epoch=5)
+        assert per_batch
+        seen = []
+        for _ in range(steps):
+            seen.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        return seen
+
+    final = settings.replace(epochs=12, schedule_epochs=0)
+    assert rates(settings, 10) == rates(final, 10)
+    squeezed = settings.replace(schedule_epochs=0)
+    assert max(rates(squeezed, 10)) == pytest.approx(0.002)  # the whole cycle in 2 epochs
+    assert max(rates(settings, 10)) < 0.002 / 2  # still warming up, as the real run is
+    with pytest.raises(ConfigError, match="schedule_epochs"):
+        settings.replace(schedule_epochs=1)
+
+
 def test_null_spec_drops_an_inherited_parameter_and_enqueue_may_not_name_it() -> None:
     space = parse_space({"k": None, "threshold": {"type": "float", "low": 0.3, "high": 0.8}},
                         "tune.spaces.hierarchical")
