@@ -1,0 +1,88 @@
+"""The demo-variants benchmark's plan and arithmetic: a bad variants file is refused naming
+the entry, every run is the recipe plus its data variant's and its own overrides (untracked,
+one architecture, the plan's seed), and ratios are taken against the named run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from benchmarks.demo_variants import (
+    DEFAULT_SPEC,
+    against_versus,
+    compose,
+    load_spec,
+    markdown,
+    run_overrides,
+    target,
+)
+from components.errors import ConfigError
+from components.models import available_models
+
+
+def _plan(tmp_path: Path, **changes: object) -> Path:
+    raw = {"recipe": "demo", "seed": 3,
+           "data": {"px32": {}, "px24": {"preprocess.size": 24}},
+           "runs": {"ref": {"arch": "baseline_cnn", "data": "px32"},
+                    "small": {"arch": "baseline_cnn", "data": "px24",
+                              "overrides": {"train.epochs": 4}, "versus": "ref"}}}
+    raw.update(changes)
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_the_committed_plan_loads() -> None:
+    spec = load_spec(DEFAULT_SPEC, available_models())
+    assert spec.recipe == "demo" and spec.runs
+    assert all(run.versus in (None, *spec.runs) for run in spec.runs.values())
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"data": {"px32": {"train.epochs": 3}}}, "sets only preprocess"),
+    ({"runs": {"r": {"arch": "nonet", "data": "px32"}}}, "arch 'nonet'"),
+    ({"runs": {"r": {"arch": "baseline_cnn", "data": "px99"}}}, "data 'px99'"),
+    ({"runs": {"r": {"arch": "baseline_cnn", "data": "px32", "versus": "nobody"}}},
+     "unknown run 'nobody'"),
+    ({"runs": {"r": {"arch": "baseline_cnn", "data": "px32", "epochs": 3}}}, "unknown key"),
+    ({"runs": {}}, "no runs"),
+])
+def test_a_bad_plan_is_refused_naming_the_entry(tmp_path: Path, changes: dict,
+                                                message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_spec(_plan(tmp_path, **changes), available_models())
+
+
+def test_a_run_is_the_recipe_plus_its_data_and_own_overrides(tmp_path: Path) -> None:
+    spec = load_spec(_plan(tmp_path), available_models())
+    overrides = run_overrides(spec, spec.runs["small"])
+    assert overrides["preprocess.size"] == 24 and overrides["train.epochs"] == 4
+    assert overrides["train.seed"] == 3 and overrides["train.track"] is False
+    params = yaml.safe_load(compose(spec, overrides))
+    assert params["recipe"] == "demo" and params["preprocess"]["size"] == 24
+    assert params["train"]["architectures"] == ["baseline_cnn"]
+    assert params["train"]["epochs"] == 4 and params["train"]["lr"] == 0.002  # the recipe's
+
+
+def test_ratios_and_differences_are_against_the_named_run() -> None:
+    ref = {"versus": None, "train_seconds": 100.0, "overrides": {}, "data": "px32",
+           "epochs_run": 20, "epochs_planned": 20, "scores": {"test_light_normal_accuracy": 0.82},
+           **target("baseline_cnn", {"test_light_normal_accuracy": 0.82})}
+    small = {"versus": "ref", "train_seconds": 40.0, "overrides": {"train.epochs": 8},
+             "data": "px24", "epochs_run": None, "epochs_planned": 8,
+             "scores": {"test_light_normal_accuracy": 0.77},
+             **target("baseline_cnn", {"test_light_normal_accuracy": 0.77})}
+    results = {"ref": ref, "small": small}
+    against_versus(results)
+    assert small["time_ratio"] == 0.4
+    assert small["target_difference"] == pytest.approx(-0.05)
+    assert ref["target_met"] and not small["target_met"]
+    assert target("c3d_ecstfl", {"test_uar": 0.61})["target_met"]
+    payload = {"machine": {"cpu": "cpu", "cpu_count": 2, "torch": "t", "torch_threads": 2},
+               "commit": "abc", "recipe": "demo", "seed": 0, "runs": results,
+               "data": {"px32": {"overrides": {}, "preprocess_seconds": 3.0}}}
+    text = "\n".join(markdown("python benchmarks/demo_variants.py", payload))
+    assert "0.40x of ref, -5.0 pts" in text and "| missed |" in text
+    assert "| 20/20 |" in text and "| 8 per network |" in text
