@@ -119,7 +119,7 @@ def test_a_trial_runs_a_prefix_of_the_final_runs_schedule() -> None:
     assert rates(settings, 10) == rates(final, 10)
     squeezed = settings.replace(schedule_epochs=0)
     assert max(rates(squeezed, 10)) == pytest.approx(0.002)  # the whole cycle in 2 epochs
-    assert max(rates(settings, 10)) < 0.002 / 2  # still warming up, as the real run is
+    assert max(rates(settings, 10)) < 0.002 * 0.7  # still warming up, as the real run is
     with pytest.raises(ConfigError, match="schedule_epochs"):
         settings.replace(schedule_epochs=1)
 
