@@ -167,7 +167,9 @@ def write_report(spec: ClaimsSpec, root: Path) -> Path:
     """Measure, then write ``claims/results.json``, the plot and ``claims/report.md``."""
     root = Path(root)
     results = measure(spec, root)
-    results["commit"] = git_commit(root) or "unknown"
+    # DVC deletes the report's outputs before running it: those, the records and the lock
+    # are what a claims run rewrites, so they do not make the checkout dirty
+    results["commit"] = git_commit(root, ignore=[p.as_posix() for p in RUN_OUTPUTS]) or "unknown"
     write_json(root / RESULTS, results)
     plot = plot_differences(results, root / PLOTS / "differences.png")
     (root / REPORT).write_text(render_markdown(results, plot.relative_to(root / REPORT.parent)),
