@@ -36,7 +36,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from benchmarks.demo_report import CLIP_UAR_TARGET, STILL_TARGET  # noqa: E402
 from benchmarks.report import git_commit, machine_facts, publish  # noqa: E402
-from components.errors import ConfigError, DataError  # noqa: E402
+from components.errors import ConfigError, DataError, one_line  # noqa: E402
 
 DEFAULT_SPEC = REPO_ROOT / "benchmarks" / "demo_variants.yaml"
 DEMO_MANIFEST = REPO_ROOT / "artifacts" / "augment" / "manifest.parquet"
@@ -78,7 +78,14 @@ def load_spec(path: Path, architectures: list[str]) -> VariantSpec:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such variants file")
-    raw = yaml.safe_load(path.read_text()) or {}
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({one_line(str(exc))})") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with data, recipe, runs, seed")
+    if not isinstance(raw.get("seed", 0), int):
+        raise ConfigError(f"{path}: seed: expected an integer, got {raw['seed']!r}")
     unknown = sorted(set(raw) - {"recipe", "seed", "data", "runs"})
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {unknown}; known: data, recipe, runs, seed")

@@ -56,6 +56,7 @@ def test_every_committed_plan_loads(plan: Path) -> None:
      "unknown run 'nobody'"),
     ({"runs": {"r": {"arch": "baseline_cnn", "data": "px32", "epochs": 3}}}, "unknown key"),
     ({"runs": {}}, "no runs"),
+    ({"seed": "zero"}, "seed: expected an integer"),
 ])
 def test_a_bad_plan_is_refused_naming_the_entry(tmp_path: Path, changes: dict,
                                                 message: str) -> None:
@@ -94,3 +95,10 @@ def test_ratios_and_differences_are_against_the_named_run() -> None:
     text = "\n".join(markdown("python benchmarks/demo_variants.py", payload))
     assert "0.40x of ref, -5.0 pts" in text and "| missed |" in text
     assert "| 20/20 |" in text and "| 8 per network |" in text
+
+
+def test_a_plan_that_is_not_yaml_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text("runs: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_spec(path, available_models())
