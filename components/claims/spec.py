@@ -113,7 +113,7 @@ def load_spec(path: Path = SPEC_FILE) -> ClaimsSpec:
     for key in ("seeds", "variants", "arms", "claims"):
         if key not in raw:
             raise ConfigError(f"{path}: section {key!r} is missing")
-    seeds = tuple(int(s) for s in _listed(raw["seeds"], f"{path}: seeds"))
+    seeds = _integers(raw["seeds"], f"{path}: seeds")
     if not seeds or len(set(seeds)) != len(seeds):
         raise ConfigError(f"{path}: seeds must be a non-empty list of distinct integers")
     variants = {name: _variant(name, entry, path) for name, entry in _mapping(
@@ -125,6 +125,15 @@ def load_spec(path: Path = SPEC_FILE) -> ClaimsSpec:
                       variants, arms, claims)
     _check_references(spec, path)
     return spec
+
+
+def _integers(value: Any, where: str) -> tuple[int, ...]:
+    """A YAML list of whole numbers as a tuple; anything else is a one-line ConfigError
+    naming ``where`` (a seed list is what one edits by hand)."""
+    items = _listed(value, where)
+    if any(isinstance(item, bool) or not isinstance(item, int) for item in items):
+        raise ConfigError(f"{where}: {items} must be whole numbers")
+    return tuple(items)
 
 
 def _variant(name: str, entry: Any, path: Path) -> Variant:
@@ -150,7 +159,7 @@ def _arm(name: str, entry: Any, path: Path) -> Arm:
     for key in ("variant", "arch"):
         if key not in entry:
             raise ConfigError(f"{path}: arms.{name}: {key!r} is missing")
-    seeds = tuple(int(s) for s in _listed(entry.get("seeds") or [], f"{path}: arms.{name}.seeds"))
+    seeds = _integers(entry.get("seeds") or [], f"{path}: arms.{name}.seeds")
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"{path}: arms.{name}.seeds: {list(seeds)} repeats a seed")
     return Arm(name, str(entry["variant"]), str(entry["arch"]),

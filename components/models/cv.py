@@ -58,15 +58,20 @@ def out_of_fold_proba(
     train_fn: TrainFn,
     folds: int,
     seed: int,
+    keep: list[nn.Module] | None = None,
 ) -> np.ndarray:
     """Softmax outputs for every training sample from a model trained without its fold.
 
+    ``keep``, if given, receives the trained fold models in fold order (an estimator may
+    start later networks from them instead of training that much again).
     Returns (N, C) probabilities, C the number of model outputs.
     """
     out: np.ndarray | None = None
     for k, (train_idx, held_idx) in enumerate(fold_indices(y, folds, seed)):
         model = seeded_model(build, seed + 1 + k)
         model = train_fn(model, x[train_idx], y[train_idx], None, None)
+        if keep is not None:
+            keep.append(model)
         proba = predict_proba(model, x[held_idx])
         if out is None:
             out = np.zeros((len(y), proba.shape[1]))

@@ -21,6 +21,8 @@ from components.models.hierarchy import Grouping, group_categories
 from components.models.simple_fit import TrainFn, predict_proba
 
 ROUTINGS = ("hard", "soft")
+FIRST_INITS = ("scratch", "planar")
+SECOND_INITS = ("scratch", "first", "planar")
 
 
 class HierarchicalClassifier(Classifier):
@@ -34,6 +36,18 @@ class HierarchicalClassifier(Classifier):
         threshold: if set, the similarity threshold rule replaces the count rule.
         routing: "hard" (argmax group, then that group's distribution) or "soft"
             (P(c) = P(u) * P(c | u)).
+        first_init: "scratch" (the patent's default: fresh weights) or "planar" (the first
+            model starts from the last out-of-fold planar network, every layer but its
+            classifier, so the planar training that only served the grouping also serves
+            the features).
+        second_init: "scratch" (fresh weights), "first" (from the trained first model) or
+            "planar" (from the last out-of-fold planar network), each copying every layer
+            but the classifier; a second model then trains on its group's images alone. A
+            group's images are a fraction of the set, so from scratch a second model learns
+            its features from far fewer faces than the planar model it should beat; the
+            first model is trained to give a group's members one answer, so its features
+            tend to blur the very difference the second model has to find, which the
+            planar network was trained to see.
         folds: k of the out-of-fold planar predictions.
         seed: seeds folds and network initialisations.
         class_names: labels for reports (default "0", "1", ...).
@@ -52,6 +66,8 @@ class HierarchicalClassifier(Classifier):
         k: int = 4,
         threshold: float | None = None,
         routing: str = "hard",
+        first_init: str = "scratch",
+        second_init: str = "scratch",
         folds: int = 3,
         seed: int = 0,
         class_names: list[str] | None = None,
@@ -59,6 +75,14 @@ class HierarchicalClassifier(Classifier):
     ) -> None:
         if routing not in ROUTINGS:
             raise ConfigError(f"hierarchical.routing: {routing!r} is not one of {ROUTINGS}")
+        if first_init not in FIRST_INITS:
+            raise ConfigError(
+                f"hierarchical.first_init: {first_init!r} is not one of {FIRST_INITS}"
+            )
+        if second_init not in SECOND_INITS:
+            raise ConfigError(
+                f"hierarchical.second_init: {second_init!r} is not one of {SECOND_INITS}"
+            )
         from components.models.registry import plain_networks  # it builds this class
 
         if base not in plain_networks():
@@ -72,6 +96,7 @@ class HierarchicalClassifier(Classifier):
             )
         self.num_classes, self.in_channels = num_classes, in_channels
         self.base, self.k, self.threshold, self.routing = base, k, threshold, routing
+        self.first_init, self.second_init = first_init, second_init
         self.folds, self.seed = folds, seed
         self.class_names = list(class_names or [str(i) for i in range(num_classes)])
         self.base_kwargs = base_kwargs
@@ -114,7 +139,9 @@ class HierarchicalClassifier(Classifier):
                 f"hierarchical: need >= 2 classes in the training labels, got {len(present)}"
             )
         planar = partial(self._build, self.num_classes)
-        oof = out_of_fold_proba(planar, x, y, train_fn, self.folds, self.seed)
+        fold_models: list[nn.Module] = []
+        oof = out_of_fold_proba(planar, x, y, train_fn, self.folds, self.seed, keep=fold_models)
+        self._planar = fold_models[-1]  # a start for later networks, not kept after fit
         self.confusion_ = confusion_counts(y, oof.argmax(axis=1), self.num_classes)
         sub = self.confusion_[np.ix_(present, present)]
         names = [self.class_names[c] for c in present]
@@ -126,7 +153,10 @@ class HierarchicalClassifier(Classifier):
         )
         self.groups_ = self.grouping_.units
         self.merge_steps_ = self.grouping_.steps
-        self._fit_stages(x, y, train_fn, x_val, y_val)
+        try:
+            self._fit_stages(x, y, train_fn, x_val, y_val)
+        finally:
+            del self._planar
         return self
 
     def _fit_stages(
@@ -143,9 +173,10 @@ class HierarchicalClassifier(Classifier):
         if len(units) > 1:
             yu = np.array([unit_of[int(c)] for c in y])
             xv, yv = _subset_val(x_val, y_val, unit_of, None)
-            self.group_model_ = train_fn(
-                seeded_model(partial(self._build, len(units)), self.seed), x, yu, xv, yv
-            )
+            first = seeded_model(partial(self._build, len(units)), self.seed)
+            if self.first_init == "planar":
+                copy_trunk(self._planar, first)
+            self.group_model_ = train_fn(first, x, yu, xv, yv)
         self.second_models_: dict[int, nn.Module] = {}
         for u, members in enumerate(units):
             if len(members) < 2:
@@ -155,6 +186,10 @@ class HierarchicalClassifier(Classifier):
             yl = np.array([local[int(c)] for c in y[mask]])
             xv, yv = _subset_val(x_val, y_val, local, members)
             model = seeded_model(partial(self._build, len(members)), self.seed + 1 + u)
+            if self.second_init == "first" and self.group_model_ is not None:
+                copy_trunk(self.group_model_, model)
+            elif self.second_init == "planar":
+                copy_trunk(self._planar, model)
             self.second_models_[u] = train_fn(model, x[mask], yl, xv, yv)
 
     def unit_proba(self, x: np.ndarray) -> np.ndarray:
@@ -190,6 +225,29 @@ class HierarchicalClassifier(Classifier):
         """Rows all sub-model fits train on together, for sharing a time budget: the
         out-of-fold nets see (folds - 1) x N, the group net N, the second nets at most N."""
         return float((self.folds + 1) * n_train)
+
+
+def copy_trunk(source: nn.Module, target: nn.Module) -> int:
+    """Copy every weight of ``source`` into ``target`` except the classifier (the last
+    ``nn.Linear``, whose outputs are the classes and so differ between the two models).
+
+    Both are the same architecture built for different class counts. Returns the number of
+    tensors copied. Raises:
+        ConfigError: the two models' trunks differ (not the same architecture).
+    """
+    linears = [name for name, module in target.named_modules() if isinstance(module, nn.Linear)]
+    head = f"{linears[-1]}." if linears else None
+    source_state, target_state = source.state_dict(), target.state_dict()
+    trunk = {k: v for k, v in target_state.items() if head is None or not k.startswith(head)}
+    mismatched = [k for k, v in trunk.items()
+                  if k not in source_state or source_state[k].shape != v.shape]
+    if mismatched:
+        raise ConfigError(
+            f"hierarchical.second_init: the first model's trunk does not fit the second "
+            f"model's ({', '.join(mismatched[:3])})"
+        )
+    target.load_state_dict({**target_state, **{k: source_state[k].clone() for k in trunk}})
+    return len(trunk)
 
 
 def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:

@@ -154,3 +154,58 @@ def test_hierarchical_is_deterministic_per_seed():
         return model.predict_proba(x)
 
     np.testing.assert_array_equal(fitted_proba(), fitted_proba())
+
+
+def _recording(train_fn):
+    """``train_fn`` that also records each model's weights as its training starts and the
+    model it returns, in call order (out-of-fold planar nets, first model, second models)."""
+    starts: list[dict] = []
+    trained: list = []
+
+    def recording(model, *args):
+        starts.append({k: v.clone() for k, v in model.state_dict().items()})
+        trained.append(train_fn(model, *args))
+        return trained[-1]
+
+    return recording, starts, trained
+
+
+def _same_trunk(start: dict, source) -> bool:
+    source_state = source.state_dict()
+    return all(bool((v == source_state[k]).all()) for k, v in start.items()
+               if not k.startswith("head.4."))
+
+
+@pytest.mark.parametrize(("first_init", "second_init"), [
+    ("scratch", "scratch"), ("scratch", "first"), ("scratch", "planar"), ("planar", "planar")])
+def test_hierarchical_networks_start_where_the_init_options_say(first_init, second_init):
+    x, y = toy_images(6, 4, 1, seed=2)
+    model = create_model("hierarchical", 4, 1, k=3, folds=2, seed=0, first_init=first_init,
+                         second_init=second_init, width=0.125, hidden=16)
+    recording, starts, trained = _recording(quick_train_fn(epochs=2, lr=3e-3, batch_size=8))
+    model.fit_arrays(x, y, recording)
+    assert model.second_models_ and model.group_model_ is not None
+    planar, first = trained[1], trained[2]  # the last out-of-fold net, the first model
+    assert first is model.group_model_
+    assert _same_trunk(starts[2], planar) == (first_init == "planar")
+    assert _same_trunk(starts[3], first) == (second_init == "first")
+    assert _same_trunk(starts[3], planar) == (second_init == "planar")
+    assert not hasattr(model, "_planar")  # the planar net is not kept in the fitted model
+
+
+@pytest.mark.parametrize(("option", "value"), [("first_init", "first"),
+                                               ("second_init", "fresh")])
+def test_hierarchical_rejects_an_unknown_init(option, value):
+    from components.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"{option}: '{value}' is not one of"):
+        create_model("hierarchical", 4, 1, **{option: value})
+
+
+def test_copy_trunk_refuses_a_different_architecture():
+    from components.errors import ConfigError
+    from components.models.hierarchical import copy_trunk
+
+    with pytest.raises(ConfigError, match="trunk does not fit"):
+        copy_trunk(create_model("baseline_cnn", 3, 1, width=0.25),
+                   create_model("baseline_cnn", 2, 1, width=0.5))
