@@ -229,14 +229,16 @@ class HierarchicalClassifier(Classifier):
 
 def copy_trunk(source: nn.Module, target: nn.Module) -> int:
     """Copy every weight of ``source`` into ``target`` except the classifier (the last
-    ``nn.Linear``, whose outputs are the classes and so differ between the two models).
+    linear or convolution layer, a fully connected layer or ``partition_cnn``'s 1x1
+    convolution: its outputs are the classes and so differ between the two models).
 
     Both are the same architecture built for different class counts. Returns the number of
     tensors copied. Raises:
         ConfigError: the two models' trunks differ (not the same architecture).
     """
-    linears = [name for name, module in target.named_modules() if isinstance(module, nn.Linear)]
-    head = f"{linears[-1]}." if linears else None
+    layers = [name for name, module in target.named_modules()
+              if isinstance(module, nn.Linear | nn.modules.conv._ConvNd)]
+    head = f"{layers[-1]}." if layers else None
     source_state, target_state = source.state_dict(), target.state_dict()
     trunk = {k: v for k, v in target_state.items() if head is None or not k.startswith(head)}
     mismatched = [k for k, v in trunk.items()

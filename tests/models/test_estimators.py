@@ -202,6 +202,16 @@ def test_hierarchical_rejects_an_unknown_init(option, value):
         create_model("hierarchical", 4, 1, **{option: value})
 
 
+@pytest.mark.parametrize("base", ["baseline_cnn", "partition_cnn"])
+def test_copy_trunk_leaves_only_the_classifier_behind(base):
+    """The classifier is the last linear or convolution layer (partition_cnn's is a 1x1
+    convolution): everything else is copied, whatever the base network."""
+    from components.models.hierarchical import copy_trunk
+
+    source, target = create_model(base, 7, 3), create_model(base, 2, 3)
+    assert copy_trunk(source, target) == len(target.state_dict()) - 2  # weight and bias
+
+
 def test_copy_trunk_refuses_a_different_architecture():
     from components.errors import ConfigError
     from components.models.hierarchical import copy_trunk
