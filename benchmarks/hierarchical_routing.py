@@ -159,10 +159,11 @@ def main(argv: list[str] | None = None) -> int:
         raise DataError("no hierarchical model found (run `make repro` first)")
     min_confidence = args.min_confidence
     if min_confidence is None:
-        import yaml
+        from components.config import load_params
+        from components.serving.settings import serving_config
 
-        params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
-        min_confidence = float(params["serving"]["min_confidence"])
+        params = load_params(REPO_ROOT / "params.yaml")
+        min_confidence = serving_config(params.get("serving")).min_confidence
     command = shlex.join(["python", "benchmarks/hierarchical_routing.py",
                           *(sys.argv[1:] if argv is None else argv)])
     results = [score_model(*_model_and_data(e), min_confidence) for e in entries]

@@ -40,9 +40,11 @@ class HierarchicalClassifier(Classifier):
             model starts from the last out-of-fold planar network, every layer but its
             classifier, so the planar training that only served the grouping also serves
             the features).
-        second_init: "scratch" (fresh weights), "first" (from the trained first model) or
-            "planar" (from the last out-of-fold planar network), each copying every layer
-            but the classifier; a second model then trains on its group's images alone. A
+        second_init: "scratch" (fresh weights), "first" (from the trained first model;
+            from the planar network when every category fell into one group, so there is
+            no first model) or "planar" (from the last out-of-fold planar network), each
+            copying every layer but the classifier; a second model then trains on its
+            group's images alone. A
             group's images are a fraction of the set, so from scratch a second model learns
             its features from far fewer faces than the planar model it should beat; the
             first model is trained to give a group's members one answer, so its features
@@ -186,10 +188,9 @@ class HierarchicalClassifier(Classifier):
             yl = np.array([local[int(c)] for c in y[mask]])
             xv, yv = _subset_val(x_val, y_val, local, members)
             model = seeded_model(partial(self._build, len(members)), self.seed + 1 + u)
-            if self.second_init == "first" and self.group_model_ is not None:
-                copy_trunk(self.group_model_, model)
-            elif self.second_init == "planar":
-                copy_trunk(self._planar, model)
+            if self.second_init != "scratch":
+                first_trained = self.second_init == "first" and self.group_model_ is not None
+                copy_trunk(self.group_model_ if first_trained else self._planar, model)
             self.second_models_[u] = train_fn(model, x[mask], yl, xv, yv)
 
     def unit_proba(self, x: np.ndarray) -> np.ndarray:
@@ -245,8 +246,8 @@ def copy_trunk(source: nn.Module, target: nn.Module) -> int:
                   if k not in source_state or source_state[k].shape != v.shape]
     if mismatched:
         raise ConfigError(
-            f"hierarchical.second_init: the first model's trunk does not fit the second "
-            f"model's ({', '.join(mismatched[:3])})"
+            f"hierarchical: a trained network's layers do not fit the network it should "
+            f"start ({', '.join(mismatched[:3])}); first_init/second_init: scratch avoids this"
         )
     target.load_state_dict({**target_state, **{k: source_state[k].clone() for k in trunk}})
     return len(trunk)

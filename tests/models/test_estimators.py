@@ -193,6 +193,19 @@ def test_hierarchical_networks_start_where_the_init_options_say(first_init, seco
     assert not hasattr(model, "_planar")  # the planar net is not kept in the fitted model
 
 
+def test_second_init_first_with_a_single_group_starts_from_the_planar_network():
+    """Threshold 0 merges every category into one group: no first model is trained, and the
+    one second model starts from the planar network, the last one trained."""
+    x, y = toy_images(6, 3, 1, seed=2)
+    model = create_model("hierarchical", 3, 1, threshold=0.0, folds=2, seed=0,
+                         second_init="first", width=0.125, hidden=16)
+    recording, starts, trained = _recording(quick_train_fn(epochs=2, lr=3e-3, batch_size=8))
+    model.fit_arrays(x, y, recording)
+    assert model.group_model_ is None and len(model.second_models_) == 1
+    assert len(starts) == 3  # two out-of-fold planar nets, then the one second model
+    assert _same_trunk(starts[2], trained[1])
+
+
 @pytest.mark.parametrize(("option", "value"), [("first_init", "first"),
                                                ("second_init", "fresh")])
 def test_hierarchical_rejects_an_unknown_init(option, value):
@@ -216,6 +229,6 @@ def test_copy_trunk_refuses_a_different_architecture():
     from components.errors import ConfigError
     from components.models.hierarchical import copy_trunk
 
-    with pytest.raises(ConfigError, match="trunk does not fit"):
+    with pytest.raises(ConfigError, match="do not fit the network it should start"):
         copy_trunk(create_model("baseline_cnn", 3, 1, width=0.25),
                    create_model("baseline_cnn", 2, 1, width=0.5))
