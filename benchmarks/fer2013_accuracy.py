@@ -197,6 +197,10 @@ def run_row(run: Any, recipe: str) -> dict[str, Any]:
         "epochs_planned": metrics.get("epochs_planned"),
         "best_epoch": metrics.get("best_epoch"),
         "train_images_per_second": metrics.get("train_images_per_second"),
+        # what the training process computed on (the run's tags; the driver's own process
+        # is not the one that trained)
+        "kernels": tags.get("machine.kernels"),
+        "precision_used": tags.get("train.precision_used"),
         "probe_epoch_seconds": metrics.get("probe_epoch_seconds"),
         "splits": splits,
         "settings": {k: v for k, v in sorted(params.items()) if k.startswith("train.")},
@@ -213,7 +217,7 @@ def markdown(payload: dict[str, Any]) -> str:
         f"- commit: `{payload['commit']}`; recipe `{payload['recipe']}` "
         f"(conf/recipe/{payload['recipe']}.yaml)",
         f"- machine: {machine['cpu']}, {machine['cpu_count']} cores, torch {machine['torch']} "
-        f"({machine['torch_threads']} threads), native bf16: {machine['native_bf16']}",
+        f"({machine['torch_threads']} threads), CPU computes bf16: {machine['native_bf16']}",
         f"- whole pipeline (all stages): {payload['pipeline_minutes']:.1f} min wall",
         f"- target (documented, not asserted): {payload['target']}", "",
     ]
@@ -225,6 +229,8 @@ def markdown(payload: dict[str, Any]) -> str:
             f"{_num(row['epochs_run'], '.0f')} epochs run of {_num(row['epochs_planned'], '.0f')}"
             f" planned, best epoch {_num(row['best_epoch'], '.0f')}, "
             f"{_num(row['train_images_per_second'], '.0f')} training images/s"
+            + (f" ({row['precision_used']} on {row['kernels']} kernels)"
+               if row.get("kernels") else "")
             + ("; the budget's deadline came before the last planned epoch (the best "
                "validated weights were kept)"
                if (row["epochs_run"] or 0) < (row["epochs_planned"] or 0) else ""),

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from components.errors import ConfigError
-from pipelines._common import run_cli, stage_parser
+from pipelines._common import relaunch_at_isa, require_isa, run_cli, stage_parser
 
 if TYPE_CHECKING:
     from components.training.distributed import DistContext
@@ -85,6 +85,7 @@ def train_stage(
         raise ConfigError(f"--arch {arch!r}: unknown; choose from {sorted(MODEL_INPUTS)}")
     cfg, extra = resolve_config(section(params, "train"), arch,
                                 Path(tune_dir) / arch / "chosen_params.json")
+    require_isa(cfg.isa, "pipelines.train")
     grey = bool(extra.pop("grey", False))
     inputs = MODEL_INPUTS[arch]
     task_dir = choose_task(Path(data_dir), inputs, cfg.task)
@@ -129,14 +130,18 @@ def _body(argv: Sequence[str] | None) -> int:
     parser.add_argument("--tune-dir", default="artifacts/tune", help="tuner outputs")
     parser.add_argument("--resume", action="store_true", help="continue from checkpoint.pt")
     args = parser.parse_args(argv)
-    from components.config import load_params
+    from components.config import load_params, section
+    from components.training.config import resolve_config
     from components.training.distributed import init_distributed
     from components.training.distributed import shutdown as dist_shutdown
 
+    params = load_params(args.params)
+    relaunch_at_isa(resolve_config(section(params, "train"), args.arch, None)[0].isa,
+                    "pipelines.train", argv)
     ctx = init_distributed()
     try:
         out = Path(args.out or f"artifacts/train/{args.arch}")
-        metrics = train_stage(load_params(args.params), args.arch, Path(args.data), out,
+        metrics = train_stage(params, args.arch, Path(args.data), out,
                               resume=args.resume, tune_dir=Path(args.tune_dir), ctx=ctx)
     finally:
         dist_shutdown(ctx)

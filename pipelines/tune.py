@@ -22,7 +22,7 @@ from typing import Any
 
 from components.config import load_params, section
 from components.errors import ConfigError
-from pipelines._common import run_cli, stage_parser
+from pipelines._common import relaunch_at_isa, require_isa, run_cli, stage_parser
 
 log = logging.getLogger("pipelines.tune")
 
@@ -65,6 +65,7 @@ def tune_stage(
     cfg.space(arch)  # a missing or malformed space fails even when the data is skipped
     train_values = section(params, "train")
     base, _ = resolve_config(train_values, arch, None)
+    require_isa(base.isa, "pipelines.tune")
     inputs = MODEL_INPUTS[arch]
     task_dir = choose_task(Path(data_dir), inputs, base.task)
     if task_dir is None:
@@ -83,8 +84,13 @@ def _body(argv: Sequence[str] | None) -> int:
     parser.add_argument("--storage", default=None,
                         help="RDB URL shared by workers (default: $OPTUNA_STORAGE, else journal)")
     args = parser.parse_args(argv)
+    from components.training.config import resolve_config
+
+    params = load_params(args.params)
+    relaunch_at_isa(resolve_config(section(params, "train"), args.arch, None)[0].isa,
+                    "pipelines.tune", argv)
     out = Path(args.out or f"artifacts/tune/{args.arch}")
-    summary = tune_stage(load_params(args.params), args.arch, Path(args.data), out,
+    summary = tune_stage(params, args.arch, Path(args.data), out,
                          n_trials=args.n_trials, storage=args.storage)
     if summary.get("skipped"):
         print(f"{args.arch}: skipped: {summary.get('reason')}")

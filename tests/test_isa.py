@@ -8,6 +8,9 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+from components.errors import ConfigError
 from components.isa import CAPS, NATIVE, caps_allow_bf16, pin_instruction_set
 
 
@@ -65,3 +68,55 @@ def test_auto_precision_is_float32_in_a_capped_pipelines_process() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, check=True)
     assert done.stdout.strip().splitlines()[-1] == "fp32"
+
+
+def test_relaunch_replaces_the_process_without_the_caps(tmp_path) -> None:
+    """``isa: native`` restarts the same process (same PID: DVC and torchrun wait on it)
+    with the caps lifted; the restarted process does not restart again."""
+    module = tmp_path / "isa_probe.py"
+    module.write_text(
+        "import json, os, sys\n"
+        "import pipelines\n"
+        "from pipelines._common import relaunch_at_isa, run_cli\n"
+        "def body(argv):\n"
+        "    print(json.dumps({'pid': os.getpid(), 'argv': sys.argv[1:],\n"
+        "                      'onednn': os.environ.get('ONEDNN_MAX_CPU_ISA'),\n"
+        "                      'native': os.environ.get('FEROPS_NATIVE_ISA')}), flush=True)\n"
+        "    relaunch_at_isa('native', 'isa_probe', argv)\n"
+        "    return 0\n"
+        "sys.exit(run_cli(body))\n"
+    )
+    capped = {variable for variable, _ in CAPS.values()} | {NATIVE}
+    env = {k: v for k, v in os.environ.items() if k not in capped}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), os.getcwd()])
+    done = subprocess.run([sys.executable, "-m", "isa_probe", "--flag", "x"],
+                          capture_output=True, text=True, env=env, timeout=120, check=True)
+    before, after = (json.loads(line) for line in done.stdout.strip().splitlines())
+    assert before["onednn"] == "AVX2" and before["native"] is None
+    assert after == {"pid": before["pid"], "argv": ["--flag", "x"], "onednn": None,
+                     "native": "1"}
+
+
+def test_native_isa_in_a_capped_call_from_python_is_refused() -> None:
+    """Training on under the cap the params asked to lift would give slower results with
+    no sign why: a call that cannot restart says how to run it instead."""
+    from pipelines._common import relaunch_at_isa, require_isa
+
+    saved = os.environ.pop(NATIVE, None)
+    try:
+        with pytest.raises(ConfigError, match="python -m pipelines.tune"):
+            relaunch_at_isa("native", "pipelines.tune", ["--arch", "x"])
+        require_isa("avx2", "pipelines.tune")  # the default never needs a restart
+        os.environ[NATIVE] = "1"
+        require_isa("native", "pipelines.tune")  # already uncapped: nothing to do
+    finally:
+        os.environ.pop(NATIVE, None)
+        if saved is not None:
+            os.environ[NATIVE] = saved
+
+
+def test_an_unknown_isa_is_a_config_error() -> None:
+    from components.training.config import TrainConfig
+
+    with pytest.raises(ConfigError, match="train.isa"):
+        TrainConfig(isa="avx512")

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from components.jsonio import write_json
-from components.machine import git_commit
+from components.machine import cpu_model, git_commit
 from components.models import ModelSpec
 from components.tracking.lineage import Lineage, collect_lineage
 from components.tracking.store import (
@@ -133,6 +133,19 @@ def run_name(setup: RunSetup) -> str:
     return f"{setup.spec.arch}-seed{setup.cfg.seed}"
 
 
+def compute_tags(cfg: TrainConfig) -> dict[str, str]:
+    """What the run computed on: the CPU, the instruction set torch's kernels ran at (AVX2
+    under the pipeline's cap, higher under ``train.isa: native``) and the precision
+    ``train.precision`` resolved to. Timings and, off the cap, the bytes depend on them."""
+    import torch
+
+    from components.training.trainer import resolve_precision
+
+    return {"machine.cpu": cpu_model(),
+            "machine.kernels": torch.backends.cpu.get_cpu_capability(),
+            "train.precision_used": resolve_precision(cfg.precision)}
+
+
 def run_tags(setup: RunSetup, lineage: Lineage, root: Path) -> dict[str, str]:
     """Tags to filter and group runs by in the UI (and the git commit that produced it)."""
     tags = {
@@ -144,6 +157,7 @@ def run_tags(setup: RunSetup, lineage: Lineage, root: Path) -> dict[str, str]:
         "stage": "train",
         "data.manifest_digest": lineage.digest,
         "recipe": str(setup.params.get("recipe") or "custom"),
+        **compute_tags(setup.cfg),
         HOST_TAG: socket.gethostname(),
         PID_TAG: str(os.getpid()),
     }

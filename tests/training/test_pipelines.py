@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +13,15 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from mlflow import MlflowClient
 
+from components.isa import CAPS, NATIVE
+from components.tracking.store import run_record_path
 from pipelines import evaluate as evaluate_stage_module
 from pipelines import train as train_stage_module
 from tests.synthetic_task import make_synthetic_task
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 PARAMS = {
     "train": {
@@ -162,3 +170,54 @@ def test_evaluate_writes_comparison_files(workspace: Path) -> None:
     assert list(occlusion.columns) == ["architecture", "occlusion", "accuracy"]
     curves = pd.read_csv(out / "learning_curves.csv")
     assert curves.columns[0] == "architecture" and {"epoch", "val_uar"} <= set(curves.columns)
+
+
+def _kernels(env: dict[str, str]) -> str:
+    """The instruction set torch's kernels run at in a new process with ``env``."""
+    code = "import torch; print(torch.backends.cpu.get_cpu_capability())"
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def test_train_isa_native_restarts_the_stage_without_the_cap(workspace: Path) -> None:
+    """``train.isa: native`` on the command line: the stage runs uncapped (its tracked run
+    names the kernels a process without the cap gets) and still writes its outputs."""
+    params = {"train": {**PARAMS["train"], "isa": "native", "precision": "auto"}}
+    path = workspace / "native.yaml"
+    path.write_text(yaml.safe_dump(params))
+    out = workspace / "native_train" / "fusion_early"
+    env = {k: v for k, v in os.environ.items()
+           if k not in {variable for variable, _ in CAPS.values()} | {NATIVE}}
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.train", "--arch", "fusion_early", "--params",
+         str(path), "--data", str(workspace / "preprocess"), "--out", str(out),
+         "--tune-dir", str(workspace / "tune")],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "restarting without the AVX2 cap" in done.stderr
+    run_id = json.loads(run_record_path(out).read_text())["run_id"]
+    tags = MlflowClient().get_run(run_id).data.tags
+    assert tags["machine.kernels"] == _kernels({**env, NATIVE: "1"})
+    assert tags["train.precision_used"] in ("fp32", "bf16")
+    assert (out / "model.pt").exists()
+
+
+def test_train_isa_native_from_python_code_says_how_to_run_it(workspace: Path,
+                                                              capsys) -> None:
+    """A call from Python cannot restart the process: one line says how instead of training
+    under the cap that the params asked to lift."""
+    path = workspace / "native_inproc.yaml"
+    path.write_text(yaml.safe_dump({"train": {**PARAMS["train"], "isa": "native"}}))
+    env_native = os.environ.pop(NATIVE, None)
+    try:
+        code = train_stage_module.main([
+            "--arch", "fusion_early", "--params", str(path), "--data",
+            str(workspace / "preprocess"), "--out", str(workspace / "never"),
+        ])
+    finally:
+        if env_native is not None:
+            os.environ[NATIVE] = env_native
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "train.isa: native" in err and "python -m pipelines.train" in err
+    assert not (workspace / "never").exists()
