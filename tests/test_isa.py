@@ -14,6 +14,12 @@ from components.errors import ConfigError
 from components.isa import CAPS, NATIVE, caps_allow_bf16, pin_instruction_set
 
 
+def uncapped_env() -> dict[str, str]:
+    """This process's environment without the caps (as a process outside ``pipelines`` has)."""
+    capped = {variable for variable, _ in CAPS.values()} | {NATIVE}
+    return {k: v for k, v in os.environ.items() if k not in capped}
+
+
 def test_each_cap_is_set_unless_the_user_set_it() -> None:
     env = {"ATEN_CPU_CAPABILITY": "default"}
     caps = pin_instruction_set(env)
@@ -38,8 +44,7 @@ def test_a_pipelines_process_runs_numpy_and_torch_below_avx512() -> None:
         "print(json.dumps({'numpy_v4': bool(features.get('X86_V4')),\n"
         "                  'torch': torch.backends.cpu.get_cpu_capability()}))\n"
     )
-    capped = {variable for variable, _ in CAPS.values()} | {NATIVE}
-    env = {k: v for k, v in os.environ.items() if k not in capped}
+    env = uncapped_env()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, check=True)
     seen = json.loads(done.stdout.strip().splitlines()[-1])
@@ -63,8 +68,7 @@ def test_the_avx2_cap_takes_bf16_away() -> None:
 def test_auto_precision_is_float32_in_a_capped_pipelines_process() -> None:
     code = ("import pipelines\nfrom components.training.trainer import resolve_precision\n"
             "print(resolve_precision('auto'))\n")
-    capped = {variable for variable, _ in CAPS.values()} | {NATIVE}
-    env = {k: v for k, v in os.environ.items() if k not in capped}
+    env = uncapped_env()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, check=True)
     assert done.stdout.strip().splitlines()[-1] == "fp32"
@@ -86,8 +90,7 @@ def test_relaunch_replaces_the_process_without_the_caps(tmp_path) -> None:
         "    return 0\n"
         "sys.exit(run_cli(body))\n"
     )
-    capped = {variable for variable, _ in CAPS.values()} | {NATIVE}
-    env = {k: v for k, v in os.environ.items() if k not in capped}
+    env = uncapped_env()
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), os.getcwd()])
     done = subprocess.run([sys.executable, "-m", "isa_probe", "--flag", "x"],
                           capture_output=True, text=True, env=env, timeout=120, check=True)

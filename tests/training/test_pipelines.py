@@ -15,11 +15,12 @@ import torch
 import yaml
 from mlflow import MlflowClient
 
-from components.isa import CAPS, NATIVE
+from components.isa import NATIVE
 from components.tracking.store import run_record_path
 from pipelines import evaluate as evaluate_stage_module
 from pipelines import train as train_stage_module
 from tests.synthetic_task import make_synthetic_task
+from tests.test_isa import uncapped_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -186,8 +187,7 @@ def test_train_isa_native_restarts_the_stage_without_the_cap(workspace: Path) ->
     path = workspace / "native.yaml"
     path.write_text(yaml.safe_dump(params))
     out = workspace / "native_train" / "fusion_early"
-    env = {k: v for k, v in os.environ.items()
-           if k not in {variable for variable, _ in CAPS.values()} | {NATIVE}}
+    env = uncapped_env()
     done = subprocess.run(
         [sys.executable, "-m", "pipelines.train", "--arch", "fusion_early", "--params",
          str(path), "--data", str(workspace / "preprocess"), "--out", str(out),
