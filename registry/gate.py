@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from components.errors import DataError
-from registry.policy import GatePolicy
+from registry.policy import REPLACE_ON_NEW_TEST_DATA, GatePolicy
 from registry.significance import Predictions, metric_of, paired_bootstrap
 
 # The per-sample predictions of a version on a test split, fetched on demand (None: none
@@ -115,8 +115,12 @@ def decide(
     versions scored on the newest version's test data compete (the others are set aside
     and named in the note), and the challenger only has to pass its own checks. When every
     remaining version was already refused against the current champion, nothing new is
-    there to judge: ``unchanged``. Refusals are sticky until the champion changes (a
-    loosened policy does not re-judge them by itself); ``rejudge`` judges them again.
+    there to judge: ``unchanged``. With ``registry.new_test_data: replace`` the newest
+    version's test data is the task's also when there is a champion: only versions scored on
+    it compete, and when the champion was scored on other data the challenger replaces it on
+    its own checks (nothing can be compared across test sets). Refusals are sticky until
+    the champion changes (a loosened policy does not re-judge them by itself); ``rejudge``
+    judges them again.
 
     Args:
         versions: every registered version of the task's model.
@@ -138,8 +142,9 @@ def decide(
     pool = [v for v in versions if not (v.retired or v.rolled_back)
             and (champion is None or v.version != champion.version)]
     set_aside: list[VersionScore] = []
-    if champion is None and pool:
-        pool, set_aside = _current_test_data(pool, policy.primary_metric)
+    if pool and (champion is None or policy.new_test_data == REPLACE_ON_NEW_TEST_DATA):
+        current = [*pool, champion] if champion is not None else pool
+        pool, set_aside = _current_test_data(pool, policy.primary_metric, current)
     judged = [v for v in pool if not rejudge and champion is not None
               and v.refused_against == champion.version]
     ranked = rank([v for v in pool if v not in judged], policy.primary_metric)
@@ -160,12 +165,14 @@ def decide(
                     tuple(ranked), note)
 
 
-def _current_test_data(pool: list[VersionScore], metric: str
+def _current_test_data(pool: list[VersionScore], metric: str,
+                       current: list[VersionScore] | None = None,
                        ) -> tuple[list[VersionScore], list[VersionScore]]:
-    """With no champion yet, only versions scored on the current test data compete (that of
-    the newest version, for the split ``metric`` names): a model scored on an easier test
-    set must not win the first promotion. Returns ``(competing, set aside)``."""
-    newest = max(pool, key=lambda v: _number(v.version)).digest_for(metric)
+    """Only versions of ``pool`` scored on the current test data compete: that of the newest
+    version of ``current`` (default: the pool), for the split ``metric`` names. A model
+    scored on an easier test set must not win the first promotion, nor a takeover.
+    Returns ``(competing, set aside)``."""
+    newest = max(current or pool, key=lambda v: _number(v.version)).digest_for(metric)
     competing = [v for v in pool if newest and v.digest_for(metric) == newest]
     return competing, [v for v in pool if v not in competing]
 
@@ -190,23 +197,32 @@ def gate_checks(
     challenger: VersionScore, champion: VersionScore | None, policy: GatePolicy,
     evidence: Evidence | None = None,
 ) -> tuple[Check, ...]:
-    """Every rule of ``policy`` applied to ``challenger`` (those needing a champion only
-    when there is one)."""
+    """Every rule of ``policy`` applied to ``challenger`` (those comparing it with a
+    champion only when there is one scored on the same test data)."""
     checks = [_metric_check(challenger, policy)]
     if champion is not None:
-        checks.append(_digest_check(challenger, champion, policy.primary_metric))
+        checks.append(_digest_check(challenger, champion, policy))
+    compared = champion is not None and not takes_over(challenger, champion, policy)
     checks.append(_floor_check(challenger, policy))
     if policy.min_metrics:
         checks.append(_minimum_check(challenger, policy.min_metrics))
-    if champion is not None and policy.max_recall_drop is not None:
+    if compared and policy.max_recall_drop is not None:
         checks.append(_recall_drop_check(challenger, champion, policy.max_recall_drop))
     if policy.max_latency_ms is not None:
         checks.append(_latency_check(challenger, policy.max_latency_ms))
-    if champion is not None:
+    if compared:
         checks.append(_delta_check(challenger, champion, policy))
         if policy.significance is not None:
             checks.append(_significance_check(challenger, champion, policy, evidence))
     return tuple(checks)
+
+
+def takes_over(challenger: VersionScore, champion: VersionScore, policy: GatePolicy) -> bool:
+    """True when ``registry.new_test_data: replace`` lets ``challenger``, scored on other
+    (known) test data than ``champion``, replace it without a comparison."""
+    mine = challenger.digest_for(policy.primary_metric)
+    return (policy.new_test_data == REPLACE_ON_NEW_TEST_DATA and bool(mine)
+            and mine != champion.digest_for(policy.primary_metric))
 
 
 def weak_classes(recall: dict[str, float], floor: float) -> list[str]:
@@ -229,16 +245,23 @@ def _metric_check(v: VersionScore, policy: GatePolicy) -> Check:
     return Check("metric", True, f"{policy.primary_metric} = {value:.4f}")
 
 
-def _digest_check(v: VersionScore, champion: VersionScore, metric: str) -> Check:
+def _digest_check(v: VersionScore, champion: VersionScore, policy: GatePolicy) -> Check:
+    metric = policy.primary_metric
     split = metric_split(metric)
     mine, theirs = v.digest_for(metric), champion.digest_for(metric)
     if mine and mine == theirs:
         return Check("digest", True, f"same {split} data as the champion ({mine[:12]})")
-    return Check(
-        "digest", False,
-        f"{metric} was scored on other {split} data than the champion's (digest "
-        f"{(mine or 'missing')[:12]} vs {(theirs or 'missing')[:12]})",
-    )
+    digests = f"digest {(mine or 'missing')[:12]} vs {(theirs or 'missing')[:12]}"
+    if takes_over(v, champion, policy):
+        return Check("digest", True,
+                     f"scored on new {split} data ({digests}); registry.new_test_data: replace "
+                     f"lets it replace champion v{champion.version} on its own checks (no "
+                     "comparison across test sets; the old champion stays previous-champion)")
+    hint = ("" if not mine else "; registry.new_test_data: replace lets the newest test data "
+            "take over")
+    return Check("digest", False,
+                 f"{metric} was scored on other {split} data than the champion's ({digests})"
+                 f"{hint}")
 
 
 def _floor_check(v: VersionScore, policy: GatePolicy) -> Check:

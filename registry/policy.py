@@ -14,6 +14,9 @@ from components.config import build_config
 from components.errors import ConfigError
 
 SECTION = "registry"
+REFUSE_NEW_TEST_DATA = "refuse"
+REPLACE_ON_NEW_TEST_DATA = "replace"
+NEW_TEST_DATA: tuple[str, ...] = (REFUSE_NEW_TEST_DATA, REPLACE_ON_NEW_TEST_DATA)
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,11 @@ class GatePolicy:
     # test samples (both models' logged predictions) at most this; None = off.
     significance: float | None = None
     bootstrap_resamples: int = 1000
+    # A version scored on other test data than the champion's cannot be compared with it:
+    # ``refuse`` keeps the champion (no silent switch of a task's test set); ``replace`` makes
+    # the newest version's test data the task's, so its best version takes the champion's
+    # place on its own checks alone (the old champion stays ``previous-champion``).
+    new_test_data: str = REFUSE_NEW_TEST_DATA
 
     def __post_init__(self) -> None:
         if not self.model_prefix or any(c in self.model_prefix for c in "/:"):
@@ -60,6 +68,9 @@ class GatePolicy:
             raise ValueError(f"significance {self.significance!r} must be in (0, 1) or null")
         if self.bootstrap_resamples < 100:
             raise ValueError(f"bootstrap_resamples {self.bootstrap_resamples!r} must be >= 100")
+        if self.new_test_data not in NEW_TEST_DATA:
+            raise ValueError(f"new_test_data {self.new_test_data!r} must be one of "
+                             f"{', '.join(NEW_TEST_DATA)}")
         if self.max_recall_drop is not None and not 0.0 <= self.max_recall_drop <= 1.0:
             raise ValueError(f"max_recall_drop {self.max_recall_drop!r} must be in [0, 1] "
                              "or null")

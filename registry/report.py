@@ -26,7 +26,8 @@ def promotion_report(name: str, status: str, decision: Decision, policy: GatePol
     if decision.checks:
         lines += [f"### Gate checks (primary {policy.primary_metric}, min delta "
                   f"{policy.min_delta}, recall floor {policy.class_recall_floor}, latency "
-                  f"budget {policy.max_latency_ms or 'off'})", ""]
+                  f"budget {policy.max_latency_ms or 'off'}, new test data: "
+                  f"{policy.new_test_data})", ""]
         lines += [f"- {'PASS' if c.passed else 'FAIL'} {c.name}: {c.detail}"
                   for c in decision.checks] + [""]
     others = [v for v in decision.ranked if ch is None or v.version != ch.version]

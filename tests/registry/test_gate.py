@@ -183,6 +183,38 @@ def test_the_digest_compared_is_that_of_the_split_the_primary_metric_names() -> 
                   GatePolicy(class_recall_floor=0.0)).passed  # clean data: the same
 
 
+def test_replace_lets_the_newest_test_data_take_over_on_its_own_checks() -> None:
+    """new_test_data: replace. Versions on the newest test data compete; the best replaces a
+    champion scored on other data without a delta (no comparison across test sets), but
+    still needs its own floor; a version without a digest never takes over."""
+    replace = GatePolicy(new_test_data="replace", min_delta=0.05)
+    champion = score("1", 0.95, "demo")
+    versions = [champion, score("2", 0.90, "demo"), score("3", 0.60, "fer"),
+                score("4", 0.66, "fer")]
+    decision = decide(versions, champion, replace)
+    assert decision.passed and decision.challenger.version == "4"
+    assert {c.name for c in decision.checks} == {"metric", "digest", "floor"}
+    assert "v2" in decision.note and "other test data" in decision.note
+    starved = decide([champion, score("3", 0.7, "fer", low=0.0)], champion, replace)
+    assert not starved.passed and any("below the floor" in r for r in starved.reasons)
+    assert not decide([champion, score("3", 0.7, "")], champion, replace).passed
+    # The default refuses, and says which setting would let the new data take over.
+    refused = decide([champion, score("4", 0.66, "fer")], champion, GatePolicy())
+    assert not refused.passed
+    assert any("new_test_data: replace" in r for r in refused.reasons)
+
+
+def test_replace_compares_as_usual_on_the_champions_own_test_data() -> None:
+    replace = GatePolicy(new_test_data="replace", min_delta=0.05)
+    champion = score("3", 0.60, "fer")
+    versions = [score("1", 0.95, "demo"), champion, score("4", 0.62, "fer")]
+    decision = decide(versions, champion, replace)
+    assert not decision.passed and decision.challenger.version == "4"
+    assert any("does not beat the champion's" in r for r in decision.reasons)
+    with pytest.raises(ConfigError, match="new_test_data 'keep' must be one of refuse, replace"):
+        load_policy({"registry": {"new_test_data": "keep"}})
+
+
 def test_optional_minimums_and_recall_drop_refuse_with_the_reason() -> None:
     champion = VersionScore("1", "arch1", "run1", "d", {"test_uar": 0.5, "test_occ25_uar": 0.4},
                             {"anger": 0.5, "fear": 0.5})

@@ -177,6 +177,31 @@ def test_challenger_evaluated_on_other_test_data_is_refused(project: Project) ->
     assert aliases(client, project.name())["champion"] == "1"
 
 
+def test_replace_on_new_test_data_takes_over_and_rolls_back(project: Project) -> None:
+    """A recipe on other test data (FER2013 after the demo) replaces the champion when
+    registry.new_test_data says so, on its own checks: a lower score than the old champion's
+    (scored on other data) does not matter; the old champion stays the rollback target."""
+    project.candidate("baseline_cnn", 0.90)
+    register(project)
+    client = project.client()
+    promote(client, "image", policy_of(project))
+    project.candidate("fusion_early", 0.60, digest=DIGEST_B)
+    register(project)
+    replace = load_policy({"registry": {**project.policy, "new_test_data": "replace"}})
+
+    result = promote(client, "image", replace)
+
+    assert result.status == "promoted", result.report
+    assert "scored on new test data (digest bbbbbbbbbbbb vs aaaaaaaaaaaa)" in result.report
+    assert "PASS delta" not in result.report and "FAIL" not in result.report
+    now = aliases(client, project.name())
+    assert (now["champion"], now["previous-champion"]) == ("2", "1")
+    # Back on the old test data, the old model is set aside, not compared across data.
+    assert promote(client, "image", replace).status == "unchanged"
+    assert ferops_registry(project, "rollback", "--task", "image") == 0
+    assert aliases(client, project.name())["champion"] == "1"
+
+
 def test_class_recall_floor_refuses_a_better_challenger(project: Project) -> None:
     project.candidate("baseline_cnn", 0.40)
     register(project)
