@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from components.errors import ConfigError, FeropsError, one_line
 from components.isa import CAPS, NATIVE
@@ -65,6 +66,16 @@ def require_isa(isa: str, module: str) -> None:
             f"train.isa: native, but this process runs under the AVX2 cap; run the stage as "
             f"`python -m {module}` (it restarts itself without the cap), or set {NATIVE}=1 "
             "before Python starts")
+
+
+def relaunch_for_arch(params: dict[str, Any], arch: str, module: str,
+                     argv: Sequence[str] | None) -> None:
+    """:func:`relaunch_at_isa` with the ``train.isa`` that ``params`` resolve to for
+    ``arch`` (the tune and train stages' one call)."""
+    from components.config import section
+    from components.training.config import resolve_config
+
+    relaunch_at_isa(resolve_config(section(params, "train"), arch, None)[0].isa, module, argv)
 
 
 def relaunch_at_isa(isa: str, module: str, argv: Sequence[str] | None) -> None:

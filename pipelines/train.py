@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from components.errors import ConfigError
-from pipelines._common import relaunch_at_isa, require_isa, run_cli, stage_parser
+from pipelines._common import relaunch_for_arch, require_isa, run_cli, stage_parser
 
 if TYPE_CHECKING:
     from components.training.distributed import DistContext
@@ -130,14 +130,12 @@ def _body(argv: Sequence[str] | None) -> int:
     parser.add_argument("--tune-dir", default="artifacts/tune", help="tuner outputs")
     parser.add_argument("--resume", action="store_true", help="continue from checkpoint.pt")
     args = parser.parse_args(argv)
-    from components.config import load_params, section
-    from components.training.config import resolve_config
+    from components.config import load_params
     from components.training.distributed import init_distributed
     from components.training.distributed import shutdown as dist_shutdown
 
     params = load_params(args.params)
-    relaunch_at_isa(resolve_config(section(params, "train"), args.arch, None)[0].isa,
-                    "pipelines.train", argv)
+    relaunch_for_arch(params, args.arch, "pipelines.train", argv)
     ctx = init_distributed()
     try:
         out = Path(args.out or f"artifacts/train/{args.arch}")

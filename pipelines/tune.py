@@ -22,7 +22,7 @@ from typing import Any
 
 from components.config import load_params, section
 from components.errors import ConfigError
-from pipelines._common import relaunch_at_isa, require_isa, run_cli, stage_parser
+from pipelines._common import relaunch_for_arch, require_isa, run_cli, stage_parser
 
 log = logging.getLogger("pipelines.tune")
 
@@ -84,11 +84,8 @@ def _body(argv: Sequence[str] | None) -> int:
     parser.add_argument("--storage", default=None,
                         help="RDB URL shared by workers (default: $OPTUNA_STORAGE, else journal)")
     args = parser.parse_args(argv)
-    from components.training.config import resolve_config
-
     params = load_params(args.params)
-    relaunch_at_isa(resolve_config(section(params, "train"), args.arch, None)[0].isa,
-                    "pipelines.tune", argv)
+    relaunch_for_arch(params, args.arch, "pipelines.tune", argv)
     out = Path(args.out or f"artifacts/tune/{args.arch}")
     summary = tune_stage(params, args.arch, Path(args.data), out,
                          n_trials=args.n_trials, storage=args.storage)

@@ -100,6 +100,25 @@ def test_relaunch_replaces_the_process_without_the_caps(tmp_path) -> None:
                      "native": "1"}
 
 
+@pytest.mark.parametrize("stage", ["tune", "train"])
+def test_ferops_stage_shortcuts_restart_once_without_the_cap(stage: str, tmp_path) -> None:
+    """`ferops tune|train` with `isa: native` replace themselves by the uncapped stage once
+    (a second restart would mean the caps survived the exec) and then run it: on this empty
+    input the tuner stops at its params check, the trainer skips the missing task."""
+    params = tmp_path / "params.yaml"
+    params.write_text("train:\n  isa: native\ntune: {}\n")
+    ferops = os.path.join(os.path.dirname(sys.executable), "ferops")
+    done = subprocess.run([ferops, stage, "--arch", "baseline_cnn", "--params", str(params),
+                           "--data", str(tmp_path / "none"), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, env=uncapped_env(), timeout=120)
+    assert done.stderr.count("restarting without the AVX2 cap") == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    if stage == "tune":
+        assert done.returncode == 2 and last.startswith("error: tune.spaces"), done.stderr
+    else:
+        assert done.returncode == 0 and "baseline_cnn skipped: no task" in last, done.stderr
+
+
 def test_native_isa_in_a_capped_call_from_python_is_refused() -> None:
     """Training on under the cap the params asked to lift would give slower results with
     no sign why: a call that cannot restart says how to run it instead."""
