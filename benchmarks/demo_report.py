@@ -199,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = shlex.join(["python", "benchmarks/demo_report.py",
                           *(sys.argv[1:] if argv is None else argv)])
+    # Taken before the run: `make repro` rewrites dvc.lock, which would read as -dirty after.
+    commit = git_commit(REPO_ROOT, ignore=("dvc.lock",))
     seconds, stages = None, {}
     if args.run:
         seconds, stages = timed_repro()
@@ -213,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     import yaml
 
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    payload = {"command": command, "commit": git_commit(REPO_ROOT), "machine": machine_facts(),
+    payload = {"command": command, "commit": commit, "machine": machine_facts(),
                "recipe": params.get("recipe"), "make_repro_seconds": seconds,
                "stage_seconds": stages,
                "test_sizes": test_sizes,

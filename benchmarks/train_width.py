@@ -1,11 +1,14 @@
 """Training throughput of one architecture at several width multipliers.
 
     python benchmarks/train_width.py [--arch baseline_cnn] [--widths 0.25 0.375 0.5] \
-        [--baseline 0.5] [--samples 2048] [--batch-size 64] [--repeats 3] [--rows 57418]
+        [--baseline 0.5] [--samples 2048] [--batch-size 64] [--repeats 3] [--rows 57418] \
+        [--precision fp32|bf16]
 
 A recipe with a minutes budget trades capacity for epochs: this measures the trade on the
 machine at hand. Every width trains the same random 48x48 grey faces for one epoch through
-:class:`components.training.trainer.Trainer` (SGD, no schedule, mirroring on, float32);
+:class:`components.training.trainer.Trainer` (SGD, no schedule, mirroring on, float32 or
+``--precision bf16``, the trainer's autocast, on the CPU's own kernels: run outside the
+pipeline, nothing caps them);
 runs alternate between widths and the medians of images per second are compared, so drift
 in machine load hits every width alike. The ``--baseline`` width is the reference of the
 printed ratios. ``--rows`` turns speed into the epochs a 60-minute budget would buy on a
@@ -36,6 +39,7 @@ from components.training.trainer import Trainer, seed_everything  # noqa: E402
 
 CLASSES = 7
 BUDGET_SECONDS = 3600
+PRECISION_NAMES = {"fp32": "float32", "bf16": "bf16 autocast"}
 
 
 def parameter_count(arch: str, width: float) -> int:
@@ -49,7 +53,7 @@ def one_epoch(args: argparse.Namespace, width: float, train: SplitData) -> float
     seed_everything(0)
     model = create_model(args.arch, CLASSES, 1, width=width)
     cfg = TrainConfig(epochs=1, batch_size=args.batch_size, optimizer="sgd", lr=0.01,
-                      schedule="none", patience=0, mirror=True, precision="fp32",
+                      schedule="none", patience=0, mirror=True, precision=args.precision,
                       progress=False, track=False)
     tiny = SplitData.from_arrays(train.rows(slice(0, 2)), train.y[:2], name="tiny")
     start = time.perf_counter()
@@ -66,6 +70,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rows", type=int, default=57418)
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="the trainer's precision (bf16: autocast; results file "
+                        "train_width_<arch>_bf16)")
     args = parser.parse_args(argv)
     if args.baseline not in args.widths:
         parser.error(f"--baseline {args.baseline} must be one of --widths {args.widths}")
@@ -85,8 +92,9 @@ def markdown(command: str, payload: dict, args: argparse.Namespace) -> str:
         f"- command: `{command}`", f"- commit: `{payload['commit']}`",
         f"- machine: {machine['cpu']}, {machine['cpu_count']} cores, torch {machine['torch']} "
         f"({machine['torch_threads']} threads), native bf16: {machine['native_bf16']}",
-        f"- float32, batch {args.batch_size}, {args.samples} random 48x48 grey samples, "
-        f"median of {args.repeats} alternating runs; baseline width {args.baseline}", "",
+        f"- {PRECISION_NAMES[args.precision]}, batch {args.batch_size}, {args.samples} random "
+        f"48x48 grey samples, median of {args.repeats} alternating runs; baseline width "
+        f"{args.baseline}", "",
         f"| width | parameters | images/s | speed vs width {args.baseline} | "
         f"epochs of {args.rows:,} rows in 60 min |",
         "|---|---|---|---|---|", *rows, "",
@@ -120,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     text = markdown(command, payload, args)
     print(text)
-    for path in write_results(f"train_width_{args.arch}", payload, text):
+    suffix = "" if args.precision == "fp32" else f"_{args.precision}"
+    for path in write_results(f"train_width_{args.arch}{suffix}", payload, text):
         print(f"wrote {path}")
     return 0
 
