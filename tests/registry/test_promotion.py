@@ -161,13 +161,21 @@ def test_worse_challenger_refused_with_exit_3_and_reasons(
     assert "refused by the gate" in capsys.readouterr().out
 
 
-def test_challenger_evaluated_on_other_test_data_is_refused(project: Project) -> None:
-    project.candidate("baseline_cnn", 0.40)
+def champion_then_other_test_data(project: Project, champion_uar: float,
+                                  challenger_uar: float) -> MlflowClient:
+    """v1 (baseline_cnn) promoted, then v2 (fusion_early) registered, scored on other test
+    data (DIGEST_B)."""
+    project.candidate("baseline_cnn", champion_uar)
     register(project)
     client = project.client()
     promote(client, "image", policy_of(project))
-    project.candidate("fusion_early", 0.90, digest=DIGEST_B)
+    project.candidate("fusion_early", challenger_uar, digest=DIGEST_B)
     register(project)
+    return client
+
+
+def test_challenger_evaluated_on_other_test_data_is_refused(project: Project) -> None:
+    client = champion_then_other_test_data(project, 0.40, 0.90)
 
     result = promote(client, "image", policy_of(project))
 
@@ -181,12 +189,7 @@ def test_replace_on_new_test_data_takes_over_and_rolls_back(project: Project) ->
     """A recipe on other test data (FER2013 after the demo) replaces the champion when
     registry.new_test_data says so, on its own checks: a lower score than the old champion's
     (scored on other data) does not matter; the old champion stays the rollback target."""
-    project.candidate("baseline_cnn", 0.90)
-    register(project)
-    client = project.client()
-    promote(client, "image", policy_of(project))
-    project.candidate("fusion_early", 0.60, digest=DIGEST_B)
-    register(project)
+    client = champion_then_other_test_data(project, 0.90, 0.60)
     replace = load_policy({"registry": {**project.policy, "new_test_data": "replace"}})
 
     result = promote(client, "image", replace)
