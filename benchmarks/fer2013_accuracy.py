@@ -124,7 +124,8 @@ def run_pipeline(command: list[str], project: Path, log_path: Path) -> float:
 
 
 def tracked_runs(project: Path, exp_name: str) -> list[Any]:
-    """The MLflow training runs the experiment logged (tag ``dvc.exp_name``), newest first.
+    """The finished MLflow training runs the experiment logged (tag ``dvc.exp_name``),
+    newest first.
 
     Raises:
         DataError: none found (tracking was off, or the run logged elsewhere).
@@ -137,7 +138,8 @@ def tracked_runs(project: Path, exp_name: str) -> list[Any]:
     client = MlflowClient(configure_tracking())
     experiments = [e.experiment_id for e in client.search_experiments()]
     runs = client.search_runs(
-        experiments, f"tags.`dvc.exp_name` = '{exp_name}' and tags.stage = 'train'",
+        experiments, f"tags.`dvc.exp_name` = '{exp_name}' and tags.stage = 'train' "
+        "and attributes.status = 'FINISHED'",  # a stopped attempt is not a result
         order_by=["attributes.start_time DESC"],
     )
     if not runs:
@@ -218,7 +220,9 @@ def markdown(payload: dict[str, Any]) -> str:
         f"(conf/recipe/{payload['recipe']}.yaml)",
         f"- machine: {machine['cpu']}, {machine['cpu_count']} cores, torch {machine['torch']} "
         f"({machine['torch_threads']} threads), CPU computes bf16: {machine['native_bf16']}",
-        f"- whole pipeline (all stages): {payload['pipeline_minutes']:.1f} min wall",
+        "- whole pipeline (all stages): " + (
+            f"{payload['pipeline_minutes']:.1f} min wall" if payload["pipeline_minutes"]
+            is not None else "not recorded (results read back with --report-only)"),
         f"- target (documented, not asserted): {payload['target']}", "",
     ]
     for row in payload["runs"]:
@@ -264,15 +268,12 @@ def markdown(payload: dict[str, Any]) -> str:
 
 
 def _previous(path: Path) -> dict[str, Any]:
-    """The results file a --report-only call rewrites.
-
-    Raises:
-        DataError: there is none (run the benchmark first).
-    """
+    """The results file a --report-only call rewrites ({} when there is none: the driver
+    stopped after the pipeline ran, so its wall time was not recorded)."""
     import json
 
     if not path.is_file():
-        raise DataError(f"{path}: no results to rewrite; run without --report-only first")
+        return {}
     return json.loads(path.read_text())
 
 
@@ -329,8 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     commit = git_commit(project)  # what `dvc exp run` copies: taken before anything runs
     if args.report_only:
         previous = _previous(results / f"{args.name}.json")
-        command, minutes = previous["command"], previous["pipeline_minutes"]
-        commit = previous.get("commit")
+        command = previous.get("command") or command.replace(" --report-only", "")
+        minutes, commit = previous.get("pipeline_minutes"), previous.get("commit", commit)
     else:
         print(f"command: {command}\npipeline: {shlex.join(pipeline)}", flush=True)
         minutes = run_pipeline(pipeline, project, results / f"{args.name}.log")
