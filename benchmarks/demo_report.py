@@ -104,9 +104,16 @@ def registry_outcomes(report: str) -> dict[str, str]:
         champion = re.search(r"· champion (\S+) ·", section)
         after = "" if champion is None else (
             "; no champion" if champion.group(1) == "none"
-            else f"; champion {champion.group(1)}")
+            else f"; champion {champion.group(1)}{_architecture(section, champion.group(1))}")
         outcomes[heading.group(1)] = heading.group(2) + after
     return outcomes
+
+
+def _architecture(section: str, version: str) -> str:
+    """`` (arch)`` of ``version`` (``v3``) where the report names it (``v3 (svm_fusion)``);
+    empty for a champion kept from an earlier run, which this section does not describe."""
+    named = re.search(rf"\b{re.escape(version)} \((\w+)\)", section)
+    return f" ({named.group(1)})" if named else ""
 
 
 def targets(by_arch: dict[str, dict[str, dict[str, float]]]) -> list[tuple[str, bool, str]]:

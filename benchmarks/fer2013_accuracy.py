@@ -197,8 +197,13 @@ def run_row(run: Any, recipe: str) -> dict[str, Any]:
         if run.info.end_time else None,
         "epochs_run": metrics.get("epochs_run"),
         "epochs_planned": metrics.get("epochs_planned"),
+        "epochs_planned_by_probe": metrics.get("epochs_planned_by_probe"),
         "best_epoch": metrics.get("best_epoch"),
+        # measured over the run's epochs (training steps); runs tracked before the trainer
+        # measured it carry the budget probe's estimate under this name
         "train_images_per_second": metrics.get("train_images_per_second"),
+        "probe_images_per_second": metrics.get("probe_images_per_second"),
+        "epoch_seconds": metrics.get("epoch_seconds"),
         # what the training process computed on (the run's tags; the driver's own process
         # is not the one that trained)
         "kernels": tags.get("machine.kernels"),
@@ -207,6 +212,17 @@ def run_row(run: Any, recipe: str) -> dict[str, Any]:
         "splits": splits,
         "settings": {k: v for k, v in sorted(params.items()) if k.startswith("train.")},
     }
+
+
+def _probe_plan(row: dict[str, Any]) -> str:
+    """What the budget's probe had planned before the first epoch re-planned it, if it
+    differed (the probe times a few dozen batches; the first epoch times them all)."""
+    probe, final = row.get("epochs_planned_by_probe"), row.get("epochs_planned")
+    if probe is None or probe == final:
+        return ""
+    rate = row.get("probe_images_per_second")
+    measured = f" at {_num(rate, '.0f')} images/s" if rate is not None else ""
+    return f" after the first epoch (the probe{measured} had planned {_num(probe, '.0f')})"
 
 
 def markdown(payload: dict[str, Any]) -> str:
@@ -231,10 +247,12 @@ def markdown(payload: dict[str, Any]) -> str:
             f"## {row['architecture']}", "",
             f"- training: {_num(row['train_minutes'], '.1f')} min (MLflow run), "
             f"{_num(row['epochs_run'], '.0f')} epochs run of {_num(row['epochs_planned'], '.0f')}"
-            f" planned, best epoch {_num(row['best_epoch'], '.0f')}, "
+            f" planned{_probe_plan(row)}, best epoch {_num(row['best_epoch'], '.0f')}, "
             f"{_num(row['train_images_per_second'], '.0f')} training images/s"
             + (f" ({row['precision_used']} on {row['kernels']} kernels)"
                if row.get("kernels") else "")
+            + (f", {_num(row['epoch_seconds'], '.1f')} s per epoch with validation"
+               if row.get("epoch_seconds") is not None else "")
             + ("; the budget's deadline came before the last planned epoch (the best "
                "validated weights were kept)"
                if (row["epochs_run"] or 0) < (row["epochs_planned"] or 0) else ""),

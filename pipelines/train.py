@@ -112,7 +112,8 @@ def train_stage(
     setup = RunSetup(spec, cfg, task_dir, Path(out_dir), params)
     with tracked_training(setup, enabled=cfg.track and ctx.is_main) as run:
         metrics = train_run(classifier, spec, cfg, task_dir, out_dir, resume=resume,
-                            on_epoch_end=on_epoch_end, ctx=ctx)
+                            on_epoch_end=on_epoch_end,
+                            on_timings=run.log_timings if run is not None else None, ctx=ctx)
         if run is not None:
             run.log_results(metrics, partial(
                 log_serving_model, preprocess_values=params.get("preprocess") or {},

@@ -65,12 +65,15 @@ class TrainingNeeds:
 @dataclass
 class FitOutcome:
     """What a fit reports: per-epoch history rows (empty for a model without epochs), the
-    best monitored validation value (None: the caller scores validation once) and extra
-    figures for ``metrics.json`` (best epoch, epochs run, budget plan, ...)."""
+    best monitored validation value (None: the caller scores validation once), extra
+    figures for ``metrics.json`` (best epoch, epochs run, budget plan, ...) and the fit's
+    wall-clock figures (images/s, seconds per epoch), which depend on the machine and so
+    stay out of ``metrics.json``: tracking logs them to the MLflow run only."""
 
     history: list[dict[str, Any]] = field(default_factory=list)
     best_score: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 class FitLoop(Protocol):

@@ -292,6 +292,15 @@ class TrainingRun:
                  logged.model_uri)
         return record
 
+    def log_timings(self, timings: dict[str, float]) -> None:
+        """The fit's wall-clock figures (images/s, seconds per epoch) as run metrics: they
+        describe the machine, so they live here and never in the stage's cached outputs."""
+        import mlflow
+
+        finite = {k: float(v) for k, v in timings.items() if math.isfinite(float(v))}
+        if finite:
+            mlflow.log_metrics(finite, synchronous=True)
+
     def log_test_digests(self) -> dict[str, str]:
         """Fingerprint every test split the run was scored on (clean, de-duplicated,
         occluded) and tag the clean one as ``data.test_digest``: the registry's gate only

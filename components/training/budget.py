@@ -3,10 +3,14 @@
 A minutes budget is a property of the machine, so the trainer, not a script, owns it
 (``train.budget_minutes``). Before the first epoch :func:`probe_epoch_seconds` times a
 throwaway copy of the model through the real training step; :func:`plan_epochs` turns that
-into the epoch count the learning-rate schedule is fitted to; :class:`Deadline` stops the run
-after an epoch when the next one would overrun (a machine that slowed down), and the trainer
-then restores the best validated weights as usual. Runs with a budget depend on the machine's
-speed, so they are not byte-reproducible; the default (no budget) trains ``train.epochs``.
+into the epoch count the learning-rate schedule is fitted to. The probe is short, so after the
+first real epoch :func:`replan_epochs` fits the count (and the trainer the schedule) to that
+epoch's measured length: a probe that came out too fast would leave the deadline to cut off the
+schedule's low-learning-rate end, one too slow would leave part of the budget unused.
+:class:`Deadline` stops the run after an epoch when the next one would overrun (a machine that
+slowed down), and the trainer then restores the best validated weights as usual. Runs with a
+budget depend on the machine's speed, so they are not byte-reproducible; the default (no
+budget) trains ``train.epochs``.
 """
 
 from __future__ import annotations
@@ -89,6 +93,14 @@ def plan_epochs(budget_s: float, epoch_s: float, max_epochs: int) -> int:
     return max(1, min(max_epochs, int(budget_s // (epoch_s * PLAN_MARGIN))))
 
 
+def replan_epochs(done: int, remaining_s: float, epoch_s: float, max_epochs: int) -> int:
+    """The run's epoch count once ``done`` epochs of ``epoch_s`` measured seconds have run:
+    those plus the ones that fit ``remaining_s`` with the planning margin, at most
+    ``max_epochs`` (never fewer than ``done``: a count at ``done`` ends the run)."""
+    more = int(max(remaining_s, 0.0) // (max(epoch_s, 1e-9) * PLAN_MARGIN))
+    return max(done, min(max_epochs, done + more))
+
+
 class Deadline:
     """Says, after each epoch, whether another one would run past the deadline.
 
@@ -101,16 +113,21 @@ class Deadline:
         self.clock = clock
         self.end = clock() + seconds
         self.last = clock()
+        self.latest = 0.0  # seconds of the epoch recorded last
 
     def remaining(self) -> float:
         """Seconds left before the deadline (negative past it)."""
         return self.end - self.clock()
 
+    def start_epochs(self) -> None:
+        """Start timing epochs now (after the probe, whose time is not an epoch's)."""
+        self.last = self.clock()
+
     def another_epoch_fits(self) -> bool:
         """Record the epoch that just ended; True when one more of that length fits."""
         now = self.clock()
-        latest, self.last = now - self.last, now
-        return now + latest <= self.end
+        self.latest, self.last = now - self.last, now
+        return now + self.latest <= self.end
 
 
 class BudgetShare:

@@ -9,6 +9,7 @@ stage asks which family a model belongs to.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,23 @@ from components.models.classifier import Dataset
 from components.models.simple_fit import TrainFn
 from components.training.config import TrainConfig
 from components.training.distributed import DistContext, current_context
-from components.training.trainer import EpochCallback, Trainer, make_train_fn
+from components.training.trainer import EpochCallback, Trainer, TrainResult, make_train_fn
+
+
+def fit_timings(result: TrainResult) -> dict[str, float]:
+    """The wall-clock figures of one network's fit, for the MLflow run (not ``metrics.json``:
+    they depend on the machine). ``train_images_per_second`` counts the training steps of
+    every epoch this process ran (augmentation included, validation not); a budget run adds
+    what its probe estimated before the first epoch."""
+    timings: dict[str, float] = {}
+    if result.train_seconds > 0 and result.epochs_timed:
+        timings.update(train_images_per_second=result.images_trained / result.train_seconds,
+                       epoch_seconds=result.epoch_seconds / result.epochs_timed)
+    plan = result.plan
+    if plan is not None and math.isfinite(plan.epoch_seconds):
+        timings.update(probe_epoch_seconds=plan.epoch_seconds,
+                       probe_images_per_second=plan.train_images_per_second)
+    return timings
 
 
 class TrainerLoop:
@@ -56,11 +73,12 @@ class TrainerLoop:
             "world_size": self.ctx.world_size,
         }
         if result.plan is not None:  # a budget run: how many epochs the machine's speed bought
-            extra.update(epochs_planned=result.plan.epochs,
-                         stopped_by_budget=result.stopped_by_budget,
-                         probe_epoch_seconds=result.plan.epoch_seconds,
-                         train_images_per_second=result.plan.train_images_per_second)
-        return result.model.eval(), FitOutcome(result.history, float(result.best_score), extra)
+            extra.update(epochs_planned=result.epochs_planned,
+                         epochs_planned_by_probe=result.plan.epochs,
+                         stopped_by_budget=result.stopped_by_budget)
+        outcome = FitOutcome(result.history, float(result.best_score), extra,
+                             fit_timings(result))
+        return result.model.eval(), outcome
 
     def sub_model_fn(self, total_rows: float) -> TrainFn:
         """Sub-network training with these settings; a budget is shared over ``total_rows``."""

@@ -9,6 +9,7 @@ without epochs (the estimators) gets one history row: its validation scores.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,7 @@ def fit_classifier(classifier: Classifier, train: SplitData, val: SplitData,
     report = score_data(classifier, val, classes)
     row = {"epoch": 1, **{f"val_{k}": report[k] for k in ("loss", *SCALARS)}}
     extra = {"epochs_run": 1, f"best_{monitor}": row[monitor], **outcome.extra}
-    return FitOutcome([row], float(row[monitor]), extra)
+    return FitOutcome([row], float(row[monitor]), extra, outcome.timings)
 
 
 def train_run(
@@ -79,9 +80,14 @@ def train_run(
     *,
     resume: bool = False,
     on_epoch_end: EpochCallback | None = None,
+    on_timings: Callable[[dict[str, float]], None] | None = None,
     ctx: DistContext | None = None,
 ) -> dict[str, Any]:
     """Train ``classifier`` on ``task_dir``; rank 0 writes the model file and reports.
+
+    ``on_timings`` receives the fit's wall-clock figures (images/s, seconds per epoch; empty
+    for a model whose networks are fitted inside an estimator): they depend on the machine,
+    so they go to the caller (the MLflow run) and not into ``metrics.json``.
 
     Returns:
         The flat metrics written to ``metrics.json`` (test splits, best epoch, epochs run);
@@ -98,6 +104,8 @@ def train_run(
     if not ctx.is_main:
         return {}
     outcome.extra["world_size"] = ctx.world_size
+    if on_timings is not None:
+        on_timings(outcome.timings)
     reports = {split: score(classifier, spec, task_dir, split) for split in test_splits(task_dir)}
     if spec.tta_mirror:  # the same weights without test-time averaging, for comparison
         plain = classifier.without_tta()

@@ -36,6 +36,7 @@ from components.training.budget import (
     EpochPlan,
     plan_epochs,
     probe_epoch_seconds,
+    replan_epochs,
 )
 from components.training.checkpoint import (
     CHECKPOINT_NAME,
@@ -72,6 +73,16 @@ class TrainResult:
     # Set when ``cfg.budget_minutes`` planned the run (see components.training.budget).
     plan: EpochPlan | None = None
     stopped_by_budget: bool = False
+    # The epoch count the schedule ended up fitted to (a budget run re-plans the probe's
+    # count after its first epoch).
+    epochs_planned: int = 0
+    # This process's wall clock over the ``epochs_timed`` epochs it ran (a resumed run's
+    # earlier epochs are not among them): its training steps, and its whole epochs
+    # (validation and checkpoint included), for ``images_trained`` images (all ranks).
+    epochs_timed: int = 0
+    train_seconds: float = 0.0
+    epoch_seconds: float = 0.0
+    images_trained: int = 0
     epochs_run: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -120,7 +131,8 @@ def build_optimizer(cfg: TrainConfig, params: Any) -> torch.optim.Optimizer:
 
 
 def build_scheduler(
-    cfg: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int
+    cfg: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int,
+    *, epochs_done: int = 0,
 ) -> tuple[torch.optim.lr_scheduler.LRScheduler | None, bool]:
     """The learning-rate schedule and whether it steps per batch (True) or per epoch.
 
@@ -128,18 +140,26 @@ def build_scheduler(
     default, like the 30/45-of-60 schedule in methods.md 1.9); ``cosine`` anneals to 0 over
     the run; ``onecycle`` warms up then anneals per batch. "The run" is
     ``cfg.schedule_epochs`` when set (a tuning trial: a prefix of the final run's schedule).
+    ``epochs_done`` > 0 builds the schedule already advanced past that many epochs (a budget
+    run refitting its schedule mid-run to a new epoch count); the optimiser must have carried
+    a schedule before (its groups hold the starting rates).
     """
     horizon = cfg.schedule_epochs or cfg.epochs
+    per_batch = cfg.schedule == "onecycle"
+    steps = max(1, steps_per_epoch)
+    last = (epochs_done * (steps if per_batch else 1)) - 1 if epochs_done > 0 else -1
     if cfg.schedule == "none":
         return None, False
     if cfg.schedule == "step":
         step = cfg.step_size or max(1, horizon // 3)
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step, gamma=cfg.gamma), False
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step, gamma=cfg.gamma,
+                                               last_epoch=last), False
     if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=horizon), False
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=horizon,
+                                                          last_epoch=last), False
     if cfg.schedule == "onecycle":
         sched = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=cfg.lr, epochs=horizon, steps_per_epoch=max(1, steps_per_epoch)
+            optimizer, max_lr=cfg.lr, epochs=horizon, steps_per_epoch=steps, last_epoch=last
         )
         return sched, True
     raise ConfigError(f"train.schedule: unknown schedule {cfg.schedule!r}")
@@ -179,6 +199,7 @@ class Trainer:
         self._memory_format: torch.memory_format | None = None
         self._bf16 = resolve_precision(cfg.precision) == "bf16"
         self.log_epochs = True  # the budget probe's throwaway fits say nothing
+        self._max_epochs = cfg.epochs  # a budget plans at most the configured count
         self._ecstfl_fns: tuple[Callable, type] | None = None
 
     # ---- public API -------------------------------------------------------------------
@@ -229,10 +250,18 @@ class Trainer:
         }
         if resume:
             state = self._restore(optimizer, scheduler, state)
-        for epoch in range(state["epoch"] + 1, cfg.epochs):
-            if state["stopped"]:
-                break
+        # A fresh budget plan (not one read back from a checkpoint) is refitted to the
+        # first epoch's measured length.
+        replan_due = plan is not None and math.isfinite(plan.epoch_seconds)
+        if deadline is not None:
+            deadline.start_epochs()
+        clock = {"train": 0.0, "epoch": 0.0, "images": 0, "epochs": 0}
+        epoch = state["epoch"] + 1
+        while epoch < cfg.epochs and not state["stopped"]:
+            started = time.perf_counter()
             row = self._train_epoch(net, train, optimizer, scheduler, per_batch, epoch)
+            clock["train"] += time.perf_counter() - started
+            clock["images"] += len(train)
             val_report = self.evaluate(val)
             row.update({f"val_{k}": val_report[k] for k in ("loss", "accuracy", "uar", "macro_f1")})
             if scheduler is not None and not per_batch:
@@ -253,6 +282,12 @@ class Trainer:
                 if self.ctx.is_main:
                     log.info("budget: stopping after epoch %d of %d (%.0f s left)",
                              epoch + 1, cfg.epochs, deadline.remaining())
+            elif deadline is not None and replan_due:
+                replan_due = False
+                scheduler = self._replan(deadline, epoch + 1, optimizer, scheduler, steps)
+                if self.cfg.epochs <= epoch + 1 < cfg.epochs:  # no further epoch fits
+                    state["stopped"] = state["budget_stop"] = True
+                cfg = self.cfg
             state["epoch"] = epoch
             if self.ctx.is_main and self.log_epochs:
                 log.info(
@@ -260,8 +295,11 @@ class Trainer:
                     row["train_loss"], cfg.monitor, score, " (best)" if improved else "",
                 )
             self._save(optimizer, scheduler, state)
+            clock["epoch"] += time.perf_counter() - started
+            clock["epochs"] += 1
             if on_epoch_end is not None:
                 on_epoch_end(row)
+            epoch += 1
         if cfg.restore_best and state["best_state"] is not None:
             self.model.load_state_dict(state["best_state"])
         return TrainResult(
@@ -272,7 +310,42 @@ class Trainer:
             stopped_early=bool(state["stopped"]),
             plan=plan,
             stopped_by_budget=bool(state.get("budget_stop", False)),
+            epochs_planned=cfg.epochs,
+            epochs_timed=int(clock["epochs"]),
+            train_seconds=clock["train"],
+            epoch_seconds=clock["epoch"],
+            images_trained=int(clock["images"]),
         )
+
+    def _replan(
+        self,
+        deadline: Deadline,
+        done: int,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+        steps_per_epoch: int,
+    ) -> torch.optim.lr_scheduler.LRScheduler | None:
+        """Refit the epoch count (and the schedule) to the epochs measured so far.
+
+        Every rank takes the slowest epoch and the least time left, so all plan the same
+        count. A tuning trial's schedule (``schedule_epochs``) keeps its fixed horizon.
+        Returns the schedule to continue with.
+        """
+        cfg = self.cfg
+        epoch_s, remaining = deadline.latest, deadline.remaining()
+        if self.ctx.enabled:
+            gathered = all_gather_objects(self.ctx, (epoch_s, remaining))
+            epoch_s, remaining = max(g[0] for g in gathered), min(g[1] for g in gathered)
+        epochs = replan_epochs(done, remaining, epoch_s, self._max_epochs)
+        if epochs == cfg.epochs:
+            return scheduler
+        if self.ctx.is_main:
+            log.info("budget: epoch %d took %.1f s; re-planned %d epochs (the probe planned %d)",
+                     done, epoch_s, epochs, cfg.epochs)
+        self.cfg = cfg.replace(epochs=epochs)
+        if scheduler is None or cfg.schedule_epochs:
+            return scheduler
+        return build_scheduler(self.cfg, optimizer, steps_per_epoch, epochs_done=done)[0]
 
     def _plan_budget(
         self, train: SplitData, val: SplitData, resume: bool

@@ -89,6 +89,10 @@ def test_epoch_curves_have_steps_and_test_scores_match_metrics_json(study: Study
     written = json.loads((ws.out("baseline_cnn") / "metrics.json").read_text())
     for key in ("test_uar", "test_accuracy", "test_occ25_uar", "best_epoch"):
         assert run.data.metrics[key] == pytest.approx(written[key])
+    # the machine's speed is on the run, never in the stage's cached metrics
+    assert run.data.metrics["train_images_per_second"] > 0
+    assert run.data.metrics["epoch_seconds"] > 0
+    assert not {"train_images_per_second", "epoch_seconds"} & set(written)
     assert any(key.startswith("system/") for key in run.data.metrics)  # CPU / memory sampled
 
 

@@ -3,6 +3,7 @@ stops a run that slows down and the best validated weights are kept."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -11,9 +12,10 @@ import pytest
 import torch
 
 from components.errors import ConfigError
-from components.training.budget import BudgetShare, Deadline, plan_epochs
+from components.training.budget import BudgetShare, Deadline, plan_epochs, replan_epochs
 from components.training.checkpoint import load_checkpoint
-from components.training.data import load_split
+from components.training.data import SplitData, load_split
+from components.training.loop import TrainerLoop
 from components.training.trainer import Trainer, make_train_fn, seed_everything
 from tests.synthetic_task import make_synthetic_task
 from tests.training.helpers import TinyCNN, quick_config
@@ -49,6 +51,57 @@ def test_plan_fits_the_budget_with_a_margin_and_the_bounds() -> None:
     assert plan_epochs(budget_s=100.0, epoch_s=10.0, max_epochs=50) == 9  # 10 x 1.05 > 10
     assert plan_epochs(budget_s=100.0, epoch_s=1.0, max_epochs=50) == 50
     assert plan_epochs(budget_s=5.0, epoch_s=10.0, max_epochs=50) == 1
+
+
+def test_replan_fits_the_epochs_left_to_the_measured_ones() -> None:
+    # 2 epochs done, 100 s left: 10 s epochs leave room for 9 more (with the margin)
+    assert replan_epochs(done=2, remaining_s=100.0, epoch_s=10.0, max_epochs=50) == 11
+    assert replan_epochs(done=2, remaining_s=100.0, epoch_s=1.0, max_epochs=50) == 50
+    assert replan_epochs(done=2, remaining_s=5.0, epoch_s=10.0, max_epochs=50) == 2  # ends
+    assert replan_epochs(done=2, remaining_s=-1.0, epoch_s=10.0, max_epochs=50) == 2
+
+
+class SlowBatches(SplitData):
+    """A training split whose batches take ``delay`` seconds to read: the trainer's epochs
+    run slower than its probe (which trains on a copy of some rows) measured."""
+
+    delay = 0.25
+
+    def batch(self, index):  # noqa: ANN001, ANN201 - SplitData's signature
+        time.sleep(self.delay)
+        return super().batch(index)
+
+
+def test_first_epoch_replans_a_probe_that_came_out_too_fast(task_dir: Path) -> None:
+    train, val = _splits(task_dir)
+    slow = SlowBatches(**{f.name: getattr(train, f.name)
+                          for f in dataclasses.fields(train) if f.init and f.name[0] != "_"})
+    cfg = quick_config(epochs=100_000, schedule="onecycle", budget_minutes=0.2, patience=0)
+    trainer = Trainer(_tiny(), cfg)
+    result = trainer.fit(slow, val)
+    assert result.plan is not None
+    assert result.epochs_planned < result.plan.epochs  # the slow epochs cut the probe's plan
+    assert trainer.cfg.epochs == result.epochs_planned  # and the schedule was refitted to it
+    assert result.epochs_run <= result.epochs_planned
+    if not result.stopped_by_budget and result.epochs_planned >= 3:
+        assert result.epochs_run == result.epochs_planned
+        lrs = [row["lr"] for row in result.history]
+        assert lrs[-1] < max(lrs) / 5  # the refitted one-cycle reached its low end
+
+
+def test_every_fit_reports_its_measured_speed(task_dir: Path) -> None:
+    train, val = _splits(task_dir)
+    _, outcome = TrainerLoop(quick_config(epochs=2)).fit_network(_tiny(), train, val,
+                                                                  ecstfl=False)
+    assert outcome.timings["train_images_per_second"] > 0
+    assert outcome.timings["epoch_seconds"] > 0
+    assert "epochs_planned" not in outcome.extra  # no budget, no plan
+    assert not set(outcome.timings) & set(outcome.extra)  # timings stay out of metrics.json
+    _, budgeted = TrainerLoop(quick_config(epochs=50, budget_minutes=0.02)).fit_network(
+        _tiny(), train, val, ecstfl=False)
+    assert budgeted.timings["probe_images_per_second"] > 0
+    assert budgeted.extra["epochs_planned_by_probe"] >= 1
+    assert 1 <= budgeted.extra["epochs_planned"] <= 50
 
 
 def test_deadline_estimates_the_next_epoch_from_the_latest() -> None:
