@@ -276,7 +276,7 @@ class Trainer:
             else:
                 state["bad_epochs"] += 1
             state["stopped"] = cfg.patience > 0 and state["bad_epochs"] >= cfg.patience
-            if deadline is not None and not deadline.another_epoch_fits() \
+            if deadline is not None and not self._another_epoch_fits(deadline) \
                     and epoch + 1 < cfg.epochs:
                 state["stopped"] = state["budget_stop"] = True
                 if self.ctx.is_main:
@@ -317,6 +317,14 @@ class Trainer:
             images_trained=int(clock["images"]),
         )
 
+    def _another_epoch_fits(self, deadline: Deadline) -> bool:
+        """The deadline's answer, the same on every rank (any rank out of time stops all:
+        a rank starting an epoch the others skip would wait for them forever)."""
+        fits = deadline.another_epoch_fits()
+        if self.ctx.enabled:
+            fits = all(all_gather_objects(self.ctx, fits))
+        return fits
+
     def _replan(
         self,
         deadline: Deadline,
@@ -355,8 +363,8 @@ class Trainer:
         A resumed run keeps the epoch count its checkpoint was planned with (so the schedule
         continues unchanged) and gets the whole budget again for what is left. Under
         DistributedDataParallel every rank probes one process's speed, takes its share of an
-        epoch (1/world_size; the gradient sync is not timed) and the slowest estimate wins,
-        so all ranks plan the same count.
+        epoch (1/world_size; the gradient sync is not timed); the slowest estimate and the
+        least time left win, so all ranks plan the same count.
         """
         cfg = self.cfg
         budget_s = 60.0 * float(cfg.budget_minutes or 0.0)
@@ -380,10 +388,14 @@ class Trainer:
 
             epoch_s, rate = probe_epoch_seconds(
                 self.model, train, val, cfg.batch_size, cfg.seed, fit_once, score_once)
+            remaining = deadline.remaining()
             if self.ctx.enabled:  # each rank trains and scores 1/world_size of the data
-                epoch_s = max(all_gather_objects(self.ctx, epoch_s / self.ctx.world_size))
+                gathered = all_gather_objects(
+                    self.ctx, (epoch_s / self.ctx.world_size, remaining))
+                epoch_s = max(g[0] for g in gathered)
+                remaining = min(g[1] for g in gathered)
                 rate *= self.ctx.world_size
-            epochs = plan_epochs(deadline.remaining(), epoch_s, cfg.epochs)
+            epochs = plan_epochs(remaining, epoch_s, cfg.epochs)
             plan = EpochPlan(epochs, epoch_s, rate, time.perf_counter() - started)
             if self.ctx.is_main:
                 log.info("budget %.1f min: an epoch takes ~%.1f s (%.0f images/s); planned %d "

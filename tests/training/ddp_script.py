@@ -1,11 +1,12 @@
 """Entry script for the 2-process DDP tests (run under torch.distributed.run).
 
     python -m torch.distributed.run --nproc_per_node=2 --master_port=<port> \
-        tests/training/ddp_script.py <task_dir> <out_dir> [full|one_step]
+        tests/training/ddp_script.py <task_dir> <out_dir> [full|one_step|budget]
 
 ``full`` trains the tiny CNN for 4 epochs (rank 0 writes the run folder); ``one_step``
 takes exactly one optimiser step on one global batch and writes the weights, to compare with
-one process stepping on the same batch.
+one process stepping on the same batch; ``budget`` trains to a time budget and every rank
+writes the epoch counts it planned and ran (all ranks must agree, or DDP would hang).
 """
 
 from __future__ import annotations
@@ -56,6 +57,16 @@ def main(task_dir: Path, out_dir: Path, mode: str = "full") -> None:
         shutdown(ctx)
         return
     seed_everything(0)  # identical initial weights on every rank (DDP also broadcasts)
+    if mode == "budget":
+        train, val = (load_split(task_dir, s, ("color",)) for s in ("train", "val"))
+        cfg = quick_config(epochs=1000, budget_minutes=0.1, schedule="onecycle")
+        result = Trainer(TinyCNN(4, 3), cfg, ctx=ctx).fit(train, val)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / f"budget{ctx.rank}.json").write_text(json.dumps({
+            "probe": result.plan.epochs, "planned": result.epochs_planned,
+            "run": result.epochs_run}))
+        shutdown(ctx)
+        return
     spec = ModelSpec("tiny", 4, 3, ("color",), task_dir.name,
                      ["anger", "happiness", "neutral", "surprise"])
     metrics = train_run(TorchClassifier(TinyCNN(4, 3)), spec, quick_config(epochs=4), task_dir,

@@ -84,6 +84,17 @@ def test_two_process_ddp_trains_and_writes_one_run_folder(tmp_path: Path) -> Non
     assert not [name for name in written if name.endswith(".tmp")]
 
 
+@pytest.mark.e2e
+def test_ranks_agree_on_a_budget_plan_and_its_refit(tmp_path: Path) -> None:
+    """Every rank probes and then times its first epoch; all must plan, refit and run the
+    same epoch count (a rank planning one more epoch would wait for the others forever)."""
+    task_dir = make_synthetic_task(tmp_path / "data", "rgbd", size=16)
+    _torchrun(tmp_path, task_dir, tmp_path / "ddp", "budget")
+    ranks = [json.loads((tmp_path / "ddp" / f"budget{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0] == ranks[1]
+    assert 1 <= ranks[0]["run"] <= ranks[0]["planned"] <= 1000
+
+
 def test_collective_timeout_comes_from_the_environment_and_is_checked(monkeypatch) -> None:
     from datetime import timedelta
 
