@@ -215,14 +215,14 @@ def run_row(run: Any, recipe: str) -> dict[str, Any]:
 
 
 def _probe_plan(row: dict[str, Any]) -> str:
-    """What the budget's probe had planned before the first epoch re-planned it, if it
-    differed (the probe times a few dozen batches; the first epoch times them all)."""
+    """What the budget's probe had planned before the measured epochs re-planned it, if it
+    differed (the probe times a few dozen batches; the epochs time them all)."""
     probe, final = row.get("epochs_planned_by_probe"), row.get("epochs_planned")
     if probe is None or probe == final:
         return ""
     rate = row.get("probe_images_per_second")
     measured = f" at {_num(rate, '.0f')} images/s" if rate is not None else ""
-    return f" after the first epoch (the probe{measured} had planned {_num(probe, '.0f')})"
+    return f" as last refitted (the probe{measured} had planned {_num(probe, '.0f')})"
 
 
 def markdown(payload: dict[str, Any]) -> str:

@@ -3,10 +3,11 @@
 A minutes budget is a property of the machine, so the trainer, not a script, owns it
 (``train.budget_minutes``). Before the first epoch :func:`probe_epoch_seconds` times a
 throwaway copy of the model through the real training step; :func:`plan_epochs` turns that
-into the epoch count the learning-rate schedule is fitted to. The probe is short, so after the
-first real epoch :func:`replan_epochs` fits the count (and the trainer the schedule) to that
-epoch's measured length: a probe that came out too fast would leave the deadline to cut off the
-schedule's low-learning-rate end, one too slow would leave part of the budget unused.
+into the epoch count the learning-rate schedule is fitted to. The probe is short and epochs
+drift (other work on the machine, memory), so after every epoch :func:`replan_epochs` refits
+the count (and the trainer the schedule) to the epochs measured so far (the mean of the last
+few, :meth:`Deadline.typical_epoch`): a plan that came out too long would leave the deadline to
+cut off the schedule's low-learning-rate end, one too short would leave budget unused.
 :class:`Deadline` stops the run after an epoch when the next one would overrun (a machine that
 slowed down), and the trainer then restores the best validated weights as usual. Runs with a
 budget depend on the machine's speed, so they are not byte-reproducible; the default (no
@@ -32,6 +33,9 @@ PROBE_WARMUP_BATCHES = 2  # the first batches pay for allocation and kernel sele
 # Epoch time varies with machine load; a run the deadline cuts short never reaches the
 # low-learning-rate end of its schedule, so the plan leaves a margin.
 PLAN_MARGIN = 1.05
+# Epochs whose mean length the refit uses: one slow epoch does not cut the plan, a lasting
+# slowdown does within a few epochs.
+REPLAN_WINDOW = 3
 
 FitOnce = Callable[[nn.Module, SplitData, SplitData], None]
 ScoreOnce = Callable[[nn.Module, SplitData], None]
@@ -114,6 +118,7 @@ class Deadline:
         self.end = clock() + seconds
         self.last = clock()
         self.latest = 0.0  # seconds of the epoch recorded last
+        self.recorded: list[float] = []  # every epoch's seconds, in order
 
     def remaining(self) -> float:
         """Seconds left before the deadline (negative past it)."""
@@ -127,7 +132,13 @@ class Deadline:
         """Record the epoch that just ended; True when one more of that length fits."""
         now = self.clock()
         self.latest, self.last = now - self.last, now
+        self.recorded.append(self.latest)
         return now + self.latest <= self.end
+
+    def typical_epoch(self) -> float:
+        """Mean seconds of the last :data:`REPLAN_WINDOW` epochs recorded (0 before any)."""
+        recent = self.recorded[-REPLAN_WINDOW:]
+        return sum(recent) / len(recent) if recent else 0.0
 
 
 class BudgetShare:

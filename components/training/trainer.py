@@ -31,6 +31,7 @@ from components.errors import ConfigError, DataError
 from components.isa import caps_allow_bf16
 from components.training.augment import augment_batch
 from components.training.budget import (
+    REPLAN_WINDOW,
     BudgetShare,
     Deadline,
     EpochPlan,
@@ -74,7 +75,7 @@ class TrainResult:
     plan: EpochPlan | None = None
     stopped_by_budget: bool = False
     # The epoch count the schedule ended up fitted to (a budget run re-plans the probe's
-    # count after its first epoch).
+    # count after every epoch).
     epochs_planned: int = 0
     # This process's wall clock over the ``epochs_timed`` epochs it ran (a resumed run's
     # earlier epochs are not among them): its training steps, and its whole epochs
@@ -250,9 +251,6 @@ class Trainer:
         }
         if resume:
             state = self._restore(optimizer, scheduler, state)
-        # A fresh budget plan (not one read back from a checkpoint) is refitted to the
-        # first epoch's measured length.
-        replan_due = plan is not None and math.isfinite(plan.epoch_seconds)
         if deadline is not None:
             deadline.start_epochs()
         clock = {"train": 0.0, "epoch": 0.0, "images": 0, "epochs": 0}
@@ -282,8 +280,7 @@ class Trainer:
                 if self.ctx.is_main:
                     log.info("budget: stopping after epoch %d of %d (%.0f s left)",
                              epoch + 1, cfg.epochs, deadline.remaining())
-            elif deadline is not None and replan_due:
-                replan_due = False
+            elif deadline is not None:  # refit the plan to the epochs measured so far
                 scheduler = self._replan(deadline, epoch + 1, optimizer, scheduler, steps)
                 if self.cfg.epochs <= epoch + 1 < cfg.epochs:  # no further epoch fits
                     state["stopped"] = state["budget_stop"] = True
@@ -340,7 +337,7 @@ class Trainer:
         Returns the schedule to continue with.
         """
         cfg = self.cfg
-        epoch_s, remaining = deadline.latest, deadline.remaining()
+        epoch_s, remaining = deadline.typical_epoch(), deadline.remaining()
         if self.ctx.enabled:
             gathered = all_gather_objects(self.ctx, (epoch_s, remaining))
             epoch_s, remaining = max(g[0] for g in gathered), min(g[1] for g in gathered)
@@ -348,8 +345,9 @@ class Trainer:
         if epochs == cfg.epochs:
             return scheduler
         if self.ctx.is_main:
-            log.info("budget: epoch %d took %.1f s; re-planned %d epochs (the probe planned %d)",
-                     done, epoch_s, epochs, cfg.epochs)
+            log.info("budget: epochs take %.1f s (mean of the last %d); re-planned %d epochs "
+                     "(was %d)", epoch_s, len(deadline.recorded[-REPLAN_WINDOW:]), epochs,
+                     cfg.epochs)
         self.cfg = cfg.replace(epochs=epochs)
         if scheduler is None or cfg.schedule_epochs:
             return scheduler

@@ -113,6 +113,19 @@ def test_deadline_estimates_the_next_epoch_from_the_latest() -> None:
     assert deadline.another_epoch_fits()  # recovered: 10 more end at 50
     clock.now += 40.0
     assert not deadline.another_epoch_fits()  # slowed down: 80 s done, 40 more overrun
+    assert deadline.typical_epoch() == pytest.approx((30.0 + 10.0 + 40.0) / 3)
+    clock.now += 4.0
+    deadline.another_epoch_fits()
+    assert deadline.typical_epoch() == pytest.approx((10.0 + 40.0 + 4.0) / 3)  # the last 3
+
+
+def test_deadline_times_epochs_from_their_start_not_the_probe() -> None:
+    clock = FakeClock()
+    deadline = Deadline(100.0, clock=clock)
+    clock.now += 50.0  # the probe
+    deadline.start_epochs()
+    clock.now += 20.0
+    assert deadline.another_epoch_fits() and deadline.latest == pytest.approx(20.0)
 
 
 def test_budget_share_splits_time_by_rows() -> None:
@@ -131,10 +144,11 @@ def test_budget_plans_the_epochs_and_fits_the_schedule_to_them(task_dir: Path) -
     plan = result.plan
     assert plan is not None and 1 <= plan.epochs < 100_000  # 1.8 s cannot hold them all
     assert plan.train_images_per_second > 0 and plan.epoch_seconds > 0
-    assert trainer.cfg.epochs == plan.epochs  # the schedule was built for the plan
-    assert result.epochs_run <= plan.epochs
-    if not result.stopped_by_budget and plan.epochs >= 3:  # one-cycle ran to its low end
-        assert result.epochs_run == plan.epochs
+    assert 1 <= result.epochs_planned < 100_000
+    assert trainer.cfg.epochs == result.epochs_planned  # the schedule fits the last plan
+    assert result.epochs_run <= result.epochs_planned
+    if not result.stopped_by_budget and result.epochs_planned >= 3:  # one-cycle's low end
+        assert result.epochs_run == result.epochs_planned
         lrs = [row["lr"] for row in result.history]
         assert lrs[-1] < max(lrs) / 5
 
