@@ -123,9 +123,23 @@ def run_pipeline(command: list[str], project: Path, log_path: Path) -> float:
     return (time.monotonic() - start) / 60.0
 
 
+def newest_per_architecture(runs: list[Any]) -> list[Any]:
+    """The newest of ``runs`` (newest first) for each architecture: an experiment name run
+    again (on another commit, or after a change) keeps its earlier runs in MLflow, and only
+    the latest is this result."""
+    seen: set[str | None] = set()
+    kept = []
+    for run in runs:
+        arch = run.data.tags.get("architecture")
+        if arch not in seen:
+            seen.add(arch)
+            kept.append(run)
+    return kept
+
+
 def tracked_runs(project: Path, exp_name: str) -> list[Any]:
-    """The finished MLflow training runs the experiment logged (tag ``dvc.exp_name``),
-    newest first.
+    """The newest finished MLflow training run of each architecture the experiment logged
+    (tag ``dvc.exp_name``).
 
     Raises:
         DataError: none found (tracking was off, or the run logged elsewhere).
@@ -144,7 +158,7 @@ def tracked_runs(project: Path, exp_name: str) -> list[Any]:
     )
     if not runs:
         raise DataError(f"no MLflow training run tagged dvc.exp_name={exp_name!r}")
-    return list(runs)
+    return newest_per_architecture(list(runs))
 
 
 def registry_outcome(run_id: str) -> dict[str, Any]:
