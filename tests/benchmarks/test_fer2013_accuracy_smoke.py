@@ -3,6 +3,8 @@
 A copy of the project (its tracked files, a fresh git repository, one photo under data/)
 runs ``dvc exp run --temp -S recipe=fer2013 ...`` on a 200-row subsample of the real csv;
 the driver then reads the tracked MLflow run and the registry, and writes the results files.
+It reports one run per architecture: the newest one the experiment name tracked (a name run
+again keeps its earlier runs in MLflow).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -103,3 +106,15 @@ def test_driver_runs_a_200_row_recipe_through_the_pipeline(
     assert '"recipe": "fer2013"' in shown.replace("'", '"') and "smoke" in shown
     # The --temp run left the workspace's params (the demo recipe) as they were.
     assert yaml.safe_load((project / "params.yaml").read_text())["recipe"] == "demo"
+
+
+def _tracked(run_id: str, arch: str) -> SimpleNamespace:
+    return SimpleNamespace(info=SimpleNamespace(run_id=run_id),
+                           data=SimpleNamespace(tags={"architecture": arch}))
+
+
+def test_only_the_newest_run_of_each_architecture_is_reported() -> None:
+    newest_first = [_tracked("c", "baseline_cnn"), _tracked("b", "partition_cnn"),
+                    _tracked("a", "baseline_cnn")]
+    kept = _load_benchmark().newest_per_architecture(newest_first)
+    assert [r.info.run_id for r in kept] == ["c", "b"]
