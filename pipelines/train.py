@@ -66,8 +66,12 @@ def train_stage(
         seeded_kwargs,
         training_needs,
     )
-    from components.serving.pyfunc import log_serving_model
-    from components.tracking.training_run import RunSetup, tracked_training, write_untracked_record
+    from components.tracking.training_run import (
+        RunSetup,
+        compute_tags,
+        tracked_training,
+        write_untracked_record,
+    )
     from components.training.config import resolve_config
     from components.training.data import (
         choose_task,
@@ -111,15 +115,22 @@ def train_stage(
                                    **extra)
     setup = RunSetup(spec, cfg, task_dir, Path(out_dir), params)
     with tracked_training(setup, enabled=cfg.track and ctx.is_main) as run:
+        timings: dict[str, float] = {}
         metrics = train_run(classifier, spec, cfg, task_dir, out_dir, resume=resume,
                             on_epoch_end=on_epoch_end,
-                            on_timings=run.log_timings if run is not None else None, ctx=ctx)
+                            on_timings=run.log_timings if run is not None else timings.update,
+                            ctx=ctx)
         if run is not None:
+            # MLflow loads only for a tracked run: with ``train.track: false`` the stage
+            # runs where MLflow is not installed (a rented GPU machine, say).
+            from components.serving.pyfunc import log_serving_model
+
             run.log_results(metrics, partial(
                 log_serving_model, preprocess_values=params.get("preprocess") or {},
                 serving_values=params.get("serving") or {}))
         elif ctx.is_main:
-            write_untracked_record(out_dir, arch, "tracking off (train.track: false)")
+            write_untracked_record(out_dir, arch, "tracking off (train.track: false)",
+                                   timings=timings, computed_on=compute_tags(cfg))
     return metrics
 
 

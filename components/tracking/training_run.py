@@ -120,12 +120,13 @@ def mark_dead_runs_killed(experiment_id: str) -> list[str]:
     return closed
 
 
-def write_untracked_record(out_dir: Path, arch: str, reason: str) -> Path:
+def write_untracked_record(out_dir: Path, arch: str, reason: str, **facts: Any) -> Path:
     """The run record of a run with no MLflow run (tracking off, or the architecture was
     skipped): the file DVC expects exists and tells the registry there is nothing to
-    register."""
+    register. ``facts`` (a run's timings and what it computed on) go with it: the record is
+    not cached, so machine-dependent figures belong here and not in metrics.json."""
     return write_json(run_record_path(out_dir), {"tracked": False, "arch": arch,
-                                                 "reason": reason})
+                                                 "reason": reason, **facts})
 
 
 def run_name(setup: RunSetup) -> str:
@@ -135,15 +136,21 @@ def run_name(setup: RunSetup) -> str:
 
 def compute_tags(cfg: TrainConfig) -> dict[str, str]:
     """What the run computed on: the CPU, the instruction set torch's kernels ran at (AVX2
-    under the pipeline's cap, higher under ``train.isa: native``) and the precision
-    ``train.precision`` resolved to. Timings and, off the cap, the bytes depend on them."""
+    under the pipeline's cap, higher under ``train.isa: native``), the device
+    ``train.device`` resolved to (and the GPU's name) and the precision ``train.precision``
+    resolved to. Timings and, off the cap, the bytes depend on them."""
     import torch
 
-    from components.training.trainer import resolve_precision
+    from components.training.trainer import resolve_device, resolve_precision
 
-    return {"machine.cpu": cpu_model(),
+    device = resolve_device(cfg.device)
+    tags = {"machine.cpu": cpu_model(),
             "machine.kernels": torch.backends.cpu.get_cpu_capability(),
-            "train.precision_used": resolve_precision(cfg.precision)}
+            "train.device_used": device.type,
+            "train.precision_used": resolve_precision(cfg.precision, device)}
+    if device.type == "cuda":
+        tags["machine.gpu"] = torch.cuda.get_device_name(device)
+    return tags
 
 
 def run_tags(setup: RunSetup, lineage: Lineage, root: Path) -> dict[str, str]:

@@ -94,7 +94,7 @@ def probe_epoch_seconds(
 def plan_epochs(budget_s: float, epoch_s: float, max_epochs: int) -> int:
     """Epochs that fit ``budget_s`` with the planning margin: at least 1, at most
     ``max_epochs``."""
-    return max(1, min(max_epochs, int(budget_s // (epoch_s * PLAN_MARGIN))))
+    return max(1, replan_epochs(0, budget_s, epoch_s, max_epochs))
 
 
 def replan_epochs(done: int, remaining_s: float, epoch_s: float, max_epochs: int) -> int:

@@ -24,6 +24,10 @@ PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "auto")
 # cap (same bytes on any AVX2 machine), or "native", the CPU's own kernels (AMX/AVX-512 bf16
 # convolutions: faster where the CPU has them; bytes then differ by machine).
 ISAS: tuple[str, ...] = ("avx2", "native")
+# Where the network trains: "cpu", "cuda" (an error without a CUDA device) or "auto" (CUDA
+# when torch sees one, else the CPU). The pipeline's default, "cpu", keeps its bytes the same
+# on every machine; the real-data recipes, defined by their budget, take a GPU when present.
+DEVICES: tuple[str, ...] = ("cpu", "cuda", "auto")
 SCHEDULES: tuple[str, ...] = ("none", "step", "cosine", "onecycle")
 MONITORS: dict[str, str] = {  # monitored value -> direction
     "val_uar": "max",
@@ -61,11 +65,13 @@ class TrainConfig:
     erase_p: float = 0.0  # share of samples with a random rectangle erased (0 = off)
     tta_mirror: bool = False  # evaluate on the mean logits of each image and its mirror
     precision: str = "fp32"  # "bf16": autocast matmuls/convs to bfloat16 (AMX/AVX512-BF16);
-    # "auto": bf16 where the CPU computes it natively, else fp32
+    # "auto": bf16 where the device computes it natively (a CUDA GPU that supports it, a
+    # CPU with AMX/AVX512-BF16), else fp32
     # "native" lifts the AVX2 cap for the tune and train stages (they restart themselves
     # without it: the cap must be in place before the numeric libraries load), so bf16 can
     # run on the CPU's own units; the default keeps every stage's bytes machine-independent.
     isa: str = "avx2"
+    device: str = "cpu"
     # Logit adjustment (Menon et al. 2021): the training loss sees logits + tau * log(class
     # prior), which optimises balanced error (UAR) on imbalanced data; 0 = plain CE.
     logit_adjust: float = 0.0
@@ -93,6 +99,7 @@ class TrainConfig:
         _check_choice("monitor", self.monitor, tuple(MONITORS))
         _check_choice("precision", self.precision, PRECISIONS)
         _check_choice("isa", self.isa, ISAS)
+        _check_choice("device", self.device, DEVICES)
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name}: must be >= 1, got {getattr(self, name)}")

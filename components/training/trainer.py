@@ -9,12 +9,14 @@ exactly as an uninterrupted run would, with no dependence on how the process got
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import logging
 import math
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,11 +113,36 @@ def native_bf16() -> bool:
     return has_bf16 and caps_allow_bf16()
 
 
-def resolve_precision(precision: str) -> str:
-    """``fp32`` or ``bf16``: ``auto`` picks bf16 only where the CPU has it natively."""
-    if precision == "auto":
-        return "bf16" if native_bf16() else "fp32"
-    return precision
+def resolve_device(device: str, ctx: DistContext | None = None) -> torch.device:
+    """The torch device ``train.device`` names on this machine.
+
+    ``auto`` takes CUDA when torch sees a GPU, else the CPU. Under DistributedDataParallel
+    each process takes the GPU of its local rank (``LOCAL_RANK``, set by torchrun).
+
+    Raises:
+        ConfigError: ``cuda`` asked for where torch sees no CUDA device.
+    """
+    if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            "train.device: 'cuda' asked for, but torch sees no CUDA device "
+            f"(torch {torch.__version__}); use 'auto' to fall back to the CPU, or 'cpu'"
+        )
+    index = torch.cuda.current_device()
+    if ctx is not None and ctx.enabled:
+        index = int(os.environ.get("LOCAL_RANK", ctx.rank)) % torch.cuda.device_count()
+    return torch.device("cuda", index)
+
+
+def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
+    """``fp32`` or ``bf16``: ``auto`` picks bf16 only where ``device`` computes it natively
+    (a CUDA GPU that supports it; a CPU with AMX or AVX512-BF16 under the ISA caps)."""
+    if precision != "auto":
+        return precision
+    if torch.device(device).type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if native_bf16() else "fp32"
 
 
 def build_optimizer(cfg: TrainConfig, params: Any) -> torch.optim.Optimizer:
@@ -197,8 +224,9 @@ class Trainer:
         self.ecstfl = ecstfl
         self.ctx = ctx or current_context()
         self.model = model
+        self.device = resolve_device(cfg.device, self.ctx)
         self._memory_format: torch.memory_format | None = None
-        self._bf16 = resolve_precision(cfg.precision) == "bf16"
+        self._bf16 = resolve_precision(cfg.precision, self.device) == "bf16"
         self.log_epochs = True  # the budget probe's throwaway fits say nothing
         self._max_epochs = cfg.epochs  # a budget plans at most the configured count
         self._ecstfl_fns: tuple[Callable, type] | None = None
@@ -228,6 +256,17 @@ class Trainer:
         """
         if len(train) == 0 or len(val) == 0:
             raise DataError(f"{train.name if len(train) == 0 else val.name}: split is empty")
+        with self._on_device():
+            return self._fit(train, val, resume=resume, on_epoch_end=on_epoch_end)
+
+    def _fit(
+        self,
+        train: SplitData,
+        val: SplitData,
+        *,
+        resume: bool,
+        on_epoch_end: EpochCallback | None,
+    ) -> TrainResult:
         self._prepare_data(train, val)
         deadline, plan = None, None
         if self.cfg.budget_minutes is not None:
@@ -280,7 +319,9 @@ class Trainer:
                 if self.ctx.is_main:
                     log.info("budget: stopping after epoch %d of %d (%.0f s left)",
                              epoch + 1, cfg.epochs, deadline.remaining())
-            elif deadline is not None:  # refit the plan to the epochs measured so far
+            elif deadline is not None and epoch + 1 < cfg.epochs:
+                # refit the plan to the epochs measured so far (a finished schedule stays
+                # finished: no epoch is added after its low end)
                 scheduler = self._replan(deadline, epoch + 1, optimizer, scheduler, steps)
                 if self.cfg.epochs <= epoch + 1 < cfg.epochs:  # no further epoch fits
                     state["stopped"] = state["budget_stop"] = True
@@ -348,6 +389,13 @@ class Trainer:
             log.info("budget: epochs take %.1f s (mean of the last %d); re-planned %d epochs "
                      "(was %d)", epoch_s, len(deadline.recorded[-REPLAN_WINDOW:]), epochs,
                      cfg.epochs)
+        if cfg.schedule == "step":
+            # The decay epochs stay where the first plan put them (a third of its horizon):
+            # laid over a new horizon they would move, and the rate could jump back up.
+            self.cfg = cfg.replace(epochs=epochs,
+                                   step_size=cfg.step_size or max(
+                                       1, (cfg.schedule_epochs or cfg.epochs) // 3))
+            return scheduler
         self.cfg = cfg.replace(epochs=epochs)
         if scheduler is None or cfg.schedule_epochs:
             return scheduler
@@ -404,6 +452,10 @@ class Trainer:
     @torch.no_grad()
     def predict_logits(self, data: SplitData) -> np.ndarray:
         """Logits for every sample of ``data`` (all ranks get the full, ordered array)."""
+        with self._on_device():
+            return self._predict_logits(data)
+
+    def _predict_logits(self, data: SplitData) -> np.ndarray:
         self._prepare_data(data)
         self._setup_memory_format(data)
         was_training = self.model.training
@@ -419,7 +471,7 @@ class Trainer:
             logits = self._forward(self.model, x)[0]
             if self.cfg.tta_mirror:
                 logits = (logits + self._forward(self.model, torch.flip(x, dims=[-1]))[0]) / 2
-            outputs.append(logits)
+            outputs.append(logits.cpu())
         self.model.train(was_training)
         width = outputs[0].shape[1] if outputs else 0
         logits = torch.cat(outputs).numpy() if outputs else np.zeros((0, width), np.float32)
@@ -457,6 +509,8 @@ class Trainer:
         aug = torch.Generator().manual_seed(epoch_seed + 1)
         criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         adjust = self._logit_offsets(data)
+        if adjust is not None:
+            adjust = adjust.to(self.device)
         net.train()
         labels = data.labels()
         lr = optimizer.param_groups[0]["lr"]
@@ -468,7 +522,7 @@ class Trainer:
         )
         for index in bar:
             x = data.batch(index)
-            y = labels[index]
+            y = labels[index].to(self.device, non_blocking=True)
             x = augment_batch(
                 x, aug, mirror_p=0.5 if cfg.mirror else 0.0, max_shift=cfg.shift,
                 max_degrees=cfg.rotate, max_scale=cfg.scale, erase_p=cfg.erase_p,
@@ -530,7 +584,7 @@ class Trainer:
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits (and features) in float32; under ``precision: bf16`` the network itself
         runs in bfloat16 autocast, the loss and metrics stay in float32."""
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._bf16):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._bf16):
             if features:
                 logits, feats = net(x, return_features=True)
                 return logits.float(), feats.float()
@@ -579,13 +633,37 @@ class Trainer:
             self._memory_format = torch.contiguous_format
 
     def _to_input(self, x: torch.Tensor) -> torch.Tensor:
+        """A CPU batch as the network takes it: on the training device, in its layout.
+
+        Batches are read and augmented on the CPU (seeded CPU generators: the same draws
+        on any device) and cross to the GPU once per step."""
+        x = x.to(self.device, non_blocking=True)
         if self._memory_format is torch.channels_last:
             return x.contiguous(memory_format=torch.channels_last)
         return x
 
+    @contextlib.contextmanager
+    def _on_device(self) -> Iterator[None]:
+        """Hold the model on the training device, and hand it back where it was.
+
+        Callers (the train stage, estimators, serving) always get a CPU model back, so
+        saved weights and pickled estimators load on machines without a GPU."""
+        params = next(self.model.parameters(), None)
+        home = params.device if params is not None else torch.device("cpu")
+        if home == self.device:
+            yield
+            return
+        self.model.to(self.device)
+        try:
+            yield
+        finally:
+            self.model.to(home)
+
     def _wrap(self, model: nn.Module) -> nn.Module:
         if not self.ctx.enabled:
             return model
+        if self.device.type == "cuda":
+            return DistributedDataParallel(model, device_ids=[self.device.index])
         return DistributedDataParallel(model)
 
     def _save(

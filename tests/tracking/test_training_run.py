@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -161,6 +164,42 @@ def test_track_false_trains_without_touching_mlflow(tmp_path: Path) -> None:
     record = json.loads(run_record_path(ws.out("svm_fusion")).read_text())
     assert record["tracked"] is False  # the file DVC expects, saying there is no run
     assert not (tmp_path / "mlflow.db").exists()
+    assert record["computed_on"]["train.device_used"] == "cpu"  # what MLflow would have had
+
+
+BLOCK_MLFLOW = """
+import sys
+class _NoMlflow:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "mlflow":
+            raise ModuleNotFoundError("mlflow is not installed here")
+sys.meta_path.insert(0, _NoMlflow())
+"""
+
+
+def test_untracked_training_runs_where_mlflow_is_not_installed(tmp_path: Path) -> None:
+    """A rented GPU machine may lack MLflow: with tracking off the stage never imports it."""
+    ws = make_workspace(tmp_path / "ws")
+    params = yaml.safe_load(ws.params.read_text())
+    params["train"].update(track=False, epochs=1)
+    ws.params.write_text(yaml.safe_dump(params))
+    blocker = tmp_path / "site"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(BLOCK_MLFLOW)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), str(REPO_ROOT)])}
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.train", "--arch", "baseline_cnn",
+         "--params", str(ws.params), "--data", str(ws.data), "--out",
+         str(ws.out("baseline_cnn")), "--tune-dir", str(ws.root / "tune")],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (ws.out("baseline_cnn") / "metrics.json").exists()
+    # the measured speed, kept in the uncached run record instead of MLflow
+    record = json.loads(run_record_path(ws.out("baseline_cnn")).read_text())
+    assert record["timings"]["train_images_per_second"] > 0
+    probe = subprocess.run([sys.executable, "-c", "import mlflow"], env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert probe.returncode != 0  # the blocker held: MLflow was out of reach
 
 
 def test_bad_track_value_and_unreachable_server_fail_fast_with_one_line(

@@ -61,6 +61,43 @@ def test_replan_fits_the_epochs_left_to_the_measured_ones() -> None:
     assert replan_epochs(done=2, remaining_s=-1.0, epoch_s=10.0, max_epochs=50) == 2
 
 
+def _replanned(schedule: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Trainer, object, object]:
+    """A 30-epoch budget run of ``schedule`` refitted after 5 epochs to a shorter count:
+    the trainer, the schedule before and the one it continues with."""
+    from components.training.trainer import build_optimizer, build_scheduler
+
+    trainer = Trainer(_tiny(), quick_config(epochs=30, schedule=schedule, budget_minutes=1.0))
+    optimizer = build_optimizer(trainer.cfg, trainer.model.parameters())
+    before, _ = build_scheduler(trainer.cfg, optimizer, steps_per_epoch=4)
+    clock = FakeClock()
+    deadline = Deadline(60.0, clock=clock)
+    for _ in range(5):
+        clock.now += 5.0
+        deadline.another_epoch_fits()
+    after = trainer._replan(deadline, 5, optimizer, before, 4)  # 35 s left: 6 more epochs
+    return trainer, before, after
+
+
+def test_refit_keeps_a_step_schedules_decay_epochs(monkeypatch: pytest.MonkeyPatch) -> None:
+    trainer, before, after = _replanned("step", monkeypatch)
+    assert trainer.cfg.epochs == 11
+    assert after is before and trainer.cfg.step_size == 10  # decays at 10 and 20, as planned
+    cosine, before, after = _replanned("cosine", monkeypatch)
+    assert cosine.cfg.epochs == 11 and after is not before  # refitted to the new count
+
+
+def test_refit_never_extends_a_finished_schedule(
+    task_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import components.training.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "plan_epochs", lambda *args: 1)  # the probe's plan
+    train, val = _splits(task_dir)
+    result = Trainer(_tiny(), quick_config(epochs=50, budget_minutes=1.0)).fit(train, val)
+    # a minute had room for many more, but the one-epoch schedule had run to its end
+    assert result.epochs_run == 1 and result.epochs_planned == 1
+
+
 class SlowBatches(SplitData):
     """A training split whose batches take ``delay`` seconds to read: the trainer's epochs
     run slower than its probe (which trains on a copy of some rows) measured."""

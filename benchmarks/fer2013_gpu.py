@@ -1,0 +1,420 @@
+"""The fer2013 recipe's stages on a rented GPU machine: augment -> preprocess -> train.
+
+What a CPU budget hides: how far the recipe's network goes with the epochs a GPU buys. The
+GPU machines lent for a few minutes carry torch but not MLflow, DVC or Great Expectations,
+and take at most 64 MiB of files per call, so the recipe crosses in parts:
+
+    # here, in a workspace W where the recipe ran through validate (and, for the byte
+    # check, preprocess): dvc exp run -S recipe=fer2013 -S ingest.path=... preprocess
+    python benchmarks/fer2013_gpu.py pack --workspace W --out .gpu
+    # on the GPU machine, two calls while it stays warm (each carries one part):
+    python benchmarks/fer2013_gpu.py stage --part .gpu/a
+    python benchmarks/fer2013_gpu.py run --part .gpu/b --minutes 6 --out $OUT
+    # here again, with the archive the second call sent back:
+    python benchmarks/fer2013_gpu.py report --runs gpu_runs.tar.gz
+
+``run`` executes dvc.yaml's own commands for augment, preprocess and configure (read from
+dvc.yaml, never copied), checks the preprocessed arrays against the md5s ``pack`` took of
+the workspace's, and trains each variant with the train stage (``python -m
+pipelines.train``) on the GPU (``train.device: cuda``), all variants at once, each with the
+recipe's time budget replaced by ``--minutes``. Tracking is off there (no MLflow): each
+run's scores are its ``metrics.json``/``per_class.json`` and its measured speed is in its
+uncached run record. ``report`` writes ``benchmarks/results/fer2013_gpu.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import lzma
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.report import git_commit, machine_facts, pct, write_results  # noqa: E402
+
+RECIPE = "fer2013"
+ARCH = "baseline_cnn"
+PIXELS = "artifacts/ingest/fer2013_pixels.npy"
+STAGED = Path("/tmp/ferops-gpu")
+ARCHIVE = "gpu_runs.tar.gz"
+# Packages the GPU machine lacks that augment and preprocess import, pinned to this
+# environment's versions (pandas too: the stages' parquet handling is tested on this one).
+WHEELS = ("albumentations", "albucore", "pydantic", "pydantic_core", "annotated_types",
+          "typing_inspection", "typing_extensions", "simsimd", "stringzilla", "pandas")
+WHEEL_PYTHON = "3.12"
+WHEEL_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_24_x86_64",
+                   "manylinux_2_17_x86_64", "manylinux2014_x86_64")
+# Settings every GPU run shares (besides ``--device``): no MLflow, the recipe's own settings
+# (no tuner output travels), no progress bars in the logs.
+COMMON = {"train.track": False, "train.use_tuned": False,
+          "train.progress": False}
+VARIANTS: dict[str, dict[str, Any]] = {
+    "recipe": {},
+    "width05": {f"train.overrides.{ARCH}.width": 0.5},
+    "width10": {f"train.overrides.{ARCH}.width": 1.0},
+}
+TEST_SPLITS = (("test", "PrivateTest, official (all rows)"),
+               ("test_dedup", "PrivateTest minus rows flagged by validation"),
+               ("test_occ25", "PrivateTest, 25 % occluded"))
+
+
+# ---- pack (here) -----------------------------------------------------------------------
+def file_md5s(root: Path) -> dict[str, str]:
+    """md5 of every .npy file under ``root`` (relative paths): the byte check's reference."""
+    return {str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*.npy"))}
+
+
+def download_wheels(dest: Path) -> list[str]:
+    """The pinned wheels for the GPU machine's Python, fetched with pip."""
+    from importlib.metadata import version
+
+    dest.mkdir(parents=True, exist_ok=True)
+    platforms = [arg for p in WHEEL_PLATFORMS for arg in ("--platform", p)]
+    pins = [f"{name}=={version(name)}" for name in WHEELS]
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                    "--only-binary=:all:", "--python-version", WHEEL_PYTHON,
+                    "--implementation", "cp", *platforms, "-d", str(dest), *pins], check=True)
+    return pins
+
+
+def pack(workspace: Path, out: Path) -> None:
+    """Split what ``run`` needs into two parts of under 64 MiB each."""
+    from components.recipes import write_params
+
+    missing = [p for p in (PIXELS, "artifacts/ingest/manifest.parquet",
+                           "artifacts/validate/manifest.parquet")
+               if not (workspace / p).exists()]
+    if missing:
+        raise SystemExit(f"{workspace}: missing {missing}; run the {RECIPE} recipe through "
+                         "validate there first (dvc exp run -S recipe=fer2013 ... validate)")
+    shutil.rmtree(out, ignore_errors=True)
+    part_a, part_b = out / "a", out / "b"
+    pins = download_wheels(part_a / "wheels")
+    packed = lzma.compress((workspace / PIXELS).read_bytes(), preset=6)
+    half = len(packed) // 2
+    (part_a / "pixels.xz.0").write_bytes(packed[:half])
+    (part_b / "artifacts").mkdir(parents=True)
+    (part_b / "pixels.xz.1").write_bytes(packed[half:])
+    ingest = part_b / "artifacts" / "ingest"
+    ingest.mkdir()
+    for name in ("manifest.parquet", "summary.json"):
+        shutil.copy2(workspace / "artifacts/ingest" / name, ingest / name)
+    shutil.copytree(workspace / "artifacts/validate", part_b / "artifacts" / "validate")
+    write_params(REPO_ROOT, RECIPE, part_b / "params.yaml")
+    preprocessed = workspace / "artifacts/preprocess"
+    (part_b / "pack.json").write_text(json.dumps({
+        "commit": git_commit(REPO_ROOT), "recipe": RECIPE, "wheels": pins,
+        "preprocess_md5": file_md5s(preprocessed) if preprocessed.is_dir() else {},
+        "pack_command": shlex.join(["python", "benchmarks/fer2013_gpu.py", *sys.argv[1:]]),
+    }, indent=2))
+    for part in (part_a, part_b):
+        size = sum(p.stat().st_size for p in part.rglob("*") if p.is_file())
+        print(f"{part}: {size / 2**20:.1f} MiB")
+
+
+# ---- stage and run (on the GPU machine) ------------------------------------------------
+def stage(part: Path, to: Path) -> None:
+    """Call 1: install the wheels under ``to/site`` and keep the first half of the pixels."""
+    started = time.perf_counter()
+    to.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index",
+                    "--no-deps", "--no-compile", "--no-cache-dir", "--upgrade", "--target",
+                    str(to / "site"), *map(str, sorted((part / "wheels").glob("*.whl")))],
+                   check=True)
+    shutil.copy2(part / "pixels.xz.0", to / "pixels.xz.0")
+    print(f"staged under {to} in {time.perf_counter() - started:.1f} s")
+
+
+def stage_env(staged: Path, threads: int | None = None) -> dict[str, str]:
+    """The environment the stages run in: the staged wheels ahead of the machine's own."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(staged / "site"), str(REPO_ROOT)]),
+           "PYTHONUNBUFFERED": "1"}
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    return env
+
+
+def stage_command(name: str) -> list[str]:
+    """dvc.yaml's command for stage ``name``, run with this interpreter."""
+    import yaml
+
+    stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+    words = shlex.split(stages[name]["cmd"])
+    return [sys.executable, *words[1:]] if words[0] == "python" else words
+
+
+def run_stage(name: str, work: Path, env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(stage_command(name), cwd=work, env=env, check=True)
+    return time.perf_counter() - started
+
+
+def assemble(part: Path, staged: Path, work: Path) -> None:
+    """The workspace: ingest and validate outputs, the recipe's params, the pixels."""
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(part / "artifacts", work / "artifacts")
+    shutil.copy2(part / "params.yaml", work / "params.yaml")
+    halves = (staged / "pixels.xz.0").read_bytes() + (part / "pixels.xz.1").read_bytes()
+    (work / PIXELS).write_bytes(lzma.decompress(halves))
+
+
+def variant_params(work: Path, name: str, minutes: float, device: str) -> Path:
+    """The train stage's params file for ``name``: configure's, with the overrides set."""
+    import yaml
+
+    values = yaml.safe_load((work / f"artifacts/config/train/{ARCH}.yaml").read_text())
+    settings = {**COMMON, "train.device": device, "train.budget_minutes": minutes,
+                **VARIANTS[name]}
+    for key, value in settings.items():
+        node = values
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    path = work / "variants" / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(values, sort_keys=True))
+    return path
+
+
+def train_variants(work: Path, names: list[str], minutes: float, staged: Path,
+                   device: str) -> dict[str, dict[str, Any]]:
+    """Every variant's train stage at once on the GPU; wall time and exit code of each."""
+    threads = max(1, (os.cpu_count() or 1) // max(1, len(names)))
+    started, procs = {}, {}
+    (work / "runs/logs").mkdir(parents=True, exist_ok=True)
+    for name in names:
+        cmd = [sys.executable, "-m", "pipelines.train", "--arch", ARCH, "--params",
+               str(variant_params(work, name, minutes, device)), "--data", "artifacts/preprocess",
+               "--out", f"runs/train/{name}", "--tune-dir", "runs/no-tuner"]
+        log = (work / f"runs/logs/{name}.log").open("w")
+        started[name] = time.perf_counter()
+        procs[name] = subprocess.Popen(cmd, cwd=work, env=stage_env(staged, threads),
+                                       stdout=log, stderr=subprocess.STDOUT)
+    done = {}
+    for name, proc in procs.items():
+        code = proc.wait()
+        done[name] = {"returncode": code, "wall_seconds": time.perf_counter() - started[name],
+                      "overrides": VARIANTS[name], "threads": threads}
+    return done
+
+
+def gpu_facts() -> dict[str, Any]:
+    facts = machine_facts()
+    try:
+        smi = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version",
+                              "--format=csv,noheader"], capture_output=True, text=True,
+                             timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        smi = None
+    return {**facts, "nvidia_smi": smi}
+
+
+def run(part: Path, staged: Path, out: Path, minutes: float, names: list[str],
+        device: str = "cuda") -> None:
+    """Call 2: assemble, augment, preprocess, configure, check the bytes, train, archive."""
+    work = staged / "ws"
+    env = stage_env(staged)
+    pack_info = json.loads((part / "pack.json").read_text())
+    assemble(part, staged, work)
+    seconds = {name: run_stage(name, work, env)
+               for name in ("augment", "preprocess", "configure")}
+    reference = pack_info.get("preprocess_md5") or {}
+    mine = file_md5s(work / "artifacts/preprocess")
+    differing = sorted(k for k in reference if mine.get(k) != reference[k])
+    runs = train_variants(work, names, minutes, staged, device)
+    summary = {"commit": pack_info["commit"], "recipe": RECIPE, "minutes": minutes,
+               "pack_command": pack_info.get("pack_command"), "wheels": pack_info["wheels"],
+               "run_command": shlex.join(["python", "benchmarks/fer2013_gpu.py", "run",
+                                          "--part", str(part), "--minutes", str(minutes),
+                                          "--variants", ",".join(names), "--device", device,
+                                          "--out", "$OUT"]),
+               "device": device,
+               "stage_seconds": seconds, "machine": gpu_facts(), "runs": runs,
+               "preprocess_bytes": {"compared_files": len(reference), "differing": differing}}
+    (work / "runs/summary.json").write_text(json.dumps(summary, indent=2))
+    out.mkdir(parents=True, exist_ok=True)
+    keep = ("metrics.json", "per_class.json", "history.csv", "learning_curves.png")
+    with tarfile.open(out / ARCHIVE, "w:gz") as tar:
+        for path in sorted((work / "runs").rglob("*")):
+            if path.is_file() and (path.name in keep or path.suffix in (".log", ".json")):
+                tar.add(path, arcname=str(path.relative_to(work)))
+    shutil.copy2(work / "runs/summary.json", out / "summary.json")
+    print(json.dumps({k: summary[k] for k in ("runs", "stage_seconds", "preprocess_bytes")},
+                     indent=1))
+
+
+# ---- report (here) ---------------------------------------------------------------------
+def read_archive(path: Path) -> dict[str, Any]:
+    """summary.json plus each variant's metrics, per-class recall, run record and history."""
+    with tarfile.open(path) as tar:
+        def load(name: str) -> Any:
+            member = tar.extractfile(name)
+            return json.loads(member.read()) if member is not None else None
+
+        names = set(tar.getnames())
+        summary = load("runs/summary.json")
+        for name, entry in summary["runs"].items():
+            base = f"runs/train/{name}"
+            entry["metrics"] = load(f"{base}/metrics.json") \
+                if f"{base}/metrics.json" in names else None
+            entry["per_class"] = load(f"{base}/per_class.json") \
+                if f"{base}/per_class.json" in names else None
+            record = f"runs/tracking/train/{name}.json"
+            entry["record"] = load(record) if record in names else None
+            log = tar.extractfile(f"runs/logs/{name}.log")
+            entry["log_tail"] = log.read().decode()[-1500:] if log is not None else ""
+    return summary
+
+
+def variant_row(name: str, entry: dict[str, Any]) -> dict[str, Any]:
+    metrics = entry.get("metrics") or {}
+    record = entry.get("record") or {}
+    timings = record.get("timings") or {}
+    recall = ((entry.get("per_class") or {}).get("splits") or {}).get("test", {})
+    splits = {}
+    for split, label in TEST_SPLITS:
+        if f"{split}_accuracy" not in metrics:
+            continue
+        splits[split] = {"label": label, **{
+            key: {m: metrics.get(f"{split}{suffix}_{m}") for m in ("accuracy", "uar", "macro_f1")}
+            for suffix, key in (("", "tta"), ("_notta", "no_tta"))}}
+    return {
+        "variant": name, "overrides": entry["overrides"], "returncode": entry["returncode"],
+        "wall_minutes": entry["wall_seconds"] / 60.0,
+        "epochs_run": metrics.get("epochs_run"), "epochs_planned": metrics.get("epochs_planned"),
+        "epochs_planned_by_probe": metrics.get("epochs_planned_by_probe"),
+        "best_epoch": metrics.get("best_epoch"),
+        "stopped_by_budget": metrics.get("stopped_by_budget"),
+        "train_images_per_second": timings.get("train_images_per_second"),
+        "epoch_seconds": timings.get("epoch_seconds"),
+        "computed_on": record.get("computed_on"),
+        "splits": splits, "test_per_class_recall": recall.get("per_class_recall"),
+        "log_tail": None if entry["returncode"] == 0 else entry.get("log_tail"),
+    }
+
+
+def markdown(payload: dict[str, Any]) -> str:
+    machine = payload["machine"]
+    check = payload["preprocess_bytes"]
+    same = ("identical to the workspace's" if not check["differing"] else
+            f"{len(check['differing'])} of {check['compared_files']} files differ from the "
+            "workspace's") if check["compared_files"] else "not compared (no reference)"
+    lines = [
+        f"# {RECIPE} recipe on a GPU: the train stage with the epochs a GPU buys", "",
+        f"- commands: `{payload['pack_command']}`, then on the GPU machine "
+        f"`python benchmarks/fer2013_gpu.py stage --part .gpu/a` and `{payload['run_command']}`,"
+        f" then `{payload['command']}`",
+        f"- commit: `{payload['commit']}`; recipe `{RECIPE}` (conf/recipe/{RECIPE}.yaml) with "
+        f"`train.device: {payload['device']}`, tracking off (no MLflow on that machine), "
+        f"`train.budget_minutes: {payload['minutes']}` per run, all variants at once",
+        f"- machine: {machine.get('nvidia_smi') or machine.get('gpu')}; {machine['cpu']}, "
+        f"{machine['cpu_count']} cores; torch {machine['torch']}",
+        f"- augment {payload['stage_seconds']['augment']:.0f} s, preprocess "
+        f"{payload['stage_seconds']['preprocess']:.0f} s on that machine (dvc.yaml's "
+        f"commands); preprocessed arrays {same}",
+        "- scores: the official PrivateTest (3,589 faces) and its de-duplicated subset, "
+        "mirror TTA and none; these runs are not registered (no MLflow there)", "",
+        "| variant | overrides | epochs run / planned | best epoch | images/s | s/epoch "
+        "| PrivateTest acc (TTA) | UAR (TTA) | acc (no TTA) | de-dup acc (TTA) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in payload["runs"]:
+        test = row["splits"].get("test", {})
+        dedup = row["splits"].get("test_dedup", {})
+        overrides = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in row["overrides"].items())
+        lines.append(
+            f"| {row['variant']} | {overrides or 'the recipe (width 0.25)'} | "
+            f"{_num(row['epochs_run'])} / {_num(row['epochs_planned'])} | "
+            f"{_num(row['best_epoch'])} | {_num(row['train_images_per_second'], ',.0f')} | "
+            f"{_num(row['epoch_seconds'], '.1f')} | "
+            f"{pct(test.get('tta', {}).get('accuracy'))} | {pct(test.get('tta', {}).get('uar'))}"
+            f" | {pct(test.get('no_tta', {}).get('accuracy'))} | "
+            f"{pct(dedup.get('tta', {}).get('accuracy'))} |")
+    failed = [row for row in payload["runs"] if row["returncode"] != 0]
+    for row in failed:
+        lines += ["", f"{row['variant']} failed (exit {row['returncode']}):", "", "```",
+                  (row["log_tail"] or "").strip(), "```"]
+    lines += ["", "Per-class recall on the official PrivateTest (mirror TTA):", ""]
+    for row in payload["runs"]:
+        recall = row.get("test_per_class_recall") or {}
+        lines.append(f"- {row['variant']}: " + ", ".join(f"{k} {pct(v)}"
+                                                       for k, v in recall.items()))
+    lines += ["", f"Target (documented, not asserted): {payload['target']}."]
+    return "\n".join(lines) + "\n"
+
+
+def _num(value: Any, spec: str = ".0f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def report(archive: Path, name: str) -> None:
+    summary = read_archive(archive)
+    payload = {
+        "command": shlex.join(["python", "benchmarks/fer2013_gpu.py", *sys.argv[1:]]),
+        **{k: summary[k] for k in ("commit", "minutes", "device", "pack_command", "run_command",
+                                   "wheels", "stage_seconds", "machine", "preprocess_bytes")},
+        "recipe": RECIPE, "target": ">= 72 % accuracy and >= 66 % UAR on the official "
+        "PrivateTest (issue 11)",
+        "runs": [variant_row(n, e) for n, e in summary["runs"].items()],
+    }
+    write_results(name, payload, markdown(payload))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("pack", help="here: split the recipe's inputs into two parts")
+    p.add_argument("--workspace", type=Path, required=True,
+                   help="a checkout where the recipe ran through validate (and preprocess)")
+    p.add_argument("--out", type=Path, default=Path(".gpu"))
+    s = sub.add_parser("stage", help="GPU machine, call 1: wheels and the first part")
+    s.add_argument("--part", type=Path, default=Path(".gpu/a"))
+    s.add_argument("--to", type=Path, default=STAGED)
+    r = sub.add_parser("run", help="GPU machine, call 2: the stages and the training runs")
+    r.add_argument("--part", type=Path, default=Path(".gpu/b"))
+    r.add_argument("--staged", type=Path, default=STAGED)
+    r.add_argument("--minutes", type=float, required=True, help="each run's training budget")
+    r.add_argument("--variants", default=",".join(VARIANTS),
+                   help=f"comma-separated, of {sorted(VARIANTS)}")
+    r.add_argument("--out", type=Path, required=True, help="where the archive goes ($OUT)")
+    r.add_argument("--device", default="cuda", choices=("cuda", "cpu"),
+                   help="train.device of every run (cpu: a dry run of the whole flow)")
+    w = sub.add_parser("report", help="here: the results files from the returned archive")
+    w.add_argument("--runs", type=Path, required=True, help=f"the returned {ARCHIVE}")
+    w.add_argument("--name", default="fer2013_gpu", help="benchmarks/results/<name>.{json,md}")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.command == "pack":
+        pack(args.workspace, args.out)
+    elif args.command == "stage":
+        stage(args.part, args.to)
+    elif args.command == "run":
+        names = [n for n in args.variants.split(",") if n]
+        unknown = sorted(set(names) - set(VARIANTS))
+        if unknown:
+            raise SystemExit(f"--variants: unknown {unknown}; choose from {sorted(VARIANTS)}")
+        run(args.part, args.staged, args.out, args.minutes, names, args.device)
+    else:
+        report(args.runs, args.name)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""Where the trainer runs: ``train.device`` resolves to the CPU or a CUDA GPU, and every
+caller gets its model back on the CPU (saved weights and estimators load without a GPU).
+
+The CUDA tests run where torch sees a GPU and skip elsewhere (CI has none)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from components.errors import ConfigError
+from components.training.data import load_split
+from components.training.trainer import (
+    Trainer,
+    make_train_fn,
+    native_bf16,
+    resolve_device,
+    resolve_precision,
+    seed_everything,
+)
+from tests.synthetic_task import make_synthetic_task
+from tests.training.helpers import TinyCNN, quick_config
+
+HAS_CUDA = torch.cuda.is_available()
+needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="torch sees no CUDA device here")
+without_cuda = pytest.mark.skipif(HAS_CUDA, reason="this machine has a CUDA device")
+
+
+@pytest.fixture(scope="module")
+def splits(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("device")
+    make_synthetic_task(root, "rgbd", size=16)
+    task = root / "image"
+    return load_split(task, "train", ("color",)), load_split(task, "val", ("color",))
+
+
+def _fit(device: str, splits, **changes) -> tuple[Trainer, torch.nn.Module]:
+    seed_everything(0)
+    trainer = Trainer(TinyCNN(4, 3), quick_config(device=device, epochs=2, **changes))
+    return trainer, trainer.fit(*splits).model
+
+
+def test_device_names_are_checked() -> None:
+    with pytest.raises(ConfigError, match="train.device"):
+        quick_config(device="tpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
+@without_cuda
+def test_auto_falls_back_to_the_cpu_and_cuda_says_why_it_cannot(splits) -> None:
+    assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(ConfigError, match="no CUDA device.*'auto'"):
+        resolve_device("cuda")
+    with pytest.raises(ConfigError, match="no CUDA device"):
+        Trainer(TinyCNN(4, 3), quick_config(device="cuda"))
+    # "auto" without a GPU is the CPU run, to the bit
+    _, auto = _fit("auto", splits)
+    _, cpu = _fit("cpu", splits)
+    for key, value in cpu.state_dict().items():
+        assert torch.equal(auto.state_dict()[key], value)
+
+
+def test_auto_precision_follows_the_device() -> None:
+    assert resolve_precision("auto", "cpu") == ("bf16" if native_bf16() else "fp32")
+    assert resolve_precision("fp32", "cuda") == "fp32"  # an explicit choice stands
+    if HAS_CUDA:
+        expected = "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        assert resolve_precision("auto", "cuda") == expected
+
+
+@needs_cuda
+def test_a_gpu_fit_learns_and_hands_back_a_cpu_model(splits) -> None:
+    trainer, model = _fit("cuda", splits, epochs=6)
+    assert trainer.device.type == "cuda"
+    assert all(p.device.type == "cpu" for p in model.parameters())
+    report = trainer.evaluate(splits[1])  # scoring moves it over and back again
+    assert all(p.device.type == "cpu" for p in model.parameters())
+    assert report["accuracy"] > 0.5  # four well-separated classes: chance is 0.25
+    logits = trainer.predict_logits(splits[1])
+    assert isinstance(logits, np.ndarray) and logits.shape == (len(splits[1]), 4)
+
+
+@needs_cuda
+def test_a_bf16_gpu_run_resumes_from_its_checkpoint(splits, tmp_path: Path) -> None:
+    seed_everything(0)
+    trainer = Trainer(TinyCNN(4, 3), quick_config(device="cuda", precision="bf16", epochs=2),
+                      out_dir=tmp_path)
+    trainer.fit(*splits)
+    resumed = Trainer(TinyCNN(4, 3), quick_config(device="cuda", precision="bf16", epochs=3),
+                      out_dir=tmp_path)
+    assert resumed.fit(*splits, resume=True).epochs_run == 3
+
+
+@needs_cuda
+def test_estimator_sub_models_train_on_the_gpu_and_return_to_the_cpu(splits) -> None:
+    train, val = splits
+    train_fn = make_train_fn(quick_config(device="cuda", epochs=2))
+    model = train_fn(TinyCNN(4, 3), train.rows(slice(None)), train.y,
+                     val.rows(slice(None)), val.y)
+    assert all(p.device.type == "cpu" for p in model.parameters())
