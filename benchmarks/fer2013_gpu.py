@@ -11,7 +11,7 @@ and take at most 64 MiB of files per call, so the recipe crosses in parts:
     python benchmarks/fer2013_gpu.py stage --part .gpu/a
     python benchmarks/fer2013_gpu.py run --part .gpu/b --minutes 6 --out $OUT
     # here again, with the archive the second call sent back:
-    python benchmarks/fer2013_gpu.py report --runs gpu_runs.tar.gz
+    python benchmarks/fer2013_gpu.py report --runs gpu_runs.tar.gz --pack .gpu/b/pack.json
 
 ``run`` executes dvc.yaml's own commands for augment, preprocess and configure (read from
 dvc.yaml, never copied), checks the preprocessed arrays against the md5s ``pack`` took of
@@ -191,24 +191,31 @@ def variant_params(work: Path, name: str, minutes: float, device: str) -> Path:
 
 
 def train_variants(work: Path, names: list[str], minutes: float, staged: Path,
-                   device: str) -> dict[str, dict[str, Any]]:
-    """Every variant's train stage at once on the GPU; wall time and exit code of each."""
+                   device: str, on_done: Any) -> dict[str, dict[str, Any]]:
+    """Every variant's train stage at once on the GPU; wall time and exit code of each.
+    ``on_done(name, entry)`` runs as each one ends (so a call cut short keeps the finished)."""
     threads = max(1, (os.cpu_count() or 1) // max(1, len(names)))
     started, procs = {}, {}
     (work / "runs/logs").mkdir(parents=True, exist_ok=True)
     for name in names:
         cmd = [sys.executable, "-m", "pipelines.train", "--arch", ARCH, "--params",
-               str(variant_params(work, name, minutes, device)), "--data", "artifacts/preprocess",
-               "--out", f"runs/train/{name}", "--tune-dir", "runs/no-tuner"]
+               str(variant_params(work, name, minutes, device)), "--data",
+               "artifacts/preprocess", "--out", f"runs/train/{name}", "--tune-dir",
+               "runs/no-tuner"]
         log = (work / f"runs/logs/{name}.log").open("w")
         started[name] = time.perf_counter()
         procs[name] = subprocess.Popen(cmd, cwd=work, env=stage_env(staged, threads),
                                        stdout=log, stderr=subprocess.STDOUT)
-    done = {}
-    for name, proc in procs.items():
-        code = proc.wait()
-        done[name] = {"returncode": code, "wall_seconds": time.perf_counter() - started[name],
-                      "overrides": VARIANTS[name], "threads": threads}
+    done: dict[str, dict[str, Any]] = {}
+    while len(done) < len(procs):
+        for name, proc in procs.items():
+            if name in done or proc.poll() is None:
+                continue
+            done[name] = {"returncode": proc.returncode, "overrides": VARIANTS[name],
+                          "wall_seconds": time.perf_counter() - started[name],
+                          "threads": threads}
+            on_done(name, done[name])
+        time.sleep(1.0)
     return done
 
 
@@ -225,7 +232,10 @@ def gpu_facts() -> dict[str, Any]:
 
 def run(part: Path, staged: Path, out: Path, minutes: float, names: list[str],
         device: str = "cuda") -> None:
-    """Call 2: assemble, augment, preprocess, configure, check the bytes, train, archive."""
+    """Call 2: assemble, augment, preprocess, configure, check the bytes, train, archive.
+
+    The summary and the archive are rewritten in ``out`` before training and as each run
+    ends: a call stopped at its time limit still sends back what had finished."""
     work = staged / "ws"
     env = stage_env(staged)
     pack_info = json.loads((part / "pack.json").read_text())
@@ -235,49 +245,93 @@ def run(part: Path, staged: Path, out: Path, minutes: float, names: list[str],
     reference = pack_info.get("preprocess_md5") or {}
     mine = file_md5s(work / "artifacts/preprocess")
     differing = sorted(k for k in reference if mine.get(k) != reference[k])
-    runs = train_variants(work, names, minutes, staged, device)
     summary = {"commit": pack_info["commit"], "recipe": RECIPE, "minutes": minutes,
                "pack_command": pack_info.get("pack_command"), "wheels": pack_info["wheels"],
                "run_command": shlex.join(["python", "benchmarks/fer2013_gpu.py", "run",
                                           "--part", str(part), "--minutes", str(minutes),
                                           "--variants", ",".join(names), "--device", device,
                                           "--out", "$OUT"]),
-               "device": device,
-               "stage_seconds": seconds, "machine": gpu_facts(), "runs": runs,
+               "device": device, "complete": False,
+               "stage_seconds": seconds, "machine": gpu_facts(), "runs": {},
                "preprocess_bytes": {"compared_files": len(reference), "differing": differing}}
-    (work / "runs/summary.json").write_text(json.dumps(summary, indent=2))
     out.mkdir(parents=True, exist_ok=True)
+    archive(work, out, summary)
+    print(json.dumps({k: summary[k] for k in ("stage_seconds", "preprocess_bytes")}, indent=1),
+          flush=True)
+
+    def finished(name: str, entry: dict[str, Any]) -> None:
+        summary["runs"][name] = entry
+        archive(work, out, summary)
+        print(f"{name}: exit {entry['returncode']} after {entry['wall_seconds']:.0f} s",
+              flush=True)
+
+    train_variants(work, names, minutes, staged, device, finished)
+    summary["complete"] = True
+    archive(work, out, summary)
+
+
+def archive(work: Path, out: Path, summary: dict[str, Any]) -> None:
+    """``summary.json`` and the runs' reports (no weights) into ``out``'s archive."""
+    (work / "runs").mkdir(parents=True, exist_ok=True)
+    (work / "runs/summary.json").write_text(json.dumps(summary, indent=2))
     keep = ("metrics.json", "per_class.json", "history.csv", "learning_curves.png")
-    with tarfile.open(out / ARCHIVE, "w:gz") as tar:
+    partial = out / f".{ARCHIVE}"
+    with tarfile.open(partial, "w:gz") as tar:
         for path in sorted((work / "runs").rglob("*")):
             if path.is_file() and (path.name in keep or path.suffix in (".log", ".json")):
                 tar.add(path, arcname=str(path.relative_to(work)))
+    partial.replace(out / ARCHIVE)
     shutil.copy2(work / "runs/summary.json", out / "summary.json")
-    print(json.dumps({k: summary[k] for k in ("runs", "stage_seconds", "preprocess_bytes")},
-                     indent=1))
 
 
 # ---- report (here) ---------------------------------------------------------------------
-def read_archive(path: Path) -> dict[str, Any]:
-    """summary.json plus each variant's metrics, per-class recall, run record and history."""
+def read_archive(path: Path, pack_info: dict[str, Any]) -> dict[str, Any]:
+    """summary.json plus each variant's metrics, per-class recall, run record and log tail.
+
+    An archive without a summary (a call stopped before ``run`` wrote one, its outputs
+    copied back as they were) is read from the runs it holds: the settings from their
+    params files, the commit from ``pack_info``; what only the summary records (stage
+    times, the byte check, exit codes) is reported as not recorded."""
     with tarfile.open(path) as tar:
+        names = set(tar.getnames())
+
         def load(name: str) -> Any:
-            member = tar.extractfile(name)
+            member = tar.extractfile(name) if name in names else None
             return json.loads(member.read()) if member is not None else None
 
-        names = set(tar.getnames())
-        summary = load("runs/summary.json")
+        summary = load("runs/summary.json") or salvaged_summary(tar, names, pack_info)
         for name, entry in summary["runs"].items():
             base = f"runs/train/{name}"
-            entry["metrics"] = load(f"{base}/metrics.json") \
-                if f"{base}/metrics.json" in names else None
-            entry["per_class"] = load(f"{base}/per_class.json") \
-                if f"{base}/per_class.json" in names else None
-            record = f"runs/tracking/train/{name}.json"
-            entry["record"] = load(record) if record in names else None
-            log = tar.extractfile(f"runs/logs/{name}.log")
+            entry["metrics"] = load(f"{base}/metrics.json")
+            entry["per_class"] = load(f"{base}/per_class.json")
+            entry["record"] = load(f"runs/tracking/train/{name}.json")
+            log = tar.extractfile(f"runs/logs/{name}.log") \
+                if f"runs/logs/{name}.log" in names else None
             entry["log_tail"] = log.read().decode()[-1500:] if log is not None else ""
     return summary
+
+
+def salvaged_summary(tar: tarfile.TarFile, names: set[str],
+                     pack_info: dict[str, Any]) -> dict[str, Any]:
+    """What an archive without ``runs/summary.json`` still tells (see :func:`read_archive`)."""
+    import yaml
+
+    variants = sorted({n.split("/")[2] for n in names
+                       if n.startswith("runs/train/") and n.count("/") >= 3})
+    settings = {}
+    for name in variants:
+        member = tar.extractfile(f"variants/{name}.yaml") \
+            if f"variants/{name}.yaml" in names else None
+        settings[name] = (yaml.safe_load(member.read()) or {}).get("train", {}) \
+            if member is not None else {}
+    first = settings[variants[0]] if variants else {}
+    return {"commit": pack_info.get("commit"), "recipe": RECIPE, "complete": False,
+            "salvaged": True, "minutes": first.get("budget_minutes"),
+            "device": first.get("device"), "pack_command": pack_info.get("pack_command"),
+            "run_command": None, "wheels": pack_info.get("wheels"), "stage_seconds": None,
+            "machine": None, "preprocess_bytes": None,
+            "runs": {name: {"overrides": VARIANTS.get(name, {}), "returncode": None,
+                            "wall_seconds": None} for name in variants}}
 
 
 def variant_row(name: str, entry: dict[str, Any]) -> dict[str, Any]:
@@ -294,7 +348,7 @@ def variant_row(name: str, entry: dict[str, Any]) -> dict[str, Any]:
             for suffix, key in (("", "tta"), ("_notta", "no_tta"))}}
     return {
         "variant": name, "overrides": entry["overrides"], "returncode": entry["returncode"],
-        "wall_minutes": entry["wall_seconds"] / 60.0,
+        "wall_minutes": entry["wall_seconds"] / 60.0 if entry["wall_seconds"] else None,
         "epochs_run": metrics.get("epochs_run"), "epochs_planned": metrics.get("epochs_planned"),
         "epochs_planned_by_probe": metrics.get("epochs_planned_by_probe"),
         "best_epoch": metrics.get("best_epoch"),
@@ -303,31 +357,57 @@ def variant_row(name: str, entry: dict[str, Any]) -> dict[str, Any]:
         "epoch_seconds": timings.get("epoch_seconds"),
         "computed_on": record.get("computed_on"),
         "splits": splits, "test_per_class_recall": recall.get("per_class_recall"),
-        "log_tail": None if entry["returncode"] == 0 else entry.get("log_tail"),
+        "log_tail": entry.get("log_tail") if entry["returncode"] else None,
     }
 
 
-def markdown(payload: dict[str, Any]) -> str:
-    machine = payload["machine"]
-    check = payload["preprocess_bytes"]
+def _machine_line(payload: dict[str, Any]) -> str:
+    """The GPU machine: from the summary, else from what the runs' records say they ran on."""
+    machine = payload.get("machine")
+    if machine:
+        return (f"{machine.get('nvidia_smi') or machine.get('gpu')}; {machine['cpu']}, "
+                f"{machine['cpu_count']} cores; torch {machine['torch']}")
+    seen = next((row["computed_on"] for row in payload["runs"] if row.get("computed_on")), {})
+    return (f"{seen.get('machine.gpu')} ({seen.get('train.precision_used')}); "
+            f"{seen.get('machine.cpu')} ({seen.get('machine.kernels')} kernels), "
+            "from the runs' records (the summary was not written)")
+
+
+def _stages_line(payload: dict[str, Any]) -> str:
+    seconds, check = payload.get("stage_seconds"), payload.get("preprocess_bytes")
+    if not seconds or not check:
+        return ("- augment and preprocess ran there with dvc.yaml's commands; their times and "
+                "the byte check of the preprocessed arrays were not recorded")
     same = ("identical to the workspace's" if not check["differing"] else
             f"{len(check['differing'])} of {check['compared_files']} files differ from the "
             "workspace's") if check["compared_files"] else "not compared (no reference)"
+    return (f"- augment {seconds['augment']:.0f} s, preprocess {seconds['preprocess']:.0f} s "
+            f"on that machine (dvc.yaml's commands); preprocessed arrays {same}")
+
+
+def markdown(payload: dict[str, Any]) -> str:
+    run_command = (f"`{payload['run_command']}`" if payload.get("run_command")
+                   else "`python benchmarks/fer2013_gpu.py run ...`")
     lines = [
         f"# {RECIPE} recipe on a GPU: the train stage with the epochs a GPU buys", "",
         f"- commands: `{payload['pack_command']}`, then on the GPU machine "
-        f"`python benchmarks/fer2013_gpu.py stage --part .gpu/a` and `{payload['run_command']}`,"
-        f" then `{payload['command']}`",
+        f"`python benchmarks/fer2013_gpu.py stage --part .gpu/a` and {run_command}, then "
+        f"`{payload['command']}`",
         f"- commit: `{payload['commit']}`; recipe `{RECIPE}` (conf/recipe/{RECIPE}.yaml) with "
         f"`train.device: {payload['device']}`, tracking off (no MLflow on that machine), "
         f"`train.budget_minutes: {payload['minutes']}` per run, all variants at once",
-        f"- machine: {machine.get('nvidia_smi') or machine.get('gpu')}; {machine['cpu']}, "
-        f"{machine['cpu_count']} cores; torch {machine['torch']}",
-        f"- augment {payload['stage_seconds']['augment']:.0f} s, preprocess "
-        f"{payload['stage_seconds']['preprocess']:.0f} s on that machine (dvc.yaml's "
-        f"commands); preprocessed arrays {same}",
+        f"- machine: {_machine_line(payload)}",
+        _stages_line(payload),
         "- scores: the official PrivateTest (3,589 faces) and its de-duplicated subset, "
-        "mirror TTA and none; these runs are not registered (no MLflow there)", "",
+        "mirror TTA and none; these runs are not registered (no MLflow there)",
+    ]
+    if payload.get("salvaged"):
+        lines.append("- this call was stopped at the GPU machine's per-call time limit before "
+                     "`run` wrote its summary and archive; every run's train stage had written "
+                     "its outputs, which were copied back as they were and are read here "
+                     "(exit codes and wall times not recorded)")
+    lines += [
+        "",
         "| variant | overrides | epochs run / planned | best epoch | images/s | s/epoch "
         "| PrivateTest acc (TTA) | UAR (TTA) | acc (no TTA) | de-dup acc (TTA) |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -344,7 +424,7 @@ def markdown(payload: dict[str, Any]) -> str:
             f"{pct(test.get('tta', {}).get('accuracy'))} | {pct(test.get('tta', {}).get('uar'))}"
             f" | {pct(test.get('no_tta', {}).get('accuracy'))} | "
             f"{pct(dedup.get('tta', {}).get('accuracy'))} |")
-    failed = [row for row in payload["runs"] if row["returncode"] != 0]
+    failed = [row for row in payload["runs"] if row["returncode"]]
     for row in failed:
         lines += ["", f"{row['variant']} failed (exit {row['returncode']}):", "", "```",
                   (row["log_tail"] or "").strip(), "```"]
@@ -361,12 +441,14 @@ def _num(value: Any, spec: str = ".0f") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def report(archive: Path, name: str) -> None:
-    summary = read_archive(archive)
+def report(runs: Path, pack_json: Path, name: str) -> None:
+    pack_info = json.loads(pack_json.read_text()) if pack_json.exists() else {}
+    summary = read_archive(runs, pack_info)
     payload = {
         "command": shlex.join(["python", "benchmarks/fer2013_gpu.py", *sys.argv[1:]]),
-        **{k: summary[k] for k in ("commit", "minutes", "device", "pack_command", "run_command",
-                                   "wheels", "stage_seconds", "machine", "preprocess_bytes")},
+        **{k: summary.get(k) for k in ("commit", "minutes", "device", "pack_command",
+                                       "run_command", "wheels", "stage_seconds", "machine",
+                                       "preprocess_bytes", "complete", "salvaged")},
         "recipe": RECIPE, "target": ">= 72 % accuracy and >= 66 % UAR on the official "
         "PrivateTest (issue 11)",
         "runs": [variant_row(n, e) for n, e in summary["runs"].items()],
@@ -395,6 +477,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="train.device of every run (cpu: a dry run of the whole flow)")
     w = sub.add_parser("report", help="here: the results files from the returned archive")
     w.add_argument("--runs", type=Path, required=True, help=f"the returned {ARCHIVE}")
+    w.add_argument("--pack", type=Path, default=Path(".gpu/b/pack.json"),
+                   help="pack's record (the commit), for an archive without a summary")
     w.add_argument("--name", default="fer2013_gpu", help="benchmarks/results/<name>.{json,md}")
     return parser.parse_args(argv)
 
@@ -412,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--variants: unknown {unknown}; choose from {sorted(VARIANTS)}")
         run(args.part, args.staged, args.out, args.minutes, names, args.device)
     else:
-        report(args.runs, args.name)
+        report(args.runs, args.pack, args.name)
     return 0
 
 
