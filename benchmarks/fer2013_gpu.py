@@ -42,7 +42,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.report import git_commit, machine_facts, pct, write_results  # noqa: E402
+from benchmarks.report import (  # noqa: E402
+    RESULTS_DIR,
+    git_commit,
+    machine_facts,
+    pct,
+    write_results,
+)
 
 RECIPE = "fer2013"
 ARCH = "baseline_cnn"
@@ -441,7 +447,8 @@ def _num(value: Any, spec: str = ".0f") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def report(runs: Path, pack_json: Path, name: str) -> None:
+def report(runs: Path, pack_json: Path, name: str, out_dir: Path = RESULTS_DIR) -> None:
+    """``<out_dir>/<name>.{json,md}`` from the archive the GPU machine sent back."""
     pack_info = json.loads(pack_json.read_text()) if pack_json.exists() else {}
     summary = read_archive(runs, pack_info)
     payload = {
@@ -453,7 +460,7 @@ def report(runs: Path, pack_json: Path, name: str) -> None:
         "PrivateTest (issue 11)",
         "runs": [variant_row(n, e) for n, e in summary["runs"].items()],
     }
-    write_results(name, payload, markdown(payload))
+    write_results(name, payload, markdown(payload), out_dir)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -61,7 +61,7 @@ def test_replan_fits_the_epochs_left_to_the_measured_ones() -> None:
     assert replan_epochs(done=2, remaining_s=-1.0, epoch_s=10.0, max_epochs=50) == 2
 
 
-def _replanned(schedule: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Trainer, object, object]:
+def _replanned(schedule: str) -> tuple[Trainer, object, object]:
     """A 30-epoch budget run of ``schedule`` refitted after 5 epochs to a shorter count:
     the trainer, the schedule before and the one it continues with."""
     from components.training.trainer import build_optimizer, build_scheduler
@@ -78,11 +78,11 @@ def _replanned(schedule: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Trainer,
     return trainer, before, after
 
 
-def test_refit_keeps_a_step_schedules_decay_epochs(monkeypatch: pytest.MonkeyPatch) -> None:
-    trainer, before, after = _replanned("step", monkeypatch)
+def test_refit_keeps_a_step_schedules_decay_epochs() -> None:
+    trainer, before, after = _replanned("step")
     assert trainer.cfg.epochs == 11
     assert after is before and trainer.cfg.step_size == 10  # decays at 10 and 20, as planned
-    cosine, before, after = _replanned("cosine", monkeypatch)
+    cosine, before, after = _replanned("cosine")
     assert cosine.cfg.epochs == 11 and after is not before  # refitted to the new count
 
 

@@ -1,0 +1,101 @@
+"""The GPU driver of the fer2013 recipe: it runs dvc.yaml's own commands, sets each variant's
+overrides on configure's params file, and reports from the archive the GPU machine sends
+back, with or without the summary a call cut short never wrote."""
+
+from __future__ import annotations
+
+import io
+import json
+import shlex
+import sys
+import tarfile
+from pathlib import Path
+
+import yaml
+
+from benchmarks import fer2013_gpu as gpu
+from tests.conftest import REPO_ROOT
+
+
+def test_stages_run_the_commands_dvc_yaml_declares() -> None:
+    stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+    for name in ("augment", "preprocess", "configure"):
+        command = gpu.stage_command(name)
+        assert command[0] == sys.executable
+        assert command[1:] == shlex.split(stages[name]["cmd"])[1:]
+
+
+def test_variant_params_set_the_overrides_on_configures_file(tmp_path: Path) -> None:
+    config = tmp_path / "artifacts/config/train" / f"{gpu.ARCH}.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text(yaml.safe_dump({"recipe": "fer2013", "train": {
+        "epochs": 120, "budget_minutes": 60, "device": "auto", "track": True,
+        "overrides": {gpu.ARCH: {"width": 0.25, "dropout": 0.2}}}}))
+    values = yaml.safe_load(gpu.variant_params(tmp_path, "width10", 6.5, "cuda").read_text())
+    train = values["train"]
+    assert train["overrides"][gpu.ARCH] == {"width": 1.0, "dropout": 0.2}
+    assert (train["device"], train["budget_minutes"], train["track"]) == ("cuda", 6.5, False)
+    assert train["epochs"] == 120 and values["recipe"] == "fer2013"
+    recipe = yaml.safe_load(gpu.variant_params(tmp_path, "recipe", 6.5, "cpu").read_text())
+    assert recipe["train"]["overrides"][gpu.ARCH]["width"] == 0.25  # the recipe's own
+
+
+METRICS = {"epochs_run": 38, "epochs_planned": 38, "best_epoch": 37,
+           "test_accuracy": 0.7155, "test_uar": 0.6984, "test_macro_f1": 0.69,
+           "test_notta_accuracy": 0.7066, "test_notta_uar": 0.69, "test_notta_macro_f1": 0.68}
+RECORD = {"tracked": False, "timings": {"train_images_per_second": 5958.0,
+                                        "epoch_seconds": 9.9},
+          "computed_on": {"machine.gpu": "NVIDIA H200", "machine.cpu": "Xeon",
+                          "machine.kernels": "AVX512", "train.precision_used": "bf16"}}
+
+
+def _archive(path: Path, files: dict[str, object]) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, content in files.items():
+            data = (content if isinstance(content, str) else json.dumps(content)).encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def _run_files(name: str) -> dict[str, object]:
+    return {f"runs/train/{name}/metrics.json": METRICS,
+            f"runs/train/{name}/per_class.json": {"splits": {"test": {
+                "per_class_recall": {"anger": 0.63, "happiness": 0.91}}}},
+            f"runs/tracking/train/{name}.json": RECORD,
+            f"runs/logs/{name}.log": "INFO epoch 38/38\n"}
+
+
+def test_report_reads_a_complete_archive(tmp_path: Path) -> None:
+    summary = {"commit": "abc", "recipe": "fer2013", "minutes": 6.5, "device": "cuda",
+               "complete": True, "pack_command": "python benchmarks/fer2013_gpu.py pack",
+               "run_command": "python benchmarks/fer2013_gpu.py run", "wheels": [],
+               "stage_seconds": {"augment": 12.0, "preprocess": 4.0, "configure": 0.1},
+               "machine": {"gpu": "NVIDIA H200", "nvidia_smi": None, "cpu": "Xeon",
+                           "cpu_count": 16, "torch": "2.x"},
+               "preprocess_bytes": {"compared_files": 25, "differing": []},
+               "runs": {"width10": {"returncode": 0, "wall_seconds": 480.0,
+                                    "overrides": gpu.VARIANTS["width10"], "threads": 5}}}
+    archive = _archive(tmp_path / "runs.tar.gz",
+                       {"runs/summary.json": summary, **_run_files("width10")})
+    written = _report(tmp_path, archive)
+    assert "71.55 %" in written and "69.84 %" in written and "5,958" in written
+    assert "identical to the workspace's" in written and "copied back" not in written
+
+
+def test_report_reads_runs_without_a_summary_and_says_so(tmp_path: Path) -> None:
+    variant = yaml.safe_dump({"train": {"budget_minutes": 6.5, "device": "cuda"}})
+    archive = _archive(tmp_path / "runs.tar.gz",
+                       {**_run_files("recipe"), "variants/recipe.yaml": variant})
+    pack = tmp_path / "pack.json"
+    pack.write_text(json.dumps({"commit": "def", "pack_command": "pack", "wheels": []}))
+    written = _report(tmp_path, archive, pack)
+    assert "copied back" in written and "not recorded" in written
+    assert "`def`" in written and "NVIDIA H200 (bf16)" in written and "71.55 %" in written
+
+
+def _report(tmp_path: Path, archive: Path, pack: Path | None = None) -> str:
+    """Run ``report`` into a scratch results folder and return the markdown it wrote."""
+    gpu.report(archive, pack or tmp_path / "absent.json", "gpu_check", tmp_path / "results")
+    return (tmp_path / "results" / "gpu_check.md").read_text()
