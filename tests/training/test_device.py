@@ -39,7 +39,7 @@ def splits(tmp_path_factory: pytest.TempPathFactory):
 
 def _fit(device: str, splits, **changes) -> tuple[Trainer, torch.nn.Module]:
     seed_everything(0)
-    trainer = Trainer(TinyCNN(4, 3), quick_config(device=device, epochs=2, **changes))
+    trainer = Trainer(TinyCNN(4, 3), quick_config(**{"device": device, "epochs": 2, **changes}))
     return trainer, trainer.fit(*splits).model
 
 
