@@ -242,6 +242,10 @@ def run(part: Path, staged: Path, out: Path, minutes: float, names: list[str],
 
     The summary and the archive are rewritten in ``out`` before training and as each run
     ends: a call stopped at its time limit still sends back what had finished."""
+    missing = [str(p) for p in (staged / "pixels.xz.0", part / "pack.json") if not p.exists()]
+    if missing:
+        raise SystemExit(f"run: missing {missing}; `stage --part .gpu/a` must run first on this "
+                         "machine (a machine that went cold between the calls has lost it)")
     work = staged / "ws"
     env = stage_env(staged)
     pack_info = json.loads((part / "pack.json").read_text())
@@ -449,6 +453,9 @@ def _num(value: Any, spec: str = ".0f") -> str:
 
 def report(runs: Path, pack_json: Path, name: str, out_dir: Path = RESULTS_DIR) -> None:
     """``<out_dir>/<name>.{json,md}`` from the archive the GPU machine sent back."""
+    if not runs.is_file():
+        raise SystemExit(f"report: {runs} is not a file; pass the {ARCHIVE} the run call sent "
+                         "back")
     pack_info = json.loads(pack_json.read_text()) if pack_json.exists() else {}
     summary = read_archive(runs, pack_info)
     payload = {

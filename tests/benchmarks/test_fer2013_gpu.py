@@ -99,3 +99,12 @@ def _report(tmp_path: Path, archive: Path, pack: Path | None = None) -> str:
     """Run ``report`` into a scratch results folder and return the markdown it wrote."""
     gpu.report(archive, pack or tmp_path / "absent.json", "gpu_check", tmp_path / "results")
     return (tmp_path / "results" / "gpu_check.md").read_text()
+
+
+def test_missing_inputs_stop_with_one_line(tmp_path: Path) -> None:
+    import pytest
+
+    with pytest.raises(SystemExit, match="not a file"):
+        gpu.report(tmp_path / "absent.tar.gz", tmp_path / "pack.json", "x", tmp_path)
+    with pytest.raises(SystemExit, match="must run first"):
+        gpu.run(tmp_path / "b", tmp_path / "staged", tmp_path / "out", 1.0, ["recipe"], "cpu")
