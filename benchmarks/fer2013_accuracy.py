@@ -165,12 +165,15 @@ def registry_outcome(run_id: str) -> dict[str, Any]:
     """The registry version made from ``run_id`` and its aliases (champion or not)."""
     from mlflow import MlflowClient
 
+    from registry.versions import REFUSAL_TAG, REFUSED_AGAINST_TAG
+
     client = MlflowClient()
     for mv in client.search_model_versions(f"run_id = '{run_id}'"):
         full = client.get_model_version(mv.name, mv.version)
         return {"model": mv.name, "version": mv.version, "aliases": list(full.aliases),
                 "uri": f"models:/{mv.name}/{mv.version}",
-                "refused_against": (full.tags or {}).get("gate.refused_against")}
+                "refused_against": (full.tags or {}).get(REFUSED_AGAINST_TAG),
+                "refusal": (full.tags or {}).get(REFUSAL_TAG)}
     return {"model": None, "version": None, "aliases": [], "uri": None}
 
 
@@ -272,8 +275,8 @@ def markdown(payload: dict[str, Any]) -> str:
                if (row["epochs_run"] or 0) < (row["epochs_planned"] or 0) else ""),
             f"- registry: {reg['uri'] or 'not registered'}"
             f"{' aliases ' + ', '.join(reg['aliases']) if reg['aliases'] else ''}"
-            + (f"; refused by the gate against champion v{reg['refused_against']} (see "
-               "`ferops registry promote --dry-run` for the checks)"
+            + (f"; refused by the gate against champion v{reg['refused_against']}: "
+               f"{reg.get('refusal') or 'see `ferops registry promote --dry-run`'}"
                if reg.get("refused_against") else ""),
             f"- MLflow run: `{row['run_id']}`", "",
             "| test split | faces | TTA | accuracy | UAR | macro-F1 |",

@@ -31,6 +31,8 @@ from registry.significance import Predictions
 from registry.versions import (
     CHAMPION,
     PREVIOUS,
+    REFUSAL_TAG,
+    REFUSAL_TAG_CHARS,
     REFUSED_AGAINST_TAG,
     RETIRED_TAG,
     ROLLED_BACK_TAG,
@@ -237,6 +239,19 @@ def _mark_refused(client: MlflowClient, name: str, decision: Decision) -> None:
     for version in decision.ranked or ((decision.challenger,) if decision.challenger else ()):
         _write(client.set_model_version_tag, name, version.version, REFUSED_AGAINST_TAG,
                decision.champion.version)
+        _write(client.set_model_version_tag, name, version.version, REFUSAL_TAG,
+               refusal_text(decision, version))
+
+
+def refusal_text(decision: Decision, version: VersionScore) -> str:
+    """Why ``version`` was refused: the challenger's failed checks, or for a version ranked
+    below it, that it was weighed after the refused challenger."""
+    champion = decision.champion.version if decision.champion else "?"
+    reasons = "; ".join(decision.reasons) or "refused"
+    if decision.challenger is not None and version.version != decision.challenger.version:
+        reasons = (f"ranked below v{decision.challenger.version}, which the gate refused "
+                   f"against champion v{champion}: {reasons}")
+    return reasons[:REFUSAL_TAG_CHARS]
 
 
 def _move_aliases(client: MlflowClient, name: str, challenger: VersionScore,

@@ -31,6 +31,10 @@ ROLLED_BACK_TAG = "rolled_back"
 # Set on versions the gate refused against a champion (its version number): they are not
 # judged again against that champion, so re-running promote with nothing new is "unchanged".
 REFUSED_AGAINST_TAG = "gate.refused_against"
+# Beside it, why (the failed checks, in the gate's words), so a results file or the MLflow
+# UI can say why a better-scoring model stayed a candidate without re-running the gate.
+REFUSAL_TAG = "gate.refusal"
+REFUSAL_TAG_CHARS = 4000  # MLflow model version tags hold at most 5,000 characters
 DIGEST_PREFIX = "digest."  # digest.<split>: the fingerprint of each test split scored
 RECALL_PREFIX = "recall."
 NAME_SAFE = re.compile(r"^[\w.\-]+$")

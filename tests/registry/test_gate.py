@@ -279,3 +279,17 @@ def test_a_champion_without_the_primary_metric_is_not_beaten_by_default() -> Non
     decision = decide([champion, weak], champion, GatePolicy(min_delta=0.0))
     assert not decision.passed
     assert any("has no test_uar" in reason for reason in decision.reasons)
+
+
+def test_refusal_text_names_the_failed_check_and_who_ranked_above() -> None:
+    from registry.promote import refusal_text
+
+    champion = score("1", 0.5)
+    decision = decide([champion, score("2", 0.52), score("3", 0.51)], champion,
+                      GatePolicy(min_delta=0.05))
+    assert decision.verdict == "refuse" and decision.challenger.version == "2"
+    own = refusal_text(decision, decision.challenger)
+    assert "does not beat the champion's 0.5000 by 0.05" in own
+    lower = refusal_text(decision, score("3", 0.51))
+    assert lower.startswith("ranked below v2, which the gate refused against champion v1: ")
+    assert own in lower

@@ -152,6 +152,10 @@ def test_worse_challenger_refused_with_exit_3_and_reasons(
     assert "refused by the gate" in out and "does not beat the champion's 0.6000 by 0.005" in out
     assert report.read_text() in out + "\n"
     assert aliases(project.client(), project.name())["champion"] == "1"
+    # The refusal and its reason stay on the version, for results files and the UI.
+    tags = project.client().get_model_version(project.name(), "2").tags
+    assert tags["gate.refused_against"] == "1"
+    assert "does not beat the champion's 0.6000 by 0.005" in tags["gate.refusal"]
     # Nothing new since the refusal: a re-run is idempotent (unchanged, exit 0).
     assert ferops_registry(project, "promote", "--task", "image") == 0
     assert "already refused against champion v1" in capsys.readouterr().out
