@@ -107,12 +107,13 @@ def train_stage(
     extra = seeded_kwargs(arch, extra, cfg.seed)
     spec = ModelSpec(arch, len(classes), in_channels, inputs, task_name(task_dir, inputs),
                      list(classes), grey, dict(extra),
-                     tta_mirror=cfg.tta_mirror and needs.mirror_tta)
+                     tta_mirror=cfg.tta_mirror and needs.test_time_views,
+                     tta_shift=cfg.tta_shift if needs.test_time_views else 0)
     log.info("training %s on %s (%d classes, %d input channels)", arch, task_dir,
              len(classes), in_channels)
     seed_everything(cfg.seed)
     classifier = create_classifier(arch, len(classes), in_channels, mirror=spec.tta_mirror,
-                                   **extra)
+                                   shift=spec.tta_shift, **extra)
     setup = RunSetup(spec, cfg, task_dir, Path(out_dir), params)
     with tracked_training(setup, enabled=cfg.track and ctx.is_main) as run:
         timings: dict[str, float] = {}

@@ -29,7 +29,7 @@ from torch import nn
 
 from components.atomic import atomic_write
 from components.models import persist
-from components.models.contract import LogitsOnly
+from components.models.contract import LogitsOnly, tta_views
 from components.models.simple_fit import TrainFn, in_eval_mode, predict_features, predict_proba
 
 TORCH_FILE = "model.pt"  # a network: {spec, state_dict}
@@ -54,12 +54,14 @@ class TrainingNeeds:
         ecstfl: add EC-STFL on the penultimate features and draw class-aware batches
             (the network's ``forward`` must accept ``return_features=True``).
         distributed: trains data-parallel across processes; otherwise it fits on rank 0.
-        mirror_tta: its predictions may average each input with its left-right mirror.
+        test_time_views: its predictions may average test-time views of each input (its
+            mirror, shifted copies); an estimator that predicts through its own members
+            does not.
     """
 
     ecstfl: bool = False
     distributed: bool = True
-    mirror_tta: bool = True
+    test_time_views: bool = True
 
 
 @dataclass
@@ -101,9 +103,10 @@ class ModelSpec:
     classes: list[str]
     grey: bool = False
     model_kwargs: dict[str, Any] = field(default_factory=dict)
-    # Trained with ``train.tta_mirror``: its test metrics average each face with its mirror,
-    # so the rebuilt model does too (see :class:`MirrorAverage`).
+    # Trained with ``train.tta_mirror`` / ``train.tta_shift``: its test metrics average each
+    # face over those views, so the rebuilt model does too (see :class:`ViewAverage`).
     tta_mirror: bool = False
+    tta_shift: int = 0
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelSpec:
@@ -174,26 +177,34 @@ class MemberClassifier(Classifier):
         return np.asarray(self._proba(x))
 
 
-class MirrorAverage(nn.Module):
-    """Logits averaged over an input and its left-right mirror (test-time augmentation).
+class ViewAverage(nn.Module):
+    """Logits averaged over test-time views of each input (:func:`tta_views`): its
+    left-right mirror and/or copies shifted towards the corners.
 
-    A model trained with ``train.tta_mirror`` predicts through it, so the evaluate stage,
-    the registry's test metrics, the MLflow model, serving and the ONNX export all compute
-    what the trainer scored. Idempotent: mirroring its input changes nothing.
+    A model trained with ``train.tta_mirror`` / ``train.tta_shift`` predicts through it, so
+    the evaluate stage, the registry's test metrics, the MLflow model, serving and the ONNX
+    export all compute what the trainer scored.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, mirror: bool = True, shift: int = 0) -> None:
         super().__init__()
         self.model = model
+        self.mirror = mirror
+        self.shift = shift
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Mean of the wrapped model's logits on ``x`` and on ``x`` flipped along width.
+        """Mean of the wrapped model's logits over the views of ``x``.
 
-        One pass over both halves stacked: for a served photo (batch 1) a second pass costs
-        nearly as much as the first, every layer's fixed overhead paid twice.
+        One pass over every view stacked: for a served photo (batch 1) a pass per view would
+        pay every layer's fixed overhead once per view.
         """
-        both = _logits(self.model(torch.cat([x, torch.flip(x, dims=[-1])])))
-        return (both[: len(x)] + both[len(x):]) / 2
+        views = tta_views(x, self.mirror, self.shift)
+        out = _logits(self.model(torch.cat(views)))
+        n = len(x)
+        total = out[:n]
+        for index in range(1, len(views)):
+            total = total + out[index * n : (index + 1) * n]
+        return total / len(views)
 
 
 def _logits(out: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -206,14 +217,16 @@ class TorchClassifier(Classifier):
     Args:
         net: returns logits (or ``(logits, features)``) from ``forward(x)``.
         needs: what its training needs (e.g. EC-STFL for ``c3d_ecstfl``).
-        mirror: predict with mirrored test-time averaging.
+        mirror, shift: predict on the mean logits of the test-time views
+            (:func:`~components.models.contract.tta_views`), where ``needs`` allows them.
     """
 
     def __init__(self, net: nn.Module, needs: TrainingNeeds = TrainingNeeds(), *,
-                 mirror: bool = False) -> None:
+                 mirror: bool = False, shift: int = 0) -> None:
         self.net = net
         self.needs = needs  # type: ignore[misc]  # per instance: the registry declares it
-        self.mirror = mirror and needs.mirror_tta
+        self.mirror = mirror and needs.test_time_views
+        self.shift = shift if needs.test_time_views else 0
         self._wrapped: tuple[nn.Module, nn.Module] | None = None  # (net, its wrapper)
 
     def fit(self, train: Dataset, val: Dataset, loop: FitLoop) -> FitOutcome:
@@ -222,18 +235,19 @@ class TorchClassifier(Classifier):
         return outcome
 
     def network(self) -> nn.Module:
-        """The network in eval mode, one logits output, mirrored averaging if set.
+        """The network in eval mode, one logits output, averaged over its test-time views.
 
         The wrapper is built once per network (``fit`` may replace it): a fresh one would
         start in training mode and pay a walk over every module on each served photo.
         """
         if self._wrapped is None or self._wrapped[0] is not self.net:
             net = LogitsOnly(self.net)
-            self._wrapped = (self.net, MirrorAverage(net) if self.mirror else net)
+            views = self.mirror or self.shift > 0
+            self._wrapped = (self.net, ViewAverage(net, self.mirror, self.shift) if views else net)
         return in_eval_mode(self._wrapped[1])
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """Softmax of the (mirror-averaged) logits, in batches."""
+        """Softmax of the (view-averaged) logits, in batches."""
         return predict_proba(self.network(), x)
 
     def feature_vectors(self, x: np.ndarray) -> np.ndarray | None:

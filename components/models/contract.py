@@ -10,6 +10,7 @@ from __future__ import annotations
 from importlib import metadata
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -23,6 +24,26 @@ class LogitsOnly(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.model(x)
         return out[0] if isinstance(out, tuple) else out
+
+
+def tta_views(x: torch.Tensor, mirror: bool, shift: int) -> list[torch.Tensor]:
+    """The test-time views of a batch whose last two axes are height and width.
+
+    The batch itself; with ``shift`` > 0 four copies moved ``shift`` pixels towards each
+    corner, the edge zero-filled as the training shift fills it; with ``mirror`` each of those
+    mirrored left-right. Mirror and shift 2 on a 48 px face are the ten views of the 10-crop
+    averaging the published FER2013 figures use (44 px crops at the corners and centre, and
+    their mirrors), at the full size the network was trained on.
+    """
+    views = [x]
+    if shift > 0:
+        height, width = x.shape[-2:]
+        padded = F.pad(x, (shift, shift, shift, shift))
+        views += [padded[..., shift + dy : shift + dy + height, shift + dx : shift + dx + width]
+                  for dy in (-shift, shift) for dx in (-shift, shift)]
+    if mirror:
+        views += [torch.flip(view, dims=[-1]) for view in views]
+    return views
 
 
 def pinned_requirements(distributions: tuple[str, ...]) -> list[str]:

@@ -108,7 +108,7 @@ class HierarchicalClassifier(Classifier):
 
         return create_model(self.base, n_out, self.in_channels, **self.base_kwargs)
 
-    needs: ClassVar[TrainingNeeds] = TrainingNeeds(distributed=False, mirror_tta=False)
+    needs: ClassVar[TrainingNeeds] = TrainingNeeds(distributed=False, test_time_views=False)
 
     def fit(self, train: Dataset, val: Dataset, loop: FitLoop) -> FitOutcome:
         """Fit from the stacked batches; every network trains through ``loop``."""

@@ -135,10 +135,11 @@ def seeded_kwargs(name: str, kwargs: dict[str, Any], seed: int) -> dict[str, Any
 
 
 def create_classifier(name: str, num_classes: int, in_channels: int, *, mirror: bool = False,
-                      **kwargs: Any) -> Classifier:
+                      shift: int = 0, **kwargs: Any) -> Classifier:
     """Model ``name`` behind the one :class:`Classifier` interface.
 
-    ``mirror`` turns on mirrored test-time averaging where the model supports it.
+    ``mirror`` and ``shift`` turn on test-time views (mirror, copies shifted ``shift`` px
+    towards the corners) where the model supports them.
 
     Raises:
         ConfigError: as :func:`create_model`.
@@ -146,7 +147,7 @@ def create_classifier(name: str, num_classes: int, in_channels: int, *, mirror: 
     model = create_model(name, num_classes, in_channels, **kwargs)
     if isinstance(model, Classifier):
         return model
-    return TorchClassifier(model, training_needs(name), mirror=mirror)
+    return TorchClassifier(model, training_needs(name), mirror=mirror, shift=shift)
 
 
 def load_trained(run_dir: Path) -> tuple[ModelSpec, Classifier]:
@@ -162,7 +163,7 @@ def load_trained(run_dir: Path) -> tuple[ModelSpec, Classifier]:
         net = create_model(spec.arch, spec.num_classes, spec.in_channels, **spec.model_kwargs)
         net.load_state_dict(payload["state_dict"])
         return spec, TorchClassifier(net.eval(), training_needs(spec.arch),
-                                     mirror=spec.tta_mirror)
+                                     mirror=spec.tta_mirror, shift=spec.tta_shift)
     if (run_dir / ESTIMATOR_FILE).exists():
         payload = joblib.load(run_dir / ESTIMATOR_FILE)
         return ModelSpec.from_dict(payload["spec"]), payload["estimator"]

@@ -73,7 +73,7 @@ class SVMFusion(Classifier):
         """A fresh NN3 (colour network)."""
         return color_cnn(self.num_classes, self.color_channels, **self.color_kwargs)
 
-    needs: ClassVar[TrainingNeeds] = TrainingNeeds(distributed=False, mirror_tta=False)
+    needs: ClassVar[TrainingNeeds] = TrainingNeeds(distributed=False, test_time_views=False)
 
     def fit(self, train: Dataset, val: Dataset, loop: FitLoop) -> FitOutcome:
         """Fit from stacked batches; every sub-network trains through ``loop``."""

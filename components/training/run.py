@@ -107,7 +107,7 @@ def train_run(
     if on_timings is not None:
         on_timings(outcome.timings)
     reports = {split: score(classifier, spec, task_dir, split) for split in test_splits(task_dir)}
-    if spec.tta_mirror:  # the same weights without test-time averaging, for comparison
+    if spec.tta_mirror or spec.tta_shift:  # the same weights, one view, for comparison
         plain = classifier.without_tta()
         for split in [s for s in ("test", DEDUP_SPLIT) if s in reports]:
             reports[f"{split}{NO_TTA_SUFFIX}"] = score(plain, spec, task_dir, split)

@@ -35,7 +35,7 @@ def test_needs_are_declared_by_the_models_not_by_the_trainer() -> None:
     assert not training_needs("baseline_cnn").ecstfl
     for estimator in ("svm_fusion", "hierarchical"):
         needs = training_needs(estimator)
-        assert not needs.distributed and not needs.mirror_tta
+        assert not needs.distributed and not needs.test_time_views
     assert seeded_kwargs("svm_fusion", {}, 7) == {"seed": 7}
     assert seeded_kwargs("svm_fusion", {"seed": 1}, 7) == {"seed": 1}
     assert seeded_kwargs("baseline_cnn", {"width": 0.25}, 7) == {"width": 0.25}

@@ -11,7 +11,8 @@ import torch
 
 from components.errors import ConfigError
 from components.models import ModelSpec, TorchClassifier, create_classifier, load_trained
-from components.models.classifier import MirrorAverage
+from components.models.classifier import ViewAverage
+from components.models.contract import tta_views
 from components.training.augment import augment_batch, random_erase, rotate_scale
 from components.training.config import TrainConfig
 from components.training.data import load_split
@@ -107,19 +108,49 @@ def test_tta_mirror_averages_each_face_with_its_mirror(image_root: Path) -> None
     np.testing.assert_allclose(tta, (plain + mirrored) / 2, rtol=1e-5, atol=1e-5)
 
 
+def test_tta_views_are_the_batch_its_corner_shifts_and_their_mirrors() -> None:
+    x = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).reshape(2, 1, 4, 4) + 1
+    assert len(tta_views(x, mirror=False, shift=0)) == 1
+    views = tta_views(x, mirror=True, shift=1)
+    assert len(views) == 10 and all(v.shape == x.shape for v in views)
+    down_right = views[1]  # content moved one pixel down and right, the edge zero-filled
+    torch.testing.assert_close(down_right[..., 1:, 1:], x[..., :3, :3])
+    assert (down_right[..., 0, :] == 0).all() and (down_right[..., :, 0] == 0).all()
+    up_left = views[4]
+    torch.testing.assert_close(up_left[..., :3, :3], x[..., 1:, 1:])
+    assert (up_left[..., 3, :] == 0).all() and (up_left[..., :, 3] == 0).all()
+    torch.testing.assert_close(views[5], torch.flip(x, dims=[-1]))
+    torch.testing.assert_close(views[9], torch.flip(up_left, dims=[-1]))
+    clips = torch.rand(2, 3, 1, 4, 4)  # (N, T, C, H, W): every frame shifted alike
+    torch.testing.assert_close(tta_views(clips, False, 1)[1][:, 1], tta_views(
+        clips[:, 1], False, 1)[1])
+
+
+def test_view_average_is_the_mean_of_the_logits_over_the_views() -> None:
+    seed_everything(0)
+    model = TinyCNN(4, 3).eval()
+    x = torch.rand(3, 3, 16, 16)
+    with torch.no_grad():
+        expected = torch.stack([model(v) for v in tta_views(x, True, 2)]).mean(0)
+        torch.testing.assert_close(ViewAverage(model, mirror=True, shift=2)(x), expected)
+
+
+@pytest.mark.parametrize("shift", [0, 2])
 def test_model_trained_with_tta_is_rebuilt_scoring_what_the_trainer_scored(
-    image_root: Path, tmp_path: Path
+    image_root: Path, tmp_path: Path, shift: int
 ) -> None:
     spec = ModelSpec("baseline_cnn", 4, 3, ("color",), "image", CLASSES,
-                     model_kwargs={"width": 0.125}, tta_mirror=True)
+                     model_kwargs={"width": 0.125}, tta_mirror=True, tta_shift=shift)
     seed_everything(0)
     classifier = create_classifier(spec.arch, spec.num_classes, spec.in_channels, mirror=True,
-                                   **spec.model_kwargs)
-    metrics = train_run(classifier, spec, quick_config(epochs=2, tta_mirror=True), image_root,
+                                   shift=shift, **spec.model_kwargs)
+    metrics = train_run(classifier, spec,
+                        quick_config(epochs=2, tta_mirror=True, tta_shift=shift), image_root,
                         tmp_path)
     loaded_spec, loaded = load_trained(tmp_path)
     net = loaded.network()
-    assert loaded_spec.tta_mirror and isinstance(net, MirrorAverage)
+    assert loaded_spec.tta_mirror and isinstance(net, ViewAverage)
+    assert (loaded_spec.tta_shift, net.shift) == (shift, shift)
     rescored = score(loaded, loaded_spec, image_root, "test")
     assert rescored["accuracy"] == pytest.approx(metrics["test_accuracy"])
     plain = score(loaded.without_tta(), loaded_spec, image_root, "test")
@@ -140,11 +171,12 @@ def test_torch_classifier_predicts_the_softmax_of_its_logits() -> None:
     assert proba.shape == (5, 4) and np.allclose(proba.sum(axis=1), 1.0)
 
 
-def test_mirror_average_exports_to_onnx_with_parity(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shift", [0, 2])
+def test_view_average_exports_to_onnx_with_parity(tmp_path: Path, shift: int) -> None:
     import onnxruntime
 
     seed_everything(0)
-    net = MirrorAverage(TinyCNN(4, 3)).eval()
+    net = ViewAverage(TinyCNN(4, 3), mirror=True, shift=shift).eval()
     x = torch.rand(5, 3, 16, 16)
     path = tmp_path / "tta.onnx"
     batch = torch.export.Dim("batch", min=1, max=64)

@@ -1,0 +1,165 @@
+"""What test-time views buy a trained model: its scores with no averaging, with the mirror,
+and with the mirror plus copies shifted towards the four corners (``train.tta_shift``), on
+the splits its task holds, the view set chosen on validation only.
+
+    python benchmarks/tta_views.py --model models:/ferops-image/7 \
+        --data artifacts/preprocess/image [--shifts 1 2 3 4] [--name tta_views_fer2013]
+
+``--model`` is a registered version (``models:/NAME/VERSION``) or a train stage's run folder;
+``--data`` the preprocessed task it was trained on (the recipe's preprocess output). Every
+score is the platform's own (:func:`components.training.run.score` through the model's
+:class:`~components.models.classifier.ViewAverage`), so a view set chosen here is what
+``train.tta_shift`` makes the pipeline, the registry and serving compute. Published FER2013
+figures average ten crops (mirror and shift 2 on 48 px faces). Writes
+``benchmarks/results/<name>.{json,md}`` with the commit and machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.report import RESULTS_DIR, git_commit, machine_facts, pct, publish  # noqa: E402
+from components.errors import DataError, one_line  # noqa: E402
+
+SPLITS: tuple[str, ...] = ("val", "test", "test_dedup")
+SELECT_SPLIT = "val"
+SELECT_METRIC = "accuracy"  # the fer2013 recipe's train.monitor
+
+
+def model_folder(model: str, scratch: Path) -> Path:
+    """The folder holding the model's ``model.pt``: a run folder as given, or a registered
+    version's artifacts downloaded into ``scratch``."""
+    path = Path(model)
+    if (path / "model.pt").is_file():
+        return path
+    if not model.startswith("models:/"):
+        raise DataError(f"--model {model}: neither a run folder with model.pt nor models:/...")
+    import mlflow
+
+    from components.tracking.store import configure_tracking
+
+    configure_tracking()  # the project's store (or MLFLOW_TRACKING_URI), as ferops uses
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model, dst_path=str(scratch)))
+    found = sorted(local.rglob("model.pt"))
+    if not found:
+        raise DataError(f"--model {model}: the version holds no model.pt (not a torch model)")
+    return found[0].parent
+
+
+def view_sets(shifts: list[int]) -> list[tuple[str, bool, int]]:
+    """(name, mirror, shift) of every view set measured, fewest views first."""
+    sets = [("none (1 view)", False, 0), ("mirror (2 views)", True, 0)]
+    sets += [(f"mirror + shift {s} (10 views)", True, s) for s in shifts]
+    return sets
+
+
+def measure(folder: Path, data: Path, shifts: list[int]) -> dict[str, Any]:
+    """Scores per view set and split, with the seconds each scoring took."""
+    from components.models import TorchClassifier, load_trained
+    from components.training.run import score
+
+    spec, classifier = load_trained(folder)
+    if not isinstance(classifier, TorchClassifier):
+        raise DataError(f"{folder}: {spec.arch} predicts through its own members: "
+                        "test-time views do not apply")
+    splits = [s for s in SPLITS if (data / s / "y.npy").is_file()]
+    if SELECT_SPLIT not in splits:
+        raise DataError(f"{data}: no {SELECT_SPLIT} split to choose the view set on")
+    rows = []
+    for name, mirror, shift in view_sets(shifts):
+        model = TorchClassifier(classifier.net, classifier.needs, mirror=mirror, shift=shift)
+        row: dict[str, Any] = {"views": name, "mirror": mirror, "shift": shift, "splits": {}}
+        for split in splits:
+            started = time.perf_counter()
+            report = score(model, spec, data, split)
+            row["splits"][split] = {
+                "faces": len(report["labels"]), "accuracy": report["accuracy"],
+                "uar": report["uar"], "macro_f1": report["macro_f1"],
+                "seconds": round(time.perf_counter() - started, 1)}
+            print(f"{name}: {split} accuracy {pct(report['accuracy'])}, "
+                  f"UAR {pct(report['uar'])}", flush=True)
+        rows.append(row)
+    chosen = max(rows, key=lambda r: r["splits"][SELECT_SPLIT][SELECT_METRIC])
+    return {"arch": spec.arch, "trained_with": {"tta_mirror": spec.tta_mirror,
+                                                "tta_shift": spec.tta_shift},
+            "splits": splits, "rows": rows, "chosen": chosen["views"]}
+
+
+def markdown(payload: dict[str, Any]) -> list[str]:
+    """The results file for people: one table per split, the chosen view set marked."""
+    result = payload["result"]
+    lines = [
+        "# Test-time views of a trained model",
+        "",
+        f"- command: `{payload['command']}`",
+        f"- commit: `{payload['commit']}`",
+        f"- model: `{payload['model']}` ({result['arch']}, trained with mirror "
+        f"{result['trained_with']['tta_mirror']}, shift {result['trained_with']['tta_shift']});"
+        f" data: `{payload['data']}`",
+        f"- machine: {payload['machine']['cpu']}, {payload['machine']['cpu_count']} cores, "
+        f"torch {payload['machine']['torch']} ({payload['machine']['torch_threads']} threads)",
+        f"- chosen on `{SELECT_SPLIT}` by {SELECT_METRIC} (the test splits play no part): "
+        f"**{result['chosen']}**",
+        "",
+    ]
+    for split in result["splits"]:
+        lines += [f"## `{split}`", "", "| views | faces | accuracy | UAR | macro-F1 | s |",
+                  "|---|---|---|---|---|---|"]
+        for row in result["rows"]:
+            s = row["splits"][split]
+            mark = " (chosen)" if row["views"] == result["chosen"] else ""
+            lines.append(f"| {row['views']}{mark} | {s['faces']} | {pct(s['accuracy'])} | "
+                         f"{pct(s['uar'])} | {pct(s['macro_f1'])} | {s['seconds']} |")
+        lines.append("")
+    lines.append("Splits as the recipe's preprocess wrote them. FER2013: `val` is what the "
+                 "recipe validates on, PublicTest without the rows that duplicate training "
+                 "images, each face beside its occluded twin (1:1, as the augment stage mixes "
+                 "every split but the tests); `test` is the official PrivateTest, all rows, "
+                 "clean; `test_dedup` the PrivateTest without the rows that duplicate training "
+                 "images. One model, no retraining.")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--data", required=True, type=Path)
+    parser.add_argument("--shifts", type=int, nargs="+", default=[1, 2, 3, 4])
+    parser.add_argument("--name", default="tta_views")
+    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR, help=argparse.SUPPRESS)
+    parser.add_argument("--markdown-only", action="store_true",
+                        help="rewrite <name>.md from <name>.json (no scoring)")
+    args = parser.parse_args(argv)
+    if args.markdown_only:
+        payload = json.loads((args.out_dir / f"{args.name}.json").read_text())
+        publish(args.name, payload, markdown(payload), args.out_dir)
+        return 0
+    if any(s < 1 for s in args.shifts):
+        parser.error("--shifts: each must be >= 1 pixel")
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            result = measure(model_folder(args.model, Path(scratch)), args.data, args.shifts)
+    except (DataError, OSError) as exc:
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    payload = {"command": "python " + " ".join(["benchmarks/tta_views.py", *sys.argv[1:]]
+                                               if argv is None else
+                                               ["benchmarks/tta_views.py", *argv]),
+               "commit": git_commit(REPO_ROOT), "model": args.model, "data": str(args.data),
+               "machine": machine_facts(), "result": result}
+    publish(args.name, payload, markdown(payload), args.out_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
