@@ -14,7 +14,8 @@ FER2013's splits: Training -> train, PublicTest -> val (the only split that pick
 epoch and the tuned settings), PrivateTest -> test. ``test`` is the official PrivateTest
 (all 3,589 rows, comparable with published figures); ``test_dedup`` leaves out the rows that
 validation flags (copies of training images, blank images). Both are reported, with and
-without mirrored test-time averaging.
+without the recipe's test-time averaging (the mirror, and `train.tta_shift`'s shifted copies
+when set).
 
 Writes ``benchmarks/results/<name>.json`` and ``<name>.md`` (command, commit, recipe,
 machine facts, minutes, images/s, epochs, per-split scores, registry outcome); the README
@@ -231,6 +232,14 @@ def run_row(run: Any, recipe: str) -> dict[str, Any]:
     }
 
 
+def views_label(settings: dict[str, str]) -> str:
+    """The run's test-time views in words, from its logged ``train.tta_*`` params."""
+    mirror = str(settings.get("train.tta_mirror", "")).lower() == "true"
+    shift = int(float(settings.get("train.tta_shift") or 0))
+    parts = (["mirror"] if mirror else []) + ([f"shift {shift}"] if shift else [])
+    return " + ".join(parts) or "none"
+
+
 def _probe_plan(row: dict[str, Any]) -> str:
     """What the budget's probe had planned before the measured epochs re-planned it, if it
     differed (the probe times a few dozen batches; the epochs time them all)."""
@@ -283,7 +292,7 @@ def markdown(payload: dict[str, Any]) -> str:
             "|---|---|---|---|---|---|",
         ]
         for entry in row["splits"].values():
-            for key, name in (("tta", "mirror"), ("no_tta", "none")):
+            for key, name in (("tta", views_label(row["settings"])), ("no_tta", "none")):
                 scores = entry[key]
                 if scores.get("accuracy") is None:
                     continue
@@ -292,7 +301,8 @@ def markdown(payload: dict[str, Any]) -> str:
                              f"{pct(scores['macro_f1'])} |")
         test = row["splits"].get("test", {}).get("tta", {}).get("per_class_recall", {})
         if test:
-            lines += ["", "Per-class recall, official test, mirror TTA: " + ", ".join(
+            lines += ["", f"Per-class recall, official test, {views_label(row['settings'])}"
+                      " TTA: " + ", ".join(
                 f"{k} {pct(v)}" for k, v in test.items())]
         lines.append("")
     lines += ["## Anchors (published, not measured here)", "",

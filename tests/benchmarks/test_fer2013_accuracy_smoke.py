@@ -118,3 +118,10 @@ def test_only_the_newest_run_of_each_architecture_is_reported() -> None:
                     _tracked("a", "baseline_cnn")]
     kept = _load_benchmark().newest_per_architecture(newest_first)
     assert [r.info.run_id for r in kept] == ["c", "b"]
+
+
+def test_the_results_file_names_the_test_time_views_the_run_used() -> None:
+    views_label = _load_benchmark().views_label
+    assert views_label({"train.tta_mirror": "True", "train.tta_shift": "0"}) == "mirror"
+    assert views_label({"train.tta_mirror": "True", "train.tta_shift": "2"}) == "mirror + shift 2"
+    assert views_label({"train.tta_mirror": "False"}) == "none"
