@@ -22,7 +22,6 @@ import argparse
 import json
 import shlex
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -39,24 +38,17 @@ SELECT_SPLIT = "val"
 SELECT_METRIC = "accuracy"  # the fer2013 recipe's train.monitor
 
 
-def model_folder(model: str, scratch: Path) -> Path:
-    """The folder holding the model's ``model.pt``: a run folder as given, or a registered
-    version's artifacts downloaded into ``scratch``."""
-    path = Path(model)
-    if (path / "model.pt").is_file():
-        return path
-    if not model.startswith("models:/"):
-        raise DataError(f"--model {model}: neither a run folder with model.pt nor models:/...")
-    import mlflow
-
+def load_model(model: str, task_dir: Path) -> tuple[Any, Any]:
+    """The model's spec and classifier, loaded the way ``ferops predict`` loads them
+    (:func:`~components.serving.pyfunc.resolve_model`): a registered or logged model from
+    the project's store, or a run folder fit on ``task_dir``."""
+    from components.serving.pyfunc import resolve_model
     from components.tracking.store import configure_tracking
 
-    configure_tracking()  # the project's store (or MLFLOW_TRACKING_URI), as ferops uses
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model, dst_path=str(scratch)))
-    found = sorted(local.rglob("model.pt"))
-    if not found:
-        raise DataError(f"--model {model}: the version holds no model.pt (not a torch model)")
-    return found[0].parent
+    if ":/" in model:
+        configure_tracking()  # the project's store (or MLFLOW_TRACKING_URI), as ferops uses
+    loaded = resolve_model(model, data_dir=task_dir.parent)
+    return loaded.settings.spec, loaded.classifier
 
 
 def view_sets(shifts: list[int]) -> list[tuple[str, bool, int]]:
@@ -66,14 +58,14 @@ def view_sets(shifts: list[int]) -> list[tuple[str, bool, int]]:
     return sets
 
 
-def measure(folder: Path, data: Path, shifts: list[int]) -> dict[str, Any]:
+def measure(model: str, data: Path, shifts: list[int]) -> dict[str, Any]:
     """Scores per view set and split, with the seconds each scoring took."""
-    from components.models import TorchClassifier, load_trained
+    from components.models import TorchClassifier
     from components.training.run import score
 
-    spec, classifier = load_trained(folder)
+    spec, classifier = load_model(model, data)
     if not isinstance(classifier, TorchClassifier):
-        raise DataError(f"{folder}: {spec.arch} predicts through its own members: "
+        raise DataError(f"{model}: {spec.arch} predicts through its own members: "
                         "test-time views do not apply")
     splits = [s for s in SPLITS if (data / s / "y.npy").is_file()]
     if SELECT_SPLIT not in splits:
@@ -150,8 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(s < 1 for s in args.shifts):
         parser.error("--shifts: each must be >= 1 pixel")
     try:
-        with tempfile.TemporaryDirectory() as scratch:
-            result = measure(model_folder(args.model, Path(scratch)), args.data, args.shifts)
+        result = measure(args.model, args.data, args.shifts)
     except (DataError, OSError) as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2

@@ -67,7 +67,7 @@ def test_a_folder_without_a_model_is_refused_in_one_line(
                            "--out-dir", str(tmp_path)])
     assert code == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "\n" not in err and "model.pt" in err
+    assert err.startswith("error: ") and "\n" not in err and "cannot load the model" in err
 
 
 def test_shift_views_reach_the_classifier_only_where_the_model_allows_them() -> None:
