@@ -143,13 +143,14 @@ def _body(argv: Sequence[str] | None) -> int:
     parser.add_argument("--tune-dir", default="artifacts/tune", help="tuner outputs")
     parser.add_argument("--resume", action="store_true", help="continue from checkpoint.pt")
     args = parser.parse_args(argv)
-    from components.config import load_params
+    from components.config import load_params, section
+    from components.training.config import resolve_config
     from components.training.distributed import init_distributed
     from components.training.distributed import shutdown as dist_shutdown
 
     params = load_params(args.params)
     relaunch_for_arch(params, args.arch, "pipelines.train", argv)
-    ctx = init_distributed()
+    ctx = init_distributed(resolve_config(section(params, "train"), args.arch, None)[0].device)
     try:
         out = Path(args.out or f"artifacts/train/{args.arch}")
         metrics = train_stage(params, args.arch, Path(args.data), out,

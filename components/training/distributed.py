@@ -40,18 +40,28 @@ class DistContext:
         return self.rank == 0
 
 
-def init_distributed(backend: str | None = None) -> DistContext:
+def backend_for(device: str) -> str:
+    """The process-group backend for ranks that train on ``device`` (``train.device``).
+
+    NCCL only where the ranks train on CUDA: a CPU run on a machine that also has a GPU
+    must not join an NCCL group, which cannot reduce CPU tensors.
+    """
+    on_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    return "nccl" if on_cuda else "gloo"
+
+
+def init_distributed(device: str = "cpu", backend: str | None = None) -> DistContext:
     """Join the process group described by torchrun's environment, if any.
 
-    Uses gloo unless ``backend`` says otherwise (and NCCL when CUDA is available), since the
-    project trains on CPU. Returns the one-process context when WORLD_SIZE is unset or 1.
+    The backend follows the device the ranks train on (:func:`backend_for`) unless
+    ``backend`` says otherwise. Returns the one-process context when WORLD_SIZE is unset or 1.
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistContext()
     if not dist.is_initialized():
-        chosen = backend or ("nccl" if torch.cuda.is_available() else "gloo")
-        dist.init_process_group(backend=chosen, timeout=collective_timeout())
+        dist.init_process_group(backend=backend or backend_for(device),
+                                timeout=collective_timeout())
     return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size())
 
 

@@ -109,3 +109,15 @@ def test_collective_timeout_comes_from_the_environment_and_is_checked(monkeypatc
         monkeypatch.setenv(TIMEOUT_ENV, bad)
         with pytest.raises(ConfigError, match=TIMEOUT_ENV):
             collective_timeout()
+
+
+def test_the_process_group_backend_follows_the_training_device(monkeypatch) -> None:
+    """A CPU run on a machine with a GPU joins gloo (NCCL cannot reduce CPU tensors)."""
+    from components.training.distributed import backend_for
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert backend_for("cpu") == "gloo"
+    assert backend_for("cuda") == "nccl"
+    assert backend_for("auto") == "nccl"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert backend_for("auto") == "gloo"
