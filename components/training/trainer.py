@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from components.errors import ConfigError, DataError
 from components.isa import caps_allow_bf16
+from components.models.contract import tta_views
 from components.training.augment import augment_batch
 from components.training.budget import (
     REPLAN_WINDOW,
@@ -468,10 +469,13 @@ class Trainer:
             # Contiguous shards read as slices (one memcpy) in one process.
             key = slice(int(index[0]), int(index[-1]) + 1) if not self.ctx.enabled else index
             x = self._to_input(data.batch(key))
-            logits = self._forward(self.model, x)[0]
-            if self.cfg.tta_mirror:
-                logits = (logits + self._forward(self.model, torch.flip(x, dims=[-1]))[0]) / 2
-            outputs.append(logits.cpu())
+            # The mirror alone: train.tta_shift's corner copies are for the final scoring
+            # (in every epoch's validation they would cost five times the passes).
+            views = tta_views(x, self.cfg.tta_mirror, 0)
+            logits = self._forward(self.model, views[0])[0]
+            for view in views[1:]:
+                logits = logits + self._forward(self.model, view)[0]
+            outputs.append((logits / len(views) if len(views) > 1 else logits).cpu())
         self.model.train(was_training)
         width = outputs[0].shape[1] if outputs else 0
         logits = torch.cat(outputs).numpy() if outputs else np.zeros((0, width), np.float32)
