@@ -183,4 +183,5 @@ class Objective:
         for row in outcome.history:  # a model without epochs: its one validation row
             if int(row["epoch"]) not in logged:
                 self.tracker.log_epoch(row, int(row["epoch"]))
+        self.tracker.log_timings(outcome.timings)
         return float(outcome.best_score)

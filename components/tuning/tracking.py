@@ -125,6 +125,18 @@ class StudyTracker:
                   and math.isfinite(float(v))}
         mlflow.log_metrics(values, step=step)
 
+    def log_timings(self, timings: Mapping[str, float]) -> None:
+        """The trial fit's wall-clock figures (images/s, seconds per epoch), as the train
+        stage's run logs them: trials of a study that ran on several machines compare only
+        at the speed each one trained."""
+        if not self.enabled:
+            return
+        import mlflow
+
+        finite = {k: float(v) for k, v in timings.items() if math.isfinite(float(v))}
+        if finite:
+            mlflow.log_metrics(finite)
+
     def log_value(self, value: float, seconds: float) -> None:
         """The trial's objective value and its wall time."""
         if self.enabled:

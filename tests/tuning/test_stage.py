@@ -101,6 +101,8 @@ def test_mlflow_parent_run_with_nested_trial_runs(tuned: dict[str, Any]) -> None
     history = MlflowClient().get_metric_history(by_trial[0].info.run_id, "val_loss")
     assert sorted(m.step for m in history) == [1, 2, 3]
     assert by_trial[0].data.metrics["value"] == pytest.approx(min(m.value for m in history))
+    # The trial's speed, as a train run logs it (trials on other machines compare with it).
+    assert by_trial[0].data.metrics["train_images_per_second"] > 0
     assert parent.data.metrics["best_value"] == pytest.approx(tuned["summary"]["best_value"])
     assert parent.data.params["pruner"] == "median"
     assert {k for k in parent.data.params if k.startswith("best.")} == {"best.lr", "best.dropout"}
