@@ -38,6 +38,7 @@ class VersionScore:
     retired: bool = False
     rolled_back: bool = False
     refused_against: str | None = None  # champion version it was already refused against
+    refusal: str | None = None  # the gate's reason, when it refused the version
     digests: dict[str, str] = field(default_factory=dict)  # test split -> its digest
 
     def score(self, metric: str) -> float | None:

@@ -236,17 +236,18 @@ def _mark_refused(client: MlflowClient, name: str, decision: Decision) -> None:
     """
     if decision.champion is None:
         return
+    champion = decision.champion.version
     for version in decision.ranked or ((decision.challenger,) if decision.challenger else ()):
         _write(client.set_model_version_tag, name, version.version, REFUSED_AGAINST_TAG,
-               decision.champion.version)
+               champion)
         _write(client.set_model_version_tag, name, version.version, REFUSAL_TAG,
-               refusal_text(decision, version))
+               refusal_text(decision, version, champion))
 
 
-def refusal_text(decision: Decision, version: VersionScore) -> str:
-    """Why ``version`` was refused: the challenger's failed checks, or for a version ranked
-    below it, that it was weighed after the refused challenger."""
-    champion = decision.champion.version if decision.champion else "?"
+def refusal_text(decision: Decision, version: VersionScore, champion: str) -> str:
+    """Why ``version`` was refused against ``champion`` (a version number): the
+    challenger's failed checks, or for a version ranked below it, that it was weighed after
+    the refused challenger."""
     reasons = "; ".join(decision.reasons) or "refused"
     if decision.challenger is not None and version.version != decision.challenger.version:
         reasons = (f"ranked below v{decision.challenger.version}, which the gate refused "

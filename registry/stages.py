@@ -15,12 +15,13 @@ from mlflow import MlflowClient
 
 from components.errors import DataError
 from components.tracking.store import check_reachable, configure_tracking
+from registry.gate import VersionScore
 from registry.lock import held_lock, lock_name, owner_is_dead
 from registry.policy import GatePolicy, load_policy
 from registry.promote import PromotionResult, promote
 from registry.register import Registered, register_candidates
 from registry.report import alias_line
-from registry.versions import aliases_of, list_versions, registered_tasks, version_score
+from registry.versions import CHAMPION, aliases_of, list_versions, registered_tasks, version_score
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,21 @@ def promote_exit_code(results: list[PromotionResult], refused_ok: bool = False) 
     return 0
 
 
+def _refused(score: VersionScore, champion: str | None) -> bool:
+    """Refused against the current champion: the gate weighs it again only when the
+    champion changes, so a refusal against an earlier champion no longer holds."""
+    return champion is not None and score.refused_against == champion
+
+
+def _state(score: VersionScore, champion: str | None) -> str:
+    """A version's state column: rolled back, retired, or refused against the champion."""
+    if score.rolled_back:
+        return "rolled back"
+    if score.retired:
+        return "retired"
+    return f"refused vs v{champion}" if _refused(score, champion) else ""
+
+
 def status_report(client: MlflowClient, policy: GatePolicy, task: str | None = None) -> str:
     """Markdown: per task, the aliases and a table of versions with their scores."""
     tasks = [task] if task else [
@@ -120,12 +136,18 @@ def status_report(client: MlflowClient, policy: GatePolicy, task: str | None = N
             lines += [f"{lock_name(name)} held by {owner} for {age_s:.0f} s; stale after "
                       f"{policy.lock_ttl_s:.0f} s{dead}", ""]
         lines += [f"| version | architecture | {metric} | aliases | state |", "|---" * 5 + "|"]
+        champion = aliases.get(CHAMPION)
+        refusals = []
         for mv in versions:
             score = version_score(mv)
-            state = "rolled back" if score.rolled_back else "retired" if score.retired else ""
+            state = _state(score, champion)
+            if _refused(score, champion) and score.refusal:
+                refusals.append(f"- v{mv.version}: {score.refusal}")
             value = score.score(metric)
             lines.append(f"| v{mv.version} | {score.arch} | "
                          f"{f'{value:.4f}' if value is not None else 'n/a'} | "
                          f"{', '.join(sorted(by_version.get(str(mv.version), [])))} | {state} |")
+        if refusals:
+            lines += ["", "Why the gate refused:", *refusals]
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)

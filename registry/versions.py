@@ -104,6 +104,7 @@ def version_score(mv: ModelVersion) -> VersionScore:
         retired=RETIRED_TAG in tags,
         rolled_back=ROLLED_BACK_TAG in tags,
         refused_against=tags.get(REFUSED_AGAINST_TAG),
+        refusal=tags.get(REFUSAL_TAG),
     )
 
 

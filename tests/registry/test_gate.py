@@ -288,8 +288,8 @@ def test_refusal_text_names_the_failed_check_and_who_ranked_above() -> None:
     decision = decide([champion, score("2", 0.52), score("3", 0.51)], champion,
                       GatePolicy(min_delta=0.05))
     assert decision.verdict == "refuse" and decision.challenger.version == "2"
-    own = refusal_text(decision, decision.challenger)
+    own = refusal_text(decision, decision.challenger, "1")
     assert "does not beat the champion's 0.5000 by 0.05" in own
-    lower = refusal_text(decision, score("3", 0.51))
+    lower = refusal_text(decision, score("3", 0.51), "1")
     assert lower.startswith("ranked below v2, which the gate refused against champion v1: ")
     assert own in lower

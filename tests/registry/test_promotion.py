@@ -156,6 +156,13 @@ def test_worse_challenger_refused_with_exit_3_and_reasons(
     tags = project.client().get_model_version(project.name(), "2").tags
     assert tags["gate.refused_against"] == "1"
     assert "does not beat the champion's 0.6000 by 0.005" in tags["gate.refusal"]
+    # `ferops registry status` says so too: the state column and the reason under the table.
+    assert ferops_registry(project, "status") == 0
+    status = capsys.readouterr().out
+    row = next(line for line in status.splitlines() if line.startswith("| v2 |"))
+    assert row.endswith("| refused vs v1 |"), row
+    assert "Why the gate refused:" in status
+    assert "- v2: " in status and "does not beat the champion's 0.6000 by 0.005" in status
     # Nothing new since the refusal: a re-run is idempotent (unchanged, exit 0).
     assert ferops_registry(project, "promote", "--task", "image") == 0
     assert "already refused against champion v1" in capsys.readouterr().out
