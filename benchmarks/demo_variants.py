@@ -243,8 +243,8 @@ def markdown(command: str, payload: dict[str, Any]) -> list[str]:
     return [
         "# The demo recipe's training under variants: time against accuracy", "",
         f"- command: `{command}`", f"- commit: `{payload['commit']}`",
-        f"- recipe: `{payload['recipe']}`, seed {payload['seed']}, untuned (the recipe's "
-        "settings); one run each",
+        f"- recipe: `{payload['recipe']}`, seed {payload['seed']} unless a run sets "
+        "`train.seed`, untuned (the recipe's settings); one run each",
         f"- machine: {machine['cpu']}, {machine['cpu_count']} cores, torch {machine['torch']} "
         f"({machine['torch_threads']} threads)",
         "- seconds: the train stage's process, start-up and test scoring included; targets "
