@@ -341,7 +341,8 @@ def load_serving(uri: str) -> FaceExpressionModel:
         DataError: the URI cannot be loaded or is not a ferops serving model.
     """
     try:
-        pyfunc = mlflow.pyfunc.load_model(uri)
+        with _download_folder(uri) as folder:
+            pyfunc = mlflow.pyfunc.load_model(uri, dst_path=folder)
     except (MlflowException, OSError) as exc:
         raise DataError(f"{uri}: cannot load the model ({str(exc).splitlines()[0]})") from exc
     try:
@@ -352,6 +353,25 @@ def load_serving(uri: str) -> FaceExpressionModel:
     if not isinstance(inner, FaceExpressionModel):
         raise DataError(f"{uri}: not a ferops serving model ({type(inner).__name__})")
     return inner
+
+
+@contextlib.contextmanager
+def _download_folder(uri: str) -> Iterator[str | None]:
+    """Where MLflow copies a remote model (``models:/``, ``runs:/``, a server) while it loads.
+
+    Left to itself, MLflow downloads into a fresh ``mkdtemp`` folder that nobody deletes: every
+    ``ferops predict`` of a registered model would leave a copy of it (weights and code) in
+    the temporary directory. The model is in memory once loaded, so the copy goes with the
+    block. A local folder loads in place (``None``: no copy at all).
+    """
+    import tempfile
+    from urllib.parse import urlparse
+
+    if urlparse(uri).scheme in ("", "file"):
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="ferops-model-") as folder:
+        yield folder
 
 
 def is_run_folder(path: Path) -> bool:

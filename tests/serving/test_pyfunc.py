@@ -170,3 +170,27 @@ def test_a_run_folder_saved_as_serving_model_answers_like_the_logged_one(store, 
     schema = model.metadata.get_input_schema()
     assert {c.name for c in schema.inputs} >= {"image", "depth", "frames", "crop"}
     assert not any(c.required for c in schema.inputs)
+
+
+@pytest.mark.parametrize("kind", ["runs", "models"])
+def test_loading_a_tracked_model_leaves_no_copy_in_the_temporary_directory(store, photo,
+                                                                           tmp_path, monkeypatch,
+                                                                           kind):
+    """MLflow downloads a ``runs:/`` or ``models:/`` model into a ``mkdtemp`` folder it never
+    deletes; ``resolve_model`` (every ``ferops predict``) must not leave that copy behind,
+    and the model it returns still answers once the copy is gone."""
+    import tempfile
+
+    from components.serving.pyfunc import resolve_model
+
+    uri = store.serving_uri("baseline_cnn")
+    if kind == "models":
+        name = "t-leak-" + tmp_path.name[-8:].replace("_", "-")
+        uri = f"models:/{name}/{mlflow.register_model(uri, name).version}"
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    loaded = resolve_model(uri)
+    assert list(scratch.iterdir()) == []
+    faces = loaded.predictor().predict(pd.DataFrame({"image": [photo.b64()]}))
+    assert len(faces) == 1
