@@ -475,7 +475,7 @@ class Trainer:
             logits = self._forward(self.model, views[0])[0]
             for view in views[1:]:
                 logits = logits + self._forward(self.model, view)[0]
-            outputs.append((logits / len(views) if len(views) > 1 else logits).cpu())
+            outputs.append((logits / len(views)).cpu())
         self.model.train(was_training)
         width = outputs[0].shape[1] if outputs else 0
         logits = torch.cat(outputs).numpy() if outputs else np.zeros((0, width), np.float32)
