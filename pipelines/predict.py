@@ -77,14 +77,13 @@ def build_predictor(model: str, runtime: str = "torch", onnx: Path | None = None
 
             torch.set_num_threads(threads)
         return loaded.predictor()
-    target = Path(onnx) if onnx is not None else _temp_onnx()
-    return onnx_predictor(export_onnx(loaded, target), threads)
-
-
-def _temp_onnx() -> Path:
+    if onnx is not None:
+        return onnx_predictor(export_onnx(loaded, Path(onnx)), threads)
     import tempfile
 
-    return Path(tempfile.mkdtemp(prefix="ferops-onnx-")) / "model.onnx"
+    # onnxruntime reads the file whole when the session starts: the export is scratch.
+    with tempfile.TemporaryDirectory(prefix="ferops-onnx-") as folder:
+        return onnx_predictor(export_onnx(loaded, Path(folder) / "model.onnx"), threads)
 
 
 def request_frame(predictor: Predictor, images: Sequence[str], depths: Sequence[str] = (),

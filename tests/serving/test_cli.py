@@ -120,6 +120,23 @@ def test_onnx_matches_torch_at_batch_1_and_many(store, exported):
         assert np.abs(onnx_run(batch) - torch_run(batch)).max() <= 1e-4
 
 
+def test_onnx_runtime_without_a_file_exports_to_scratch_it_removes(store, photo, tmp_path,
+                                                                   monkeypatch):
+    """``--runtime onnx`` without ``--onnx`` exports the model for the session alone: the file
+    is gone once onnxruntime has read it, and the predictor still answers."""
+    import tempfile
+
+    import pandas as pd
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    predictor = predict_module.build_predictor(store.serving_uri("baseline_cnn"), "onnx")
+    assert list(scratch.iterdir()) == []
+    faces = predictor.predict(pd.DataFrame({"image": [photo.b64()]}))
+    assert len(faces) == 1
+
+
 def test_predict_onnx_runtime_matches_torch(store, photo, exported, capsys):
     common = ["--json", str(photo.color), "--depth", str(photo.depth)]
     assert predict_module.main(["--model", store.serving_uri("fusion_twostream"), *common]) == 0
