@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,16 +19,6 @@ def shared_fer2013_dir() -> Path | None:
         if candidate and (Path(candidate) / "fer2013.csv.gz").exists():
             return Path(candidate)
     return None
-
-
-@pytest.fixture(autouse=True, scope="session")
-def scratch_temp_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Temporary files of the tests and their subprocesses (MLflow's model downloads in tests
-    that load models directly, servers' scratch) go under pytest's own base folder, which
-    pytest prunes to the last few runs, instead of piling up in the system's /tmp."""
-    scratch = tmp_path_factory.mktemp("tmp")
-    os.environ["TMPDIR"] = str(scratch)
-    tempfile.tempdir = str(scratch)
 
 
 @pytest.fixture(autouse=True, scope="session")
