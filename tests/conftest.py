@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,19 @@ def shared_fer2013_dir() -> Path | None:
         if candidate and (Path(candidate) / "fer2013.csv.gz").exists():
             return Path(candidate)
     return None
+
+
+@pytest.fixture(autouse=True)
+def scratch_temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test's in-process temporary files (MLflow's download of a model the test loads with
+    ``mlflow.pyfunc.load_model``, which MLflow never deletes) go under the test's own folder,
+    which pytest prunes, instead of piling up in /tmp. In-process and per test only: the
+    environment's TMPDIR is left alone (subprocesses such as PostgreSQL's ``initdb`` run as
+    another user and cannot enter pytest's private folder), and session fixtures, set up
+    before this one, keep the system's folder."""
+    scratch = tmp_path / "scratch-tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
 
 
 @pytest.fixture(autouse=True, scope="session")
