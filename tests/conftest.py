@@ -23,16 +23,16 @@ def shared_fer2013_dir() -> Path | None:
 
 
 @pytest.fixture(autouse=True)
-def scratch_temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def scratch_temp_dir(tmp_path_factory: pytest.TempPathFactory,
+                     monkeypatch: pytest.MonkeyPatch) -> None:
     """A test's in-process temporary files (MLflow's download of a model the test loads with
-    ``mlflow.pyfunc.load_model``, which MLflow never deletes) go under the test's own folder,
-    which pytest prunes, instead of piling up in /tmp. In-process and per test only: the
-    environment's TMPDIR is left alone (subprocesses such as PostgreSQL's ``initdb`` run as
-    another user and cannot enter pytest's private folder), and session fixtures, set up
-    before this one, keep the system's folder."""
-    scratch = tmp_path / "scratch-tmp"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    ``mlflow.pyfunc.load_model``, which MLflow never deletes) go to a folder of its own under
+    pytest's base folder, which pytest prunes, instead of piling up in /tmp (beside the
+    test's ``tmp_path``, not in it: tests list what they leave there). In-process and per test
+    only: the environment's TMPDIR is left alone (subprocesses such as PostgreSQL's ``initdb``
+    run as another user and cannot enter pytest's private folder), and session fixtures, set
+    up before this one, keep the system's folder."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path_factory.mktemp("scratch-tmp")))
 
 
 @pytest.fixture(autouse=True, scope="session")
