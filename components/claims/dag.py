@@ -28,6 +28,7 @@ from components.claims.spec import (
     stage_dirs,
     variant_dir,
 )
+from components.recipes import CONF_DIR, CONFIG_NAME, RECIPE_GROUP
 
 DVC_FILE = Path("claims/dvc.yaml")
 REPORT = Path("claims/report.md")
@@ -51,8 +52,35 @@ ARM_CODE: list[str] = [*CLAIMS_CLI, "pipelines/claims/arm.py", "pipelines/train.
                        "components/claims/record.py",
                        "components/training", "components/models", "components/tracking",
                        "components/serving", "components/evaluation.py",
-                       "components/machine.py", "components/isa.py", "conf"]
+                       "components/machine.py", "components/isa.py"]
 REPORT_CODE: list[str] = [*CLAIMS_CLI, "components/claims"]
+# The first entry of conf/config.yaml's defaults list: the file every recipe overlays.
+BASE_NAME = "base"
+
+
+def recipe_inputs(root: Path, spec: ClaimsSpec) -> dict[str, list[str]]:
+    """Variant -> what composing its params reads: the composing code, the defaults list,
+    the base every recipe overlays, the variant's recipe and the recipes that one extends.
+    Not the whole ``conf`` folder, so an edit of one recipe (the demo's, say) leaves the
+    stages of another (FER2013's) up to date; a test composes each recipe from these files
+    alone."""
+    conf = Path(CONF_DIR)
+    common = ["components/recipes.py", str(conf / f"{CONFIG_NAME}.yaml"),
+              str(conf / f"{BASE_NAME}.yaml")]
+    return {name: [*common, *(str(conf / RECIPE_GROUP / f"{recipe}.yaml")
+                              for recipe in recipe_chain(root, variant.recipe))]
+            for name, variant in spec.variants.items()}
+
+
+def recipe_chain(root: Path, recipe: str) -> list[str]:
+    """``recipe`` and the recipes its defaults list extends (``ferplus``: ``fer2013``)."""
+    path = Path(root) / CONF_DIR / RECIPE_GROUP / f"{recipe}.yaml"
+    defaults = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("defaults") or []
+    chain = [recipe]
+    for entry in defaults:
+        if isinstance(entry, str) and entry != "_self_":
+            chain += [name for name in recipe_chain(root, entry) if name not in chain]
+    return chain
 
 
 def data_stage_name(variant: str) -> str:
@@ -65,13 +93,15 @@ def arm_stage_name(arm: str, seed: int) -> str:
     return f"arm-{arm}-s{seed}"
 
 
-def data_stage(spec: ClaimsSpec, variant: str, raw_inputs: list[str]) -> dict[str, Any]:
+def data_stage(spec: ClaimsSpec, variant: str, raw_inputs: list[str],
+               conf_inputs: list[str]) -> dict[str, Any]:
     """The stage that runs ``variant``'s own data stages (``raw_inputs``: in-project raw
-    data its ingest reads, e.g. ``data``)."""
+    data its ingest reads, e.g. ``data``; ``conf_inputs``: what composing its params
+    reads)."""
     own = own_stages(spec, variant)
     dirs = stage_dirs(spec, variant)
     deps: list[str] = [*CLAIMS_CLI, "pipelines/claims/data.py", "components/claims/spec.py",
-                       "components/isa.py", "conf"]
+                       "components/isa.py", *conf_inputs]
     for stage in own:
         deps += DATA_CODE[stage]
     # the reused variant's earlier outputs; raw images are read by ingest, by augment (the
@@ -89,14 +119,15 @@ def data_stage(spec: ClaimsSpec, variant: str, raw_inputs: list[str]) -> dict[st
     }
 
 
-def arm_stage(spec: ClaimsSpec, arm: str, seed: int) -> dict[str, Any]:
-    """The stage that trains and evaluates one arm with one seed."""
+def arm_stage(spec: ClaimsSpec, arm: str, seed: int, conf_inputs: list[str]) -> dict[str, Any]:
+    """The stage that trains and evaluates one arm with one seed (``conf_inputs``: what
+    composing its params reads)."""
     variant = spec.arms[arm].variant
     dirs = stage_dirs(spec, variant)
     return {
         "cmd": f"python -m pipelines.claims arm --arm {arm} --seed {seed}",
         "deps": _unique([str(dirs["preprocess"]), str(dirs["augment"] / "manifest.parquet"),
-                         *ARM_CODE]),
+                         *ARM_CODE, *conf_inputs]),
         "params": [{str(SPEC_FILE): ["budget", f"arms.{arm}",
                                      *[f"variants.{v}" for v in _chain(spec, variant)]]}],
         # only the record and its cost are outputs, kept in git: the weights and evaluate
@@ -120,18 +151,21 @@ def report_stage(spec: ClaimsSpec) -> dict[str, Any]:
     }
 
 
-def dvc_stages(spec: ClaimsSpec, raw_inputs: dict[str, list[str]]) -> dict[str, Any]:
+def dvc_stages(spec: ClaimsSpec, raw_inputs: dict[str, list[str]],
+               conf_inputs: dict[str, list[str]]) -> dict[str, Any]:
     """Every stage, data variants first, then arms (by arm, then seed), then the report
-    (``raw_inputs``: variant -> in-project raw data paths its ingest reads)."""
+    (``raw_inputs``: variant -> in-project raw data paths its ingest reads;
+    ``conf_inputs``: variant -> what composing its params reads, :func:`recipe_inputs`)."""
     needed = {spec.arms[a].variant for a in arms_in_claims(spec)}
     variants = [v for v in spec.variants if v in _closure(spec, needed)]
     stages: dict[str, Any] = {}
     for variant in variants:
-        stages[data_stage_name(variant)] = data_stage(spec, variant,
-                                                      raw_inputs.get(variant, []))
+        stages[data_stage_name(variant)] = data_stage(
+            spec, variant, raw_inputs.get(variant, []), conf_inputs.get(variant, []))
     for arm in arms_in_claims(spec):
         for seed in spec.seeds_of(arm):
-            stages[arm_stage_name(arm, seed)] = arm_stage(spec, arm, seed)
+            stages[arm_stage_name(arm, seed)] = arm_stage(
+                spec, arm, seed, conf_inputs.get(spec.arms[arm].variant, []))
     stages["report"] = report_stage(spec)
     return stages
 
@@ -140,10 +174,11 @@ def _closure(spec: ClaimsSpec, variants: set[str]) -> set[str]:
     return {v for name in variants for v in _chain(spec, name)}
 
 
-def render(spec: ClaimsSpec, raw_inputs: dict[str, list[str]]) -> str:
+def render(spec: ClaimsSpec, raw_inputs: dict[str, list[str]],
+           conf_inputs: dict[str, list[str]]) -> str:
     """The text of ``claims/dvc.yaml``: stages run from the project root (``wdir: ..``)."""
     stages = {name: {"wdir": "..", **stage} for name, stage in
-              dvc_stages(spec, raw_inputs).items()}
+              dvc_stages(spec, raw_inputs, conf_inputs).items()}
     return HEADER + yaml.safe_dump({"stages": stages}, sort_keys=False, width=100)
 
 

@@ -11,12 +11,13 @@ if TYPE_CHECKING:
 
 def write_dag(root: Path) -> Path:
     """Write ``claims/dvc.yaml`` from the spec; returns its path."""
-    from components.claims.dag import DVC_FILE, render
+    from components.claims.dag import DVC_FILE, recipe_inputs, render
     from components.claims.spec import load_spec
 
     spec = load_spec(root / "claims" / "params.yaml")
     path = Path(root) / DVC_FILE
-    path.write_text(render(spec, raw_inputs(root, spec)), encoding="utf-8")
+    text = render(spec, raw_inputs(root, spec), recipe_inputs(root, spec))
+    path.write_text(text, encoding="utf-8")
     return path
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.claims.dag import render
+from components.claims.dag import recipe_inputs, render
 from components.claims.record import (
     class_recall,
     confusion_counts,
@@ -35,6 +35,7 @@ from components.claims.stats import (
     t_quantile,
 )
 from components.errors import ConfigError
+from components.recipes import compose_text, recipe_names
 from pipelines.claims.dag import raw_inputs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -69,9 +70,35 @@ def test_the_committed_spec_loads_and_every_claim_of_section_7_has_a_row() -> No
 
 def test_the_committed_dvc_yaml_is_what_the_spec_generates() -> None:
     spec = load_spec(REPO_ROOT / SPEC_FILE)
-    expected = render(spec, raw_inputs(REPO_ROOT, spec))
+    expected = render(spec, raw_inputs(REPO_ROOT, spec), recipe_inputs(REPO_ROOT, spec))
     assert (REPO_ROOT / "claims" / "dvc.yaml").read_text() == expected, (
         "claims/dvc.yaml is stale: run `ferops claims dag`")
+
+
+@pytest.mark.parametrize("recipe", recipe_names(REPO_ROOT))
+def test_a_recipe_composes_from_the_files_its_claims_stages_depend_on(
+        tmp_path: Path, recipe: str) -> None:
+    """The stages list a recipe's own files, not the whole conf folder (so an edit of another
+    recipe leaves them up to date): those files alone must compose the same params."""
+    spec = load_spec(_spec_file(tmp_path, variants={"v": {"recipe": recipe}}, arms={},
+                                claims=[]))
+    files = recipe_inputs(REPO_ROOT, spec)["v"]
+    copy = tmp_path / "project"
+    for name in files:
+        (copy / name).parent.mkdir(parents=True, exist_ok=True)
+        (copy / name).write_bytes((REPO_ROOT / name).read_bytes())
+    assert f"conf/recipe/{recipe}.yaml" in files
+    assert compose_text(copy, recipe) == compose_text(REPO_ROOT, recipe)
+
+
+def test_an_arm_depends_on_its_own_recipe_and_not_on_the_others() -> None:
+    stages = yaml.safe_load((REPO_ROOT / "claims" / "dvc.yaml").read_text())["stages"]
+    spec = load_spec(REPO_ROOT / SPEC_FILE)
+    for arm in ("fusion_early", "hierarchical"):
+        deps = stages[f"arm-{arm}-s0"]["deps"]
+        own = f"conf/recipe/{spec.variant_of(arm).recipe}.yaml"
+        assert own in deps and "conf" not in deps
+        assert [d for d in deps if d.startswith("conf/recipe/")] == [own]
 
 
 def test_a_reusing_variant_shares_the_earlier_stages_and_owns_the_rest(tmp_path: Path) -> None:
@@ -190,7 +217,7 @@ def test_an_arm_with_its_own_seeds_runs_only_those_and_pairs_on_them(tmp_path: P
         "a": {"variant": "base", "arch": "fusion_early", "seeds": [0]},
         "b": {"variant": "flat", "arch": "fusion_early"}}))
     assert spec.seeds_of("a") == (0,) and spec.seeds_of("b") == (0, 1, 2)
-    stages = yaml.safe_load(render(spec, {}))["stages"]
+    stages = yaml.safe_load(render(spec, {}, {}))["stages"]
     assert [name for name in stages if name.startswith("arm-a")] == ["arm-a-s0"]
     assert len([name for name in stages if name.startswith("arm-b")]) == 3
     assert not any("/a/s1" in dep for dep in stages["report"]["deps"])
