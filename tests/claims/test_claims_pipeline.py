@@ -100,6 +100,26 @@ def test_a_second_repro_runs_nothing(claims_project: Path) -> None:
     assert "Running stage" not in output, output
 
 
+def test_an_edit_of_another_recipe_leaves_the_arms_up_to_date(claims_project: Path) -> None:
+    """The stages depend on their own recipe's files: editing FER2013's keeps every demo
+    stage; editing the demo's stales them."""
+    recipes = claims_project / "conf" / "recipe"
+    for name, stale in (("fer2013", False), ("demo", True)):
+        path = recipes / f"{name}.yaml"
+        original = path.read_bytes()
+        try:
+            path.write_bytes(original + b"# an edit\n")
+            status = _dvc(claims_project, "status", "claims/dvc.yaml")
+        finally:
+            path.write_bytes(original)
+        changed = re.findall(r"^claims/dvc\.yaml:([\w-]+):", status, flags=re.M)
+        if stale:
+            assert {"data-tiny", "arm-stretched-s0", "arm-flat-s1"} <= set(changed), status
+            assert f"modified:           conf/recipe/{name}.yaml" in status
+        else:
+            assert changed == [], status
+
+
 def test_a_machine_with_only_the_git_files_keeps_every_finished_arm(
         claims_project: Path) -> None:
     _run(claims_project, "git", "add", "-A")
