@@ -1,15 +1,17 @@
 """Training throughput of the project trainer in float32 against bfloat16 autocast.
 
     python benchmarks/train_precision.py [--arch baseline_cnn] [--width 0.5] \
-        [--samples 2048] [--batch-size 64] [--repeats 3] [--pipeline-isa]
+        [--samples 2048] [--batch-size 64] [--repeats 3] [--pipeline-isa] [--name NAME]
 
 Both settings train the same model (same initial weights) through
 :class:`components.training.trainer.Trainer` on the same random 48x48 grey faces for one
 epoch (SGD, no schedule, mirroring on), ``channels_last`` on; only ``train.precision``
 differs. Runs alternate (fp32, bf16, fp32, ...) and the medians of images per second are
 compared, so drift in machine load hits both sides alike. The float32 run is the baseline;
-the ratio printed is bf16 speed over fp32 speed. bf16 pays off on CPUs with AMX or
-AVX512-BF16 (it is emulated, and slower, elsewhere); the CPU flags are printed.
+the ratio printed is bf16 speed over fp32 speed. bf16 pays off on CPUs with AMX; with
+AVX512-BF16 alone it is native but slower than float32, and emulated (far slower) elsewhere;
+the CPU's bf16 flags are printed and recorded. ``--name`` keeps one results file per kind of
+CPU.
 
 ``--pipeline-isa`` runs both under the instruction-set caps every pipeline stage runs with
 (:mod:`components.isa`, set before torch loads) and writes ``train_precision_pipeline_isa``:
@@ -42,21 +44,14 @@ from benchmarks.report import git_commit, machine_facts, write_results  # noqa: 
 from components.models import create_model  # noqa: E402
 from components.training.config import TrainConfig  # noqa: E402
 from components.training.data import SplitData  # noqa: E402
-from components.training.trainer import Trainer, seed_everything  # noqa: E402
+from components.training.trainer import (  # noqa: E402
+    Trainer,
+    cpu_bf16_flags,
+    seed_everything,
+)
 
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 CLASSES = 7
-
-
-def cpu_bf16_flags() -> list[str]:
-    """The CPU's bfloat16-relevant flags (Linux ``/proc/cpuinfo``; empty elsewhere)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
-                  if line.startswith("flags")), [])
-    return sorted(f for f in flags if f in {"amx_bf16", "avx512_bf16", "amx_tile"})
 
 
 def one_epoch(args: argparse.Namespace, precision: str, train: SplitData) -> float:
@@ -81,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(PIPELINE_ISA, action="store_true",
                         help="run under the pipeline stages' instruction-set caps")
+    parser.add_argument("--name", default=None,
+                        help="results file name (default train_precision, or "
+                             "train_precision_pipeline_isa with --pipeline-isa): one per kind "
+                             "of CPU, so a second machine does not overwrite the first's")
     args = parser.parse_args(argv)
     if args.pipeline_isa and PIPELINE_ISA not in sys.argv:
         parser.error(f"{PIPELINE_ISA} must be on the command line (the caps are set at import)")
@@ -88,8 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join(["python", "benchmarks/train_precision.py",
                           *(sys.argv[1:] if argv is None else argv)])
     print("command: " + command)
+    flags = sorted(cpu_bf16_flags()) or "none of amx_bf16/avx512_bf16"
     print(f"machine: {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
-          f"torch {torch.__version__}, CPU flags {cpu_bf16_flags() or 'none of amx/avx512_bf16'}")
+          f"torch {torch.__version__}, CPU flags {flags}")
     rng = np.random.default_rng(0)
     x = rng.random((args.samples, 1, 48, 48), dtype=np.float32)
     y = rng.integers(0, CLASSES, args.samples)
@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         f"- command: `{command}`", f"- commit: `{payload['commit']}`",
         f"- machine: {payload['machine']['cpu']}, {payload['machine']['cpu_count']} cores, "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads), native bf16: "
-        f"{payload['machine']['native_bf16']}; instruction sets: "
+        f"{payload['machine']['native_bf16']} (flags: "
+        f"{', '.join(payload['machine']['cpu_bf16_flags']) or 'none'}); instruction sets: "
         f"{'the pipeline caps (components/isa.py)' if args.pipeline_isa else 'uncapped'}",
         f"- {args.arch} width {args.width}, batch {args.batch_size}, {args.samples} samples, "
         f"median of {args.repeats}", "",
@@ -123,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         *[f"| {p} | {medians[p]:.0f} |" for p in PRECISIONS], "",
         f"bf16 / fp32: **{ratio:.2f}x** (measured in the same run)",
     ]
-    name = "train_precision_pipeline_isa" if args.pipeline_isa else "train_precision"
+    name = args.name or ("train_precision_pipeline_isa" if args.pipeline_isa
+                         else "train_precision")
     for path in write_results(name, payload, "\n".join(lines)):
         print(f"wrote {path}")
     return 0

@@ -61,3 +61,15 @@ def caps_allow_bf16(environ: Mapping[str, str] | None = None) -> bool:
     """
     env = os.environ if environ is None else environ
     return env.get(CAPS["onednn"][0], "").strip().upper() not in PRE_BF16_ONEDNN
+
+
+# oneDNN levels with bfloat16 instructions but below AMX (AVX512_CORE_AMX, alias
+# AVX10_1_512_AMX): under one of these caps bf16 runs on AVX512-BF16 only, slower than float32.
+PRE_AMX_ONEDNN = PRE_BF16_ONEDNN | {"AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX10_1_512"}
+
+
+def caps_allow_amx(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the caps in force leave oneDNN the CPU's AMX tiles (where bf16 training is
+    faster than float32; see :func:`components.training.trainer.bf16_pays_off`)."""
+    env = os.environ if environ is None else environ
+    return env.get(CAPS["onednn"][0], "").strip().upper() not in PRE_AMX_ONEDNN

@@ -26,12 +26,13 @@ def cpu_model() -> str:
 
 
 def machine_facts() -> dict[str, Any]:
-    """CPU, cores, torch and its threads, native bf16, the instruction set torch's kernels
+    """CPU, cores, torch and its threads, native bf16 (and whether it beats float32 here: AMX),
+    the instruction set torch's kernels
     run at (AVX2 under the pipelines' cap, :mod:`components.isa`): what a reader needs to
     compare timings."""
     import torch
 
-    from components.training.trainer import native_bf16
+    from components.training.trainer import bf16_pays_off, cpu_bf16_flags, native_bf16
 
     return {
         "cpu": cpu_model(),
@@ -39,6 +40,8 @@ def machine_facts() -> dict[str, Any]:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "native_bf16": native_bf16(),
+        "cpu_bf16_flags": sorted(cpu_bf16_flags()),
+        "bf16_pays_off": bf16_pays_off(),  # what train.precision: auto takes on the CPU
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "python": platform.python_version(),

@@ -30,7 +30,7 @@ from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
 from components.errors import ConfigError, DataError
-from components.isa import caps_allow_bf16
+from components.isa import caps_allow_amx, caps_allow_bf16
 from components.models.contract import tta_views
 from components.training.augment import augment_batch
 from components.training.budget import (
@@ -102,16 +102,33 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def cpu_bf16_flags() -> set[str]:
+    """The CPU's bfloat16 instruction flags (``amx_bf16``, ``avx512_bf16``) from Linux
+    ``/proc/cpuinfo``; empty elsewhere or on a CPU without them."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
+                  if line.startswith("flags")), [])
+    return set(flags) & {"amx_bf16", "avx512_bf16"}
+
+
 def native_bf16() -> bool:
     """Whether this process computes bfloat16 natively: the CPU has AMX or AVX512-BF16 and
     the instruction-set caps (:mod:`components.isa`) leave them to PyTorch. Elsewhere
     autocast emulates bf16, far slower than float32."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    has_bf16 = any(flag in flags for flag in ("amx_bf16", "avx512_bf16"))
-    return has_bf16 and caps_allow_bf16()
+    return bool(cpu_bf16_flags()) and caps_allow_bf16()
+
+
+def bf16_pays_off() -> bool:
+    """Whether bf16 autocast trains faster than float32 on this CPU: only on AMX tiles.
+
+    AVX512-BF16 alone computes bf16 natively but trains slower than float32: on a 2-core
+    Xeon with it and no AMX, ``baseline_cnn`` ran at 0.56x float32's speed at width 0.5
+    (``benchmarks/results/train_precision_avx512bf16.md``), where AMX ran 1.93x faster at
+    width 0.25 (``train_precision.md``)."""
+    return "amx_bf16" in cpu_bf16_flags() and caps_allow_amx()
 
 
 def resolve_device(device: str, ctx: DistContext | None = None) -> torch.device:
@@ -137,13 +154,14 @@ def resolve_device(device: str, ctx: DistContext | None = None) -> torch.device:
 
 
 def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
-    """``fp32`` or ``bf16``: ``auto`` picks bf16 only where ``device`` computes it natively
-    (a CUDA GPU that supports it; a CPU with AMX or AVX512-BF16 under the ISA caps)."""
+    """``fp32`` or ``bf16``: ``auto`` picks bf16 only where it trains faster than float32
+    (a CUDA GPU that supports it; a CPU with AMX the ISA caps leave to PyTorch, see
+    :func:`bf16_pays_off`)."""
     if precision != "auto":
         return precision
     if torch.device(device).type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if native_bf16() else "fp32"
+    return "bf16" if bf16_pays_off() else "fp32"
 
 
 def build_optimizer(cfg: TrainConfig, params: Any) -> torch.optim.Optimizer:
