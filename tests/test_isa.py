@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from components.errors import ConfigError
-from components.isa import CAPS, NATIVE, caps_allow_bf16, pin_instruction_set
+from components.isa import CAPS, NATIVE, caps_allow_amx, caps_allow_bf16, pin_instruction_set
 
 
 def uncapped_env() -> dict[str, str]:
@@ -63,6 +63,13 @@ def test_the_avx2_cap_takes_bf16_away() -> None:
     assert not caps_allow_bf16({"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"})
     # ATen's cap alone leaves oneDNN's bf16 kernels (measured: bf16 still beat float32)
     assert caps_allow_bf16({"ATEN_CPU_CAPABILITY": "avx2"})
+
+
+def test_a_cap_below_amx_leaves_bf16_native_but_not_on_amx() -> None:
+    assert caps_allow_amx({}) and caps_allow_amx({"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"})
+    below_amx = {"ONEDNN_MAX_CPU_ISA": "avx512_core_bf16"}  # oneDNN reads it in any case
+    assert caps_allow_bf16(below_amx) and not caps_allow_amx(below_amx)
+    assert not caps_allow_amx(pin_instruction_set({}))
 
 
 def test_auto_precision_is_float32_in_a_capped_pipelines_process() -> None:

@@ -125,7 +125,7 @@ def bf16_pays_off() -> bool:
     """Whether bf16 autocast trains faster than float32 on this CPU: only on AMX tiles.
 
     AVX512-BF16 alone computes bf16 natively but trains slower than float32: on a 2-core
-    Xeon with it and no AMX, ``baseline_cnn`` ran at 0.56x float32's speed at width 0.5
+    Xeon with it and no AMX, ``baseline_cnn`` ran at 0.74x float32's speed at width 0.5
     (``benchmarks/results/train_precision_avx512bf16.md``), where AMX ran 1.93x faster at
     width 0.25 (``train_precision.md``)."""
     return "amx_bf16" in cpu_bf16_flags() and caps_allow_amx()

@@ -12,9 +12,12 @@ import pytest
 import torch
 
 from components.errors import ConfigError
+from components.training import trainer as trainer_module
 from components.training.data import load_split
 from components.training.trainer import (
     Trainer,
+    bf16_pays_off,
+    cpu_bf16_flags,
     make_train_fn,
     native_bf16,
     resolve_device,
@@ -64,11 +67,38 @@ def test_auto_falls_back_to_the_cpu_and_cuda_says_why_it_cannot(splits) -> None:
 
 
 def test_auto_precision_follows_the_device() -> None:
-    assert resolve_precision("auto", "cpu") == ("bf16" if native_bf16() else "fp32")
+    assert resolve_precision("auto", "cpu") == ("bf16" if bf16_pays_off() else "fp32")
+    assert not bf16_pays_off() or native_bf16()  # AMX is one of the native bf16 units
     assert resolve_precision("fp32", "cuda") == "fp32"  # an explicit choice stands
     if HAS_CUDA:
         expected = "bf16" if torch.cuda.is_bf16_supported() else "fp32"
         assert resolve_precision("auto", "cuda") == expected
+
+
+@pytest.mark.parametrize(("flags", "native", "auto"), [
+    ({"amx_bf16", "avx512_bf16"}, True, "bf16"),
+    ({"avx512_bf16"}, True, "fp32"),  # native, but slower than float32 without AMX
+    (set(), False, "fp32"),  # emulated
+])
+def test_auto_precision_on_a_cpu_takes_bf16_only_with_amx(monkeypatch, flags, native,
+                                                          auto) -> None:
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")  # no cap in the way
+    monkeypatch.setattr(trainer_module, "cpu_bf16_flags", lambda: set(flags))
+    assert native_bf16() is native
+    assert resolve_precision("auto", "cpu") == auto
+    assert resolve_precision("bf16", "cpu") == "bf16"  # an explicit choice stands
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # the pipeline's cap: emulated bf16
+    assert resolve_precision("auto", "cpu") == "fp32"
+
+
+def test_the_cpus_bf16_flags_are_whole_words() -> None:
+    flags = cpu_bf16_flags()
+    assert flags <= {"amx_bf16", "avx512_bf16"}
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        words = set(next(line for line in cpuinfo.read_text().splitlines()
+                         if line.startswith("flags")).split())
+        assert flags == words & {"amx_bf16", "avx512_bf16"}
 
 
 @needs_cuda
