@@ -10,7 +10,7 @@ import yaml
 
 from components.data.io import write_image
 from components.data.manifest import build_manifest, write_manifest
-from pipelines.preprocess import main, run_preprocess
+from pipelines.preprocess import main, run_preprocess, split_speed
 from tests.preprocess.faces import blob_face, marker_depth
 
 PARAMS = {"size": 32, "clip_size": 24, "clip_frames": 4, "workers": 1,
@@ -131,3 +131,6 @@ def test_flagged_test_rows_stay_in_test_and_leave_test_dedup(tmp_path) -> None:
     assert np.array_equal(dedup, full[[0, 2]])
     entry = report["tasks"]["image"]["test_dedup"]
     assert entry["kept"] == 2 and entry["dropped"] == 1
+    # the stage's log line names where a derived split came from, not a missing rate
+    assert split_speed(entry) == "rows of test, not re-aligned"
+    assert split_speed(report["tasks"]["image"]["test"]).endswith(" faces/s")
