@@ -2,7 +2,7 @@
 
     python benchmarks/train_width.py [--arch baseline_cnn] [--widths 0.25 0.375 0.5] \
         [--baseline 0.5] [--samples 2048] [--batch-size 64] [--repeats 3] [--rows 57418] \
-        [--precision fp32|bf16]
+        [--precision fp32|bf16] [--name NAME]
 
 A recipe with a minutes budget trades capacity for epochs: this measures the trade on the
 machine at hand. Every width trains the same random 48x48 grey faces for one epoch through
@@ -13,6 +13,8 @@ runs alternate between widths and the medians of images per second are compared,
 in machine load hits every width alike. The ``--baseline`` width is the reference of the
 printed ratios. ``--rows`` turns speed into the epochs a 60-minute budget would buy on a
 training set of that size (57,418 rows: the fer2013 recipe's 1:1 clean/occluded mix).
+``--name`` names the results file (default ``train_width_<arch>``, ``_bf16`` appended for
+bf16), so a second kind of CPU keeps its own file beside the first's.
 """
 
 from __future__ import annotations
@@ -73,6 +75,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                         help="the trainer's precision (bf16: autocast; results file "
                         "train_width_<arch>_bf16)")
+    parser.add_argument("--name", default=None,
+                        help="results file name (default train_width_<arch>[_bf16])")
     args = parser.parse_args(argv)
     if args.baseline not in args.widths:
         parser.error(f"--baseline {args.baseline} must be one of --widths {args.widths}")
@@ -91,7 +95,8 @@ def markdown(command: str, payload: dict, args: argparse.Namespace) -> str:
         f"# Trainer throughput by width: {args.arch}", "",
         f"- command: `{command}`", f"- commit: `{payload['commit']}`",
         f"- machine: {machine['cpu']}, {machine['cpu_count']} cores, torch {machine['torch']} "
-        f"({machine['torch_threads']} threads), native bf16: {machine['native_bf16']}",
+        f"({machine['torch_threads']} threads), native bf16: {machine['native_bf16']} "
+        f"(flags: {', '.join(machine['cpu_bf16_flags']) or 'none'})",
         f"- {PRECISION_NAMES[args.precision]}, batch {args.batch_size}, {args.samples} random "
         f"48x48 grey samples, median of {args.repeats} alternating runs; baseline width "
         f"{args.baseline}", "",
@@ -129,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(command, payload, args)
     print(text)
     suffix = "" if args.precision == "fp32" else f"_{args.precision}"
-    for path in write_results(f"train_width_{args.arch}{suffix}", payload, text):
+    for path in write_results(args.name or f"train_width_{args.arch}{suffix}", payload, text):
         print(f"wrote {path}")
     return 0
 
