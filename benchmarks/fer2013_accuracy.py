@@ -36,7 +36,13 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.report import git_commit, machine_facts, pct, write_results  # noqa: E402
+from benchmarks.report import (  # noqa: E402
+    git_commit,
+    machine_facts,
+    pct,
+    results_name,
+    write_results,
+)
 from components.errors import ConfigError, DataError  # noqa: E402
 
 RECIPES: tuple[str, ...] = ("fer2013", "ferplus")
@@ -337,7 +343,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "../shared/datasets)")
     parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
                         help="another param override, as dvc exp run -S (repeatable)")
-    parser.add_argument("--name", default=None,
+    parser.add_argument("--name", default=None, type=results_name,
                         help="experiment and results name (default: the recipe)")
     parser.add_argument("--workspace", action="store_true",
                         help="run in the workspace (default: a --temp copy; the workspace "
@@ -351,8 +357,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "experiment --name tracked (keeps the measured pipeline minutes)")
     args = parser.parse_args(argv)
     args.name = args.name or args.recipe
-    if not all(part.isalnum() or part in "-_" for part in args.name):
-        raise ConfigError(f"--name {args.name!r}: use letters, digits, '-' and '_'")
     return args
 
 

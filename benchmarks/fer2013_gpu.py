@@ -47,6 +47,7 @@ from benchmarks.report import (  # noqa: E402
     git_commit,
     machine_facts,
     pct,
+    results_name,
     write_results,
 )
 
@@ -493,7 +494,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     w.add_argument("--runs", type=Path, required=True, help=f"the returned {ARCHIVE}")
     w.add_argument("--pack", type=Path, default=Path(".gpu/b/pack.json"),
                    help="pack's record (the commit), for an archive without a summary")
-    w.add_argument("--name", default="fer2013_gpu", help="benchmarks/results/<name>.{json,md}")
+    w.add_argument("--name", default="fer2013_gpu", type=results_name,
+                   help="benchmarks/results/<name>.{json,md}")
     return parser.parse_args(argv)
 
 

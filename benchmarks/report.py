@@ -7,6 +7,7 @@ names the CPU, its cores, torch and its thread count and whether bfloat16 ran na
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from pathlib import Path
@@ -15,7 +16,16 @@ from typing import Any
 from components.machine import cpu_model, git_commit, machine_facts
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-__all__ = ["RESULTS_DIR", "cpu_model", "git_commit", "machine_facts"]
+__all__ = ["RESULTS_DIR", "cpu_model", "git_commit", "machine_facts", "results_name"]
+
+
+def results_name(value: str) -> str:
+    """A benchmark's ``--name``: the stem of its two results files, so letters, digits, '-'
+    and '_' only (a '/' or '..' would write outside ``benchmarks/results``). An argparse
+    ``type``: a bad name ends the command with one line naming the rule."""
+    if not value or not all(char.isalnum() or char in "-_" for char in value):
+        raise argparse.ArgumentTypeError(f"{value!r}: use letters, digits, '-' and '_'")
+    return value
 
 
 def pct(value: Any) -> str:

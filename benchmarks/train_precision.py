@@ -40,7 +40,12 @@ if PIPELINE_ISA in sys.argv:  # the caps must be in the environment before torch
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.report import git_commit, machine_facts, write_results  # noqa: E402
+from benchmarks.report import (  # noqa: E402
+    git_commit,
+    machine_facts,
+    results_name,
+    write_results,
+)
 from components.models import create_model  # noqa: E402
 from components.training.config import TrainConfig  # noqa: E402
 from components.training.data import SplitData  # noqa: E402
@@ -76,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(PIPELINE_ISA, action="store_true",
                         help="run under the pipeline stages' instruction-set caps")
-    parser.add_argument("--name", default=None,
+    parser.add_argument("--name", default=None, type=results_name,
                         help="results file name (default train_precision, or "
                              "train_precision_pipeline_isa with --pipeline-isa): one per kind "
                              "of CPU, so a second machine does not overwrite the first's")

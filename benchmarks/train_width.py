@@ -33,7 +33,12 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.report import git_commit, machine_facts, write_results  # noqa: E402
+from benchmarks.report import (  # noqa: E402
+    git_commit,
+    machine_facts,
+    results_name,
+    write_results,
+)
 from components.models import create_model  # noqa: E402
 from components.training.config import TrainConfig  # noqa: E402
 from components.training.data import SplitData  # noqa: E402
@@ -75,7 +80,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                         help="the trainer's precision (bf16: autocast; results file "
                         "train_width_<arch>_bf16)")
-    parser.add_argument("--name", default=None,
+    parser.add_argument("--name", default=None, type=results_name,
                         help="results file name (default train_width_<arch>[_bf16])")
     args = parser.parse_args(argv)
     if args.baseline not in args.widths:

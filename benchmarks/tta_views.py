@@ -30,7 +30,14 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.report import RESULTS_DIR, git_commit, machine_facts, pct, publish  # noqa: E402
+from benchmarks.report import (  # noqa: E402
+    RESULTS_DIR,
+    git_commit,
+    machine_facts,
+    pct,
+    publish,
+    results_name,
+)
 from components.errors import DataError, one_line  # noqa: E402
 
 SPLITS: tuple[str, ...] = ("val", "test", "test_dedup")
@@ -130,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", required=True)
     parser.add_argument("--data", required=True, type=Path)
     parser.add_argument("--shifts", type=int, nargs="+", default=[1, 2, 3, 4])
-    parser.add_argument("--name", default="tta_views")
+    parser.add_argument("--name", default="tta_views", type=results_name)
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR, help=argparse.SUPPRESS)
     parser.add_argument("--markdown-only", action="store_true",
                         help="rewrite <name>.md from <name>.json (no scoring)")
