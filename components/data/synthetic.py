@@ -239,6 +239,28 @@ def clip_expression_weights(frames: int, onset: float) -> list[float]:
     return weights
 
 
+class _MeshesByUnits:
+    """One clip's head meshes, built once per distinct expression.
+
+    The frames after a clip's onset hold the apex and a neutral clip never moves, so most
+    frames repeat an expression already built. Building the mesh is a large share of a frame's
+    rendering, and it draws nothing from the random stream, so reusing it leaves every byte
+    as it was.
+    """
+
+    def __init__(self, ident: render.Identity, spacing: float) -> None:
+        self._ident = ident
+        self._spacing = spacing
+        self._built: dict[tuple[tuple[str, float], ...], render.HeadMesh] = {}
+
+    def get(self, units: dict[str, float]) -> render.HeadMesh:
+        """The mesh of ``units``, built on first use."""
+        key = tuple(sorted(units.items()))
+        if key not in self._built:
+            self._built[key] = render.build_head(self._ident, units, self._spacing)
+        return self._built[key]
+
+
 def _render_clip(cfg: SyntheticConfig, root: Path, job: _Job) -> dict[str, Any]:
     """Render and write one clip (neutral -> apex, small head and light motion); its csv row."""
     ident = _identity(cfg, job.subject)
@@ -256,12 +278,13 @@ def _render_clip(cfg: SyntheticConfig, root: Path, job: _Job) -> dict[str, Any]:
     width = max(3, len(str(cfg.clip_frames - 1)))
     marks = []
     weights = clip_expression_weights(cfg.clip_frames, cfg.clip_onset)
+    meshes = _MeshesByUnits(ident, spacing)
     for t, ease in enumerate(weights):
         s = t / (cfg.clip_frames - 1)  # head and light move over the whole clip
         shot = replace(scene, yaw=scene.yaw + drift[0] * s, pitch=scene.pitch + drift[1] * s,
                        roll=scene.roll + drift[2] * s, head_pos=scene.head_pos + shift * s,
                        light_dir=_rotate_y(scene.light_dir, light_turn * s))
-        mesh = render.build_head(ident, render.blend_units(apex, start, ease), spacing)
+        mesh = meshes.get(render.blend_units(apex, start, ease))
         frame = render.render_view(cam, shot, ident, mesh, rng, noise=cfg.noise)
         write_image(folder / f"frame_{t:0{width}d}.png", frame.color)
         marks.append([t, *_round(frame.eyes, 3)])

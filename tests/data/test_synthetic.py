@@ -325,6 +325,33 @@ def test_clip_onset_changes_the_clip_frames_only(tmp_path, tiny_out):
     assert any(n.endswith("frame_001.png") for n in changed)
 
 
+def test_held_frames_share_a_mesh_and_keep_every_byte(tmp_path, monkeypatch):
+    """A clip builds one mesh per distinct expression (the held apex once), and the frames
+    are the bytes a build per frame gives."""
+    from components.data import synthetic
+
+    cfg = tiny(stills_per_subject_class=0, clip_frames=6, clip_onset=0.5)
+    builds: list[int] = []
+    real_build = render.build_head
+
+    def counted(*args, **kwargs):
+        builds.append(1)
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(render, "build_head", counted)
+    shared = tmp_path / "shared"
+    generate(cfg, shared, progress=False)
+    clips = 2 * len(CANONICAL_LABELS)
+    # Six frames, apex from frame 3 on: frames 0-3 differ, 4 and 5 repeat frame 3.
+    assert len(builds) == 4 * clips
+
+    monkeypatch.setattr(synthetic._MeshesByUnits, "get",
+                        lambda self, units: real_build(self._ident, units, self._spacing))
+    per_frame = tmp_path / "per_frame"
+    generate(cfg, per_frame, progress=False)
+    assert file_hashes(per_frame) == file_hashes(shared)
+
+
 def test_a_render_is_current_only_for_its_own_settings(tmp_path, tiny_out):
     out, _ = tiny_out
     assert is_current(tiny(), out)
