@@ -60,7 +60,7 @@ def test_the_report_names_the_commit_of_the_code_an_arm_reads(tmp_path: Path) ->
 
 
 def test_an_arms_inputs_include_its_data_stages_code_and_not_their_outputs() -> None:
-    from components.claims.report import stage_inputs
+    from components.claims.dag import stage_inputs
 
     stages = {
         "data-a": {"deps": ["pipelines/ingest.py", "raw"], "outs": ["art/a/ingest"]},

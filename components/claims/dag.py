@@ -12,6 +12,7 @@ by hand: a test checks the committed file equals :func:`render`'s output.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,11 @@ from components.claims.spec import (
 from components.recipes import CONF_DIR, CONFIG_NAME, RECIPE_GROUP
 
 DVC_FILE = Path("claims/dvc.yaml")
+# Per arm stage, what it reads that no stage writes (:func:`stage_inputs`); written beside
+# dvc.yaml by `ferops claims dag` and a dependency of the report, whose code column reads it:
+# DVC refuses a dvc.yaml as a dependency, so an edit of an arm's dependency list reaches the
+# report through this file.
+INPUTS_FILE = Path("claims/inputs.json")
 REPORT = Path("claims/report.md")
 RESULTS = Path("claims/results.json")
 PLOTS = Path("claims/plots")
@@ -143,7 +149,7 @@ def report_stage(spec: ClaimsSpec) -> dict[str, Any]:
             for path in (record_path, cost_path)]
     return {
         "cmd": "python -m pipelines.claims report",
-        "deps": [*deps, *REPORT_CODE],
+        "deps": [*deps, str(INPUTS_FILE), *REPORT_CODE],
         "params": [{str(SPEC_FILE): ["claims", "seeds"]}],
         # plain outputs, not DVC metrics: `dvc metrics show` stays the main pipeline's summary
         "outs": [{str(REPORT): {"cache": False}}, {str(RESULTS): {"cache": False}},
@@ -180,6 +186,31 @@ def render(spec: ClaimsSpec, raw_inputs: dict[str, list[str]],
     stages = {name: {"wdir": "..", **stage} for name, stage in
               dvc_stages(spec, raw_inputs, conf_inputs).items()}
     return HEADER + yaml.safe_dump({"stages": stages}, sort_keys=False, width=100)
+
+
+def render_inputs(stages: dict[str, Any]) -> str:
+    """The text of ``claims/inputs.json``: each arm stage of ``stages`` (as
+    :func:`dvc_stages` or a loaded ``claims/dvc.yaml`` gives them) and its inputs."""
+    arms = {name: stage_inputs(stages, name) for name in stages if name.startswith("arm-")}
+    return json.dumps(arms, indent=1) + "\n"
+
+
+def stage_inputs(stages: dict[str, Any], name: str) -> list[str]:
+    """What stage ``name`` reads that no stage writes: its dependencies, each one on another
+    stage's output replaced by that stage's inputs, so an arm's list holds the code and conf
+    of the data stages it trains on as well as its own. Empty for a stage not in ``stages``.
+    """
+    writers = {out: stage for stage, body in stages.items() for out in _outs(body)}
+    inputs: list[str] = []
+    for dep in (stages.get(name) or {}).get("deps") or []:
+        writer = next((stage for out, stage in writers.items()
+                       if dep == out or dep.startswith(out + "/")), None)
+        inputs += [dep] if writer is None else stage_inputs(stages, writer)
+    return list(dict.fromkeys(inputs))
+
+
+def _outs(body: dict[str, Any]) -> list[str]:
+    return [next(iter(out)) if isinstance(out, dict) else out for out in body.get("outs") or []]
 
 
 def _unique(items: list[str]) -> list[str]:

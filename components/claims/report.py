@@ -13,10 +13,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from components.claims.dag import (
-    DVC_FILE,
+    INPUTS_FILE,
     PLOTS,
     REPORT,
     RESULTS,
@@ -132,7 +130,7 @@ def _compare(reader: ArmReader, spec: ClaimsSpec, comparison: Comparison) -> dic
 def arm_facts(spec: ClaimsSpec, root: Path) -> dict[str, Any]:
     """Per arm: architecture, data, epochs planned and run per seed, CPU seconds per seed and
     the commit of the code each seed ran."""
-    stages = dvc_stages_of(Path(root))
+    arm_inputs = read_json(Path(root) / INPUTS_FILE) or {}
     facts = {}
     for arm in arms_in_claims(spec):
         entry = spec.arms[arm]
@@ -142,7 +140,7 @@ def arm_facts(spec: ClaimsSpec, root: Path) -> dict[str, Any]:
             if record is None:
                 continue
             cost = read_json(Path(root) / cost_path(arm, seed)) or {}
-            inputs = stage_inputs(stages, arm_stage_name(arm, seed))
+            inputs = arm_inputs.get(arm_stage_name(arm, seed), [])
             runs[str(seed)] = {"epochs_planned": record["epochs_planned"],
                                "epochs_run": record["epochs_run"],
                                "cpu_seconds": cost.get("cpu_seconds"),
@@ -153,35 +151,9 @@ def arm_facts(spec: ClaimsSpec, root: Path) -> dict[str, Any]:
     return facts
 
 
-def dvc_stages_of(root: Path) -> dict[str, Any]:
-    """The stages of ``claims/dvc.yaml`` under ``root``; empty when it has none."""
-    path = Path(root) / DVC_FILE
-    if not path.is_file():
-        return {}
-    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("stages") or {}
-
-
-def stage_inputs(stages: dict[str, Any], name: str) -> list[str]:
-    """What stage ``name`` reads that no stage writes: its dependencies, each one on another
-    stage's output replaced by that stage's inputs, so an arm's list holds the code and conf
-    of the data stages it trains on as well as its own. Empty for a stage not in ``stages``.
-    """
-    writers = {out: stage for stage, body in stages.items() for out in _outs(body)}
-    inputs: list[str] = []
-    for dep in (stages.get(name) or {}).get("deps") or []:
-        writer = next((stage for out, stage in writers.items()
-                       if dep == out or dep.startswith(out + "/")), None)
-        inputs += [dep] if writer is None else stage_inputs(stages, writer)
-    return list(dict.fromkeys(inputs))
-
-
-def _outs(body: dict[str, Any]) -> list[str]:
-    return [next(iter(out)) if isinstance(out, dict) else out for out in body.get("outs") or []]
-
-
 def code_commit(root: Path, commit: str | None, inputs: list[str]) -> str | None:
     """The commit whose code a record's run used: the last commit at or before the recorded
-    one that changed one of ``inputs`` (:func:`stage_inputs`: the code and conf its stage
+    one that changed one of ``inputs`` (``claims/inputs.json``: the code and conf its stage
     and the data stages under it read; ``-dirty`` kept).
 
     Arms run one after another, each committing its record, and other work lands between
@@ -189,7 +161,7 @@ def code_commit(root: Path, commit: str | None, inputs: list[str]) -> str | None
     arm reads makes arms run by the same code read the same, and a commit that touched none
     of it is not named. Claims parameters are not among the inputs (git cannot tell which
     key of ``claims/params.yaml`` changed): the overrides column shows those. With no inputs
-    (no ``claims/dvc.yaml``) or a commit this clone does not have (a shallow clone), the
+    (no ``claims/inputs.json``) or a commit this clone does not have (a shallow clone), the
     commit is returned as recorded.
     """
     if not commit or not inputs:

@@ -1,6 +1,6 @@
 """The claims pipeline (``claims/dvc.yaml``): the patents' claims measured by the stages.
 
-    python -m pipelines.claims dag                      # (re)write claims/dvc.yaml
+    python -m pipelines.claims dag                      # (re)write claims/dvc.yaml, inputs.json
     python -m pipelines.claims data --variant NAME      # that variant's data stages
     python -m pipelines.claims arm --arm NAME --seed S  # train + evaluate one arm, one seed
     python -m pipelines.claims report                   # claims/report.md from what ran

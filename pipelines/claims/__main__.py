@@ -16,7 +16,8 @@ def _body(argv: Sequence[str] | None) -> int:
 
     parser = argparse.ArgumentParser(description=pipelines.claims.__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("dag", help="write claims/dvc.yaml from claims/params.yaml")
+    commands.add_parser("dag", help="write claims/dvc.yaml (and the arms' inputs, "
+                        "claims/inputs.json) from claims/params.yaml")
     data = commands.add_parser("data", help="run a data variant's stages")
     data.add_argument("--variant", required=True)
     arm = commands.add_parser("arm", help="train and evaluate one arm with one seed")
@@ -28,7 +29,7 @@ def _body(argv: Sequence[str] | None) -> int:
     if args.command == "dag":
         from pipelines.claims.dag import write_dag
 
-        print(f"wrote {write_dag(root)}")
+        print(f"wrote {write_dag(root)} and claims/inputs.json")
     elif args.command == "data":
         from pipelines.claims.data import run_data
 

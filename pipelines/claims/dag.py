@@ -10,14 +10,25 @@ if TYPE_CHECKING:
 
 
 def write_dag(root: Path) -> Path:
-    """Write ``claims/dvc.yaml`` from the spec; returns its path."""
-    from components.claims.dag import DVC_FILE, recipe_inputs, render
+    """Write ``claims/dvc.yaml`` from the spec, and beside it ``claims/inputs.json`` (each
+    arm's inputs, for the report); returns the dvc.yaml path."""
+    import yaml
+
+    from components.claims.dag import (
+        DVC_FILE,
+        INPUTS_FILE,
+        recipe_inputs,
+        render,
+        render_inputs,
+    )
     from components.claims.spec import load_spec
 
     spec = load_spec(root / "claims" / "params.yaml")
     path = Path(root) / DVC_FILE
     text = render(spec, raw_inputs(root, spec), recipe_inputs(root, spec))
     path.write_text(text, encoding="utf-8")
+    stages = yaml.safe_load(text)["stages"]
+    (Path(root) / INPUTS_FILE).write_text(render_inputs(stages), encoding="utf-8")
     return path
 
 

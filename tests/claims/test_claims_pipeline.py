@@ -100,6 +100,24 @@ def test_a_second_repro_runs_nothing(claims_project: Path) -> None:
     assert "Running stage" not in output, output
 
 
+def test_a_change_of_an_arms_inputs_stales_the_report_alone(claims_project: Path) -> None:
+    """The report's code column reads each arm's inputs from claims/inputs.json (DVC takes no
+    dvc.yaml as a dependency): a new dependency list written by `dag` re-runs the report."""
+    path = claims_project / "claims" / "inputs.json"
+    original = path.read_bytes()
+    inputs = json.loads(original)
+    assert set(inputs) == {"arm-stretched-s0", "arm-stretched-s1", "arm-flat-s0", "arm-flat-s1"}
+    assert "pipelines/train.py" in inputs["arm-flat-s0"] and "data" in inputs["arm-flat-s0"]
+    try:
+        inputs["arm-flat-s0"].append("components/new_module.py")
+        path.write_text(json.dumps(inputs, indent=1) + "\n")
+        status = _dvc(claims_project, "status", "claims/dvc.yaml")
+    finally:
+        path.write_bytes(original)
+    changed = re.findall(r"^claims/dvc\.yaml:([\w-]+):", status, flags=re.M)
+    assert changed == ["report"], status
+
+
 def test_an_edit_of_another_recipe_leaves_the_arms_up_to_date(claims_project: Path) -> None:
     """The stages depend on their own recipe's files: editing FER2013's keeps every demo
     stage; editing the demo's stales them."""

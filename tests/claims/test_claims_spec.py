@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.claims.dag import recipe_inputs, render
+from components.claims.dag import INPUTS_FILE, recipe_inputs, render, render_inputs
 from components.claims.record import (
     class_recall,
     confusion_counts,
@@ -73,6 +73,9 @@ def test_the_committed_dvc_yaml_is_what_the_spec_generates() -> None:
     expected = render(spec, raw_inputs(REPO_ROOT, spec), recipe_inputs(REPO_ROOT, spec))
     assert (REPO_ROOT / "claims" / "dvc.yaml").read_text() == expected, (
         "claims/dvc.yaml is stale: run `ferops claims dag`")
+    inputs = render_inputs(yaml.safe_load(expected)["stages"])
+    assert (REPO_ROOT / INPUTS_FILE).read_text() == inputs, (
+        "claims/inputs.json is stale: run `ferops claims dag`")
 
 
 @pytest.mark.parametrize("recipe", recipe_names(REPO_ROOT))
