@@ -102,11 +102,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def cpu_bf16_flags() -> set[str]:
+def cpu_bf16_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
     """The CPU's bfloat16 instruction flags (``amx_bf16``, ``avx512_bf16``) from Linux
-    ``/proc/cpuinfo``; empty elsewhere or on a CPU without them."""
+    ``/proc/cpuinfo`` (whole words of its first ``flags`` line); empty elsewhere or on a
+    CPU without them."""
     try:
-        text = Path("/proc/cpuinfo").read_text()
+        text = cpuinfo.read_text()
     except OSError:
         return set()
     flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
@@ -126,8 +127,9 @@ def bf16_pays_off() -> bool:
 
     AVX512-BF16 alone computes bf16 natively but trains slower than float32: on a 2-core
     Xeon with it and no AMX, ``baseline_cnn`` ran at 0.74x float32's speed at width 0.5
-    (``benchmarks/results/train_precision_avx512bf16.md``), where AMX ran 1.93x faster at
-    width 0.25 (``train_precision.md``)."""
+    (``benchmarks/results/train_precision_avx512bf16.md``). On another 2-core Xeon with
+    native bf16 it ran 1.93x faster at width 0.25 (``train_precision.md``, measured before
+    the CPU flags were recorded; that CPU was read as having AMX then)."""
     return "amx_bf16" in cpu_bf16_flags() and caps_allow_amx()
 
 

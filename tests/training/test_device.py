@@ -91,14 +91,17 @@ def test_auto_precision_on_a_cpu_takes_bf16_only_with_amx(monkeypatch, flags, na
     assert resolve_precision("auto", "cpu") == "fp32"
 
 
-def test_the_cpus_bf16_flags_are_whole_words() -> None:
-    flags = cpu_bf16_flags()
-    assert flags <= {"amx_bf16", "avx512_bf16"}
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        words = set(next(line for line in cpuinfo.read_text().splitlines()
-                         if line.startswith("flags")).split())
-        assert flags == words & {"amx_bf16", "avx512_bf16"}
+def test_the_cpus_bf16_flags_are_whole_words(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nmodel name\t: Some Xeon\n"
+        "flags\t\t: fpu avx2 avx512f amx_bf16x avx512_bf16_extra amx_tile avx512_bf16\n"
+        "vmx flags\t: amx_bf16\n"                      # another line's words do not count
+        "processor\t: 1\nflags\t\t: fpu amx_bf16\n")   # only the first CPU is read
+    assert cpu_bf16_flags(cpuinfo) == {"avx512_bf16"}
+    cpuinfo.write_text("flags\t\t: fpu amx_bf16 amx_tile avx512_bf16\n")
+    assert cpu_bf16_flags(cpuinfo) == {"amx_bf16", "avx512_bf16"}
+    assert cpu_bf16_flags(tmp_path / "missing") == set()  # not Linux: no flags
 
 
 @needs_cuda
