@@ -242,10 +242,10 @@ def clip_expression_weights(frames: int, onset: float) -> list[float]:
 class _MeshesByUnits:
     """One clip's head meshes, built once per distinct expression.
 
-    The frames after a clip's onset hold the apex and a neutral clip never moves, so most
-    frames repeat an expression already built. Building the mesh is a large share of a frame's
-    rendering, and it draws nothing from the random stream, so reusing it leaves every byte
-    as it was.
+    The frames after a clip's onset hold the apex, so they repeat an expression already
+    built (a neutral clip too: it eases between two slightly different neutral faces).
+    Building the mesh is a large share of a frame's rendering, and it draws nothing from the
+    random stream, so reusing it leaves every byte as it was.
     """
 
     def __init__(self, ident: render.Identity, spacing: float) -> None:
