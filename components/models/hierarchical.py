@@ -23,6 +23,7 @@ from components.models.simple_fit import TrainFn, predict_proba
 ROUTINGS = ("hard", "soft")
 FIRST_INITS = ("scratch", "planar")
 SECOND_INITS = ("scratch", "first", "planar")
+SECOND_ROWS = ("group", "full")
 
 
 class HierarchicalClassifier(Classifier):
@@ -70,6 +71,7 @@ class HierarchicalClassifier(Classifier):
         routing: str = "hard",
         first_init: str = "scratch",
         second_init: str = "scratch",
+        second_rows: str = "group",
         folds: int = 3,
         seed: int = 0,
         class_names: list[str] | None = None,
@@ -85,6 +87,10 @@ class HierarchicalClassifier(Classifier):
             raise ConfigError(
                 f"hierarchical.second_init: {second_init!r} is not one of {SECOND_INITS}"
             )
+        if second_rows not in SECOND_ROWS:
+            raise ConfigError(
+                f"hierarchical.second_rows: {second_rows!r} is not one of {SECOND_ROWS}"
+            )
         from components.models.registry import plain_networks  # it builds this class
 
         if base not in plain_networks():
@@ -99,6 +105,7 @@ class HierarchicalClassifier(Classifier):
         self.num_classes, self.in_channels = num_classes, in_channels
         self.base, self.k, self.threshold, self.routing = base, k, threshold, routing
         self.first_init, self.second_init = first_init, second_init
+        self.second_rows = second_rows
         self.folds, self.seed = folds, seed
         self.class_names = list(class_names or [str(i) for i in range(num_classes)])
         self.base_kwargs = base_kwargs
@@ -191,7 +198,9 @@ class HierarchicalClassifier(Classifier):
             if self.second_init != "scratch":
                 first_trained = self.second_init == "first" and self.group_model_ is not None
                 copy_trunk(self.group_model_ if first_trained else self._planar, model)
-            self.second_models_[u] = train_fn(model, x[mask], yl, xv, yv)
+            repeats = group_repeats(len(y), int(mask.sum()), self.second_rows)
+            self.second_models_[u] = train_fn(model, _repeat_rows(x[mask], repeats),
+                                              _repeat_rows(yl, repeats), xv, yv)
 
     def unit_proba(self, x: np.ndarray) -> np.ndarray:
         """P(unit | x) from the first model, (N, units)."""
@@ -228,6 +237,15 @@ class HierarchicalClassifier(Classifier):
         return float((self.folds + 1) * n_train)
 
 
+def group_repeats(n_train: int, n_group: int, second_rows: str) -> int:
+    """How many copies of a group's images make one epoch of its second model: 1 for
+    "group"; for "full" the whole copies that fit in ``n_train`` (at least 1), so the second
+    model's epochs take about the planar model's steps without a copy past the set's size."""
+    if second_rows == "group" or n_group <= 0:
+        return 1
+    return max(1, n_train // n_group)
+
+
 def copy_trunk(source: nn.Module, target: nn.Module) -> int:
     """Copy every weight of ``source`` into ``target`` except the classifier (the last
     linear or convolution layer, a fully connected layer or ``partition_cnn``'s 1x1
@@ -258,6 +276,11 @@ def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
     counts = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(counts, (np.asarray(y_true), np.asarray(y_pred)), 1)
     return counts
+
+
+def _repeat_rows(a: np.ndarray, repeats: int) -> np.ndarray:
+    """``a`` stacked ``repeats`` times along its first axis (itself when once)."""
+    return a if repeats == 1 else np.concatenate([a] * repeats)
 
 
 def _subset_val(
