@@ -18,6 +18,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from components.errors import DataError
+
 RECORDS = Path("claims/measured")
 
 
@@ -91,5 +93,19 @@ def planned_epochs(params: dict[str, Any], arch: str) -> int | None:
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON file's object, or None when the file does not exist."""
-    return json.loads(path.read_text()) if path.is_file() else None
+    """A JSON file's object, or None when the file does not exist.
+
+    Raises:
+        DataError: the file is not a JSON object (a hand edit or a cut-off write), naming
+            it, so the report does not end in a decoder's traceback.
+    """
+    if not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}: not valid JSON ({error}); restore it from git or write it "
+                        "again with the command that made it") from error
+    if not isinstance(value, dict):
+        raise DataError(f"{path}: expected a JSON object, found {type(value).__name__}")
+    return value

@@ -206,8 +206,45 @@ def test_second_init_first_with_a_single_group_starts_from_the_planar_network():
     assert _same_trunk(starts[2], trained[1])
 
 
+@pytest.mark.parametrize("second_rows", ["group", "full"])
+def test_second_rows_full_repeats_a_group_to_the_training_set_size(second_rows):
+    """The count rule (k = 4) merges 4 categories into 3 units, so one pair (12 of the 24
+    rows) gets a second model: it trains on the pair's rows once per epoch ("group") or on
+    them twice, the whole copies that fit in the 24 ("full"), labels repeated with them."""
+    x, y = toy_images(6, 4, 1, seed=2)
+    model = create_model("hierarchical", 4, 1, k=4, folds=2, seed=0, second_rows=second_rows,
+                         width=0.125, hidden=16)
+    seen: list[tuple[np.ndarray, np.ndarray]] = []
+    train_fn = quick_train_fn(epochs=1, lr=3e-3, batch_size=8)
+
+    def recording(net, x_train, y_train, *rest):
+        seen.append((x_train, y_train))
+        return train_fn(net, x_train, y_train, *rest)
+
+    model.fit_arrays(x, y, recording)
+    assert len(model.second_models_) == 1 and len(seen) == 4  # 2 planar, first, second
+    x_second, y_second = seen[-1]
+    (pair,) = [members for members in model.grouping_.unit_indices if len(members) == 2]
+    once = x[np.isin(y, pair)]
+    copies = 1 if second_rows == "group" else 2
+    assert len(y_second) == len(x_second) == 12 * copies
+    np.testing.assert_array_equal(x_second, np.concatenate([once] * copies))
+    np.testing.assert_array_equal(y_second[:12], y_second[-12:])
+    assert set(y_second.tolist()) == {0, 1}
+
+
+@pytest.mark.parametrize(("n_train", "n_group", "rows", "copies"), [
+    (3136, 784, "full", 4), (3136, 1000, "full", 3), (100, 100, "full", 1), (100, 0, "full", 1),
+    (3136, 784, "group", 1)])
+def test_group_repeats_fits_whole_copies_into_the_training_set(n_train, n_group, rows, copies):
+    from components.models.hierarchical import group_repeats
+
+    assert group_repeats(n_train, n_group, rows) == copies
+
+
 @pytest.mark.parametrize(("option", "value"), [("first_init", "first"),
-                                               ("second_init", "fresh")])
+                                               ("second_init", "fresh"),
+                                               ("second_rows", "all")])
 def test_hierarchical_rejects_an_unknown_init(option, value):
     from components.errors import ConfigError
 
