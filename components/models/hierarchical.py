@@ -233,8 +233,12 @@ class HierarchicalClassifier(Classifier):
 
     def training_rows(self, n_train: int) -> float:
         """Rows all sub-model fits train on together, for sharing a time budget: the
-        out-of-fold nets see (folds - 1) x N, the group net N, the second nets at most N."""
-        return float((self.folds + 1) * n_train)
+        out-of-fold nets see (folds - 1) x N, the group net N, the second nets at most N
+        together ("group": the groups split the set) or at most N each ("full"), with at most
+        C // 2 groups of two or more. An over-count leaves budget unused at the end; an
+        under-count would hand one second net all the time left and starve the next."""
+        second = 1 if self.second_rows == "group" else max(1, self.num_classes // 2)
+        return float((self.folds + second) * n_train)
 
 
 def group_repeats(n_train: int, n_group: int, second_rows: str) -> int:

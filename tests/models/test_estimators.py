@@ -233,6 +233,14 @@ def test_second_rows_full_repeats_a_group_to_the_training_set_size(second_rows):
     assert set(y_second.tolist()) == {0, 1}
 
 
+@pytest.mark.parametrize(("second_rows", "rows"), [("group", 3 * 100), ("full", 6 * 100)])
+def test_training_rows_count_every_second_net_a_budget_is_shared_over(second_rows, rows):
+    """2 out-of-fold nets (100 rows together), the group net (100), then the second nets:
+    100 together, or up to 100 each for at most 8 // 2 = 4 groups of two or more."""
+    model = create_model("hierarchical", 8, 1, folds=2, second_rows=second_rows)
+    assert model.training_rows(100) == rows
+
+
 @pytest.mark.parametrize(("n_train", "n_group", "rows", "copies"), [
     (3136, 784, "full", 4), (3136, 1000, "full", 3), (100, 100, "full", 1), (100, 0, "full", 1),
     (3136, 784, "group", 1)])
