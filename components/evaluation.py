@@ -44,7 +44,7 @@ from components.training.data import (
 )
 from components.training.metrics import classification_report
 from components.training.plots import plot_occlusion_curves
-from components.training.report import SCALARS
+from components.training.report import SCALARS, SUB_MODELS_FILE
 from components.training.run import score, score_data, test_splits
 
 log = logging.getLogger(__name__)
@@ -288,11 +288,7 @@ def write_views(
                                 classes=np.asarray(test["classes"]))
         occlusion += [{"architecture": arch, "occlusion": pct, "accuracy": round(acc, 4)}
                       for pct, acc in sorted(curves[arch].items())]
-        history = Path(train_dir) / arch / "history.csv"
-        if history.is_file():
-            frame = pd.read_csv(history)
-            frame = frame[[c for c in CURVE_COLUMNS if c in frame]].round(4)
-            learning.append(frame.assign(architecture=arch))
+        learning += learning_curve_frames(Path(train_dir) / arch, arch)
     for task, models in by_task.items():
         write_json(out_dir / "tasks" / f"{task}.json", models)
     columns = ["architecture", "occlusion", "accuracy"]
@@ -303,6 +299,26 @@ def write_views(
     summary = task_summary(by_task)
     write_json(out_dir / SUMMARY_FILE, summary)
     return summary
+
+
+def learning_curve_frames(run_dir: Path, arch: str) -> list[pd.DataFrame]:
+    """The curve rows of one trained model: its ``history.csv`` under ``arch``, and for an
+    estimator each validated network of ``sub_models.csv`` under ``"<arch>: <part>"`` (its
+    own history is one row, so without them its line in the plot is a single point)."""
+    frames = []
+    history = run_dir / "history.csv"
+    if history.is_file():
+        frame = pd.read_csv(history)
+        frames.append(frame[[c for c in CURVE_COLUMNS if c in frame]].round(4)
+                      .assign(architecture=arch))
+    networks = run_dir / SUB_MODELS_FILE
+    if networks.is_file():
+        table = pd.read_csv(networks)
+        if "val_uar" in table:
+            for part, rows in table.dropna(subset=["val_uar"]).groupby("part", sort=False):
+                frames.append(rows[[c for c in CURVE_COLUMNS if c in rows]].round(4)
+                              .assign(architecture=f"{arch}: {part}"))
+    return frames
 
 
 def task_summary(by_task: dict[str, dict[str, dict[str, float]]]) -> dict[str, float]:

@@ -70,12 +70,15 @@ class FitOutcome:
     best monitored validation value (None: the caller scores validation once), extra
     figures for ``metrics.json`` (best epoch, epochs run, budget plan, ...) and the fit's
     wall-clock figures (images/s, seconds per epoch), which depend on the machine and so
-    stay out of ``metrics.json``: tracking logs them to the MLflow run only."""
+    stay out of ``metrics.json``: tracking logs them to the MLflow run only.
+    ``sub_model_history`` holds an estimator's networks' epoch rows, each tagged with the
+    network's ``part`` (empty for a plain network: its own rows are ``history``)."""
 
     history: list[dict[str, Any]] = field(default_factory=list)
     best_score: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    sub_model_history: list[dict[str, Any]] = field(default_factory=list)
 
 
 class FitLoop(Protocol):

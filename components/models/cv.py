@@ -59,17 +59,20 @@ def out_of_fold_proba(
     folds: int,
     seed: int,
     keep: list[nn.Module] | None = None,
+    part: str = "network",
 ) -> np.ndarray:
     """Softmax outputs for every training sample from a model trained without its fold.
 
     ``keep``, if given, receives the trained fold models in fold order (an estimator may
-    start later networks from them instead of training that much again).
+    start later networks from them instead of training that much again). ``part`` names the
+    networks for ``train_fn`` ("<part> fold <k>").
     Returns (N, C) probabilities, C the number of model outputs.
     """
     out: np.ndarray | None = None
     for k, (train_idx, held_idx) in enumerate(fold_indices(y, folds, seed)):
         model = seeded_model(build, seed + 1 + k)
-        model = train_fn(model, x[train_idx], y[train_idx], None, None)
+        model = train_fn(model, x[train_idx], y[train_idx], None, None,
+                         part=f"{part} fold {k + 1}")
         if keep is not None:
             keep.append(model)
         proba = predict_proba(model, x[held_idx])

@@ -149,7 +149,8 @@ class HierarchicalClassifier(Classifier):
             )
         planar = partial(self._build, self.num_classes)
         fold_models: list[nn.Module] = []
-        oof = out_of_fold_proba(planar, x, y, train_fn, self.folds, self.seed, keep=fold_models)
+        oof = out_of_fold_proba(planar, x, y, train_fn, self.folds, self.seed, keep=fold_models,
+                                part="planar")
         self._planar = fold_models[-1]  # a start for later networks, not kept after fit
         self.confusion_ = confusion_counts(y, oof.argmax(axis=1), self.num_classes)
         sub = self.confusion_[np.ix_(present, present)]
@@ -185,7 +186,7 @@ class HierarchicalClassifier(Classifier):
             first = seeded_model(partial(self._build, len(units)), self.seed)
             if self.first_init == "planar":
                 copy_trunk(self._planar, first)
-            self.group_model_ = train_fn(first, x, yu, xv, yv)
+            self.group_model_ = train_fn(first, x, yu, xv, yv, part="first (groups)")
         self.second_models_: dict[int, nn.Module] = {}
         for u, members in enumerate(units):
             if len(members) < 2:
@@ -199,8 +200,9 @@ class HierarchicalClassifier(Classifier):
                 first_trained = self.second_init == "first" and self.group_model_ is not None
                 copy_trunk(self.group_model_ if first_trained else self._planar, model)
             repeats = group_repeats(len(y), int(mask.sum()), self.second_rows)
-            self.second_models_[u] = train_fn(model, _repeat_rows(x[mask], repeats),
-                                              _repeat_rows(yl, repeats), xv, yv)
+            self.second_models_[u] = train_fn(
+                model, _repeat_rows(x[mask], repeats), _repeat_rows(yl, repeats), xv, yv,
+                part=f"second ({' + '.join(self.grouping_.units[u])})")
 
     def unit_proba(self, x: np.ndarray) -> np.ndarray:
         """P(unit | x) from the first model, (N, units)."""

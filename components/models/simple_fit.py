@@ -1,22 +1,31 @@
 """The training-function contract of the estimators and their batched inference.
 
 Estimators (SVM fusion, hierarchical) never import the project trainer: they take a
-``train_fn(model, x_train, y_train, x_val, y_val) -> model``, which
+``train_fn(model, x_train, y_train, x_val, y_val, part=...) -> model``, which
 ``components.training.trainer.make_train_fn`` supplies, so every sub-model goes through the
 one training loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
-TrainFn = Callable[
-    [nn.Module, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None], nn.Module
-]
+
+class TrainFn(Protocol):
+    """Trains one sub-network and returns it with its best validated weights.
+
+    ``part`` names the network within its estimator ("planar fold 1", "second (fear +
+    surprise)"): the project loop files each fit's learning curve under it, so a user sees
+    every network an estimator trained, not only the finished estimator's score.
+    """
+
+    def __call__(self, model: nn.Module, x_train: np.ndarray, y_train: np.ndarray,
+                 x_val: np.ndarray | None = None, y_val: np.ndarray | None = None, *,
+                 part: str = "") -> nn.Module: ...
 
 
 def in_eval_mode(model: nn.Module) -> nn.Module:

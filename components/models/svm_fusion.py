@@ -125,14 +125,18 @@ class SVMFusion(Classifier):
                 "training sample(s); the SVM needs at least 2 per class"
             )
         oof = np.hstack([
-            out_of_fold_proba(self.build_depth, x_depth, y, train_fn, self.folds, self.seed),
-            out_of_fold_proba(self.build_color, x_color, y, train_fn, self.folds, self.seed + 100),
+            out_of_fold_proba(self.build_depth, x_depth, y, train_fn, self.folds, self.seed,
+                              part="nn2_depth"),
+            out_of_fold_proba(self.build_color, x_color, y, train_fn, self.folds, self.seed + 100,
+                              part="nn3_color"),
         ])
         self.depth_model_ = train_fn(
-            seeded_model(self.build_depth, self.seed), x_depth, y, x_depth_val, y_val
+            seeded_model(self.build_depth, self.seed), x_depth, y, x_depth_val, y_val,
+            part="nn2_depth",
         )
         self.color_model_ = train_fn(
-            seeded_model(self.build_color, self.seed + 100), x_color, y, x_color_val, y_val
+            seeded_model(self.build_color, self.seed + 100), x_color, y, x_color_val, y_val,
+            part="nn3_color",
         )
         cv = min(self.folds, int(sizes.min()))
         self.C_ = self.C if self.C is not None else self._choose_c(oof, y, cv)

@@ -15,6 +15,7 @@ import importlib.util
 import logging
 import math
 import os
+import re
 import socket
 import time
 import warnings
@@ -49,7 +50,7 @@ CODE_ROOT = Path(__file__).resolve().parents[2]  # the ferops checkout whose cod
 # Trainer-config keys that describe the whole study, not this run.
 STUDY_KEYS: frozenset[str] = frozenset({"architectures", "overrides", "model_kwargs"})
 OUTPUT_FILES: tuple[str, ...] = ("metrics.json", "per_class.json", "history.csv",
-                                 "predictions.json")
+                                 "sub_models.csv", "predictions.json")
 
 
 @dataclass
@@ -263,6 +264,7 @@ class TrainingRun:
 
         out_dir = Path(self.setup.out_dir)
         self.log_history(out_dir / "history.csv")
+        self.log_history(out_dir / "sub_models.csv")  # an estimator's networks
         mlflow.log_metrics(final_metrics(metrics), synchronous=True)
         if "stopped_early" in metrics:
             mlflow.set_tag("stopped_early", str(bool(metrics["stopped_early"])).lower())
@@ -324,7 +326,9 @@ class TrainingRun:
         return digests
 
     def log_history(self, path: Path) -> None:
-        """Every numeric column of ``history.csv`` as a metric with step = epoch."""
+        """Every numeric column of an epoch table (``history.csv``, ``sub_models.csv``) as
+        a metric with step = epoch; a row's ``part`` (an estimator's network) prefixes its
+        keys (``second_fear_surprise/val_uar``), so the MLflow UI charts each network."""
         from mlflow import MlflowClient
         from mlflow.entities import Metric
 
@@ -335,10 +339,11 @@ class TrainingRun:
         with path.open(newline="") as handle:
             for row in csv.DictReader(handle):
                 step = int(float(row["epoch"]))
+                prefix = metric_prefix(row.get("part") or "")
                 for key, text in row.items():
                     value = _number(text)
-                    if key != "epoch" and value is not None:
-                        points.append(Metric(key, value, now, step))
+                    if key not in ("epoch", "part") and value is not None:
+                        points.append(Metric(prefix + key, value, now, step))
         if points:
             MlflowClient().log_batch(self.run_id, metrics=points, synchronous=True)
 
@@ -369,6 +374,13 @@ def final_metrics(metrics: dict[str, Any]) -> dict[str, float]:
         if isinstance(value, int | float) and not isinstance(value, bool)
         and math.isfinite(float(value))
     }
+
+
+def metric_prefix(part: str) -> str:
+    """``"second (fear + surprise)"`` -> ``"second_fear_surprise/"``: an MLflow metric key
+    prefix (letters, digits and underscores) for an estimator's network; ``""`` for none."""
+    key = re.sub(r"[^0-9A-Za-z]+", "_", part).strip("_").lower()
+    return f"{key}/" if key else ""
 
 
 def _number(text: str | None) -> float | None:

@@ -58,6 +58,7 @@ class TrainerLoop:
         self.cfg, self.classes, self.out_dir = cfg, classes, out_dir
         self.resume, self.on_epoch_end = resume, on_epoch_end
         self.ctx = ctx or current_context()
+        self.sub_model_history: list[dict[str, Any]] = []  # every sub-network's epoch rows
 
     def fit_network(self, net: nn.Module, train: Dataset, val: Dataset, *,
                     ecstfl: bool) -> tuple[nn.Module, FitOutcome]:
@@ -81,5 +82,7 @@ class TrainerLoop:
         return result.model.eval(), outcome
 
     def sub_model_fn(self, total_rows: float) -> TrainFn:
-        """Sub-network training with these settings; a budget is shared over ``total_rows``."""
-        return make_train_fn(self.cfg, total_rows=total_rows)
+        """Sub-network training with these settings; a budget is shared over ``total_rows``.
+        Each fit's epoch rows (tagged with its ``part``) join ``sub_model_history``."""
+        return make_train_fn(self.cfg, total_rows=total_rows,
+                             on_history=self.sub_model_history.extend)

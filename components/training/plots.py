@@ -62,6 +62,27 @@ def plot_learning_curves(history: list[dict[str, Any]], path: Path, title: str) 
     return _save(fig, path)
 
 
+def plot_sub_model_curves(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
+    """An estimator's networks, one line each: training loss, training accuracy and (for
+    the networks that had validation data) validation UAR per epoch."""
+    parts = list(dict.fromkeys(row["part"] for row in rows))  # in training order
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    panels = (("train_loss", "training loss"), ("train_accuracy", "training accuracy"),
+              ("val_uar", "validation UAR"))
+    for ax, (key, label) in zip(axes, panels, strict=True):
+        for index, part in enumerate(parts):  # one colour per network in every panel
+            points = [(row["epoch"], row[key]) for row in rows
+                      if row["part"] == part and row.get(key) is not None]
+            if points:
+                ax.plot(*zip(*points, strict=True), "-o", markersize=3, label=part,
+                        color=plt.get_cmap("tab10")(index % 10))
+        ax.set_xlabel("epoch")
+        ax.set_title(label)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{title}: every network it trained")
+    return _save(fig, path)
+
+
 def plot_occlusion_curves(
     curves: dict[str, dict[int, float]], path: Path, metric: str = "accuracy"
 ) -> Path:

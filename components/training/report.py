@@ -2,7 +2,9 @@
 
 Layout under the run folder (what ``dvc.yaml`` declares for the train stage):
 ``metrics.json`` (flat scalars), ``per_class.json`` (per split: recall, F1, confusion),
-``history.csv`` (one row per epoch, for ``dvc plots``) and ``plots/*.png``.
+``history.csv`` (one row per epoch, for ``dvc plots``), for an estimator
+``sub_models.csv`` (every network it trained: one row per network and epoch) and
+``plots/*.png``.
 """
 
 from __future__ import annotations
@@ -12,16 +14,26 @@ from pathlib import Path
 from typing import Any
 
 from components.jsonio import write_json
-from components.training.plots import plot_confusion, plot_learning_curves, plot_per_class
+from components.training.plots import (
+    plot_confusion,
+    plot_learning_curves,
+    plot_per_class,
+    plot_sub_model_curves,
+)
 
 SCALARS: tuple[str, ...] = ("accuracy", "uar", "macro_f1")
+SUB_MODELS_FILE = "sub_models.csv"  # an estimator's networks: part, epoch, scores
+SUB_MODELS_PLOT = "sub_model_curves.png"
 
 
 def write_history_csv(history: list[dict[str, Any]], path: Path) -> Path:
-    """One row per epoch; columns are the union of the rows' keys, ``epoch`` first."""
+    """One row per epoch; columns are the union of the rows' keys, ``part`` (when the rows
+    carry it) and ``epoch`` first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    columns = ["epoch"] + sorted({k for row in history for k in row} - {"epoch"})
+    keys = {k for row in history for k in row}
+    lead = (["part"] if "part" in keys else []) + ["epoch"]
+    columns = lead + sorted(keys - set(lead))
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
@@ -46,8 +58,11 @@ def write_run_outputs(
     split_reports: dict[str, dict[str, Any]],
     extra: dict[str, Any],
     title: str,
+    sub_model_history: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Write metrics.json, per_class.json, history.csv and the plots of one run.
+    """Write metrics.json, per_class.json, history.csv and the plots of one run, and for an
+    estimator the epoch rows of every network it trained (``sub_models.csv`` and its plot;
+    a stale pair from an earlier run in the folder is removed when there are none).
 
     Returns:
         The flat metrics written to ``metrics.json``.
@@ -64,9 +79,22 @@ def write_run_outputs(
     if history:
         write_history_csv(history, out_dir / "history.csv")
         plot_learning_curves(history, plots / "learning_curves.png", title)
+    write_sub_model_history(sub_model_history or [], out_dir, title)
     for split, report in split_reports.items():
         plot_confusion(report["confusion"], classes, plots / f"confusion_{split}.png",
                        f"{title}: {split}")
         plot_per_class(report["per_class_recall"], plots / f"per_class_recall_{split}.png",
                        f"{title}: {split} recall")
     return metrics
+
+
+def write_sub_model_history(rows: list[dict[str, Any]], out_dir: Path, title: str) -> None:
+    """``sub_models.csv`` and ``plots/sub_model_curves.png`` from an estimator's network
+    rows; with no rows, neither file is left in ``out_dir``."""
+    table, plot = Path(out_dir) / SUB_MODELS_FILE, Path(out_dir) / "plots" / SUB_MODELS_PLOT
+    if not rows:
+        table.unlink(missing_ok=True)
+        plot.unlink(missing_ok=True)
+        return
+    write_history_csv(rows, table)
+    plot_sub_model_curves(rows, plot, title)

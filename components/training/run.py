@@ -61,14 +61,16 @@ def score(classifier: Classifier, spec: ModelSpec, task_dir: Path, split: str) -
 def fit_classifier(classifier: Classifier, train: SplitData, val: SplitData,
                    loop: TrainerLoop, classes: list[str], monitor: str) -> FitOutcome:
     """``classifier.fit`` through ``loop``; a model without epochs gets one history row of
-    validation scores and its best monitored value from it."""
+    validation scores and its best monitored value from it, and the epoch rows of the
+    networks it trained through ``loop`` as its ``sub_model_history``."""
     outcome = classifier.fit(train, val, loop)
     if outcome.history:
         return outcome
     report = score_data(classifier, val, classes)
     row = {"epoch": 1, **{f"val_{k}": report[k] for k in ("loss", *SCALARS)}}
     extra = {"epochs_run": 1, f"best_{monitor}": row[monitor], **outcome.extra}
-    return FitOutcome([row], float(row[monitor]), extra, outcome.timings)
+    return FitOutcome([row], float(row[monitor]), extra, outcome.timings,
+                      outcome.sub_model_history or list(loop.sub_model_history))
 
 
 def train_run(
@@ -116,7 +118,7 @@ def train_run(
         split: {"labels": r["labels"], "predictions": r["predictions"]}
         for split, r in reports.items()})
     return write_run_outputs(out_dir, spec.classes, outcome.history, reports, outcome.extra,
-                             spec.arch)
+                             spec.arch, sub_model_history=outcome.sub_model_history)
 
 
 def write_skipped(out_dir: Path, arch: str, reason: str) -> dict[str, Any]:

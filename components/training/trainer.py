@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from components.errors import ConfigError, DataError
 from components.isa import caps_allow_amx, caps_allow_bf16
 from components.models.contract import tta_views
+from components.models.simple_fit import TrainFn
 from components.training.augment import augment_batch
 from components.training.budget import (
     REPLAN_WINDOW,
@@ -733,9 +734,11 @@ class Trainer:
 
 
 def make_train_fn(
-    cfg: TrainConfig, *, ecstfl: bool = False, total_rows: float | None = None
-) -> Callable[..., nn.Module]:
-    """A ``train_fn(model, x_train, y_train, x_val, y_val) -> model`` for the estimators.
+    cfg: TrainConfig, *, ecstfl: bool = False, total_rows: float | None = None,
+    on_history: Callable[[list[dict[str, Any]]], None] | None = None,
+) -> TrainFn:
+    """A ``train_fn(model, x_train, y_train, x_val, y_val, part=...) -> model`` for the
+    estimators.
 
     ``svm_fusion`` and ``hierarchical`` fit several torch sub-models; they call this so every
     sub-model gets the same optimiser, schedule, augmentation and early stopping as a plain
@@ -746,6 +749,10 @@ def make_train_fn(
     With ``cfg.budget_minutes`` the budget covers all fits together: each fit gets the
     share of the time left that its rows are of ``total_rows`` still to train (the
     estimator's ``training_rows``), and plans its own epochs within it.
+
+    ``on_history`` receives each fit's epoch rows, every row tagged with the fit's ``part``;
+    a fit without validation data keeps only its ``train_*`` and ``lr`` columns (its
+    "validation" scores would be the training rows again, not a validation).
     """
     quiet = cfg.replace(progress=False)
     share = None
@@ -758,10 +765,13 @@ def make_train_fn(
         y_train: np.ndarray,
         x_val: np.ndarray | None = None,
         y_val: np.ndarray | None = None,
+        *,
+        part: str = "",
     ) -> nn.Module:
         train = SplitData.from_arrays(x_train, y_train, name="train_fn/train")
         settings = quiet
-        if x_val is None or y_val is None or len(y_val) == 0:
+        validated = not (x_val is None or y_val is None or len(y_val) == 0)
+        if not validated:
             # No held-out data (e.g. a group with no validation samples): train the full
             # schedule; the "validation" rows then only log fit on the training data.
             val = train
@@ -771,6 +781,11 @@ def make_train_fn(
         if share is not None:
             settings = settings.replace(budget_minutes=share.next_minutes(len(y_train)))
         trainer = Trainer(model, settings, ecstfl=ecstfl, ctx=DistContext())
-        return trainer.fit(train, val).model.eval()
+        result = trainer.fit(train, val)
+        if on_history is not None:
+            on_history([{"part": part, **{k: v for k, v in row.items()
+                                          if validated or not k.startswith("val_")}}
+                        for row in result.history])
+        return result.model.eval()
 
     return train_fn

@@ -162,9 +162,9 @@ def _recording(train_fn):
     starts: list[dict] = []
     trained: list = []
 
-    def recording(model, *args):
+    def recording(model, *args, **kwargs):
         starts.append({k: v.clone() for k, v in model.state_dict().items()})
-        trained.append(train_fn(model, *args))
+        trained.append(train_fn(model, *args, **kwargs))
         return trained[-1]
 
     return recording, starts, trained
@@ -217,9 +217,9 @@ def test_second_rows_full_repeats_a_group_to_the_training_set_size(second_rows):
     seen: list[tuple[np.ndarray, np.ndarray]] = []
     train_fn = quick_train_fn(epochs=1, lr=3e-3, batch_size=8)
 
-    def recording(net, x_train, y_train, *rest):
+    def recording(net, x_train, y_train, *rest, **kwargs):
         seen.append((x_train, y_train))
-        return train_fn(net, x_train, y_train, *rest)
+        return train_fn(net, x_train, y_train, *rest, **kwargs)
 
     model.fit_arrays(x, y, recording)
     assert len(model.second_models_) == 1 and len(seen) == 4  # 2 planar, first, second

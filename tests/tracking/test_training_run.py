@@ -99,6 +99,19 @@ def test_epoch_curves_have_steps_and_test_scores_match_metrics_json(study: Study
     assert any(key.startswith("system/") for key in run.data.metrics)  # CPU / memory sampled
 
 
+def test_an_estimators_networks_have_their_own_curves_in_the_run(study: Study) -> None:
+    """svm_fusion's networks: each one's epochs under its own key prefix, step = epoch."""
+    client = MlflowClient(study.uri)
+    run_id = _run(study, "svm_fusion").info.run_id
+    with (study.workspace.out("svm_fusion") / "sub_models.csv").open() as handle:
+        rows = [r for r in csv.DictReader(handle) if r["part"] == "nn3_color"]
+    points = client.get_metric_history(run_id, "nn3_color/val_uar")
+    assert [p.step for p in points] == [int(r["epoch"]) for r in rows]
+    assert [p.value for p in points] == pytest.approx([float(r["val_uar"]) for r in rows])
+    assert client.get_metric_history(run_id, "nn2_depth_fold_1/train_loss")
+    assert not client.get_metric_history(run_id, "nn2_depth_fold_1/val_uar")  # no val data
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 def test_plots_reports_and_validation_summary_are_artifacts(
     study: Study, arch: str, tmp_path: Path
@@ -112,6 +125,8 @@ def test_plots_reports_and_validation_summary_are_artifacts(
     assert local.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     reports = {Path(a.path).name for a in client.list_artifacts(run_id, "reports")}
     assert {"metrics.json", "per_class.json", "history.csv"} <= reports
+    if arch == "svm_fusion":  # an estimator: every network it trained, table and plot
+        assert "sub_models.csv" in reports and "sub_model_curves.png" in plots
     summary = Path(client.download_artifacts(run_id, "validation/summary.md", str(tmp_path)))
     assert summary.read_text().startswith("# Validation")
 

@@ -75,6 +75,16 @@ def test_train_stage_fits_estimators_with_the_project_loop(workspace: Path) -> N
     run = workspace / "train" / "svm_fusion"
     assert (run / "model.pkl").exists()
     assert "test_accuracy" in json.loads((run / "metrics.json").read_text())
+    # every network it trained has its curve: 2 folds and the final net per modality
+    networks = pd.read_csv(run / "sub_models.csv")
+    assert list(networks.columns[:2]) == ["part", "epoch"]
+    assert list(dict.fromkeys(networks["part"])) == [
+        "nn2_depth fold 1", "nn2_depth fold 2", "nn3_color fold 1", "nn3_color fold 2",
+        "nn2_depth", "nn3_color"]
+    validated = networks.dropna(subset=["val_uar"])
+    assert set(validated["part"]) == {"nn2_depth", "nn3_color"}  # the folds had no val data
+    assert networks["train_loss"].notna().all()
+    assert (run / "plots" / "sub_model_curves.png").stat().st_size > 1000
 
 
 def test_train_stage_skips_models_the_data_cannot_feed(workspace: Path, capsys) -> None:
@@ -171,6 +181,10 @@ def test_evaluate_writes_comparison_files(workspace: Path) -> None:
     assert list(occlusion.columns) == ["architecture", "occlusion", "accuracy"]
     curves = pd.read_csv(out / "learning_curves.csv")
     assert curves.columns[0] == "architecture" and {"epoch", "val_uar"} <= set(curves.columns)
+    # the estimator's validated networks are lines of their own beside its one-row history
+    assert {"svm_fusion", "svm_fusion: nn2_depth", "svm_fusion: nn3_color"} <= set(
+        curves["architecture"])
+    assert curves["val_uar"].notna().all()
 
 
 def _kernels(env: dict[str, str]) -> str:

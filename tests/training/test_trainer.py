@@ -157,6 +157,26 @@ def test_make_train_fn_trains_estimator_submodels(data_root: Path) -> None:
     assert isinstance(no_val, torch.nn.Module)
 
 
+def test_make_train_fn_hands_each_fit_its_epoch_rows_tagged_with_its_part(
+        data_root: Path) -> None:
+    """A fit with validation data keeps its val_* columns; a fit without keeps only what
+    it measured on its training rows (its "validation" would be those rows again)."""
+    train = load_split(data_root / "image", "train", ("depth",))
+    val = load_split(data_root / "image", "val", ("depth",))
+    x, y = train.rows(slice(None)), train.y
+    fits: list[list[dict]] = []
+    train_fn = make_train_fn(quick_config(epochs=2, patience=0), on_history=fits.append)
+    train_fn(TinyCNN(4, 1), x, y, val.rows(slice(None)), val.y, part="second (a + b)")
+    train_fn(TinyCNN(4, 1), x, y, None, None, part="planar fold 1")
+    validated, unvalidated = fits
+    assert [row["epoch"] for row in validated] == [1, 2]
+    assert {row["part"] for row in validated} == {"second (a + b)"}
+    assert {"train_loss", "val_uar", "val_accuracy"} <= set(validated[0])
+    assert {row["part"] for row in unvalidated} == {"planar fold 1"}
+    assert "train_loss" in unvalidated[0]
+    assert not any(key.startswith("val_") for row in unvalidated for key in row)
+
+
 def test_resolve_config_merges_overrides_and_tuned(tmp_path: Path) -> None:
     tuned = tmp_path / "chosen_params.json"
     tuned.write_text(json.dumps({"lr": 0.05, "dropout": 0.3}))
