@@ -63,6 +63,7 @@ def train_stage(
         MODEL_INPUTS,
         ModelSpec,
         create_classifier,
+        named_kwargs,
         seeded_kwargs,
         training_needs,
     )
@@ -113,7 +114,7 @@ def train_stage(
              len(classes), in_channels)
     seed_everything(cfg.seed)
     classifier = create_classifier(arch, len(classes), in_channels, mirror=spec.tta_mirror,
-                                   shift=spec.tta_shift, **extra)
+                                   shift=spec.tta_shift, **named_kwargs(arch, extra, classes))
     setup = RunSetup(spec, cfg, task_dir, Path(out_dir), params)
     with tracked_training(setup, enabled=cfg.track and ctx.is_main) as run:
         timings: dict[str, float] = {}

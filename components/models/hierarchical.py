@@ -22,6 +22,7 @@ from components.models.simple_fit import TrainFn, predict_proba
 
 ROUTINGS = ("hard", "soft")
 FIRST_INITS = ("scratch", "planar")
+FIRST_LABELS = ("groups", "classes")
 SECOND_INITS = ("scratch", "first", "planar")
 SECOND_ROWS = ("group", "full")
 
@@ -37,6 +38,10 @@ class HierarchicalClassifier(Classifier):
         threshold: if set, the similarity threshold rule replaces the count rule.
         routing: "hard" (argmax group, then that group's distribution) or "soft"
             (P(c) = P(u) * P(c | u)).
+        first_labels: "groups" (the patent's: the first model classifies the units) or
+            "classes" (it classifies the categories, and a unit's probability is the sum of
+            its members': the first stage then keeps the planar task's training signal,
+            which the relabelling into units throws away).
         first_init: "scratch" (the patent's default: fresh weights) or "planar" (the first
             model starts from the last out-of-fold planar network, every layer but its
             classifier, so the planar training that only served the grouping also serves
@@ -69,6 +74,7 @@ class HierarchicalClassifier(Classifier):
         k: int = 4,
         threshold: float | None = None,
         routing: str = "hard",
+        first_labels: str = "groups",
         first_init: str = "scratch",
         second_init: str = "scratch",
         second_rows: str = "group",
@@ -79,6 +85,10 @@ class HierarchicalClassifier(Classifier):
     ) -> None:
         if routing not in ROUTINGS:
             raise ConfigError(f"hierarchical.routing: {routing!r} is not one of {ROUTINGS}")
+        if first_labels not in FIRST_LABELS:
+            raise ConfigError(
+                f"hierarchical.first_labels: {first_labels!r} is not one of {FIRST_LABELS}"
+            )
         if first_init not in FIRST_INITS:
             raise ConfigError(
                 f"hierarchical.first_init: {first_init!r} is not one of {FIRST_INITS}"
@@ -104,7 +114,7 @@ class HierarchicalClassifier(Classifier):
             )
         self.num_classes, self.in_channels = num_classes, in_channels
         self.base, self.k, self.threshold, self.routing = base, k, threshold, routing
-        self.first_init, self.second_init = first_init, second_init
+        self.first_labels, self.first_init, self.second_init = first_labels, first_init, second_init
         self.second_rows = second_rows
         self.folds, self.seed = folds, seed
         self.class_names = list(class_names or [str(i) for i in range(num_classes)])
@@ -181,12 +191,16 @@ class HierarchicalClassifier(Classifier):
         unit_of = self.grouping_.unit_of()
         self.group_model_: nn.Module | None = None
         if len(units) > 1:
-            yu = np.array([unit_of[int(c)] for c in y])
-            xv, yv = _subset_val(x_val, y_val, unit_of, None)
-            first = seeded_model(partial(self._build, len(units)), self.seed)
+            by_class = self.first_labels == "classes"
+            target = {int(c): int(c) for c in np.unique(y)} if by_class else unit_of
+            yu = np.array([target[int(c)] for c in y])
+            xv, yv = _subset_val(x_val, y_val, target, None)
+            first = seeded_model(
+                partial(self._build, self.num_classes if by_class else len(units)), self.seed)
             if self.first_init == "planar":
                 copy_trunk(self._planar, first)
-            self.group_model_ = train_fn(first, x, yu, xv, yv, part="first (groups)")
+            self.group_model_ = train_fn(first, x, yu, xv, yv,
+                                         part=f"first ({'classes' if by_class else 'groups'})")
         self.second_models_: dict[int, nn.Module] = {}
         for u, members in enumerate(units):
             if len(members) < 2:
@@ -205,10 +219,17 @@ class HierarchicalClassifier(Classifier):
                 part=f"second ({' + '.join(self.grouping_.units[u])})")
 
     def unit_proba(self, x: np.ndarray) -> np.ndarray:
-        """P(unit | x) from the first model, (N, units)."""
+        """P(unit | x) from the first model, (N, units); a first model over the categories
+        gives each unit its members' summed probability (renormalised over the categories
+        the training labels held)."""
         if self.group_model_ is None:
             return np.ones((len(x), 1))
-        return predict_proba(self.group_model_, x)
+        proba = predict_proba(self.group_model_, x)
+        if getattr(self, "first_labels", "groups") == "groups":  # models pickled before it
+            return proba
+        units = np.stack([proba[:, list(members)].sum(axis=1)
+                          for members in self.grouping_.unit_indices], axis=1)
+        return units / units.sum(axis=1, keepdims=True)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Per-class probabilities (N, num_classes), rows summing to 1.

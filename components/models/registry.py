@@ -134,6 +134,16 @@ def seeded_kwargs(name: str, kwargs: dict[str, Any], seed: int) -> dict[str, Any
     return out
 
 
+def named_kwargs(name: str, kwargs: dict[str, Any], classes: list[str]) -> dict[str, Any]:
+    """``kwargs`` with ``class_names`` added when the model takes them and none are set:
+    an estimator then names its networks by their expressions ("second (fear + surprise)")
+    in the run's files and MLflow curves, not by class indices."""
+    out = dict(kwargs)
+    if "class_names" in _accepted_kwargs(name):
+        out.setdefault("class_names", list(classes))
+    return out
+
+
 def create_classifier(name: str, num_classes: int, in_channels: int, *, mirror: bool = False,
                       shift: int = 0, **kwargs: Any) -> Classifier:
     """Model ``name`` behind the one :class:`Classifier` interface.

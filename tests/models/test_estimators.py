@@ -233,6 +233,26 @@ def test_second_rows_full_repeats_a_group_to_the_training_set_size(second_rows):
     assert set(y_second.tolist()) == {0, 1}
 
 
+def test_first_labels_classes_routes_by_the_summed_probabilities_of_a_units_members():
+    """The first model classifies the 4 categories (class 3 never seen), and a unit's
+    probability is its members' sum over the categories seen; the second model still
+    splits its group."""
+    x, y = toy_images(6, 3, 1, seed=2)
+    model = create_model("hierarchical", 4, 1, k=3, folds=2, seed=0, first_labels="classes",
+                         width=0.125, hidden=16)
+    model.fit_arrays(x, y, quick_train_fn(epochs=2, lr=3e-3, batch_size=8))
+    from components.models.simple_fit import predict_proba
+
+    classes = predict_proba(model.group_model_, x)
+    assert classes.shape == (len(y), 4)  # the categories, not the units
+    seen = classes[:, :3] / classes[:, :3].sum(axis=1, keepdims=True)
+    expected = np.stack([seen[:, list(m)].sum(axis=1) for m in model.grouping_.unit_indices],
+                        axis=1)
+    np.testing.assert_allclose(model.unit_proba(x), expected, atol=1e-9)
+    assert len(model.second_models_) == 1  # k = 3 merges one pair of the 3 seen categories
+    np.testing.assert_allclose(model.predict_proba(x).sum(axis=1), 1.0, atol=1e-9)
+
+
 @pytest.mark.parametrize(("second_rows", "rows"), [("group", 3 * 100), ("full", 6 * 100)])
 def test_training_rows_count_every_second_net_a_budget_is_shared_over(second_rows, rows):
     """2 out-of-fold nets (100 rows together), the group net (100), then the second nets:
@@ -252,7 +272,8 @@ def test_group_repeats_fits_whole_copies_into_the_training_set(n_train, n_group,
 
 @pytest.mark.parametrize(("option", "value"), [("first_init", "first"),
                                                ("second_init", "fresh"),
-                                               ("second_rows", "all")])
+                                               ("second_rows", "all"),
+                                               ("first_labels", "units")])
 def test_hierarchical_rejects_an_unknown_init(option, value):
     from components.errors import ConfigError
 
@@ -277,3 +298,28 @@ def test_copy_trunk_refuses_a_different_architecture():
     with pytest.raises(ConfigError, match="do not fit the network it should start"):
         copy_trunk(create_model("baseline_cnn", 3, 1, width=0.25),
                    create_model("baseline_cnn", 2, 1, width=0.5))
+
+
+def test_the_train_stage_names_an_estimators_networks_by_their_expressions():
+    """``named_kwargs`` hands the class names to a model that takes them (not to a plain
+    network, which would refuse the kwarg), so a second model's part reads as its group."""
+    from components.models import named_kwargs
+
+    classes = ["anger", "fear", "surprise"]
+    assert named_kwargs("baseline_cnn", {"width": 0.25}, classes) == {"width": 0.25}
+    kwargs = named_kwargs("hierarchical", {"k": 3, "folds": 2, "width": 0.125, "hidden": 16},
+                          classes)
+    assert kwargs["class_names"] == classes
+    parts: list[str] = []
+    train_fn = quick_train_fn(epochs=1, lr=3e-3, batch_size=8)
+
+    def recording(*args, part: str = "", **kwargs):
+        parts.append(part)
+        return train_fn(*args, part=part, **kwargs)
+
+    x, y = toy_images(6, 3, 1, seed=2)
+    model = create_model("hierarchical", 3, 1, seed=0, **kwargs).fit_arrays(x, y, recording)
+    (group,) = [unit for unit in model.groups_ if len(unit) == 2]
+    assert parts == ["planar fold 1", "planar fold 2", "first (groups)",
+                     f"second ({group[0]} + {group[1]})"]
+    assert set(group) <= set(classes)
