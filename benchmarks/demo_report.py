@@ -231,7 +231,6 @@ def main(argv: list[str] | None = None) -> int:
                "targets": [{"target": t, "met": m, "value": v} for t, m, v in checks]}
     machine = payload["machine"]
     wall = "not timed (report only)" if seconds is None else f"{seconds / 60:.1f} min"
-    right = sum(e["predicted"] == e["true"] for e in examples)
     lines = ["# The demo (`make repro`) as the pipeline left it", "",
              f"- command: `{command}`", f"- commit: `{payload['commit']}`",
              f"- recipe: `{payload['recipe']}`; machine: {machine['cpu']}, "
@@ -260,12 +259,32 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", "## Targets (issue 13)", ""]
     lines += [f"- {'met' if m else '**missed**'}: {t} ({v})" for t, m, v in checks]
     lines += ["", "## Registry", ""] + [f"- `{k}`: {v}" for k, v in sorted(outcomes.items())]
-    lines += ["", f"## Held-out photos: {right} of {len(examples)} right", ""]
-    lines += [f"- {Path(e['photo']).name}: true {e['true']}, predicted {e['predicted']}"
-              + ("" if e["probability"] is None else f" ({e['probability']:.2f})")
-              for e in examples]
+    lines += example_lines(examples)
     publish("demo", payload, lines)
     return 0
+
+
+def example_lines(examples: list[dict[str, Any]]) -> list[str]:
+    """The predict stage's held-out photos: right answers with the recorded eye centres and,
+    where the stage also sent them as plain photos (face detection), those too."""
+    right = sum(e["predicted"] == e["true"] for e in examples)
+    plain = all("plain_predicted" in e for e in examples) and bool(examples)
+    title = f"## Held-out photos: {right} of {len(examples)} right"
+    if plain:
+        plain_right = sum(e["plain_predicted"] == e["true"] for e in examples)
+        no_face = sum(e["plain_predicted"] is None for e in examples)
+        title += (f" with the recorded eye centres; {plain_right} of {len(examples)} as plain "
+                  f"photos ({no_face} without a found face)")
+    lines = ["", title, ""]
+    for e in examples:
+        line = f"- {Path(e['photo']).name}: true {e['true']}, predicted {_said(e, '')}"
+        lines.append(line + (f"; as a plain photo {_said(e, 'plain_')}" if plain else ""))
+    return lines
+
+
+def _said(example: dict[str, Any], prefix: str) -> str:
+    predicted, probability = example[f"{prefix}predicted"], example[f"{prefix}probability"]
+    return "no face" if predicted is None else f"{predicted} ({probability:.2f})"
 
 
 if __name__ == "__main__":

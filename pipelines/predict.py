@@ -14,6 +14,7 @@ face chain is the same Python code either way.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,16 @@ DEFAULT_MODEL = "models:/ferops-image@champion"  # takes a plain photo
 NO_EYES = "-"  # an --eyes value that leaves that photo to face detection
 
 
+def quiet_model_downloads() -> None:
+    """No MLflow progress bars for copying a model's files out of the store.
+
+    MLflow draws one per download (the metadata check, then the model: its code alone is
+    about 120 small files): noise on every command, for a local copy of seconds. A caller
+    who wants them sets ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR`` itself.
+    """
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
 def load_model(model: str, data_dir: Path | None, params: dict[str, Any] | None) -> Any:
     """The serving model behind ``model`` (registry/run URI or run folder); registry and run
     URIs resolve in the project's store (``MLFLOW_TRACKING_URI`` or ``mlflow.db``), also
@@ -44,6 +55,7 @@ def load_model(model: str, data_dir: Path | None, params: dict[str, Any] | None)
     """
     from components.serving.pyfunc import resolve_model
 
+    quiet_model_downloads()
     if model.startswith(("models:/", "runs:/")):
         from components.tracking.store import check_reachable, configure_tracking
 
@@ -163,6 +175,7 @@ def check_inputs(model: str, given: set[str]) -> None:
     """
     if not model.startswith(("models:/", "runs:/")):
         return
+    quiet_model_downloads()
     from mlflow.exceptions import MlflowException
     from mlflow.models import get_model_info
 
@@ -283,6 +296,7 @@ def run_examples(args: Any, params: dict[str, Any]) -> int:
         example_records,
         example_request,
         examples_markdown,
+        has_eyes,
         pick_examples,
     )
 
@@ -297,8 +311,11 @@ def run_examples(args: Any, params: dict[str, Any]) -> int:
     predictor = build_predictor(model, args.runtime, args.onnx, args.data, params)
     if predictor.settings.is_video:
         raise DataError(f"--examples shows photos; {model} scores clips")
-    result = predictor.predict(example_request(rows, tuple(predictor.settings.spec.inputs)))
-    records = example_records(rows, result)
+    inputs = tuple(predictor.settings.spec.inputs)
+    result = predictor.predict(example_request(rows, inputs))
+    plain = (predictor.predict(example_request(rows, inputs, eyes=False)) if has_eyes(rows)
+             else None)
+    records = example_records(rows, result, plain)
     table = examples_markdown(records, model)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -42,6 +46,19 @@ def test_predict_prints_box_and_top3(store, photo, capsys):
     assert code == 0
     assert "1 face(s)" in out and "face 0 [x=" in out
     assert out.count("%") == 3
+
+
+def test_predict_as_typed_prints_no_download_progress(trained, photo):
+    """The real command with MLflow's defaults: the model's files are copied out of the store
+    without a progress bar (its code alone is about 120 files), so stderr stays empty."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"}
+    env.update(MLFLOW_TRACKING_URI=trained.uri, FEROPS_PROJECT_ROOT=str(trained.workspace.root))
+    done = subprocess.run([sys.executable, "-m", "pipelines.cli", "predict", "--model",
+                           trained.serving_uri("baseline_cnn"), str(photo.color)],
+                          cwd=Path(__file__).resolve().parents[2], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "1 face(s)" in done.stdout, done.stderr
+    assert done.stderr == "", done.stderr
 
 
 def test_predict_json_and_annotate(store, photo, tmp_path, capsys):
