@@ -17,7 +17,9 @@ ways:
 - `plain photo`: face and eye detection, as `ferops predict photo.png`;
 - `face crop`: the whole photo taken as the face (`ferops predict --crop`).
 
-A photo in which serving finds no face counts as wrong in "of all photos". ``MODEL`` is a
+An RGB-D model also gets each photo's depth map (and its second-camera image where it reads
+one), as a user with an RGB-D camera sends them. A photo in which serving finds no face counts
+as wrong in "of all photos". ``MODEL`` is a
 registry or run URI or a training run folder (default: `models:/ferops-image@champion`);
 ``--data`` is the preprocess folder a run folder's model was trained from. Needs the demo's
 stages (`make repro`). Writes ``benchmarks/results/<name>.{json,md}`` with the commit and
@@ -47,7 +49,8 @@ LIGHTS = ("all", "normal", "dark", "bright")
 
 
 def test_stills(manifest: Path) -> Any:
-    """The manifest's clean test stills (colour path, label, light level, landmarks)."""
+    """The manifest's clean test stills (colour, depth and second-camera paths, label, light
+    level, landmarks)."""
     import pandas as pd
 
     if not manifest.is_file():
@@ -56,20 +59,43 @@ def test_stills(manifest: Path) -> Any:
     stills = rows[(rows["split"] == "test") & (rows["n_frames"].fillna(0) == 0)]
     if stills.empty:
         raise DataError(f"{manifest}: no test stills")
-    return stills[["color", "label", "light_level", "landmarks"]].reset_index(drop=True)
+    columns = ["color", "depth", "color2d", "label", "light_level", "landmarks"]
+    return stills.reindex(columns=columns).reset_index(drop=True)
 
 
-def mode_request(predictor: Any, mode: str, eyes_by_file: dict[str, str | None]):
-    """The request builder of one way of sending the photos (see the module doc)."""
+def mode_request(predictor: Any, mode: str, stills: Any):
+    """The request builder of one way of sending the photos (see the module doc). An RGB-D
+    model also gets each photo's depth map, and its second-camera image where it reads one
+    (with that image's eye centres when the colour photo's are given)."""
+    from components.serving.examples import eyes_of
     from pipelines.predict import NO_EYES, request_frame
 
+    inputs = set(predictor.settings.spec.inputs)
+    by_file = {str(row.color): row for row in stills.itertuples(index=False)}
+
+    def eyes(names, view):
+        return [eyes_of(_view(by_file[n].landmarks, view)) or NO_EYES for n in names]
+
     def request(names):
+        depths = [str(by_file[n].depth) for n in names] if "depth" in inputs else ()
+        color2d = [str(by_file[n].color2d) for n in names] if "color2d" in inputs else ()
         if mode == "eyes given":
-            return request_frame(predictor, names,
-                                 eyes=[eyes_by_file.get(n) or NO_EYES for n in names])
-        return request_frame(predictor, names, crop=mode == "face crop")
+            return request_frame(predictor, names, depths, color2d, eyes=eyes(names, "color"),
+                                 eyes2d=eyes(names, "color2d") if color2d else ())
+        return request_frame(predictor, names, depths, color2d, crop=mode == "face crop")
 
     return request
+
+
+def _view(landmarks: Any, view: str) -> str | None:
+    """A manifest ``landmarks`` cell reduced to one camera's eyes, in the colour key
+    :func:`components.serving.examples.eyes_of` reads."""
+    import json
+
+    if not isinstance(landmarks, str) or not landmarks:
+        return None
+    quads = (json.loads(landmarks) or {}).get(view)
+    return json.dumps({"color": quads}) if quads else None
 
 
 def scores(n_photos: int, n_scored: int, report: dict[str, Any]) -> dict[str, Any]:
@@ -85,18 +111,17 @@ def scores(n_photos: int, n_scored: int, report: dict[str, Any]) -> dict[str, An
 def score_model(model: str, data: Path | None, stills: Any,
                 params: dict[str, Any]) -> dict[str, Any]:
     """Every mode and light level of one model."""
-    from components.serving.examples import eyes_of
     from components.serving.external import evaluate_external
     from pipelines.predict import build_predictor
 
     predictor = build_predictor(model, "torch", None, data, params)
     if predictor.settings.is_video:
         raise DataError(f"{model} scores clips; this benchmark sends photos")
-    eyes_by_file = {str(f): eyes_of(lm) for f, lm in zip(stills["color"], stills["landmarks"],
-                                                          strict=True)}
+    stills = stills.reindex(columns=["color", "depth", "color2d", "label", "light_level",
+                                     "landmarks"])
     table: dict[str, dict[str, Any]] = {}
     for mode in MODES:
-        request = mode_request(predictor, mode, eyes_by_file)
+        request = mode_request(predictor, mode, stills)
         for light in LIGHTS:
             rows = stills if light == "all" else stills[stills["light_level"] == light]
             if rows.empty:

@@ -30,7 +30,8 @@ def test_each_way_of_sending_photos_finds_its_own_faces(trained, photo, tmp_path
     ws = trained.workspace
     classes = json.loads((ws.task_dir / "meta.json").read_text())["classes"]
     stills = pd.DataFrame({
-        "color": [str(photo.color), str(noise)], "label": classes[:2],
+        "color": [str(photo.color), str(noise)], "depth": [str(photo.depth)] * 2,
+        "label": classes[:2],
         "light_level": ["normal", "dark"],
         "landmarks": [json.dumps(eyes), json.dumps({"color": [[100.0, 100.0, 140.0, 100.0]]})],
     })
@@ -46,6 +47,8 @@ def test_each_way_of_sending_photos_finds_its_own_faces(trained, photo, tmp_path
         cell = result["modes"][mode]["all"]
         assert cell["photos"] == 2 and cell["accuracy_of_all"] <= (cell["accuracy_of_found"]
                                                                     or 0.0)
+    rgbd = score_model(str(ws.out("fusion_twostream")), ws.data, stills, {})  # sent the depth
+    assert {mode: rgbd["modes"][mode]["all"]["faces_found"] for mode in MODES} == found
     payload = {"commit": "abc", "machine": {"cpu": "cpu", "cpu_count": 2, "torch": "t"},
                "photos": 2, "models": [result]}
     table = [line for line in markdown("cmd", payload) if line.startswith("| ")]
