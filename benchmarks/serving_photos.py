@@ -46,9 +46,10 @@ MANIFEST = Path("artifacts/validate/manifest.parquet")
 DEFAULT_MODEL = "models:/ferops-image@champion"
 MODES = ("eyes given", "plain photo", "face crop")
 LIGHTS = ("all", "normal", "dark", "bright")
+STILL_COLUMNS = ["color", "depth", "color2d", "label", "light_level", "landmarks"]
 
 
-def test_stills(manifest: Path) -> Any:
+def held_out_stills(manifest: Path) -> Any:
     """The manifest's clean test stills (colour, depth and second-camera paths, label, light
     level, landmarks)."""
     import pandas as pd
@@ -59,8 +60,7 @@ def test_stills(manifest: Path) -> Any:
     stills = rows[(rows["split"] == "test") & (rows["n_frames"].fillna(0) == 0)]
     if stills.empty:
         raise DataError(f"{manifest}: no test stills")
-    columns = ["color", "depth", "color2d", "label", "light_level", "landmarks"]
-    return stills.reindex(columns=columns).reset_index(drop=True)
+    return stills.reindex(columns=STILL_COLUMNS).reset_index(drop=True)
 
 
 def mode_request(predictor: Any, mode: str, stills: Any):
@@ -101,11 +101,11 @@ def _view(landmarks: Any, view: str) -> str | None:
 def scores(n_photos: int, n_scored: int, report: dict[str, Any]) -> dict[str, Any]:
     """One cell of the table: faces found, and accuracy over those and over every photo (a
     photo without a found face counts as wrong there)."""
-    found_accuracy = float(report["accuracy"]) if n_scored else 0.0
-    return {"photos": n_photos, "faces_found": n_scored,
-            "accuracy_of_found": found_accuracy if n_scored else None,
+    found = float(report["accuracy"]) if n_scored else None
+    right = (found or 0.0) * n_scored
+    return {"photos": n_photos, "faces_found": n_scored, "accuracy_of_found": found,
             "uar_of_found": float(report["uar"]) if n_scored else None,
-            "accuracy_of_all": found_accuracy * n_scored / n_photos if n_photos else None}
+            "accuracy_of_all": right / n_photos if n_photos else None}
 
 
 def score_model(model: str, data: Path | None, stills: Any,
@@ -117,8 +117,7 @@ def score_model(model: str, data: Path | None, stills: Any,
     predictor = build_predictor(model, "torch", None, data, params)
     if predictor.settings.is_video:
         raise DataError(f"{model} scores clips; this benchmark sends photos")
-    stills = stills.reindex(columns=["color", "depth", "color2d", "label", "light_level",
-                                     "landmarks"])
+    stills = stills.reindex(columns=STILL_COLUMNS)  # a caller's table may lack a view
     table: dict[str, dict[str, Any]] = {}
     for mode in MODES:
         request = mode_request(predictor, mode, stills)
@@ -197,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     from components.config import load_params
 
     params = load_params("params.yaml")
-    stills = test_stills(args.manifest)
+    stills = held_out_stills(args.manifest)
     models = [score_model(m, args.data, stills, params) for m in args.model or [DEFAULT_MODEL]]
     command = shlex.join(["python", "benchmarks/serving_photos.py", *(argv or sys.argv[1:])])
     payload = {"command": command, "commit": git_commit(REPO_ROOT), "machine": machine_facts(),
