@@ -29,7 +29,7 @@ machine.
 from __future__ import annotations
 
 import argparse
-import os
+import contextlib
 import shlex
 import sys
 from pathlib import Path
@@ -40,7 +40,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.report import git_commit, machine_facts, publish, results_name  # noqa: E402
-from components.errors import DataError  # noqa: E402
+from components.errors import DataError, FeropsError, one_line  # noqa: E402
 
 MANIFEST = Path("artifacts/validate/manifest.parquet")
 DEFAULT_MODEL = "models:/ferops-image@champion"
@@ -184,20 +184,29 @@ def _opt(value: float | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", default=[],
-                        help=f"registry/run URI or run folder (repeatable; default "
-                        f"{DEFAULT_MODEL})")
+                        help=f"registry/run URI or run folder from the project root "
+                        f"(repeatable; default {DEFAULT_MODEL})")
     parser.add_argument("--data", type=Path, default=Path("artifacts/preprocess"),
                         help="preprocess folder of run-folder models")
     parser.add_argument("--manifest", type=Path, default=MANIFEST)
     parser.add_argument("--name", type=results_name, default="serving_photos")
     args = parser.parse_args(argv)
-    os.chdir(REPO_ROOT)  # the manifest's photo paths are relative to the project
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        return run(args, argv)
+    except FeropsError as exc:  # a missing manifest, an unknown model, a store that is down
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
+        return 1
+
+
+def run(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """Score every model and publish the results files."""
+    manifest, data = args.manifest.resolve(), args.data.resolve()  # as given, from here
     from components.config import load_params
 
-    params = load_params("params.yaml")
-    stills = held_out_stills(args.manifest)
-    models = [score_model(m, args.data, stills, params) for m in args.model or [DEFAULT_MODEL]]
+    with contextlib.chdir(REPO_ROOT):  # the manifest's photo paths are relative to the project
+        params = load_params("params.yaml")
+        stills = held_out_stills(manifest)
+        models = [score_model(m, data, stills, params) for m in args.model or [DEFAULT_MODEL]]
     command = shlex.join(["python", "benchmarks/serving_photos.py", *(argv or sys.argv[1:])])
     payload = {"command": command, "commit": git_commit(REPO_ROOT), "machine": machine_facts(),
                "photos": len(stills), "models": models}

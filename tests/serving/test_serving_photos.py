@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.serving_photos import MODES, markdown, score_model, scores
+from benchmarks.serving_photos import MODES, main, markdown, score_model, scores
 from components.data.io import write_image
 
 
@@ -53,3 +53,9 @@ def test_each_way_of_sending_photos_finds_its_own_faces(trained, photo, tmp_path
                "photos": 2, "models": [result]}
     table = [line for line in markdown("cmd", payload) if line.startswith("| ")]
     assert len(table) == 1 + len(MODES) * 3  # header + (all, normal, dark) per way
+
+
+def test_a_missing_manifest_is_one_error_line(tmp_path, capsys):
+    assert main(["--manifest", str(tmp_path / "none.parquet"), "--name", "never_written"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "no validated manifest" in err[0]
