@@ -1,6 +1,6 @@
 """Same params, same bytes on another machine: the instruction-set cap, checked.
 
-``python benchmarks/determinism.py [--against REV] [--subjects N]``
+``python benchmarks/determinism.py [--against REV] [--subjects N] [--name NAME]``
 
 1. Renders a small demo set (``--subjects`` subjects, the demo's other settings) twice, each
    in a fresh process: once under the pipelines' instruction-set cap (:mod:`components.isa`)
@@ -14,7 +14,8 @@
    or params differ between the two locks (a commit since ``REV`` changed them), or
    *differs*: same recorded inputs, different bytes, the machine made the difference.
 
-Writes ``benchmarks/results/determinism.{json,md}``. No timings: the figures are counts.
+Writes ``benchmarks/results/<name>.{json,md}`` (``determinism`` unless ``--name``). No timings:
+the figures are counts.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.report import git_commit, publish  # noqa: E402
+from benchmarks.report import git_commit, publish, results_name  # noqa: E402
 from components.isa import CAPS, NATIVE  # noqa: E402
 from components.machine import cpu_model  # noqa: E402
 
@@ -165,7 +166,8 @@ def markdown(payload: dict[str, Any]) -> list[str]:
         "# Same params, same bytes on another machine", "",
         f"- command: `{payload['command']}`", f"- commit: `{payload['commit']}`",
         f"- machine: {payload['machine']['cpu']}, AVX2 {payload['machine']['avx2']}, "
-        f"AVX-512 {payload['machine']['avx512f']}", "",
+        f"AVX-512 {payload['machine']['avx512f']}, AMX {payload['machine'].get('amx', 'n/a')}",
+        "",
         "## 1. What the instruction-set cap changes on this CPU", "",
         f"A {render_part['subjects']}-subject render, capped vs native: "
         f"{render_part['differ']} of {render_part['files']} files differ"
@@ -188,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--against", default="HEAD",
                         help="the commit whose data.dvc and dvc.lock are the reference")
     parser.add_argument("--subjects", type=int, default=4)
+    parser.add_argument("--name", default="determinism", type=results_name,
+                        help="results file name: one per pair of machines compared")
     args = parser.parse_args(argv)
     if not (REPO_ROOT / "dvc.lock").is_file():
         raise SystemExit("error: no dvc.lock in the workspace: run `make repro` first")
@@ -197,11 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "command": shlex.join(["python", "benchmarks/determinism.py", *(argv or sys.argv[1:])]),
         "commit": git_commit(REPO_ROOT),
         "machine": {"cpu": cpu_model(), "avx2": "avx2" in flags,
-                    "avx512f": "avx512f" in flags},
+                    "avx512f": "avx512f" in flags, "amx": "amx_tile" in flags},
         "render": render_check(args.subjects),
         "lock": lock,
     }
-    publish("determinism", payload, markdown(payload))
+    publish(args.name, payload, markdown(payload))
     unexpected = [r for r in payload["lock"]["outputs"] if r["verdict"] == "differs"]
     return 1 if unexpected or not payload["lock"]["data_dvc_same"] else 0
 
