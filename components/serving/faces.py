@@ -80,19 +80,7 @@ def locate_faces(image: np.ndarray, settings: ServingSettings,
         return [located_by_eyes(image, quad, canonical, settings.size) for quad in eyes]
     if crop or is_crop(image.shape, False, settings.preprocess.input):
         return [align.locate(image, None, is_crop=True, canonical=canonical)]
-    grey = match_channels(image, 1)
-    boxes = align.detect_faces(grey, settings.limits.max_faces)
-    if not boxes:
-        return []
-    located = []
-    for box in boxes:
-        eyes = align.detect_eyes(grey, box)
-        if eyes is not None:
-            located.append(align.Located(eyes, "haar", box))
-        else:
-            located.append(align.Located(align.proportional_eyes(box, canonical),
-                                         "proportional", box))
-    return located
+    return align.find_faces(match_channels(image, 1), settings.limits.max_faces, canonical)
 
 
 def still_faces(index: int, request: Request, settings: ServingSettings) -> list[Face]:

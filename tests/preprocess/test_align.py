@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 
@@ -101,6 +102,32 @@ def test_haar_cascade_finds_a_drawn_face_in_a_photo():
     x, y, w, h = located.box
     assert x < cx < x + w and y < cy < y + h
     assert 100 < w < 400
+
+
+def test_a_rolled_face_the_upright_search_misses_is_found_on_a_turned_copy():
+    photo, (cx, cy) = drawn_photo()
+    # Roll the face 30 degrees (counter-clockwise on screen) about its centre: neither the
+    # upright search nor the padded one finds it (the cartoon face is found up to about 26).
+    roll = cv2.getRotationMatrix2D((cx, cy), 30.0, 1.0)
+    grey = cv2.warpAffine(cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY), roll, photo.shape[1::-1],
+                          borderMode=cv2.BORDER_REPLICATE)
+    assert align.detect_faces(grey, 3) == [], "premise: the upright cascade misses this roll"
+    found = align.find_faces(grey, 3, ((0.3, 0.38), (0.7, 0.38)))
+    assert len(found) == 1
+    x, y, w, h = found[0].box
+    assert x < cx < x + w and y < cy < y + h and 100 < w < 400
+    (lx, ly), (rx, ry) = found[0].eyes
+    # The eye points keep (part of) the roll, so the alignment warp turns the face back.
+    assert -30.0 < np.degrees(np.arctan2(ry - ly, rx - lx)) < -5.0
+    assert align.locate(grey, None, is_crop=False,
+                        canonical=((0.3, 0.38), (0.7, 0.38))).box == found[0].box
+
+
+def test_no_search_finds_a_face_in_noise_or_a_flat_image():
+    noise = np.random.default_rng(0).integers(0, 256, (480, 640), dtype=np.uint8)
+    flat = np.full((96, 96), 128, np.uint8)
+    for grey in (noise, flat):
+        assert align.find_faces(grey, 3, ((0.3, 0.38), (0.7, 0.38))) == []
 
 
 def test_alignment_matrix_maps_eyes_exactly():
