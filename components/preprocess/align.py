@@ -117,11 +117,14 @@ def find_faces(grey: np.ndarray, limit: int, canonical: Points) -> list[Located]
     warp then levels. Each returned box is the found box's size around its centre, mapped
     back. An empty list means no face.
     """
-    searches = [(grey, None)] + [_turned_copy(grey, angle) for angle in RETRY_ANGLES]
-    for image, back in searches:
-        boxes = detect_faces(image, limit)
+    boxes = detect_faces(grey, limit)
+    if boxes:
+        return [_located(grey, box, None, canonical) for box in boxes]
+    for angle in RETRY_ANGLES:  # each copy is made only when the searches before found nothing
+        turned, back = _turned_copy(grey, angle)
+        boxes = detect_faces(turned, limit)
         if boxes:
-            return [_located(image, box, back, canonical) for box in boxes]
+            return [_located(turned, box, back, canonical) for box in boxes]
     return []
 
 
