@@ -39,6 +39,8 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.report import git_commit, machine_facts, publish  # noqa: E402
 from components.data.sources.fer2013 import parse_pixels, read_fer2013_csv  # noqa: E402
+from components.errors import FeropsError, one_line  # noqa: E402
+from components.preprocess import PreprocessConfig  # noqa: E402
 from components.preprocess.align import (  # noqa: E402
     DETECT_CASCADE,
     DETECT_MAX_SIDE,
@@ -63,7 +65,7 @@ SETTINGS = (  # cascade, max_side, scale_step, min_neighbors
 )
 KEYS = ("cascade", "max_side", "scale_step", "min_neighbors")
 ROLLS = (0.0, 15.0)  # degrees a pasted face is turned in the finder's table (sign seeded)
-CANONICAL = ((0.3, 0.38), (0.7, 0.38))  # eye proportions in a box (the finder needs some)
+CANONICAL = PreprocessConfig().eye_points  # the stage's default eyes (only boxes are scored)
 
 
 def sample_faces(csv: Path, count: int, seed: int) -> np.ndarray:
@@ -223,7 +225,11 @@ def main() -> int:
     parser.add_argument("--faces", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    faces = sample_faces(args.csv, args.faces, args.seed)
+    try:
+        faces = sample_faces(args.csv, args.faces, args.seed)
+    except FeropsError as exc:  # no csv there, or not a FER2013 csv
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
+        return 1
     table = measure(faces, args.seed)
     overall = summary(table)
     finder = measure_finder(faces, args.seed)

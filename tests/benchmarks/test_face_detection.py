@@ -37,3 +37,12 @@ def test_finder_table_has_both_searches_for_every_roll_and_the_retries_never_los
     assert (table["ms_per_empty_scene"] > 0).all()
     summary = finder_summary(table)
     assert len(summary) == 2 * len(ROLLS)
+
+
+def test_a_missing_csv_is_one_error_line(tmp_path, monkeypatch, capsys):
+    from benchmarks.face_detection import main
+
+    monkeypatch.setattr("sys.argv", ["face_detection.py", "--csv", str(tmp_path / "none.csv")])
+    assert main() == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "not found" in err[0]
