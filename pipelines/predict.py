@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from components.errors import ConfigError, DataError
+from components.errors import ConfigError, DataError, FeropsError
 from components.serving.inputs import TOP_K
 from pipelines._common import run_cli, stage_parser
 
@@ -98,6 +100,21 @@ def build_predictor(model: str, runtime: str = "torch", onnx: Path | None = None
         return onnx_predictor(export_onnx(loaded, Path(folder) / "model.onnx"), threads)
 
 
+def check_counts(images: Sequence[str], depths: Sequence[str] = (),
+                 color2d: Sequence[str] = (), eyes: Sequence[str] = (),
+                 eyes2d: Sequence[str] = ()) -> None:
+    """The per-photo options give one value per photo, or none.
+
+    Raises:
+        DataError: an option's count differs from the photos'.
+    """
+    for option, values in (("--depth", depths), ("--color2d", color2d), ("--eyes", eyes),
+                           ("--eyes2d", eyes2d)):
+        if values and len(values) != len(images):
+            raise DataError(f"{option}: {len(values)} files for {len(images)} images "
+                            "(give one per image, in the same order)")
+
+
 def request_frame(predictor: Predictor, images: Sequence[str], depths: Sequence[str] = (),
                   color2d: Sequence[str] = (), eyes: Sequence[str] = (),
                   eyes2d: Sequence[str] = (), crop: bool = False) -> pd.DataFrame:
@@ -114,11 +131,7 @@ def request_frame(predictor: Predictor, images: Sequence[str], depths: Sequence[
 
     from components.data.io import read_frames
 
-    for option, values in (("--depth", depths), ("--color2d", color2d), ("--eyes", eyes),
-                           ("--eyes2d", eyes2d)):
-        if values and len(values) != len(images):
-            raise DataError(f"{option}: {len(values)} files for {len(images)} images "
-                            "(give one per image, in the same order)")
+    check_counts(images, depths, color2d, eyes, eyes2d)
     if predictor.settings.is_video:
         clips = pd.DataFrame({"frames": [read_frames(p) for p in images]})
         return clips.assign(crop=True) if crop else clips
@@ -151,6 +164,94 @@ def predict_files(predictor: Predictor, images: Sequence[str], depths: Sequence[
                                            crop))
 
 
+_ROW_PREFIX = re.compile(r"^row 0(?: (?P<column>\w+))?: ")
+
+
+def name_the_file(message: str, index: int, images: Sequence[str],
+                  by_column: dict[str, Sequence[str]]) -> str:
+    """A one-input request's error in the command line's words: ``row 0 image: ...`` (the
+    predictor numbers the rows of a request) becomes ``<photo file>: ...``, ``row 0 depth``
+    names the ``--depth`` file and its photo."""
+    match = _ROW_PREFIX.match(message)
+    if match is None:
+        return message
+    column, rest = match.group("column") or "image", message[match.end():]
+    values = by_column.get(column) or ()
+    if column in ("depth", "color2d") and values:
+        return f"{values[index]} (--{column} of {images[index]}): {rest}"
+    if column in ("eyes", "eyes2d") and values:
+        return f"{images[index]} (--{column} {values[index]}): {rest}"
+    return f"{images[index]}: {rest}"
+
+
+def predict_each(predictor: Predictor, images: Sequence[str], depths: Sequence[str] = (),
+                 color2d: Sequence[str] = (), eyes: Sequence[str] = (),
+                 eyes2d: Sequence[str] = (), crop: bool = False
+                 ) -> tuple[pd.DataFrame, dict[int, str]]:
+    """The faces of every input that could be scored, and a one-line reason per input that
+    could not (by position), naming its file: one corrupt photo of several loses only itself.
+
+    All inputs go in one request; only when it fails are they scored one by one.
+
+    Raises:
+        DataError: the per-photo options do not match the photos in number.
+    """
+    import pandas as pd
+
+    check_counts(images, depths, color2d, eyes, eyes2d)
+    try:
+        return predict_files(predictor, images, depths, color2d, eyes, eyes2d, crop), {}
+    except FeropsError:  # some input of the request is bad: find which
+        pass
+    per_image = {"depth": depths, "color2d": color2d, "eyes": eyes, "eyes2d": eyes2d}
+    tables, failed = [], {}
+    for index, image in enumerate(images):
+        own = {column: [values[index]] if values else []
+               for column, values in per_image.items()}
+        try:
+            table = predict_files(predictor, [image], own["depth"], own["color2d"],
+                                  own["eyes"], own["eyes2d"], crop)
+        except FeropsError as exc:
+            failed[index] = name_the_file(str(exc), index, images, per_image)
+            continue
+        tables.append(table.assign(input=index))
+    faces = (pd.concat(tables, ignore_index=True) if tables
+             else pd.DataFrame({"input": pd.Series(dtype="int64")}))
+    return faces, failed
+
+
+def report_records(result: pd.DataFrame, classes: list[str], names: list[str], top: int,
+                   failed: dict[int, str]) -> list[dict[str, Any]]:
+    """The JSON records of every input, in order (see :func:`components.serving.report.
+    records`); an input that could not be scored is one record with its ``error``."""
+    from components.serving import report
+
+    out: list[dict[str, Any]] = []
+    for index, name in enumerate(names):
+        if index in failed:
+            out.append({"input": name, "error": failed[index]})
+        else:
+            faces = result[result["input"] == index].assign(input=0)
+            out += report.records(faces, classes, [name], top)
+    return out
+
+
+def report_text(result: pd.DataFrame, classes: list[str], names: list[str], top: int,
+                failed: dict[int, str]) -> str:
+    """The readable report of every input, in order; an input that could not be scored says
+    why in its place."""
+    from components.serving import report
+
+    lines = []
+    for index, name in enumerate(names):
+        if index in failed:
+            lines.append(f"not scored: {failed[index]}")
+        else:
+            faces = result[result["input"] == index].assign(input=0)
+            lines.append(report.text(faces, classes, [name], top))
+    return "\n".join(lines)
+
+
 def given_inputs(images: Sequence[str], depths: Sequence[str]) -> set[str]:
     """What the command line holds, in :func:`missing_inputs`' words: clips (folders, video
     files) or photos, with or without depth maps."""
@@ -163,12 +264,15 @@ def given_inputs(images: Sequence[str], depths: Sequence[str]) -> set[str]:
     return given | ({"depth"} if depths else set())
 
 
-def check_inputs(model: str, given: set[str]) -> None:
+def check_inputs(model: str, given: set[str], folders: bool = False) -> None:
     """Refuse, before any weights load, a request the registered model cannot take.
 
     Reads only the model's MLmodel metadata (``arch``, ``inputs``), so a photo sent to an
     RGB-D or clip model is answered at once with the missing option and the registered
     model that would take it. Run folders and ONNX files are checked when they load.
+
+    ``folders``: the command line names folders, which a still model reads with ``--to``
+    (every photo in them), so the refusal says so.
 
     Raises:
         DataError: the model needs an input the command line does not give.
@@ -191,6 +295,9 @@ def check_inputs(model: str, given: set[str]) -> None:
     if inputs:
         problem = missing_inputs(str(metadata.get("arch", "?")), inputs, given,
                                  registered_prefix(model))
+        if problem and folders and "frames" not in inputs:
+            problem += (f"; to label every photo in a folder: ferops predict --model {model} "
+                        "--to faces.csv FOLDER")
         if problem:
             raise DataError(problem)
 
@@ -325,11 +432,40 @@ def run_examples(args: Any, params: dict[str, Any]) -> int:
     return 0
 
 
+def run_files(args: Any, predictor: Predictor) -> int:
+    """Score the files of the command line and print (and with ``--out`` write) their
+    faces; exits 2 when some file could not be scored, after reporting the others.
+
+    Raises:
+        DataError: the one file given could not be scored, or ``--annotate`` for clips.
+    """
+    result, failed = predict_each(predictor, args.images, args.depth, args.color2d,
+                                  args.eyes, args.eyes2d, args.crop)
+    if len(failed) == len(args.images) == 1:
+        raise DataError(failed[0])
+    classes = predictor.settings.classes
+    records = report_records(result, classes, list(args.images), args.top, failed)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(records, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(records, indent=2))
+    else:
+        print(report_text(result, classes, list(args.images), args.top, failed))
+    if args.annotate is not None:
+        if predictor.settings.is_video:
+            raise DataError("--annotate draws on photos; the model scores video clips")
+        if 0 not in failed:
+            annotate_file(args.images[0], result, classes, args.annotate)
+    for reason in failed.values():
+        print(f"error: {reason}", file=sys.stderr)
+    return 2 if failed else 0
+
+
 def _body(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     from components.config import load_params
-    from components.serving import report
 
     params = load_params(args.params) if Path(args.params).exists() else {}
     if args.examples:
@@ -338,26 +474,12 @@ def _body(argv: Sequence[str] | None) -> int:
         parser.error("the following arguments are required: images")
     if not (args.runtime == "onnx" and args.onnx is not None and args.onnx.is_file()):
         check_inputs(args.model, {"image"} if args.to is not None
-                     else given_inputs(args.images, args.depth))
+                     else given_inputs(args.images, args.depth),
+                     folders=any(Path(p).is_dir() for p in args.images))
     predictor = build_predictor(args.model, args.runtime, args.onnx, args.data, params)
     if args.to is not None:
         return run_batch(args, predictor)
-    result = predict_files(predictor, args.images, args.depth, args.color2d, args.eyes,
-                           args.eyes2d, args.crop)
-    classes = predictor.settings.classes
-    records = report.records(result, classes, list(args.images), args.top)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(records, indent=2) + "\n")
-    if args.json:
-        print(json.dumps(records, indent=2))
-    else:
-        print(report.text(result, classes, list(args.images), args.top))
-    if args.annotate is not None:
-        if predictor.settings.is_video:
-            raise DataError("--annotate draws on photos; the model scores video clips")
-        annotate_file(args.images[0], result, classes, args.annotate)
-    return 0
+    return run_files(args, predictor)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

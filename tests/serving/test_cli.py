@@ -96,6 +96,54 @@ def test_a_missing_modality_is_refused_before_the_weights_load(store, photo, tmp
     assert "models:/ferops-video@champion" in capsys.readouterr().err
 
 
+def test_a_bad_file_among_several_is_named_and_the_others_are_scored(store, photo, tmp_path,
+                                                                    capsys):
+    """One corrupt photo costs itself, not the command: the others are printed, the bad
+    one is named by its path (not by the request's row number), and the exit is 2."""
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    model = store.serving_uri("baseline_cnn")
+    code = predict_module.main(["--model", model, str(broken), str(photo.color)])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert f"{photo.color}: 1 face(s)" in captured.out
+    assert f"not scored: {broken}: not an image" in captured.out
+    assert captured.err.strip() == f"error: {broken}: not an image (cannot decode 12 bytes)"
+    assert "row " not in captured.out + captured.err
+
+    code = predict_module.main(["--model", model, "--json", str(photo.color), str(broken)])
+    records = json.loads(capsys.readouterr().out)
+    assert code == 2 and [r["input"] for r in records] == [str(photo.color), str(broken)]
+    assert records[0]["face"] == 0 and records[1]["error"].startswith(f"{broken}: not an image")
+
+    assert predict_module.main(["--model", model, str(broken)]) == 2  # alone: one line
+    assert capsys.readouterr().err.strip() == f"error: {broken}: not an image (cannot decode " \
+                                              "12 bytes)"
+
+
+def test_a_bad_depth_map_names_the_depth_file_and_its_photo(store, photo, tmp_path, capsys):
+    model = store.serving_uri("fusion_twostream")
+    broken = tmp_path / "broken_depth.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    code = predict_module.main(["--model", model, str(photo.color), "--depth", str(broken)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"error: {broken} (--depth of {photo.color}): ")
+    small = tmp_path / "small_depth.png"  # decodes, but does not fit the photo
+    write_image(small, np.zeros((10, 10), np.uint16))
+    code = predict_module.main(["--model", model, str(photo.color), "--depth", str(small)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"error: {photo.color}: depth map 10x10 does not match")
+
+
+def test_a_folder_for_a_still_model_points_to_the_table_mode(store, photo, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    write_image(folder / "a.png", photo.image)
+    assert predict_module.main(["--model", store.serving_uri("baseline_cnn"), str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "scores still photos" in err and "--to faces.csv FOLDER" in err
+
+
 def test_inputs_check_names_the_alternative_in_the_same_registry_line():
     from components.serving.inputs import missing_inputs, registered_prefix
 
