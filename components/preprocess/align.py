@@ -39,6 +39,12 @@ EYE_SEARCH_WIDTH = 96  # the upper face half is resized to this width for the ey
 # benchmarks/face_detection.py (real faces in scenes, false boxes on empty ones).
 RETRY_PAD = 0.25
 RETRY_ANGLES = (0.0, 10.0, -10.0)
+# A small photo (shorter side below SMALL_PHOTO_SIDE) in which none of those searches finds a
+# face is searched again, the same way, on a copy enlarged SMALL_PHOTO_ZOOM times: the
+# cascade's coarse 20-pixel windows miss many faces of a 96-pixel photo that they find at
+# twice the size (benchmarks/serving_photos.py, the demo's rendered photos).
+SMALL_PHOTO_SIDE = 128
+SMALL_PHOTO_ZOOM = 2.0
 
 Points = tuple[tuple[float, float], tuple[float, float]]
 
@@ -105,7 +111,8 @@ def detect_faces(grey: np.ndarray, limit: int, *, cascade: str = DETECT_CASCADE,
             for x, y, w, h in boxes]
 
 
-def find_faces(grey: np.ndarray, limit: int, canonical: Points) -> list[Located]:
+def find_faces(grey: np.ndarray, limit: int, canonical: Points, *,
+               enlarge_small: bool = True) -> list[Located]:
     """Every face of a grey photo, largest first, at most ``limit``, with its eye points: the
     photo chain of training (the first face) and serving (all of them).
 
@@ -115,8 +122,31 @@ def find_faces(grey: np.ndarray, limit: int, canonical: Points) -> list[Located]
     the search that found it, else from the canonical proportions of that box, and map back
     to the photo: a face found turned keeps its roll in its eye points, which the alignment
     warp then levels. Each returned box is the found box's size around its centre, mapped
-    back. An empty list means no face.
+    back. A small photo where this finds nothing is searched again enlarged
+    (:data:`SMALL_PHOTO_SIDE`, :data:`SMALL_PHOTO_ZOOM`), eyes and boxes mapped back to it;
+    only the detector benchmark turns that off (``enlarge_small``). An empty list means no
+    face.
     """
+    found = _search(grey, limit, canonical)
+    if found or not enlarge_small or min(grey.shape[:2]) >= SMALL_PHOTO_SIDE:
+        return found
+    zoom = SMALL_PHOTO_ZOOM
+    enlarged = cv2.resize(grey, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_LINEAR)
+    return [_shrunk(located, zoom) for located in _search(enlarged, limit, canonical)]
+
+
+def _shrunk(located: Located, zoom: float) -> Located:
+    """A face found on a copy enlarged ``zoom`` times, in the photo's own pixels (pixel
+    centres: ``x`` on the copy is ``(x + 0.5) / zoom - 0.5`` on the photo)."""
+    eyes = tuple((float((x + 0.5) / zoom - 0.5), float((y + 0.5) / zoom - 0.5))
+                 for x, y in located.eyes)
+    x, y, w, h = located.box
+    box = (round(x / zoom), round(y / zoom), round(w / zoom), round(h / zoom))
+    return Located(eyes, located.source, box)  # type: ignore[arg-type]
+
+
+def _search(grey: np.ndarray, limit: int, canonical: Points) -> list[Located]:
+    """The upright search, then the padded and turned copies (see :func:`find_faces`)."""
     boxes = detect_faces(grey, limit)
     if boxes:
         return [_located(grey, box, None, canonical) for box in boxes]

@@ -123,10 +123,25 @@ def test_a_rolled_face_the_upright_search_misses_is_found_on_a_turned_copy():
                         canonical=((0.3, 0.38), (0.7, 0.38))).box == found[0].box
 
 
+def test_a_face_too_small_for_the_cascade_is_found_on_an_enlarged_copy():
+    photo, (cx, cy) = drawn_photo()
+    scale = 33 / photo.shape[0]  # a 44x33 thumbnail: the face is under the 20-px window
+    grey = cv2.resize(cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY), None, fx=scale, fy=scale,
+                      interpolation=cv2.INTER_AREA)
+    canonical = ((0.3, 0.38), (0.7, 0.38))
+    assert align.find_faces(grey, 3, canonical, enlarge_small=False) == [], "premise"
+    (found,) = align.find_faces(grey, 3, canonical)
+    x, y, w, h = found.box  # in the thumbnail's own pixels
+    assert x < cx * scale < x + w and y < cy * scale < y + h and 10 <= w <= 30
+    (lx, ly), (rx, ry) = found.eyes
+    assert x <= lx < rx <= x + w and y <= ly <= y + h / 2 + 1 and abs(ly - ry) < 1
+
+
 def test_no_search_finds_a_face_in_noise_or_a_flat_image():
     noise = np.random.default_rng(0).integers(0, 256, (480, 640), dtype=np.uint8)
+    small_noise = np.random.default_rng(1).integers(0, 256, (64, 64), dtype=np.uint8)
     flat = np.full((96, 96), 128, np.uint8)
-    for grey in (noise, flat):
+    for grey in (noise, small_noise, flat):
         assert align.find_faces(grey, 3, ((0.3, 0.38), (0.7, 0.38))) == []
 
 
