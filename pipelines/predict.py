@@ -6,7 +6,9 @@ box and top-3 expressions (``--json`` for machines) and can draw them (``--annot
 out.png``). A photo without a detected face is answered "no face" unless ``--crop`` says it
 already is a face crop. ``--eyes lx,ly,rx,ry`` (one per photo, in order; ``-`` for "detect")
 gives known eye centres, which align the face as training did and skip detection. A model
-that needs an input the command lacks (a depth map, a clip) is refused before it loads.
+that needs an input the command lacks (a depth map, a clip) is refused before it loads. Of
+several photos, one that cannot be read is named by its path and skipped, the others scored
+(exit 2); ``--to`` scores folders and globs into a table.
 ``--runtime onnx`` runs the network exported by ``ferops export onnx`` with onnxruntime; the
 face chain is the same Python code either way.
 """
