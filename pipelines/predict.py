@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from components.errors import ConfigError, DataError, FeropsError
+from components.errors import ConfigError, DataError
 from components.serving.inputs import TOP_K
 from pipelines._common import run_cli, stage_parser
 
@@ -193,33 +193,34 @@ def predict_each(predictor: Predictor, images: Sequence[str], depths: Sequence[s
     """The faces of every input that could be scored, and a one-line reason per input that
     could not (by position), naming its file: one corrupt photo of several loses only itself.
 
-    All inputs go in one request; only when it fails are they scored one by one.
+    Scored as ``--to`` scores a folder (:func:`components.serving.batch.predict_batch`:
+    chunks, a failing chunk re-scored input by input), keyed by position.
 
     Raises:
         DataError: the per-photo options do not match the photos in number.
     """
     import pandas as pd
 
+    from components.serving.batch import predict_batch
+
     check_counts(images, depths, color2d, eyes, eyes2d)
-    try:
-        return predict_files(predictor, images, depths, color2d, eyes, eyes2d, crop), {}
-    except FeropsError:  # some input of the request is bad: find which
-        pass
     per_image = {"depth": depths, "color2d": color2d, "eyes": eyes, "eyes2d": eyes2d}
-    tables, failed = [], {}
-    for index, image in enumerate(images):
-        own = {column: [values[index]] if values else []
+
+    def request(keys: Sequence[str]) -> pd.DataFrame:
+        picks = [int(key) for key in keys]
+        own = {column: [values[i] for i in picks] if values else []
                for column, values in per_image.items()}
-        try:
-            table = predict_files(predictor, [image], own["depth"], own["color2d"],
-                                  own["eyes"], own["eyes2d"], crop)
-        except FeropsError as exc:
-            failed[index] = name_the_file(str(exc), index, images, per_image)
-            continue
-        tables.append(table.assign(input=index))
-    faces = (pd.concat(tables, ignore_index=True) if tables
-             else pd.DataFrame({"input": pd.Series(dtype="int64")}))
-    return faces, failed
+        return request_frame(predictor, [images[i] for i in picks], own["depth"],
+                             own["color2d"], own["eyes"], own["eyes2d"], crop)
+
+    batch = predict_batch(predictor, [str(i) for i in range(len(images))], request=request,
+                          progress=False)
+    failed = {int(key): name_the_file(reason, int(key), images, per_image)
+              for key, reason in batch.bad}
+    if batch.faces.empty:
+        return pd.DataFrame({"input": pd.Series(dtype="int64")}), failed
+    faces = batch.faces.rename(columns={"file": "input"})
+    return faces.assign(input=faces["input"].astype("int64")), failed
 
 
 def report_records(result: pd.DataFrame, classes: list[str], names: list[str], top: int,
@@ -376,6 +377,8 @@ def run_batch(args: Any, predictor: Predictor) -> int:
     result = predict_batch(predictor, files,
                            request=lambda names: request_frame(predictor, names,
                                                                crop=args.crop))
+    # each bad file was re-scored alone: its reason's "row 0 image: " says nothing more
+    result.bad = [(name, _ROW_PREFIX.sub("", reason)) for name, reason in result.bad]
     out = write_faces(result, args.to)
     if args.annotate_dir is not None:
         classes = predictor.settings.classes
