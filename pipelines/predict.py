@@ -166,19 +166,18 @@ def predict_files(predictor: Predictor, images: Sequence[str], depths: Sequence[
                                            crop))
 
 
-_ROW_PREFIX = re.compile(r"^row 0(?: (?P<column>\w+))?: ")
+_COLUMN_PREFIX = re.compile(r"^row 0 (?P<column>\w+): ")
 
 
 def name_the_file(message: str, index: int, images: Sequence[str],
                   by_column: dict[str, Sequence[str]]) -> str:
-    """A one-input request's error in the command line's words: ``row 0 image: ...`` (the
-    predictor numbers the rows of a request) becomes ``<photo file>: ...``, ``row 0 depth``
-    names the ``--depth`` file and its photo."""
-    match = _ROW_PREFIX.match(message)
-    if match is None:
-        return message
-    column, rest = match.group("column") or "image", message[match.end():]
-    values = by_column.get(column) or ()
+    """An input's error in the command line's words: the photo's own reason (see
+    :func:`components.serving.batch.file_reason`) is prefixed with the photo file; one about
+    another column of its request (``row 0 depth: ...``) names that option's file and its
+    photo."""
+    match = _COLUMN_PREFIX.match(message)
+    column, rest = (match.group("column"), message[match.end():]) if match else (None, message)
+    values = by_column.get(column or "") or ()
     if column in ("depth", "color2d") and values:
         return f"{values[index]} (--{column} of {images[index]}): {rest}"
     if column in ("eyes", "eyes2d") and values:
@@ -377,8 +376,6 @@ def run_batch(args: Any, predictor: Predictor) -> int:
     result = predict_batch(predictor, files,
                            request=lambda names: request_frame(predictor, names,
                                                                crop=args.crop))
-    # each bad file was re-scored alone: its reason's "row 0 image: " says nothing more
-    result.bad = [(name, _ROW_PREFIX.sub("", reason)) for name, reason in result.bad]
     out = write_faces(result, args.to)
     if args.annotate_dir is not None:
         classes = predictor.settings.classes

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from components.serving.predictor import Predictor
 
 CHUNK_FILES = 32
 FORMATS: dict[str, str] = {".csv": "csv", ".jsonl": "jsonl"}
+# the predictor names a request's row, and for the photo's own faults its column
+_PHOTO_ROW_PREFIX = re.compile(r"^row 0(?: image)?: ")
 
 
 @dataclass
@@ -93,10 +96,18 @@ def predict_batch(predictor: Predictor, files: Sequence[str], *,
                     try:
                         tables.append(_named(predictor.predict(request([name])), [name]))
                     except FeropsError as exc:
-                        bad.append((name, str(exc)))
+                        bad.append((name, file_reason(str(exc))))
             bar.update(len(part))
     faces = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     return BatchResult(faces, list(files), bad, time.perf_counter() - started)
+
+
+def file_reason(message: str) -> str:
+    """A file scored alone: its request's error as the file's reason. The predictor numbers
+    the rows of a request (``row 0 image: not an image``); with one file a request, that row
+    and its photo are the file, so the prefix goes. A fault of another column of the row
+    (``row 0 depth: ...``) keeps its words: the file alone does not say which input failed."""
+    return _PHOTO_ROW_PREFIX.sub("", message, count=1)
 
 
 def _named(table: pd.DataFrame, names: list[str]) -> pd.DataFrame:

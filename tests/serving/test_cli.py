@@ -261,6 +261,7 @@ def test_predict_to_a_table_scores_a_folder_and_skips_a_corrupt_file(store, phot
     assert predict_module.main(args) == 0
     printed = capsys.readouterr().out
     assert "4 files" in printed and "1 unreadable" in printed and "broken.png" in printed
+    assert "row 0" not in printed  # the file is named; the request's row number says nothing
     assert "1 without a detected face" in printed and f"no face: {folder / 'blank.png'}" in printed
     rows = list(csv.DictReader(out.open()))
     assert {row["file"] for row in rows} == {str(folder / n) for n in ("a.png", "sub/b.png")}
@@ -286,6 +287,8 @@ def test_evaluate_another_labelled_set_matches_a_hand_count(store, photo, tmp_pa
     for i, label in enumerate([classes[0], classes[0], classes[1], unknown]):
         (folder / label).mkdir(parents=True, exist_ok=True)
         shutil.copy(photo.color, folder / label / f"{i}.png")
+    # read by the set's reader, refused by serving (below its minimum side): skipped, listed
+    write_image(folder / classes[1] / "tiny.png", np.full((4, 4, 3), 128, np.uint8))
     out = tmp_path / "report"
     assert evaluate_module.main(["--model", uri, "--source", "image_folder", "--path",
                                  str(folder), "--out", str(out)]) == 0
@@ -296,6 +299,8 @@ def test_evaluate_another_labelled_set_matches_a_hand_count(store, photo, tmp_pa
     expected = sum(label == top for label in (classes[0], classes[0], classes[1])) / 3
     assert metrics["n_scored"] == 3 and metrics["accuracy"] == pytest.approx(expected)
     assert metrics["not_in_model"] == {unknown: 1}
+    [(tiny, reason)] = metrics["unreadable"].items()
+    assert tiny.endswith("tiny.png") and "minimum side" in reason and "row 0" not in reason
     assert (out / "confusion.png").read_bytes()[:4] == b"\x89PNG"
     assert "photos scored: 3" in capsys.readouterr().out
 
