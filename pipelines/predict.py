@@ -158,14 +158,6 @@ def _file(path: str) -> bytes:
     return file.read_bytes()
 
 
-def predict_files(predictor: Predictor, images: Sequence[str], depths: Sequence[str] = (),
-                  color2d: Sequence[str] = (), eyes: Sequence[str] = (),
-                  eyes2d: Sequence[str] = (), crop: bool = False) -> pd.DataFrame:
-    """One result row per face of the given files (see :meth:`Predictor.predict`)."""
-    return predictor.predict(request_frame(predictor, images, depths, color2d, eyes, eyes2d,
-                                           crop))
-
-
 _COLUMN_PREFIX = re.compile(r"^row 0 (?P<column>\w+): ")
 
 
@@ -348,13 +340,13 @@ def _parser():
                         help="also write the JSON records to this file (the DVC stage's output)")
     batch = parser.add_argument_group(
         "many photos", "with --to, IMAGES may be files, folders (searched recursively) and "
-        "globs; unreadable files are skipped and listed")
+        "globs; files that cannot be read or that the model refuses are skipped and listed")
     batch.add_argument("--to", type=Path, default=None, metavar="FILE.csv|FILE.jsonl",
                        help="write one row per face (file, box, top label, every probability)")
     batch.add_argument("--annotate-dir", type=Path, default=None,
                        help="with --to: draw boxes and labels on every photo into this folder")
     batch.add_argument("--strict", action="store_true",
-                       help="with --to: exit 2 when any file could not be read")
+                       help="with --to: exit 2 when any file was skipped")
     return parser
 
 

@@ -41,16 +41,16 @@ class BatchResult:
     @property
     def without_face(self) -> list[str]:
         """Files that were read but hold no detected face (they have no row in the table)."""
-        unreadable = {name for name, _ in self.bad}
+        skipped = {name for name, _ in self.bad}
         found = set(self.faces["file"]) if not self.faces.empty else set()
-        return [f for f in self.files if f not in found and f not in unreadable]
+        return [f for f in self.files if f not in found and f not in skipped]
 
     def summary(self) -> str:
         """One paragraph for the end of a run."""
         rate = len(self.files) / self.seconds if self.seconds > 0 else float("nan")
         lines = [f"{len(self.files)} files, {len(self.faces)} faces, "
                  f"{len(self.without_face)} without a detected face, {len(self.bad)} "
-                 f"unreadable; {rate:.1f} files/s"]
+                 f"unreadable or refused; {rate:.1f} files/s"]
         lines += [f"  skipped {name}: {reason}" for name, reason in self.bad]
         lines += [f"  no face: {name}" for name in self.without_face]
         return "\n".join(lines)

@@ -33,7 +33,7 @@ class ExternalResult:
     n_scored: int
     not_in_model: dict[str, int] = field(default_factory=dict)  # dataset label -> rows
     without_face: list[str] = field(default_factory=list)
-    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # unreadable or refused
 
 
 def evaluate_external(predictor: Predictor, manifest: pd.DataFrame, request: Any, *,
@@ -70,7 +70,7 @@ def write_external(result: ExternalResult, out_dir: Path, name: str, model: str)
         "model": model, "set": name, "n_scored": result.n_scored,
         **{k: report[k] for k in ("accuracy", "uar", "macro_f1")},
         "per_class_recall": report["per_class_recall"], "not_in_model": result.not_in_model,
-        "without_face": result.without_face, "unreadable": dict(result.unreadable)})
+        "without_face": result.without_face, "skipped": dict(result.skipped)})
     classes = list(report["per_class_recall"])
     plot_confusion(report["confusion"], classes, out_dir / "confusion.png", f"{name}: {model}")
     lines = [f"# {model} on {name}", "",
@@ -83,8 +83,9 @@ def write_external(result: ExternalResult, out_dir: Path, name: str, model: str)
     lines += ["", f"- labels the model does not know (left out): {result.not_in_model or 'none'}",
               f"- photos without a detected face (left out of the scores; --crop takes "
               f"face crops whole): {len(result.without_face)}",
-              f"- unreadable photos (skipped): {len(result.unreadable)}"]
-    lines += [f"  - {f}: {reason}" for f, reason in result.unreadable]
+              f"- photos unreadable or refused by the model's input checks (skipped): "
+              f"{len(result.skipped)}"]
+    lines += [f"  - {f}: {reason}" for f, reason in result.skipped]
     path = out_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -260,7 +260,7 @@ def test_predict_to_a_table_scores_a_folder_and_skips_a_corrupt_file(store, phot
             "--annotate-dir", str(drawn)]
     assert predict_module.main(args) == 0
     printed = capsys.readouterr().out
-    assert "4 files" in printed and "1 unreadable" in printed and "broken.png" in printed
+    assert "4 files" in printed and "1 unreadable or refused" in printed and "broken.png" in printed
     assert "row 0" not in printed  # the file is named; the request's row number says nothing
     assert "1 without a detected face" in printed and f"no face: {folder / 'blank.png'}" in printed
     rows = list(csv.DictReader(out.open()))
@@ -293,13 +293,13 @@ def test_evaluate_another_labelled_set_matches_a_hand_count(store, photo, tmp_pa
     assert evaluate_module.main(["--model", uri, "--source", "image_folder", "--path",
                                  str(folder), "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    one = predict_module.predict_files(predictor, [str(photo.color)])
+    one = predictor.predict(predict_module.request_frame(predictor, [str(photo.color)]))
     top = classes[int(one.loc[one["face"] == 0, [f"p_{c}" for c in classes]].to_numpy()
                       .argmax())]
     expected = sum(label == top for label in (classes[0], classes[0], classes[1])) / 3
     assert metrics["n_scored"] == 3 and metrics["accuracy"] == pytest.approx(expected)
     assert metrics["not_in_model"] == {unknown: 1}
-    [(tiny, reason)] = metrics["unreadable"].items()
+    [(tiny, reason)] = metrics["skipped"].items()
     assert tiny.endswith("tiny.png") and "minimum side" in reason and "row 0" not in reason
     assert (out / "confusion.png").read_bytes()[:4] == b"\x89PNG"
     assert "photos scored: 3" in capsys.readouterr().out
