@@ -160,6 +160,43 @@ def part_lines(by_arch: dict[str, dict[str, dict[str, float]]]) -> list[str]:
     return lines
 
 
+def class_recall(predictions_dir: Path, archs: list[str]) -> dict[str, dict[str, float]]:
+    """Each architecture's clean-test recall per class, ``arch -> class -> recall``, from the
+    evaluate stage's predictions files (the rows DVC's confusion matrices draw). Where a
+    model's accuracy is lost (say, the classes a two-stage model lets stand alone, or the
+    ones it merges) is what the one accuracy per model hides. Architectures without a file
+    are left out."""
+    out: dict[str, dict[str, float]] = {}
+    for arch in archs:
+        path = Path(predictions_dir) / f"{arch}.json"
+        if not path.is_file():
+            continue
+        seen: dict[str, list[int]] = {}
+        for row in read_json(path):
+            hits = seen.setdefault(row["actual"], [0, 0])
+            hits[0] += row["predicted"] == row["actual"]
+            hits[1] += 1
+        out[arch] = {name: right / total for name, (right, total) in sorted(seen.items())}
+    return out
+
+
+def recall_lines(recall: dict[str, dict[str, float]]) -> list[str]:
+    """Markdown: one table per set of classes (stills and clips may differ), a row per
+    architecture, its rows in the order given."""
+    lines: list[str] = []
+    by_classes: dict[tuple[str, ...], list[str]] = {}
+    for arch, per_class in recall.items():
+        by_classes.setdefault(tuple(per_class), []).append(arch)
+    for classes, archs in by_classes.items():
+        if not lines:
+            lines += ["", "## Clean-test recall per class (the evaluate stage's predictions)"]
+        lines += ["", "| architecture | " + " | ".join(classes) + " |",
+                  "|---" * (len(classes) + 1) + "|"]
+        lines += [f"| {arch} | " + " | ".join(f"{recall[arch][c]:.3f}" for c in classes) + " |"
+                  for arch in archs]
+    return lines
+
+
 def train_minutes(archs: list[str]) -> dict[str, float]:
     """Each architecture's training run, MLflow start to end (fit, scoring, model logging),
     in minutes: where `make repro`'s time goes. Empty where a run is not recorded."""
@@ -217,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     checks = targets(by_arch)
     minutes = train_minutes(sorted(by_arch))
     groups = expression_groups(ARTIFACTS / "train", sorted(by_arch))
+    ranked = sorted(by_arch, key=lambda arch: -by_arch[arch]["test"]["accuracy"])
+    recall = class_recall(ARTIFACTS / "evaluate" / "predictions", ranked)
     kept = read_json(ARTIFACTS / "preprocess" / "metrics.json")
     test_sizes = {task: kept.get(f"{task}.test.kept") for task in ("image", "video")}
     import yaml
@@ -226,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
                "recipe": params.get("recipe"), "make_repro_seconds": seconds,
                "stage_seconds": stages,
                "test_sizes": test_sizes,
-               "scores": by_arch, "groups": groups, "train_minutes": minutes, "registry": outcomes,
+               "scores": by_arch, "class_recall": recall, "groups": groups,
+               "train_minutes": minutes, "registry": outcomes,
                "examples": examples,
                "targets": [{"target": t, "met": m, "value": v} for t, m, v in checks]}
     machine = payload["machine"]
@@ -246,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
                                                       ("test_light_extreme", "accuracy"))]
         lines.append(f"| {arch} | " + " | ".join("n/a" if v is None else f"{v:.3f}"
                                                   for v in cell) + " |")
+    lines += recall_lines(recall)
     lines += part_lines(by_arch)
     lines += group_lines(groups)
     lines += ["", "## Training wall time per architecture (MLflow run start to end)", ""]
