@@ -137,6 +137,12 @@ class TwoStreamCNN(nn.Module):
 
     Counts: 1 slice, 8 conv, 8 down-sampling, 2 dropout, 5 FC (2 per stream + fusion).
     ``depth_channels`` says where the slice cuts the input (depth first, then colour).
+
+    ``stream_dropout`` (0 = off, the patent's network) is the share of training samples
+    whose fusion layer sees one stream only, the other's outputs zeroed (which one: either
+    with equal odds). Trained jointly, a two-stream net can lean on whichever stream lowers
+    the loss first and leave the other under-trained; dropping streams makes each one
+    answer on its own. Off at evaluation, so it adds no layer and changes no output there.
     """
 
     def __init__(
@@ -150,8 +156,12 @@ class TwoStreamCNN(nn.Module):
         dropout: float = 0.5,
         grid: int = 3,
         batch_norm: bool = False,
+        stream_dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        if not 0.0 <= stream_dropout <= 1.0:
+            raise ValueError(f"stream_dropout={stream_dropout} must lie in [0, 1]")
+        self.stream_dropout = float(stream_dropout)
         if not 0 < depth_channels < in_channels:
             raise ValueError(
                 f"fusion_twostream: depth_channels={depth_channels} must lie in "
@@ -166,8 +176,26 @@ class TwoStreamCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return logits (N, num_classes) for the stacked (N, depth + colour, H, W) input."""
         depth, color = self.slice(x)
-        joined = torch.cat([self.depth_stream(depth), self.color_stream(color)], dim=1)
+        depth_out, color_out = self.depth_stream(depth), self.color_stream(color)
+        if self.training and self.stream_dropout > 0:
+            depth_out, color_out = drop_streams(depth_out, color_out, self.stream_dropout)
+        joined = torch.cat([depth_out, color_out], dim=1)
         return self.fusion(torch.relu(joined))
+
+
+def drop_streams(
+    first: torch.Tensor, second: torch.Tensor, rate: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero one of the two streams' outputs (N, F) for a ``rate`` share of the samples, the
+    dropped stream drawn with equal odds per sample; never both. Draws from torch's RNG, so a
+    seeded run repeats its draws."""
+    n = first.shape[0]
+    dropped = torch.rand(n, device=first.device) < rate
+    first_dropped = torch.rand(n, device=first.device) < 0.5
+    keep_first = ~(dropped & first_dropped)
+    keep_second = ~(dropped & ~first_dropped)
+    return (first * keep_first.unsqueeze(1).to(first.dtype),
+            second * keep_second.unsqueeze(1).to(second.dtype))
 
 
 # ITU-R BT.601 luma weights: the grey image a colour camera gives in place of depth.
