@@ -249,7 +249,10 @@ def markdown(command: str, payload: dict[str, Any]) -> list[str]:
         f"({machine['torch_threads']} threads)",
         "- seconds: the train stage's process, start-up and test scoring included; targets "
         f"(issue 13): still nets normal-light accuracy >= {STILL_TARGET}, clip nets UAR >= "
-        f"{CLIP_UAR_TARGET}", "", "Data variants (over the demo's augment output):", *data, "",
+        f"{CLIP_UAR_TARGET}",
+        "- against: the run's train seconds as a multiple of its reference run's, and the "
+        "difference of their target metrics (normal-light accuracy, or UAR for clip nets) in "
+        "points", "", "Data variants (over the demo's augment output):", *data, "",
         "| run | data | overrides | train s | epochs run/planned | test acc | normal light | "
         "extreme light | test UAR | target | against |",
         "|---|---|---|---|---|---|---|---|---|---|---|", *rows, "",
