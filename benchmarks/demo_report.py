@@ -160,27 +160,21 @@ def part_lines(by_arch: dict[str, dict[str, dict[str, float]]]) -> list[str]:
     return lines
 
 
-def class_recall(predictions_dir: Path, archs: list[str]) -> dict[str, dict[str, float]]:
-    """Each architecture's clean-test recall per class, ``arch -> class -> recall``, from the
-    evaluate stage's predictions files (the rows DVC's confusion matrices draw). Where a
+def class_recall(train_dir: Path, archs: list[str]) -> dict[str, dict[str, float | None]]:
+    """Each architecture's clean-test recall per class, ``arch -> class -> recall`` (None for
+    a class with no test rows), as the train stage wrote it (``per_class.json``). Where a
     model's accuracy is lost (say, the classes a two-stage model lets stand alone, or the
-    ones it merges) is what the one accuracy per model hides. Architectures without a file
-    are left out."""
-    out: dict[str, dict[str, float]] = {}
+    ones it merges) is what the one accuracy per model hides. Architectures without the
+    file are left out."""
+    out: dict[str, dict[str, float | None]] = {}
     for arch in archs:
-        path = Path(predictions_dir) / f"{arch}.json"
-        if not path.is_file():
-            continue
-        seen: dict[str, list[int]] = {}
-        for row in read_json(path):
-            hits = seen.setdefault(row["actual"], [0, 0])
-            hits[0] += row["predicted"] == row["actual"]
-            hits[1] += 1
-        out[arch] = {name: right / total for name, (right, total) in sorted(seen.items())}
+        path = Path(train_dir) / arch / "per_class.json"
+        if path.is_file():
+            out[arch] = read_json(path)["splits"]["test"]["per_class_recall"]
     return out
 
 
-def recall_lines(recall: dict[str, dict[str, float]]) -> list[str]:
+def recall_lines(recall: dict[str, dict[str, float | None]]) -> list[str]:
     """Markdown: one table per set of classes (stills and clips may differ), a row per
     architecture, its rows in the order given."""
     lines: list[str] = []
@@ -189,12 +183,16 @@ def recall_lines(recall: dict[str, dict[str, float]]) -> list[str]:
         by_classes.setdefault(tuple(per_class), []).append(arch)
     for classes, archs in by_classes.items():
         if not lines:
-            lines += ["", "## Clean-test recall per class (the evaluate stage's predictions)"]
+            lines += ["", "## Clean-test recall per class (the train stage's per_class.json)"]
         lines += ["", "| architecture | " + " | ".join(classes) + " |",
                   "|---" * (len(classes) + 1) + "|"]
-        lines += [f"| {arch} | " + " | ".join(f"{recall[arch][c]:.3f}" for c in classes) + " |"
+        lines += [f"| {arch} | " + " | ".join(_cell(recall[arch][c]) for c in classes) + " |"
                   for arch in archs]
     return lines
+
+
+def _cell(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def train_minutes(archs: list[str]) -> dict[str, float]:
@@ -255,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     minutes = train_minutes(sorted(by_arch))
     groups = expression_groups(ARTIFACTS / "train", sorted(by_arch))
     ranked = sorted(by_arch, key=lambda arch: -by_arch[arch]["test"]["accuracy"])
-    recall = class_recall(ARTIFACTS / "evaluate" / "predictions", ranked)
+    recall = class_recall(ARTIFACTS / "train", ranked)
     kept = read_json(ARTIFACTS / "preprocess" / "metrics.json")
     test_sizes = {task: kept.get(f"{task}.test.kept") for task in ("image", "video")}
     import yaml
