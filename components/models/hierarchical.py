@@ -18,7 +18,7 @@ from components.errors import ConfigError, DataError
 from components.models.classifier import Classifier, Dataset, FitLoop, FitOutcome, TrainingNeeds
 from components.models.cv import out_of_fold_proba, seeded_model
 from components.models.hierarchy import Grouping, group_categories
-from components.models.simple_fit import TrainFn, predict_proba
+from components.models.simple_fit import TrainFn, check_fit_settings, predict_proba
 
 ROUTINGS = ("hard", "soft")
 FIRST_INITS = ("scratch", "planar")
@@ -56,6 +56,12 @@ class HierarchicalClassifier(Classifier):
             first model is trained to give a group's members one answer, so its features
             tend to blur the very difference the second model has to find, which the
             planar network was trained to see.
+        first_train: training settings of the first model alone (keys of
+            ``components.models.simple_fit.FIT_SETTINGS``, e.g. ``{epochs_scale: 2, shift:
+            1}``): the first model decides every category that stands alone, as the planar
+            net does for all of them, so it may need the planar net's full training where
+            the other networks (the out-of-fold planar nets for the grouping, the second
+            models that start from a trained network) need less. Empty: the run's settings.
         folds: k of the out-of-fold planar predictions.
         seed: seeds folds and network initialisations.
         class_names: labels for reports (default "0", "1", ...).
@@ -78,6 +84,7 @@ class HierarchicalClassifier(Classifier):
         first_init: str = "scratch",
         second_init: str = "scratch",
         second_rows: str = "group",
+        first_train: dict[str, Any] | None = None,
         folds: int = 3,
         seed: int = 0,
         class_names: list[str] | None = None,
@@ -116,6 +123,7 @@ class HierarchicalClassifier(Classifier):
         self.base, self.k, self.threshold, self.routing = base, k, threshold, routing
         self.first_labels, self.first_init, self.second_init = first_labels, first_init, second_init
         self.second_rows = second_rows
+        self.first_train = check_fit_settings(first_train, "hierarchical.first_train")
         self.folds, self.seed = folds, seed
         self.class_names = list(class_names or [str(i) for i in range(num_classes)])
         self.base_kwargs = base_kwargs
@@ -199,8 +207,10 @@ class HierarchicalClassifier(Classifier):
                 partial(self._build, self.num_classes if by_class else len(units)), self.seed)
             if self.first_init == "planar":
                 copy_trunk(self._planar, first)
+            extra = {"settings": self.first_train} if self.first_train else {}
             self.group_model_ = train_fn(first, x, yu, xv, yv,
-                                         part=f"first ({'classes' if by_class else 'groups'})")
+                                         part=f"first ({'classes' if by_class else 'groups'})",
+                                         **extra)
         self.second_models_: dict[int, nn.Module] = {}
         for u, members in enumerate(units):
             if len(members) < 2:
@@ -258,10 +268,12 @@ class HierarchicalClassifier(Classifier):
         """Rows all sub-model fits train on together, for sharing a time budget: the
         out-of-fold nets see (folds - 1) x N, the group net N, the second nets at most N
         together ("group": the groups split the set) or at most N each ("full"), with at most
-        C // 2 groups of two or more. An over-count leaves budget unused at the end; an
+        C // 2 groups of two or more; the group net's rows count ``first_train``'s
+        ``epochs_scale`` times. An over-count leaves budget unused at the end; an
         under-count would hand one second net all the time left and starve the next."""
         second = 1 if self.second_rows == "group" else max(1, self.num_classes // 2)
-        return float((self.folds + second) * n_train)
+        first = float(getattr(self, "first_train", {}).get("epochs_scale", 1.0))
+        return float((self.folds - 1 + first + second) * n_train)
 
 
 def group_repeats(n_train: int, n_group: int, second_rows: str) -> int:

@@ -8,11 +8,43 @@ one training loop.
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from torch import nn
+
+# Trainer settings one sub-network's fit may change (``train_fn(..., settings=...)``): how
+# long it trains and how its faces are augmented. ``epochs_scale`` multiplies the run's
+# epochs and its schedule's horizon alike, so a tuning trial (the first epochs of the final
+# run's schedule) still trains a prefix of what the final run's fit trains. Optimiser
+# settings stay the run's: they are what the tuner chose.
+FIT_SETTINGS: frozenset[str] = frozenset(
+    {"epochs_scale", "shift", "rotate", "scale", "erase_p", "mirror", "patience",
+     "label_smoothing"})
+
+
+def check_fit_settings(settings: Mapping[str, Any] | None, where: str) -> dict[str, Any]:
+    """``settings`` as a plain dict after checking its keys are :data:`FIT_SETTINGS` and
+    ``epochs_scale`` is positive (the values themselves are checked where they are applied,
+    by the trainer's own settings). Raises:
+        ConfigError: not a mapping, an unknown key or a scale <= 0.
+    """
+    from components.errors import ConfigError
+
+    if settings is None:
+        return {}
+    if not isinstance(settings, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of training settings, got {settings!r}")
+    unknown = sorted(set(settings) - FIT_SETTINGS)
+    if unknown:
+        raise ConfigError(f"{where}: {', '.join(unknown)} cannot be set for one network; "
+                          f"use {', '.join(sorted(FIT_SETTINGS))}")
+    scale = settings.get("epochs_scale", 1.0)
+    if not isinstance(scale, int | float) or scale <= 0:
+        raise ConfigError(f"{where}.epochs_scale: must be a number > 0, got {scale!r}")
+    return dict(settings)
 
 
 class TrainFn(Protocol):
@@ -21,11 +53,14 @@ class TrainFn(Protocol):
     ``part`` names the network within its estimator ("planar fold 1", "second (fear +
     surprise)"): the project loop files each fit's learning curve under it, so a user sees
     every network an estimator trained, not only the finished estimator's score.
+    ``settings`` changes the run's training settings for this fit alone (keys in
+    :data:`FIT_SETTINGS`), so an estimator can train one of its networks longer or with other
+    augmentation than the rest.
     """
 
     def __call__(self, model: nn.Module, x_train: np.ndarray, y_train: np.ndarray,
                  x_val: np.ndarray | None = None, y_val: np.ndarray | None = None, *,
-                 part: str = "") -> nn.Module: ...
+                 part: str = "", settings: Mapping[str, Any] | None = None) -> nn.Module: ...
 
 
 def in_eval_mode(model: nn.Module) -> nn.Module:

@@ -16,7 +16,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from components.errors import ConfigError, DataError
 from components.isa import caps_allow_amx, caps_allow_bf16
 from components.models.contract import tta_views
-from components.models.simple_fit import TrainFn
+from components.models.simple_fit import TrainFn, check_fit_settings
 from components.training.augment import augment_batch
 from components.training.budget import (
     REPLAN_WINDOW,
@@ -767,20 +767,24 @@ def make_train_fn(
         y_val: np.ndarray | None = None,
         *,
         part: str = "",
+        settings: Mapping[str, Any] | None = None,
     ) -> nn.Module:
         train = SplitData.from_arrays(x_train, y_train, name="train_fn/train")
-        settings = quiet
+        changes = check_fit_settings(settings, f"train_fn({part or 'network'})")
+        scale = changes.pop("epochs_scale", 1.0)
+        fit_cfg = quiet.replace(**changes, **scaled_epochs(quiet, scale))
         validated = not (x_val is None or y_val is None or len(y_val) == 0)
         if not validated:
             # No held-out data (e.g. a group with no validation samples): train the full
             # schedule; the "validation" rows then only log fit on the training data.
             val = train
-            settings = quiet.replace(patience=0, restore_best=False)
+            fit_cfg = fit_cfg.replace(patience=0, restore_best=False)
         else:
             val = SplitData.from_arrays(x_val, y_val, name="train_fn/val")
         if share is not None:
-            settings = settings.replace(budget_minutes=share.next_minutes(len(y_train)))
-        trainer = Trainer(model, settings, ecstfl=ecstfl, ctx=DistContext())
+            fit_cfg = fit_cfg.replace(
+                budget_minutes=share.next_minutes(scale * len(y_train)))
+        trainer = Trainer(model, fit_cfg, ecstfl=ecstfl, ctx=DistContext())
         result = trainer.fit(train, val)
         if on_history is not None:
             on_history([{"part": part, **{k: v for k, v in row.items()
@@ -789,3 +793,15 @@ def make_train_fn(
         return result.model.eval()
 
     return train_fn
+
+
+def scaled_epochs(cfg: TrainConfig, scale: float) -> dict[str, int]:
+    """``epochs`` and ``schedule_epochs`` (when set) times ``scale``, rounded, at least 1:
+    both scale together, so a run that trains a prefix of a longer schedule (a tuning trial)
+    still trains the same prefix share of the scaled one."""
+    if scale == 1.0:
+        return {}
+    out = {"epochs": max(1, round(cfg.epochs * scale))}
+    if cfg.schedule_epochs:
+        out["schedule_epochs"] = max(out["epochs"], round(cfg.schedule_epochs * scale))
+    return out

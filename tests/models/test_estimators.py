@@ -323,3 +323,58 @@ def test_the_train_stage_names_an_estimators_networks_by_their_expressions():
     assert parts == ["planar fold 1", "planar fold 2", "first (groups)",
                      f"second ({group[0]} + {group[1]})"]
     assert set(group) <= set(classes)
+
+
+def test_first_train_trains_the_first_model_alone_longer_and_with_its_own_augmentation():
+    """``first_train: {epochs_scale: 2, shift: 1}``: the first model runs twice the run's
+    epochs, every other network the run's; the settings reach only the first model's fit."""
+    cfg = TrainConfig(epochs=2, lr=3e-3, batch_size=8, seed=0, optimizer="adam",
+                      schedule="none", weight_decay=0.0, mirror=False, patience=0,
+                      progress=False, track=False)
+    rows: list[dict] = []
+    train_fn = make_train_fn(cfg, on_history=rows.extend)
+    settings_seen: dict[str, object] = {}
+
+    def recording(*args, part: str = "", **kwargs):
+        settings_seen[part] = kwargs.get("settings")
+        return train_fn(*args, part=part, **kwargs)
+
+    x, y = toy_images(6, 4, 1, seed=2)
+    model = create_model("hierarchical", 4, 1, k=3, folds=2, seed=0, width=0.125, hidden=16,
+                         first_train={"epochs_scale": 2, "shift": 1})
+    model.fit_arrays(x, y, recording)
+    epochs = {part: sum(row["part"] == part for row in rows) for part in settings_seen}
+    assert epochs.pop("first (groups)") == 4
+    assert set(epochs.values()) == {2}  # the planar folds and the second model
+    assert settings_seen.pop("first (groups)") == {"epochs_scale": 2, "shift": 1}
+    assert set(settings_seen.values()) == {None}
+
+
+@pytest.mark.parametrize(("first_train", "match"), [
+    ({"lr": 0.01}, "lr cannot be set for one network"),
+    ({"epochs_scale": 0}, "epochs_scale: must be a number > 0"),
+    ([("shift", 1)], "expected a mapping of training settings"),
+])
+def test_first_train_refuses_what_one_network_cannot_change(first_train, match):
+    from components.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        create_model("hierarchical", 4, 1, first_train=first_train)
+
+
+def test_a_fits_epochs_scale_scales_a_tuning_trials_schedule_horizon_with_it():
+    """A trial trains the first 2 epochs of a 10-epoch schedule; scaled by 2 it trains the
+    first 4 of 20, the same share of the final run's scaled schedule."""
+    from components.training.trainer import scaled_epochs
+
+    trial = TrainConfig(epochs=2, schedule_epochs=10, progress=False, track=False)
+    assert scaled_epochs(trial, 2.0) == {"epochs": 4, "schedule_epochs": 20}
+    final = TrainConfig(epochs=10, progress=False, track=False)
+    assert scaled_epochs(final, 2.0) == {"epochs": 20}
+    assert scaled_epochs(final, 0.01) == {"epochs": 1}
+    assert scaled_epochs(final, 1.0) == {}
+
+
+def test_training_rows_count_the_first_models_scaled_epochs():
+    model = create_model("hierarchical", 8, 1, folds=2, first_train={"epochs_scale": 2})
+    assert model.training_rows(100) == (1 + 2 + 1) * 100
