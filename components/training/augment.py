@@ -3,7 +3,10 @@ zooms, and random erasing.
 
 Each sample's channels (depth, colour, 2-D colour stacked together) and every frame of a clip
 get the SAME flip and shift, so modalities stay pixel-aligned (methods.md 1.9). Random draws
-come from a caller-owned generator, so a seeded epoch augments identically on resume.
+come from a caller-owned CPU generator, so a seeded epoch augments identically on resume and
+on any device; the pixel work runs where the batch lives (a GPU batch never visits the CPU:
+per-sample CPU work there capped a GPU's training at the CPU's pace). Every operation copies
+or interpolates whole tensors (no per-sample Python loop).
 """
 
 from __future__ import annotations
@@ -22,9 +25,8 @@ def mirror(x: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> torch
     flip = torch.rand(x.shape[0], generator=generator) < p
     if not bool(flip.any()):
         return x
-    out = x.clone()
-    out[flip] = torch.flip(x[flip], dims=[-1])
-    return out
+    chosen = flip.to(x.device).view(-1, *([1] * (x.ndim - 1)))
+    return torch.where(chosen, torch.flip(x, dims=[-1]), x)
 
 
 def shift(x: torch.Tensor, generator: torch.Generator, max_shift: int) -> torch.Tensor:
@@ -37,13 +39,14 @@ def shift(x: torch.Tensor, generator: torch.Generator, max_shift: int) -> torch.
     n = x.shape[0]
     h, w = x.shape[-2], x.shape[-1]
     offsets = torch.randint(-max_shift, max_shift + 1, (n, 2), generator=generator)
+    offsets = offsets.to(x.device) + max_shift  # each sample's window in the padded map
     flat = x.reshape(n, -1, h, w)
     padded = F.pad(flat, (max_shift, max_shift, max_shift, max_shift))
-    out = torch.empty_like(flat)
-    for i in range(n):
-        dy = max_shift + int(offsets[i, 0])
-        dx = max_shift + int(offsets[i, 1])
-        out[i] = padded[i, :, dy : dy + h, dx : dx + w]
+    rows = offsets[:, :1] + torch.arange(h, device=x.device)  # (n, h)
+    cols = offsets[:, 1:] + torch.arange(w, device=x.device)  # (n, w)
+    samples = torch.arange(n, device=x.device)[:, None, None, None]
+    channels = torch.arange(flat.shape[1], device=x.device)[None, :, None, None]
+    out = padded[samples, channels, rows[:, None, :, None], cols[:, None, None, :]]
     return out.reshape(x.shape)
 
 
@@ -67,7 +70,7 @@ def rotate_scale(
     theta[:, 0, 0], theta[:, 0, 1] = cos, -sin
     theta[:, 1, 0], theta[:, 1, 1] = sin, cos
     flat = x.reshape(n, -1, h, w).float()
-    grid = F.affine_grid(theta, list(flat.shape), align_corners=False)
+    grid = F.affine_grid(theta.to(x.device), list(flat.shape), align_corners=False)
     out = F.grid_sample(flat, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return out.to(x.dtype).reshape(x.shape)
 
@@ -104,6 +107,7 @@ def random_erase(
     in_rows = (rows >= top[:, None]) & (rows < (top + eh)[:, None])
     in_cols = (cols >= left[:, None]) & (cols < (left + ew)[:, None])
     mask = in_rows[:, :, None] & in_cols[:, None, :] & erase[:, None, None]
+    mask = mask.to(x.device)
     flat = x.reshape(n, -1, h, w)
     out = flat.masked_fill(mask[:, None], 0.0)
     return out.reshape(x.shape)

@@ -42,6 +42,7 @@ class SplitData:
     grey: list[bool] = field(default_factory=list)
     name: str = "split"
     _tensor: torch.Tensor | None = field(default=None, repr=False)
+    _held: torch.Tensor | None = field(default=None, repr=False)  # the copy on a GPU
 
     def __post_init__(self) -> None:
         if not self.grey:
@@ -105,8 +106,26 @@ class SplitData:
             self._tensor = torch.from_numpy(np.ascontiguousarray(self.rows(slice(None))))
         return True
 
+    def hold_on(self, device: torch.device) -> bool:
+        """Keep a copy of the preloaded split on ``device`` when it is not the CPU.
+
+        A GPU then slices its batches in its own memory instead of taking a host copy every
+        step (which, with the per-step work on the CPU, held a GPU's training to the CPU's
+        pace). Returns True when batches now come from ``device``.
+        """
+        if torch.device(device).type == "cpu" or self._tensor is None:
+            return False
+        if self._held is None or self._held.device != torch.device(device):
+            self._held = self._tensor.to(device)
+        return True
+
     def batch(self, index: torch.Tensor | np.ndarray | slice) -> torch.Tensor:
-        """Float32 tensor of the stacked inputs for ``index``."""
+        """Float32 tensor of the stacked inputs for ``index`` (on the device the split is
+        held on, see :meth:`hold_on`; else on the CPU)."""
+        if self._held is not None:
+            if isinstance(index, torch.Tensor):
+                index = index.to(self._held.device)
+            return self._held[index]
         if self._tensor is not None:
             return self._tensor[index]
         if isinstance(index, torch.Tensor):

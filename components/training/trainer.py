@@ -247,6 +247,10 @@ class Trainer:
         self.ctx = ctx or current_context()
         self.model = model
         self.device = resolve_device(cfg.device, self.ctx)
+        if self.device.type == "cuda":
+            # Fixed batch shapes: let cuDNN time its kernels once and keep the fastest (GPU
+            # runs are not byte-reproducible anyway; CPU runs are untouched).
+            torch.backends.cudnn.benchmark = True
         self._memory_format: torch.memory_format | None = None
         self._bf16 = resolve_precision(cfg.precision, self.device) == "bf16"
         self.log_epochs = True  # the budget probe's throwaway fits say nothing
@@ -537,17 +541,22 @@ class Trainer:
         if adjust is not None:
             adjust = adjust.to(self.device)
         net.train()
-        labels = data.labels()
+        labels = data.labels().to(self.device)
         lr = optimizer.param_groups[0]["lr"]
-        loss_sum = correct = seen = 0.0
+        # Sums stay on the device (float64, as Python floats would be): reading them every
+        # step would make the CPU wait for a GPU at each batch.
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        seen = 0
         batches = self._epoch_batches(data, epoch)
         bar = tqdm(
             batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, unit="batch",
             disable=not (cfg.progress and ctx.is_main),
         )
         for index in bar:
+            index = index.to(self.device, non_blocking=True)
             x = data.batch(index)
-            y = labels[index].to(self.device, non_blocking=True)
+            y = labels[index]
             x = augment_batch(
                 x, aug, mirror_p=0.5 if cfg.mirror else 0.0, max_shift=cfg.shift,
                 max_degrees=cfg.rotate, max_scale=cfg.scale, erase_p=cfg.erase_p,
@@ -562,10 +571,10 @@ class Trainer:
             if per_batch and scheduler is not None:
                 scheduler.step()
             n = len(y)
-            loss_sum += float(loss.detach()) * n
-            correct += float((logits.detach().argmax(1) == y).sum())
+            loss_sum += loss.detach().double() * n
+            correct += (logits.detach().argmax(1) == y).sum()
             seen += n
-        loss_sum, correct, seen = all_reduce_sum(ctx, [loss_sum, correct, seen])
+        loss_sum, correct, seen = all_reduce_sum(ctx, [float(loss_sum), float(correct), seen])
         return {
             "epoch": epoch + 1,
             "lr": lr,
@@ -645,7 +654,8 @@ class Trainer:
 
     def _prepare_data(self, *splits: SplitData) -> None:
         for split in splits:
-            split.preload()
+            if split.preload():
+                split.hold_on(self.device)
 
     def _setup_memory_format(self, data: SplitData) -> None:
         """Switch 4-D conv nets to channels_last once (faster convolutions on CPU/GPU)."""
@@ -658,10 +668,11 @@ class Trainer:
             self._memory_format = torch.contiguous_format
 
     def _to_input(self, x: torch.Tensor) -> torch.Tensor:
-        """A CPU batch as the network takes it: on the training device, in its layout.
+        """A batch as the network takes it: on the training device, in its layout.
 
-        Batches are read and augmented on the CPU (seeded CPU generators: the same draws
-        on any device) and cross to the GPU once per step."""
+        A split held on the GPU (:meth:`SplitData.hold_on`) is sliced and augmented there
+        (the augmentation's random draws still come from seeded CPU generators: the same
+        draws on any device); otherwise the batch crosses once per step."""
         x = x.to(self.device, non_blocking=True)
         if self._memory_format is torch.channels_last:
             return x.contiguous(memory_format=torch.channels_last)

@@ -186,3 +186,18 @@ def test_view_average_exports_to_onnx_with_parity(tmp_path: Path, shift: int) ->
     (got,) = session.run(None, {"x": x.numpy()})
     with torch.no_grad():
         np.testing.assert_allclose(got, net(x).numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(6, 3, 9, 7), (4, 5, 2, 8, 8)])
+def test_shift_and_mirror_move_each_sample_as_its_own_window_would(shape) -> None:
+    x = torch.rand(shape)
+    out = augment_batch(x, torch.Generator().manual_seed(4), mirror_p=0.5, max_shift=2)
+    draws = torch.Generator().manual_seed(4)  # the same draws, applied one sample at a time
+    flip = torch.rand(shape[0], generator=draws) < 0.5
+    offsets = torch.randint(-2, 3, (shape[0], 2), generator=draws)
+    h, w = shape[-2:]
+    for i in range(shape[0]):
+        sample = torch.flip(x[i], dims=[-1]) if flip[i] else x[i]
+        padded = torch.nn.functional.pad(sample, (2, 2, 2, 2))
+        dy, dx = 2 + int(offsets[i, 0]), 2 + int(offsets[i, 1])
+        assert torch.equal(out[i], padded[..., dy : dy + h, dx : dx + w])

@@ -134,3 +134,32 @@ def test_estimator_sub_models_train_on_the_gpu_and_return_to_the_cpu(splits) -> 
     model = train_fn(TinyCNN(4, 3), train.rows(slice(None)), train.y,
                      val.rows(slice(None)), val.y)
     assert all(p.device.type == "cpu" for p in model.parameters())
+
+
+def test_a_cpu_run_keeps_its_splits_in_host_memory(splits) -> None:
+    train = splits[0]
+    assert train.preload()
+    assert not train.hold_on(torch.device("cpu"))  # nothing to copy: batches stay as they were
+    index = torch.tensor([3, 0, 2])
+    assert torch.equal(train.batch(index), torch.from_numpy(train.rows(np.array([3, 0, 2]))))
+
+
+@needs_cuda
+def test_a_held_split_is_sliced_and_augmented_on_the_gpu_as_on_the_cpu(splits) -> None:
+    from components.training.augment import augment_batch
+
+    train = splits[0]
+    train.preload()
+    index = torch.arange(len(train)).flip(0)
+    host = train.batch(index)
+    assert train.hold_on(torch.device("cuda"))
+    held = train.batch(index)
+    assert held.device.type == "cuda" and torch.equal(held.cpu(), host)
+    copies = dict(mirror_p=0.5, max_shift=2, erase_p=0.5)  # copies and zeros: exact
+    on_cpu = augment_batch(host, torch.Generator().manual_seed(1), **copies)
+    on_gpu = augment_batch(held, torch.Generator().manual_seed(1), **copies)
+    assert on_gpu.device.type == "cuda" and torch.equal(on_gpu.cpu(), on_cpu)
+    warps = dict(mirror_p=0.5, max_shift=1, max_degrees=10.0, max_scale=0.1)
+    on_cpu = augment_batch(host, torch.Generator().manual_seed(2), **warps)
+    on_gpu = augment_batch(held, torch.Generator().manual_seed(2), **warps)
+    assert torch.allclose(on_gpu.cpu(), on_cpu, atol=1e-4)  # bilinear: float rounding only
