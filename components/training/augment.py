@@ -6,7 +6,10 @@ get the SAME flip and shift, so modalities stay pixel-aligned (methods.md 1.9). 
 come from a caller-owned CPU generator, so a seeded epoch augments identically on resume and
 on any device; the pixel work runs where the batch lives (a GPU batch never visits the CPU:
 per-sample CPU work there capped a GPU's training at the CPU's pace). Every operation copies
-or interpolates whole tensors (no per-sample Python loop).
+or interpolates whole tensors (no per-sample Python loop), and the draws cross to a GPU
+without waiting for it (``non_blocking``: a host-to-device copy from ordinary memory is
+staged before the call returns, so the CPU tensor may go at once; a blocking copy would
+make the CPU wait for every queued kernel at each step).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ def mirror(x: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> torch
     flip = torch.rand(x.shape[0], generator=generator) < p
     if not bool(flip.any()):
         return x
-    chosen = flip.to(x.device).view(-1, *([1] * (x.ndim - 1)))
+    chosen = flip.to(x.device, non_blocking=True).view(-1, *([1] * (x.ndim - 1)))
     return torch.where(chosen, torch.flip(x, dims=[-1]), x)
 
 
@@ -39,7 +42,8 @@ def shift(x: torch.Tensor, generator: torch.Generator, max_shift: int) -> torch.
     n = x.shape[0]
     h, w = x.shape[-2], x.shape[-1]
     offsets = torch.randint(-max_shift, max_shift + 1, (n, 2), generator=generator)
-    offsets = offsets.to(x.device) + max_shift  # each sample's window in the padded map
+    # each sample's window in the padded map
+    offsets = offsets.to(x.device, non_blocking=True) + max_shift
     flat = x.reshape(n, -1, h, w)
     padded = F.pad(flat, (max_shift, max_shift, max_shift, max_shift))
     rows = offsets[:, :1] + torch.arange(h, device=x.device)  # (n, h)
@@ -70,7 +74,8 @@ def rotate_scale(
     theta[:, 0, 0], theta[:, 0, 1] = cos, -sin
     theta[:, 1, 0], theta[:, 1, 1] = sin, cos
     flat = x.reshape(n, -1, h, w).float()
-    grid = F.affine_grid(theta.to(x.device), list(flat.shape), align_corners=False)
+    theta = theta.to(x.device, non_blocking=True)
+    grid = F.affine_grid(theta, list(flat.shape), align_corners=False)
     out = F.grid_sample(flat, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return out.to(x.dtype).reshape(x.shape)
 
@@ -107,7 +112,7 @@ def random_erase(
     in_rows = (rows >= top[:, None]) & (rows < (top + eh)[:, None])
     in_cols = (cols >= left[:, None]) & (cols < (left + ew)[:, None])
     mask = in_rows[:, :, None] & in_cols[:, None, :] & erase[:, None, None]
-    mask = mask.to(x.device)
+    mask = mask.to(x.device, non_blocking=True)
     flat = x.reshape(n, -1, h, w)
     out = flat.masked_fill(mask[:, None], 0.0)
     return out.reshape(x.shape)
