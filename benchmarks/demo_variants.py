@@ -200,7 +200,25 @@ def train_and_score(spec: VariantSpec, run: VariantRun, work: Path) -> dict[str,
             "epochs_planned": planned_epochs(yaml.safe_load(params.read_text()), run.arch),
             # an estimator (svm_fusion, hierarchical) reports its one fit, not its nets' epochs
             "epochs_run": metrics.get("epochs_run") if "best_epoch" in metrics else None,
+            "epochs_by_network": network_epochs(folder / "train" / run.arch / "sub_models.csv"),
             "scores": scores, **target(run.arch, scores)}
+
+
+def network_epochs(sub_models: Path) -> dict[str, int]:
+    """The epochs an estimator's networks ran, by network (folds of one network merged, the
+    parenthesised detail of a name dropped: ``second (anger + fear)`` is ``second``), from
+    the train stage's ``sub_models.csv``; empty for a plain network."""
+    import csv
+    import re
+
+    if not sub_models.is_file():
+        return {}
+    epochs: dict[str, int] = {}
+    with sub_models.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            name = re.sub(r"( fold \d+| \(.*\))$", "", row["part"])
+            epochs[name] = max(epochs.get(name, 0), int(row["epoch"]))
+    return epochs
 
 
 def target(arch: str, scores: dict[str, float]) -> dict[str, Any]:
@@ -262,11 +280,17 @@ def markdown(command: str, payload: dict[str, Any]) -> list[str]:
 
 
 def _epochs(result: dict[str, Any]) -> str:
-    """``run/planned`` for a network, ``planned per network`` for an estimator."""
+    """``run/planned`` for a network; for an estimator the epochs its networks ran (one
+    count when they all ran the same), else what was planned per network."""
     planned = result.get("epochs_planned")
-    if result.get("epochs_run") is None:
-        return f"{planned} per network"
-    return f"{result['epochs_run']}/{planned}"
+    if result.get("epochs_run") is not None:
+        return f"{result['epochs_run']}/{planned}"
+    ran = result.get("epochs_by_network") or {}
+    if len(set(ran.values())) == 1:
+        return f"{next(iter(ran.values()))} per network"
+    if ran:
+        return ", ".join(f"{name} {count}" for name, count in ran.items())
+    return f"{planned} per network"
 
 
 def _overrides(values: dict[str, Any]) -> str:

@@ -11,10 +11,12 @@ import yaml
 
 from benchmarks.demo_variants import (
     DEFAULT_SPEC,
+    _epochs,
     against_versus,
     compose,
     load_spec,
     markdown,
+    network_epochs,
     run_overrides,
     target,
 )
@@ -102,3 +104,19 @@ def test_a_plan_that_is_not_yaml_is_refused_in_one_line(tmp_path: Path) -> None:
     path.write_text("runs: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_spec(path, available_models())
+
+
+def test_an_estimators_epochs_are_read_per_network(tmp_path: Path) -> None:
+    csv = tmp_path / "sub_models.csv"
+    rows = [("planar fold 1", 20), ("planar fold 2", 18), ("first (groups)", 20),
+            ("second (contempt + neutral)", 10)]
+    csv.write_text("part,epoch,lr\n" + "".join(
+        f'"{part}",{epoch},0.1\n' for part, last in rows for epoch in range(1, last + 1)))
+    ran = network_epochs(csv)
+    assert ran == {"planar": 20, "first": 20, "second": 10}
+    assert _epochs({"epochs_planned": 10, "epochs_by_network": ran}) == \
+        "planar 20, first 20, second 10"
+    assert _epochs({"epochs_planned": 10, "epochs_by_network": {"a": 7, "b": 7}}) == \
+        "7 per network"
+    assert network_epochs(tmp_path / "absent.csv") == {}  # a plain network has no such file
+    assert _epochs({"epochs_planned": 10, "epochs_run": 9}) == "9/10"
