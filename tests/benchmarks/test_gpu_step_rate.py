@@ -1,0 +1,22 @@
+"""The GPU step-rate benchmark runs end to end (on the CPU here, a few samples) and writes
+one row per batch size and way, each way's speed as a ratio of the bare loop's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmarks import gpu_step_rate
+
+
+def test_the_benchmark_writes_every_way_against_the_bare_loop(tmp_path: Path) -> None:
+    assert gpu_step_rate.main(["--device", "cpu", "--width", "0.25", "--samples", "96",
+                               "--batch-sizes", "32,48", "--repeats", "1",
+                               "--out-dir", str(tmp_path), "--name", "step_rate"]) == 0
+    payload = json.loads((tmp_path / "step_rate.json").read_text())
+    assert set(payload["median"]) == {"32", "48"}
+    for row in payload["median"].values():
+        assert set(row) == set(gpu_step_rate.WAYS) and all(v > 0 for v in row.values())
+    table = (tmp_path / "step_rate.md").read_text()
+    assert table.count("| 1.00x |") == 2  # the bare loop is each batch size's baseline
+    assert "--device cpu" in table and payload["gpu"] == "none"
