@@ -103,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--name", default="gpu_step_rate", type=results_name)
+    parser.add_argument("--commit", default=None,
+                        help="the commit of the tree being run, where the machine's git "
+                             "metadata is not the tree's (a GPU machine's copy of the working "
+                             "tree can carry an older .git): recorded as the commit, with "
+                             "what git read there beside it")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     batches = [int(b) for b in args.batch_sizes.split(",") if b]
@@ -124,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     medians = {b: {w: statistics.median(v) for w, v in r.items()} for b, r in speeds.items()}
     machine = machine_facts()
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "none"
-    payload = {"command": command, "commit": git_commit(REPO_ROOT), "machine": machine,
+    read_here = git_commit(REPO_ROOT)
+    payload = {"command": command, "commit": args.commit or read_here,
+               "commit_as_read_there": read_here if args.commit else None, "machine": machine,
                "gpu": gpu, "torch": torch.__version__, "settings": vars(args) | {
                    "out_dir": str(args.out_dir)}, "images_per_second": speeds,
                "median": medians}

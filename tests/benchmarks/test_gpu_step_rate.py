@@ -20,3 +20,14 @@ def test_the_benchmark_writes_every_way_against_the_bare_loop(tmp_path: Path) ->
     table = (tmp_path / "step_rate.md").read_text()
     assert table.count("| 1.00x |") == 2  # the bare loop is each batch size's baseline
     assert "--device cpu" in table and payload["gpu"] == "none"
+    assert payload["commit_as_read_there"] is None  # no --commit: git's reading is the commit
+
+
+def test_a_given_commit_is_recorded_beside_what_git_read(tmp_path: Path) -> None:
+    gpu_step_rate.main(["--device", "cpu", "--width", "0.25", "--samples", "64",
+                        "--batch-sizes", "32", "--repeats", "1", "--out-dir", str(tmp_path),
+                        "--commit", "abc1234"])
+    payload = json.loads((tmp_path / "gpu_step_rate.json").read_text())
+    assert payload["commit"] == "abc1234"
+    assert payload["commit_as_read_there"] != "abc1234"
+    assert "- commit: `abc1234`" in (tmp_path / "gpu_step_rate.md").read_text()
