@@ -22,8 +22,10 @@ pipelines.train``) on the GPU (``train.device: cuda``), all variants at once, ea
 recipe's time budget replaced by ``--minutes``. Tracking is off there (no MLflow): each
 run's scores are its ``metrics.json``/``per_class.json`` and its measured speed is in its
 uncached run record. ``report`` writes ``benchmarks/results/fer2013_gpu.{json,md}``
-(``--name`` for another file). Augment and preprocess took 78 s on a 16-core H200 machine;
-allow about three minutes beyond ``--minutes`` for them, the start-up and the test scoring.
+(``--name`` for another file). Size ``--minutes`` to the call's limit: in
+``fer2013_gpu_long.md`` a 5-minute budget made a 9.6-minute call (augment and preprocess
+78 s; the slowest of three runs sharing the card 8.2 minutes, start-up, speed probe and test
+scoring on top of its budget).
 """
 
 from __future__ import annotations
