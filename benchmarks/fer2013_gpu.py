@@ -24,8 +24,8 @@ run's scores are its ``metrics.json``/``per_class.json`` and its measured speed 
 uncached run record. ``report`` writes ``benchmarks/results/fer2013_gpu.{json,md}``
 (``--name`` for another file). Size ``--minutes`` to the call's limit: in
 ``fer2013_gpu_long.md`` a 5-minute budget made a 9.6-minute call (augment and preprocess
-78 s; the slowest of three runs sharing the card 8.2 minutes, start-up, speed probe and test
-scoring on top of its budget).
+78 s; the slowest of three runs sharing the card 8.2 minutes: start-up and test scoring on
+top of its budget, the speed probe inside it).
 """
 
 from __future__ import annotations
