@@ -98,6 +98,21 @@ TEST_SPLITS = (("test", "PrivateTest, official (all rows)"),
                ("test_occ25", "PrivateTest, 25 % occluded"))
 
 
+def command_line(args: list[str]) -> str:
+    """This invocation as a results file records it (see :func:`portable_command`)."""
+    return portable_command(shlex.join(["python", "benchmarks/fer2013_gpu.py", *args]))
+
+
+def portable_command(line: str) -> str:
+    """``line`` with its absolute paths that exist here (a workspace beside the checkout, an
+    archive in a scratch folder) written relative to the working directory, so a results
+    file names no machine's folders."""
+    def portable(arg: str) -> str:
+        return os.path.relpath(arg) if os.path.isabs(arg) and os.path.exists(arg) else arg
+
+    return shlex.join(map(portable, shlex.split(line)))
+
+
 # ---- pack (here) -----------------------------------------------------------------------
 def file_md5s(root: Path) -> dict[str, str]:
     """md5 of every .npy file under ``root`` (relative paths): the byte check's reference."""
@@ -146,7 +161,7 @@ def pack(workspace: Path, out: Path) -> None:
     (part_b / "pack.json").write_text(json.dumps({
         "commit": git_commit(REPO_ROOT), "recipe": RECIPE, "wheels": pins,
         "preprocess_md5": file_md5s(preprocessed) if preprocessed.is_dir() else {},
-        "pack_command": shlex.join(["python", "benchmarks/fer2013_gpu.py", *sys.argv[1:]]),
+        "pack_command": command_line(sys.argv[1:]),
     }, indent=2))
     for part in (part_a, part_b):
         size = sum(p.stat().st_size for p in part.rglob("*") if p.is_file())
@@ -481,10 +496,13 @@ def report(runs: Path, pack_json: Path, name: str, out_dir: Path = RESULTS_DIR) 
     pack_info = json.loads(pack_json.read_text()) if pack_json.exists() else {}
     summary = read_archive(runs, pack_info)
     payload = {
-        "command": shlex.join(["python", "benchmarks/fer2013_gpu.py", *sys.argv[1:]]),
-        **{k: summary.get(k) for k in ("commit", "minutes", "device", "pack_command",
-                                       "run_command", "wheels", "stage_seconds", "machine",
-                                       "preprocess_bytes", "complete", "salvaged")},
+        "command": command_line(sys.argv[1:]),
+        **{k: summary.get(k) for k in ("commit", "minutes", "device", "run_command", "wheels",
+                                       "stage_seconds", "machine", "preprocess_bytes",
+                                       "complete", "salvaged")},
+        # the pack command travelled in the archive as typed here
+        "pack_command": portable_command(summary["pack_command"])
+        if summary.get("pack_command") else None,
         "recipe": RECIPE, "target": ">= 72 % accuracy and >= 66 % UAR on the official "
         "PrivateTest (issue 11)",
         "runs": [variant_row(n, e) for n, e in summary["runs"].items()],

@@ -94,6 +94,21 @@ def images_per_second(way: str, args: argparse.Namespace, batch: int, train: Spl
     return len(train) / (time.perf_counter() - start)
 
 
+def recorded_command(args: list[str]) -> str:
+    """The command without ``--out-dir``: where the files went (a GPU machine's output
+    folder) is no part of what was measured, and would name that machine's folders."""
+    kept, skip = [], False
+    for arg in args:
+        if skip or arg.startswith("--out-dir="):
+            skip = False
+            continue
+        if arg == "--out-dir":
+            skip = True
+            continue
+        kept.append(arg)
+    return shlex.join(["python", "benchmarks/gpu_step_rate.py", *kept])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--width", type=float, default=1.0)
@@ -111,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     batches = [int(b) for b in args.batch_sizes.split(",") if b]
-    command = shlex.join(["python", "benchmarks/gpu_step_rate.py",
-                          *(sys.argv[1:] if argv is None else argv)])
+    command = recorded_command(sys.argv[1:] if argv is None else argv)
     rng = np.random.default_rng(0)
     train = SplitData.from_arrays(rng.random((args.samples, 1, 48, 48), dtype=np.float32),
                                   rng.integers(0, CLASSES, args.samples), name="random48")
@@ -132,9 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     read_here = git_commit(REPO_ROOT)
     payload = {"command": command, "commit": args.commit or read_here,
                "commit_as_read_there": read_here if args.commit else None, "machine": machine,
-               "gpu": gpu, "torch": torch.__version__, "settings": vars(args) | {
-                   "out_dir": str(args.out_dir)}, "images_per_second": speeds,
-               "median": medians}
+               "gpu": gpu, "torch": torch.__version__,
+               "settings": {k: v for k, v in vars(args).items() if k != "out_dir"},
+               "images_per_second": speeds, "median": medians}
     lines = [
         "# What limits a GPU's training speed: the trainer's step rate against a bare loop", "",
         f"- command: `{command}`", f"- commit: `{payload['commit']}`",

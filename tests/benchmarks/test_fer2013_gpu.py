@@ -108,3 +108,15 @@ def test_missing_inputs_stop_with_one_line(tmp_path: Path) -> None:
         gpu.report(tmp_path / "absent.tar.gz", tmp_path / "pack.json", "x", tmp_path)
     with pytest.raises(SystemExit, match="must run first"):
         gpu.run(tmp_path / "b", tmp_path / "staged", tmp_path / "out", 1.0, ["recipe"], "cpu")
+
+
+def test_recorded_commands_name_no_absolute_paths(tmp_path: Path, monkeypatch) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    monkeypatch.chdir(tmp_path / "ws")
+    line = gpu.command_line(["pack", "--workspace", str(workspace), "--out", ".gpu"])
+    assert line == "python benchmarks/fer2013_gpu.py pack --workspace . --out .gpu"
+    missing = str(tmp_path / "not-there")  # not a path on this machine: kept as typed
+    assert missing in gpu.command_line(["report", "--runs", missing])
+    assert gpu.portable_command(f"python x.py --workspace {workspace}") == \
+        "python x.py --workspace ."

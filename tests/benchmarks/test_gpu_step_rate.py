@@ -20,6 +20,7 @@ def test_the_benchmark_writes_every_way_against_the_bare_loop(tmp_path: Path) ->
     table = (tmp_path / "step_rate.md").read_text()
     assert table.count("| 1.00x |") == 2  # the bare loop is each batch size's baseline
     assert "--device cpu" in table and payload["gpu"] == "none"
+    assert str(tmp_path) not in table + json.dumps(payload)  # no machine's folder recorded
     assert payload["commit_as_read_there"] is None  # no --commit: git's reading is the commit
 
 
