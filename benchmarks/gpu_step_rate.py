@@ -11,7 +11,9 @@ per measurement, bf16 autocast, SGD, channels_last, in three ways for each batch
 - ``trainer_aug``: the project trainer with the fer2013 recipe's augmentation (mirror, 4-pixel
   shift, 10-degree rotation, 10 % zoom, random erasing), sliced and augmented on the GPU.
 
-Each measurement is the median of ``--repeats`` epochs after a discarded warm-up, all in one
+The trainer's figures include what its ``fit`` does besides training: copying the split to
+the GPU once and scoring a 2-face validation split. Each measurement is the median of
+``--repeats`` epochs after a discarded warm-up, all in one
 process on an otherwise idle GPU; ratios are against ``bare`` at the same batch size. The
 fer2013 GPU runs (``fer2013_gpu_long.md``) trained three processes on one GPU at once, so
 their per-run images/s is a share of the card, not its speed.

@@ -4,9 +4,9 @@ zooms, and random erasing.
 Each sample's channels (depth, colour, 2-D colour stacked together) and every frame of a clip
 get the SAME flip and shift, so modalities stay pixel-aligned (methods.md 1.9). Random draws
 come from a caller-owned CPU generator, so a seeded epoch augments identically on resume and
-on any device; the pixel work runs where the batch lives (a GPU batch never visits the CPU:
-per-sample CPU work there capped a GPU's training at the CPU's pace). Every operation copies
-or interpolates whole tensors (no per-sample Python loop), and the draws cross to a GPU
+on any device; the pixel work runs where the batch lives (a GPU batch never visits the
+CPU). Every operation copies or interpolates whole tensors (no per-sample Python loop, which
+on a GPU would launch work per sample), and the draws cross to a GPU
 without waiting for it (``non_blocking``: a host-to-device copy from ordinary memory is
 staged before the call returns, so the CPU tensor may go at once; a blocking copy would
 make the CPU wait for every queued kernel at each step).

@@ -109,9 +109,8 @@ class SplitData:
     def hold_on(self, device: torch.device) -> bool:
         """Keep a copy of the preloaded split on ``device`` when it is not the CPU.
 
-        A GPU then slices its batches in its own memory instead of taking a host copy every
-        step (which, with the per-step work on the CPU, held a GPU's training to the CPU's
-        pace). Returns True when batches now come from ``device``.
+        A GPU then slices its batches in its own memory instead of taking a host copy of
+        each batch every step. Returns True when batches now come from ``device``.
         """
         if torch.device(device).type == "cpu" or self._tensor is None:
             return False
