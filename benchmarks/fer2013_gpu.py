@@ -74,8 +74,9 @@ WHEEL_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_
 COMMON = {"train.track": False, "train.use_tuned": False,
           "train.progress": False}
 # The ``*_long`` variants lift the recipe's 120-epoch cap, so the budget, not the cap, sets
-# the epoch count (at batch 64 a 5-minute share of the card bought 24 epochs at width 1.0,
-# fer2013_gpu_long.md, about what commit 9cc4414's runs got); ``b128`` doubles the batch
+# the epoch count (width 1.0 at batch 64 trained at 4,967 images/s per run in
+# fer2013_gpu_long.md, against about 6,000 at commit 9cc4414: holding the data on the GPU
+# did not speed it up); ``b128`` doubles the batch
 # and the peak learning rate together, ``b256`` quadruples both. A step costs about the same
 # at these batch sizes on an H200 (benchmarks/results/gpu_step_rate.md), so the batch sets the
 # images/s, and runs started together share the card's steps: run one variant alone for its
