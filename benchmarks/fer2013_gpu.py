@@ -40,9 +40,10 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
@@ -234,27 +235,42 @@ def variant_params(work: Path, name: str, minutes: float, device: str) -> Path:
     return path
 
 
+def copy_stamped(stream: IO[str], log: Path, started: float) -> None:
+    """Copy a run's output into its log, each line prefixed with the seconds since the run
+    started: the pipeline's own lines carry no clock, and a GPU call's time outside the
+    training budget (start-up, data loading, test scoring) is only visible this way."""
+    with log.open("w") as sink:
+        for line in stream:
+            sink.write(f"[{time.perf_counter() - started:7.1f} s] {line}")
+            sink.flush()
+
+
 def train_variants(work: Path, names: list[str], minutes: float, staged: Path,
                    device: str, on_done: Any) -> dict[str, dict[str, Any]]:
     """Every variant's train stage at once on the GPU; wall time and exit code of each.
     ``on_done(name, entry)`` runs as each one ends (so a call cut short keeps the finished)."""
     threads = max(1, (os.cpu_count() or 1) // max(1, len(names)))
-    started, procs = {}, {}
+    started, procs, copiers = {}, {}, []
     (work / "runs/logs").mkdir(parents=True, exist_ok=True)
     for name in names:
         cmd = [sys.executable, "-m", "pipelines.train", "--arch", ARCH, "--params",
                str(variant_params(work, name, minutes, device)), "--data",
                "artifacts/preprocess", "--out", f"runs/train/{name}", "--tune-dir",
                "runs/no-tuner"]
-        log = (work / f"runs/logs/{name}.log").open("w")
         started[name] = time.perf_counter()
         procs[name] = subprocess.Popen(cmd, cwd=work, env=stage_env(staged, threads),
-                                       stdout=log, stderr=subprocess.STDOUT)
+                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                       text=True, bufsize=1)
+        copiers.append(threading.Thread(
+            target=copy_stamped, daemon=True,
+            args=(procs[name].stdout, work / f"runs/logs/{name}.log", started[name])))
+        copiers[-1].start()
     done: dict[str, dict[str, Any]] = {}
     while len(done) < len(procs):
-        for name, proc in procs.items():
+        for (name, proc), copier in zip(procs.items(), copiers, strict=True):
             if name in done or proc.poll() is None:
                 continue
+            copier.join(timeout=10.0)
             done[name] = {"returncode": proc.returncode, "overrides": VARIANTS[name],
                           "wall_seconds": time.perf_counter() - started[name],
                           "threads": threads}

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shlex
+import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import yaml
@@ -120,3 +123,14 @@ def test_recorded_commands_name_no_absolute_paths(tmp_path: Path, monkeypatch) -
     assert missing in gpu.command_line(["report", "--runs", missing])
     assert gpu.portable_command(f"python x.py --workspace {workspace}") == \
         "python x.py --workspace ."
+
+
+def test_run_logs_stamp_each_line_with_seconds_since_start(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "print('first'); print('second')"],
+                            stdout=subprocess.PIPE, text=True)
+    log = tmp_path / "run.log"
+    gpu.copy_stamped(proc.stdout, log, time.perf_counter())
+    proc.wait()
+    lines = log.read_text().splitlines()
+    assert [line.split("] ", 1)[1] for line in lines] == ["first", "second"]
+    assert all(re.match(r"\[\s*\d+\.\d s\] ", line) for line in lines)
