@@ -8,7 +8,9 @@ one training loop.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 import numpy as np
@@ -63,6 +65,43 @@ class TrainFn(Protocol):
                  part: str = "", settings: Mapping[str, Any] | None = None) -> nn.Module: ...
 
 
+# Where :func:`predict_proba` and :func:`predict_features` run. The CPU unless a caller
+# says otherwise with :func:`inference_on`: the train stage scores its test splits on the
+# device it trained on (on a GPU machine, CPU scoring of a wide network took longer than
+# many epochs), while serving, evaluate and export keep predicting on the CPU.
+_INFERENCE_DEVICE: ContextVar[str] = ContextVar("inference_device", default="cpu")
+
+
+@contextmanager
+def inference_on(device: torch.device | str) -> Iterator[None]:
+    """Run :func:`predict_proba` and :func:`predict_features` on ``device`` inside the
+    block: each call moves the network there and back to the CPU before it returns, so
+    the caller's model (saved, pickled, served) stays a CPU model."""
+    token = _INFERENCE_DEVICE.set(str(torch.device(device)))
+    try:
+        yield
+    finally:
+        _INFERENCE_DEVICE.reset(token)
+
+
+@contextmanager
+def _on_inference_device(model: nn.Module) -> Iterator[torch.device]:
+    device = torch.device(_INFERENCE_DEVICE.get())
+    if device.type == "cpu":
+        yield device
+        return
+    model.to(device)
+    try:
+        yield device
+    finally:
+        model.to("cpu")
+
+
+def _batch(x: np.ndarray, start: int, size: int, device: torch.device) -> torch.Tensor:
+    batch = torch.from_numpy(np.ascontiguousarray(x[start : start + size], dtype=np.float32))
+    return batch if device.type == "cpu" else batch.to(device)
+
+
 def in_eval_mode(model: nn.Module) -> nn.Module:
     """``model`` with every module in eval mode; a no-op when it already is (``eval()``
     walks every module, a visible share of one served photo's time)."""
@@ -76,10 +115,10 @@ def predict_proba(model: nn.Module, x: np.ndarray, batch_size: int = 256) -> np.
     """Softmax of ``model`` over ``x`` in batches, in eval mode; returns float64 (N, C)."""
     in_eval_mode(model)
     out = []
-    for start in range(0, len(x), batch_size):
-        batch = torch.from_numpy(
-            np.ascontiguousarray(x[start : start + batch_size], dtype=np.float32))
-        out.append(torch.softmax(model(batch).double(), dim=1).numpy())  # sums to 1 in fp64
+    with _on_inference_device(model) as device:
+        for start in range(0, len(x), batch_size):
+            logits = model(_batch(x, start, batch_size, device))
+            out.append(torch.softmax(logits.double(), dim=1).cpu().numpy())  # sums to 1 in fp64
     if not out:
         raise ValueError("predict_proba: no samples")
     return np.concatenate(out)
@@ -91,10 +130,10 @@ def predict_features(model: nn.Module, x: np.ndarray, batch_size: int = 256) -> 
     EC-STFL acts on), in batches, in eval mode; returns float32 (N, d)."""
     in_eval_mode(model)
     out = []
-    for start in range(0, len(x), batch_size):
-        batch = torch.from_numpy(
-            np.ascontiguousarray(x[start : start + batch_size], dtype=np.float32))
-        out.append(model(batch, return_features=True)[1].float().numpy())
+    with _on_inference_device(model) as device:
+        for start in range(0, len(x), batch_size):
+            features = model(_batch(x, start, batch_size, device), return_features=True)[1]
+            out.append(features.float().cpu().numpy())
     if not out:
         raise ValueError("predict_features: no samples")
     return np.concatenate(out)

@@ -18,13 +18,14 @@ import numpy as np
 from components.data.manifest import DEDUP_SPLIT
 from components.jsonio import write_json
 from components.models import Classifier, FitOutcome, ModelSpec
+from components.models.simple_fit import inference_on
 from components.training.config import TrainConfig
 from components.training.data import SplitData, load_split, occlusion_splits
 from components.training.distributed import DistContext, current_context
 from components.training.loop import TrainerLoop
 from components.training.metrics import classification_report
 from components.training.report import SCALARS, write_history_csv, write_run_outputs
-from components.training.trainer import EpochCallback
+from components.training.trainer import EpochCallback, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,18 @@ def score(classifier: Classifier, spec: ModelSpec, task_dir: Path, split: str) -
     """Metrics of a trained model on one split of its task (no training)."""
     return score_data(classifier, load_split(task_dir, split, spec.inputs, grey=spec.grey),
                       spec.classes)
+
+
+def score_test_splits(classifier: Classifier, spec: ModelSpec,
+                      task_dir: Path) -> dict[str, dict[str, Any]]:
+    """Reports of every test split, and of the official ones once more without test-time
+    averaging where the model averages views (the same weights, one view, for comparison)."""
+    reports = {split: score(classifier, spec, task_dir, split) for split in test_splits(task_dir)}
+    if spec.tta_mirror or spec.tta_shift:
+        plain = classifier.without_tta()
+        for split in [s for s in ("test", DEDUP_SPLIT) if s in reports]:
+            reports[f"{split}{NO_TTA_SUFFIX}"] = score(plain, spec, task_dir, split)
+    return reports
 
 
 def fit_classifier(classifier: Classifier, train: SplitData, val: SplitData,
@@ -108,11 +121,8 @@ def train_run(
     outcome.extra["world_size"] = ctx.world_size
     if on_timings is not None:
         on_timings(outcome.timings)
-    reports = {split: score(classifier, spec, task_dir, split) for split in test_splits(task_dir)}
-    if spec.tta_mirror or spec.tta_shift:  # the same weights, one view, for comparison
-        plain = classifier.without_tta()
-        for split in [s for s in ("test", DEDUP_SPLIT) if s in reports]:
-            reports[f"{split}{NO_TTA_SUFFIX}"] = score(plain, spec, task_dir, split)
+    with inference_on(resolve_device(cfg.device, ctx)):  # the trained model stays a CPU model
+        reports = score_test_splits(classifier, spec, task_dir)
     classifier.save(out_dir, spec)
     write_json(Path(out_dir) / PREDICTIONS_FILE, {
         split: {"labels": r["labels"], "predictions": r["predictions"]}

@@ -12,8 +12,12 @@ import pytest
 import torch
 
 from components.errors import ConfigError
+from components.models import ModelSpec
+from components.models.classifier import TorchClassifier
+from components.models.simple_fit import inference_on, predict_proba
 from components.training import trainer as trainer_module
 from components.training.data import SplitData, load_split
+from components.training.run import train_run
 from components.training.trainer import (
     Trainer,
     bf16_pays_off,
@@ -164,3 +168,52 @@ def test_a_held_split_is_sliced_and_augmented_on_the_gpu_as_on_the_cpu(splits) -
     on_cpu = augment_batch(host, torch.Generator().manual_seed(2), **warps)
     on_gpu = augment_batch(held, torch.Generator().manual_seed(2), **warps)
     assert torch.allclose(on_gpu.cpu(), on_cpu, atol=1e-4)  # bilinear: float rounding only
+
+
+def _input_devices(net: torch.nn.Module) -> list[str]:
+    seen: list[str] = []
+    net.register_forward_pre_hook(lambda _module, args: seen.append(args[0].device.type))
+    return seen
+
+
+def test_inference_runs_on_the_cpu_unless_a_block_names_a_device() -> None:
+    net = TinyCNN(3, 1)
+    seen = _input_devices(net)
+    x = np.random.default_rng(0).random((5, 1, 8, 8), dtype=np.float32)
+    before = predict_proba(net, x)
+    with inference_on("cpu"):
+        inside = predict_proba(net, x)
+    assert seen == ["cpu", "cpu"]
+    np.testing.assert_array_equal(before, inside)
+    with pytest.raises(RuntimeError), inference_on("cuda:0"):
+        raise RuntimeError("the block's own error")
+    predict_proba(net, x)
+    assert seen[-1] == "cpu"  # the device named in a block ends with it, error or not
+
+
+@needs_cuda
+def test_inference_on_a_gpu_matches_the_cpu_and_leaves_a_cpu_model() -> None:
+    seed_everything(0)
+    net = TinyCNN(3, 1)
+    seen = _input_devices(net)
+    x = np.random.default_rng(0).random((300, 1, 8, 8), dtype=np.float32)
+    on_cpu = predict_proba(net, x, batch_size=128)
+    with inference_on("cuda"):
+        on_gpu = predict_proba(net, x, batch_size=128)
+    assert seen == ["cpu"] * 3 + ["cuda"] * 3
+    np.testing.assert_allclose(on_gpu, on_cpu, atol=1e-5)
+    assert {p.device.type for p in net.parameters()} == {"cpu"}
+
+
+@needs_cuda
+def test_a_gpu_train_run_scores_its_test_splits_on_the_gpu(tmp_path: Path) -> None:
+    make_synthetic_task(tmp_path / "data", "rgbd", size=16)
+    task = tmp_path / "data/image"
+    spec = ModelSpec("tiny", 4, 3, ("color",), "image",
+                     ["anger", "happiness", "neutral", "surprise"])
+    net = TinyCNN(4, 3)
+    seen = _input_devices(net)
+    metrics = train_run(TorchClassifier(net), spec, quick_config(device="cuda", epochs=2),
+                        task, tmp_path / "out")
+    assert seen[-1] == "cuda" and metrics["test_accuracy"] >= 0.0
+    assert {p.device.type for p in net.parameters()} == {"cpu"}
