@@ -35,6 +35,7 @@ import hashlib
 import json
 import lzma
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -371,8 +372,27 @@ def read_archive(path: Path, pack_info: dict[str, Any]) -> dict[str, Any]:
             entry["record"] = load(f"runs/tracking/train/{name}.json")
             log = tar.extractfile(f"runs/logs/{name}.log") \
                 if f"runs/logs/{name}.log" in names else None
-            entry["log_tail"] = log.read().decode()[-1500:] if log is not None else ""
+            text = log.read().decode() if log is not None else ""
+            entry["log_tail"], entry["timeline"] = text[-1500:], log_timeline(text)
     return summary
+
+
+STAMP = re.compile(r"^\[\s*(\d+(?:\.\d+)?) s\] (.*)$")
+
+
+def log_timeline(text: str) -> dict[str, float] | None:
+    """Seconds since the run started at which its log (stamped by :func:`copy_stamped`)
+    says the epoch plan was made (start-up and the speed probe done), the last epoch ended,
+    and the run's last line came (test scoring and files written); None for a log without
+    stamps (runs before the logs carried them)."""
+    stamped = [(float(m.group(1)), m.group(2)) for m in map(STAMP.match, text.splitlines()) if m]
+    if not stamped:
+        return None
+    planned = next((t for t, line in stamped if "planned" in line and "of at most" in line),
+                   None)
+    epochs = [t for t, line in stamped if re.search(r"\bepoch \d+/\d+ ", line)]
+    return {"planned": planned, "last_epoch": epochs[-1] if epochs else None,
+            "last_line": stamped[-1][0]}
 
 
 def salvaged_summary(tar: tarfile.TarFile, names: set[str],
@@ -422,7 +442,18 @@ def variant_row(name: str, entry: dict[str, Any]) -> dict[str, Any]:
         "computed_on": record.get("computed_on"),
         "splits": splits, "test_per_class_recall": recall.get("per_class_recall"),
         "log_tail": entry.get("log_tail") if entry["returncode"] else None,
+        "timeline_seconds": entry.get("timeline"),
     }
+
+
+def _timeline_line(row: dict[str, Any]) -> str | None:
+    """Where a run's wall time went, from its log's stamps."""
+    times = row.get("timeline_seconds")
+    if not times or None in times.values():
+        return None
+    return (f"- {row['variant']}: start-up and speed probe {times['planned']:.0f} s, epochs "
+            f"{times['last_epoch'] - times['planned']:.0f} s, after the last epoch (test "
+            f"scoring, files) {times['last_line'] - times['last_epoch']:.0f} s")
 
 
 def _machine_line(payload: dict[str, Any]) -> str:
@@ -459,7 +490,8 @@ def markdown(payload: dict[str, Any]) -> str:
         f"`{payload['command']}`",
         f"- commit: `{payload['commit']}`; recipe `{RECIPE}` (conf/recipe/{RECIPE}.yaml) with "
         f"`train.device: {payload['device']}`, tracking off (no MLflow on that machine), "
-        f"`train.budget_minutes: {payload['minutes']}` per run, all variants at once",
+        f"`train.budget_minutes: {payload['minutes']}` per run, "
+        + ("all variants at once" if len(payload["runs"]) > 1 else "one run alone on the card"),
         f"- machine: {_machine_line(payload)}",
         _stages_line(payload),
         "- scores: the official PrivateTest (3,589 faces) and its de-duplicated subset, "
@@ -492,6 +524,10 @@ def markdown(payload: dict[str, Any]) -> str:
     for row in failed:
         lines += ["", f"{row['variant']} failed (exit {row['returncode']}):", "", "```",
                   (row["log_tail"] or "").strip(), "```"]
+    timelines = [line for line in map(_timeline_line, payload["runs"]) if line]
+    if timelines:
+        lines += ["", "Where each run's time went (seconds since it started, from the stamps "
+                  "on its log lines):", "", *timelines]
     lines += ["", "Per-class recall on the official PrivateTest (mirror TTA):", ""]
     for row in payload["runs"]:
         recall = row.get("test_per_class_recall") or {}

@@ -134,3 +134,18 @@ def test_run_logs_stamp_each_line_with_seconds_since_start(tmp_path: Path) -> No
     lines = log.read_text().splitlines()
     assert [line.split("] ", 1)[1] for line in lines] == ["first", "second"]
     assert all(re.match(r"\[\s*\d+\.\d s\] ", line) for line in lines)
+
+
+def test_the_timeline_reads_the_stamps_of_plan_epochs_and_end() -> None:
+    log = ("[    4.8 s] INFO pipelines.train: restarting\n"
+           "[   27.6 s] INFO trainer: budget 5.0 min: an epoch takes ~2.8 s; planned 96 of at "
+           "most 400 epochs\n"
+           "[   34.3 s] INFO trainer: epoch 1/40 train_loss 1.7648 val_accuracy 0.2654\n"
+           "[  311.8 s] INFO trainer: epoch 74/74 train_loss 0.58 val_accuracy 0.6425\n"
+           "[  441.3 s] baseline_cnn: test_accuracy=0.7253\n")
+    times = gpu.log_timeline(log)
+    assert times == {"planned": 27.6, "last_epoch": 311.8, "last_line": 441.3}
+    line = gpu._timeline_line({"variant": "v", "timeline_seconds": times})
+    assert "probe 28 s" in line and "epochs 284 s" in line and "last epoch (test scoring, " \
+        "files) 130 s" in line
+    assert gpu.log_timeline("INFO epoch 38/38\n") is None
