@@ -149,3 +149,21 @@ def test_the_timeline_reads_the_stamps_of_plan_epochs_and_end() -> None:
     assert "probe 28 s" in line and "epochs 284 s" in line and "last epoch (test scoring, " \
         "files) 130 s" in line
     assert gpu.log_timeline("INFO epoch 38/38\n") is None
+
+
+def test_every_variant_makes_settings_the_train_stage_accepts(tmp_path: Path) -> None:
+    from components.models import create_classifier, named_kwargs
+    from components.recipes import write_params
+    from components.training.config import resolve_config
+
+    params = tmp_path / "params.yaml"
+    write_params(REPO_ROOT, gpu.RECIPE, params)
+    config = tmp_path / "artifacts/config/train" / f"{gpu.ARCH}.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text(params.read_text())
+    for name in gpu.VARIANTS:
+        values = yaml.safe_load(gpu.variant_params(tmp_path, name, 5.0, "cpu").read_text())
+        cfg, extra = resolve_config(values["train"], gpu.ARCH)
+        extra.pop("grey", None)
+        create_classifier(gpu.ARCH, 7, 1, **named_kwargs(gpu.ARCH, extra, list("abcdefg")))
+        assert cfg.budget_minutes == 5.0, name
