@@ -1,8 +1,8 @@
-"""Training throughput of one architecture at several width multipliers.
+"""Training throughput of one architecture at several width multipliers and crop sizes.
 
     python benchmarks/train_width.py [--arch baseline_cnn] [--widths 0.25 0.375 0.5] \
-        [--baseline 0.5] [--samples 2048] [--batch-size 64] [--repeats 3] [--rows 57418] \
-        [--precision fp32|bf16] [--name NAME]
+        [--baseline 0.5] [--crops 0 40] [--samples 2048] [--batch-size 64] [--repeats 3] \
+        [--rows 57418] [--precision fp32|bf16] [--name NAME]
 
 A recipe with a minutes budget trades capacity for epochs: this measures the trade on the
 machine at hand. Every width trains the same random 48x48 grey faces for one epoch through
@@ -10,11 +10,13 @@ machine at hand. Every width trains the same random 48x48 grey faces for one epo
 ``--precision bf16``, the trainer's autocast, on the CPU's own kernels: run outside the
 pipeline, nothing caps them);
 runs alternate between widths and the medians of images per second are compared, so drift
-in machine load hits every width alike. The ``--baseline`` width is the reference of the
-printed ratios. ``--rows`` turns speed into the epochs a 60-minute budget would buy on a
-training set of that size (57,418 rows: the fer2013 recipe's 1:1 clean/occluded mix).
-``--name`` names the results file (default ``train_width_<arch>``, ``_bf16`` appended for
-bf16), so a second kind of CPU keeps its own file beside the first's.
+in machine load hits every width alike. ``--crops`` also trains each width on random crops
+of that size (``train.crop``; 0 = whole faces, the default), the other way to buy epochs.
+The ``--baseline`` width on whole faces (on the first crop size when 0 is not among them) is
+the reference of the printed ratios. ``--rows`` turns speed into the epochs a 60-minute
+budget would buy on a training set of that size (57,418 rows: the fer2013 recipe's 1:1
+clean/occluded mix). ``--name`` names the results file (default ``train_width_<arch>``,
+``_bf16`` appended for bf16), so a second kind of CPU keeps its own file beside the first's.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from components.training.data import SplitData  # noqa: E402
 from components.training.trainer import Trainer, seed_everything  # noqa: E402
 
 CLASSES = 7
+FACE_PX = 48
 BUDGET_SECONDS = 3600
 PRECISION_NAMES = {"fp32": "float32", "bf16": "bf16 autocast"}
 
@@ -55,13 +58,23 @@ def parameter_count(arch: str, width: float) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def one_epoch(args: argparse.Namespace, width: float, train: SplitData) -> float:
+def variant_key(width: float, crop: int) -> str:
+    """A (width, crop) pair's key in the results: the width alone on whole faces."""
+    return str(width) if crop == 0 else f"{width} crop {crop}"
+
+
+def variants(args: argparse.Namespace) -> list[tuple[float, int]]:
+    """Every (width, crop) pair measured, widths outermost."""
+    return [(width, crop) for width in args.widths for crop in args.crops]
+
+
+def one_epoch(args: argparse.Namespace, width: float, crop: int, train: SplitData) -> float:
     """Images per second of one trainer epoch (validation on 2 samples, no checkpoint)."""
     seed_everything(0)
     model = create_model(args.arch, CLASSES, 1, width=width)
     cfg = TrainConfig(epochs=1, batch_size=args.batch_size, optimizer="sgd", lr=0.01,
                       schedule="none", patience=0, mirror=True, precision=args.precision,
-                      progress=False, track=False)
+                      crop=crop, progress=False, track=False)
     tiny = SplitData.from_arrays(train.rows(slice(0, 2)), train.y[:2], name="tiny")
     start = time.perf_counter()
     Trainer(model, cfg).fit(train, tiny)
@@ -73,6 +86,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--arch", default="baseline_cnn")
     parser.add_argument("--widths", type=float, nargs="+", default=[0.25, 0.375, 0.5])
     parser.add_argument("--baseline", type=float, default=0.5)
+    parser.add_argument("--crops", type=int, nargs="+", default=[0],
+                        help="train.crop sizes to measure at every width (0: whole faces)")
     parser.add_argument("--samples", type=int, default=2048)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
@@ -85,17 +100,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.baseline not in args.widths:
         parser.error(f"--baseline {args.baseline} must be one of --widths {args.widths}")
+    if any(crop < 0 or crop >= FACE_PX for crop in args.crops):
+        parser.error(f"--crops {args.crops}: each must be 0 (whole faces) or 1-{FACE_PX - 1}")
+    args.crops = list(dict.fromkeys(args.crops))
     return args
+
+
+def baseline_key(args: argparse.Namespace) -> str:
+    """The reference of the ratios: the baseline width, on whole faces when measured."""
+    return variant_key(args.baseline, 0 if 0 in args.crops else args.crops[0])
 
 
 def markdown(command: str, payload: dict, args: argparse.Namespace) -> str:
     """The results table for people."""
     machine = payload["machine"]
     rows = []
-    for width in map(str, args.widths):
-        rows.append(f"| {width} | {payload['parameters'][width]:,} | "
-                    f"{payload['median'][width]:.0f} | {payload['ratio_to_baseline'][width]:.2f}x"
-                    f" | {payload['epochs_per_hour'][width]:.1f} |")
+    for width, crop in variants(args):
+        key = variant_key(width, crop)
+        rows.append(f"| {width} | {crop or f'{FACE_PX} (whole)'} | "
+                    f"{payload['parameters'][str(width)]:,} | {payload['median'][key]:.0f} | "
+                    f"{payload['ratio_to_baseline'][key]:.2f}x | "
+                    f"{payload['epochs_per_hour'][key]:.1f} |")
     return "\n".join([
         f"# Trainer throughput by width: {args.arch}", "",
         f"- command: `{command}`", f"- commit: `{payload['commit']}`",
@@ -103,11 +128,11 @@ def markdown(command: str, payload: dict, args: argparse.Namespace) -> str:
         f"({machine['torch_threads']} threads), native bf16: {machine['native_bf16']} "
         f"(flags: {', '.join(machine['cpu_bf16_flags']) or 'none'})",
         f"- {PRECISION_NAMES[args.precision]}, batch {args.batch_size}, {args.samples} random "
-        f"48x48 grey samples, median of {args.repeats} alternating runs; baseline width "
-        f"{args.baseline}", "",
-        f"| width | parameters | images/s | speed vs width {args.baseline} | "
-        f"epochs of {args.rows:,} rows in 60 min |",
-        "|---|---|---|---|---|", *rows, "",
+        f"{FACE_PX}x{FACE_PX} grey samples, median of {args.repeats} alternating runs; "
+        f"baseline: width {baseline_key(args)}", "",
+        f"| width | training crop (px) | parameters | images/s | speed vs {baseline_key(args)}"
+        f" | epochs of {args.rows:,} rows in 60 min |",
+        "|---|---|---|---|---|---|", *rows, "",
         "Speed ratios were measured in the same run; epochs per hour ignore validation time.",
     ])
 
@@ -119,16 +144,16 @@ def main(argv: list[str] | None = None) -> int:
                           *(sys.argv[1:] if argv is None else argv)])
     print("command: " + command)
     rng = np.random.default_rng(0)
-    x = rng.random((args.samples, 1, 48, 48), dtype=np.float32)
+    x = rng.random((args.samples, 1, FACE_PX, FACE_PX), dtype=np.float32)
     train = SplitData.from_arrays(x, rng.integers(0, CLASSES, args.samples), name="random48")
-    for width in args.widths:  # warm-up: kernel selection for every width's shapes
-        one_epoch(args, width, train)
-    speeds: dict[str, list[float]] = {str(w): [] for w in args.widths}
+    for width, crop in variants(args):  # warm-up: kernel selection for every variant's shapes
+        one_epoch(args, width, crop, train)
+    speeds: dict[str, list[float]] = {variant_key(*v): [] for v in variants(args)}
     for _ in range(args.repeats):
-        for width in args.widths:
-            speeds[str(width)].append(one_epoch(args, width, train))
+        for width, crop in variants(args):
+            speeds[variant_key(width, crop)].append(one_epoch(args, width, crop, train))
     medians = {w: statistics.median(v) for w, v in speeds.items()}
-    base = medians[str(args.baseline)]
+    base = medians[baseline_key(args)]
     payload = {
         "command": command, "commit": git_commit(REPO_ROOT), "machine": machine_facts(),
         "settings": vars(args), "images_per_second": speeds, "median": medians,

@@ -1,5 +1,5 @@
 """On-the-fly training augmentation on whole batches: mirroring, shifts, small rotations and
-zooms, and random erasing.
+zooms, random crops and random erasing.
 
 Each sample's channels (depth, colour, 2-D colour stacked together) and every frame of a clip
 get the SAME flip and shift, so modalities stay pixel-aligned (methods.md 1.9). Random draws
@@ -80,6 +80,33 @@ def rotate_scale(
     return out.to(x.dtype).reshape(x.shape)
 
 
+def random_crop(x: torch.Tensor, generator: torch.Generator, size: int) -> torch.Tensor:
+    """Cut a random ``size`` x ``size`` window out of each sample (one window per sample,
+    shared by its channels and frames).
+
+    Training on crops smaller than the faces the net is scored on makes every step cheaper
+    by the ratio of the areas (40 of 48 px: 0.69) while shifting the face inside the
+    window; a net that pools globally then scores the whole face. ``size`` 0 returns ``x``
+    and draws nothing. Returns a new tensor.
+    """
+    if size <= 0:
+        return x
+    n = x.shape[0]
+    h, w = x.shape[-2], x.shape[-1]
+    if size > min(h, w):
+        raise ValueError(f"crop {size} px is larger than the {h}x{w} images")
+    tops = torch.randint(0, h - size + 1, (n, 1), generator=generator)
+    lefts = torch.randint(0, w - size + 1, (n, 1), generator=generator)
+    window = torch.arange(size)
+    rows = (tops + window).to(x.device, non_blocking=True)  # (n, size)
+    cols = (lefts + window).to(x.device, non_blocking=True)
+    flat = x.reshape(n, -1, h, w)
+    samples = torch.arange(n, device=x.device)[:, None, None, None]
+    channels = torch.arange(flat.shape[1], device=x.device)[None, :, None, None]
+    out = flat[samples, channels, rows[:, None, :, None], cols[:, None, None, :]]
+    return out.reshape(*x.shape[:-2], size, size)
+
+
 def random_erase(
     x: torch.Tensor,
     generator: torch.Generator,
@@ -127,11 +154,14 @@ def augment_batch(
     max_degrees: float = 0.0,
     max_scale: float = 0.0,
     erase_p: float = 0.0,
+    crop: int = 0,
 ) -> torch.Tensor:
     """Apply the configured augmentations in a fixed order: mirror, shift, rotate/zoom,
-    erase. Disabled ones draw no random numbers, so older settings replay unchanged."""
+    crop, erase (so an erased rectangle's share is of the crop). Disabled ones draw no
+    random numbers, so older settings replay unchanged."""
     if mirror_p > 0:
         x = mirror(x, generator, mirror_p)
     x = shift(x, generator, max_shift)
     x = rotate_scale(x, generator, max_degrees, max_scale)
+    x = random_crop(x, generator, crop)
     return random_erase(x, generator, erase_p)

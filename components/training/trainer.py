@@ -29,7 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
-from components.errors import ConfigError, DataError
+from components.errors import ConfigError, DataError, one_line
 from components.isa import caps_allow_amx, caps_allow_bf16
 from components.models.contract import tta_views
 from components.models.simple_fit import TrainFn, check_fit_settings
@@ -294,6 +294,7 @@ class Trainer:
         on_epoch_end: EpochCallback | None,
     ) -> TrainResult:
         self._prepare_data(train, val)
+        self._check_crop(train)
         deadline, plan = None, None
         if self.cfg.budget_minutes is not None:
             deadline, plan = self._plan_budget(train, val, resume)
@@ -560,6 +561,7 @@ class Trainer:
             x = augment_batch(
                 x, aug, mirror_p=0.5 if cfg.mirror else 0.0, max_shift=cfg.shift,
                 max_degrees=cfg.rotate, max_scale=cfg.scale, erase_p=cfg.erase_p,
+                crop=cfg.crop,
             )
             logits, features = self._forward(net, self._to_input(x), features=self.ecstfl)
             loss = criterion(logits + adjust if adjust is not None else logits, y)
@@ -656,6 +658,32 @@ class Trainer:
         for split in splits:
             if split.preload():
                 split.hold_on(self.device)
+
+    def _check_crop(self, data: SplitData) -> None:
+        """Refuse ``train.crop`` before the first step where it cannot work: a window as
+        large as the faces, or a net that cannot take both the crops it trains on and the
+        whole faces it is scored on (a fixed-size classifier head)."""
+        size = self.cfg.crop
+        if size <= 0:
+            return
+        sample = data.batch(torch.arange(1))
+        h, w = sample.shape[-2], sample.shape[-1]
+        if size >= min(h, w):
+            raise ConfigError(f"train.crop: {size} px must be smaller than the {h}x{w} faces")
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                for probe in (sample[..., :size, :size], sample):
+                    self._forward(self.model, probe.to(self.device))
+        except RuntimeError as err:
+            raise ConfigError(
+                f"train.crop: {type(self.model).__name__} cannot take {size}x{size} crops "
+                f"and whole {h}x{w} faces alike ({one_line(str(err))}); use a net that pools "
+                "globally (baseline_cnn) or train.crop: 0"
+            ) from err
+        finally:
+            self.model.train(was_training)
 
     def _setup_memory_format(self, data: SplitData) -> None:
         """Switch 4-D conv nets to channels_last once (faster convolutions on CPU/GPU)."""

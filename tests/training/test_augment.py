@@ -1,4 +1,4 @@
-"""Rotation/zoom, random erasing, bf16 autocast and mirrored test-time averaging."""
+"""Rotation/zoom, random crops and erasing, bf16 autocast and mirrored test-time averaging."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from components.errors import ConfigError
 from components.models import ModelSpec, TorchClassifier, create_classifier, load_trained
 from components.models.classifier import ViewAverage
 from components.models.contract import tta_views
-from components.training.augment import augment_batch, random_erase, rotate_scale
+from components.training.augment import augment_batch, random_crop, random_erase, rotate_scale
 from components.training.config import TrainConfig
 from components.training.data import load_split
 from components.training.run import score, train_run
@@ -201,3 +201,71 @@ def test_shift_and_mirror_move_each_sample_as_its_own_window_would(shape) -> Non
         padded = torch.nn.functional.pad(sample, (2, 2, 2, 2))
         dy, dx = 2 + int(offsets[i, 0]), 2 + int(offsets[i, 1])
         assert torch.equal(out[i], padded[..., dy : dy + h, dx : dx + w])
+
+
+@pytest.mark.parametrize("shape", [(6, 3, 9, 7), (4, 5, 2, 8, 8)])
+def test_random_crop_cuts_one_window_per_sample_for_all_its_channels(shape) -> None:
+    x = torch.rand(shape)
+    out = random_crop(x, torch.Generator().manual_seed(5), 5)
+    assert out.shape == (*shape[:-2], 5, 5)
+    draws = torch.Generator().manual_seed(5)  # the same draws, applied one sample at a time
+    tops = torch.randint(0, shape[-2] - 4, (shape[0], 1), generator=draws)
+    lefts = torch.randint(0, shape[-1] - 4, (shape[0], 1), generator=draws)
+    for i in range(shape[0]):
+        top, left = int(tops[i]), int(lefts[i])
+        torch.testing.assert_close(out[i], x[i, ..., top : top + 5, left : left + 5])
+    windows = {(int(t), int(v)) for t, v in zip(tops, lefts, strict=True)}
+    assert len(windows) > 1  # samples get their own windows
+
+
+def test_random_crop_off_draws_nothing_and_a_window_too_large_is_refused() -> None:
+    x = torch.rand(4, 1, 10, 10)
+    gen = torch.Generator().manual_seed(6)
+    assert random_crop(x, gen, 0) is x
+    assert torch.equal(torch.rand(3, generator=gen),
+                       torch.rand(3, generator=torch.Generator().manual_seed(6)))
+    with pytest.raises(ValueError, match="larger than the 10x10"):
+        random_crop(x, gen, 11)
+    plain = augment_batch(x, torch.Generator().manual_seed(3), mirror_p=0.5, max_shift=1)
+    same = augment_batch(x, torch.Generator().manual_seed(3), mirror_p=0.5, max_shift=1, crop=0)
+    torch.testing.assert_close(plain, same)
+    with pytest.raises(ConfigError, match="crop"):
+        TrainConfig(crop=-1)
+
+
+def test_training_on_crops_learns_and_scores_whole_faces(image_root: Path) -> None:
+    train = load_split(image_root, "train", ("color",))
+    seed_everything(0)
+    trainer = Trainer(TinyCNN(4, 3), quick_config(epochs=5, crop=12), CLASSES)
+    seen: list[tuple[int, ...]] = []
+    hook = trainer.model.conv.register_forward_hook(
+        lambda _m, args, _out: seen.append(tuple(args[0].shape[-2:])))
+    result = trainer.fit(train, train)
+    hook.remove()
+    assert (12, 12) in seen and (16, 16) in seen  # crops in training, whole faces in scoring
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert trainer.evaluate(train)["accuracy"] > 0.5  # 4 classes: chance is 0.25
+
+
+class _FixedHead(torch.nn.Module):
+    """A net whose classifier reads a fixed-size map: it cannot score another size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(3 * 16 * 16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(x, 1))
+
+
+@pytest.mark.parametrize(("crop", "message"), [
+    (16, "must be smaller than the 16x16 faces"),
+    (12, "_FixedHead cannot take 12x12 crops and whole 16x16 faces"),
+])
+def test_a_crop_the_net_or_the_faces_cannot_take_is_refused_before_training(
+    image_root: Path, crop: int, message: str
+) -> None:
+    train = load_split(image_root, "train", ("color",))
+    trainer = Trainer(_FixedHead(), quick_config(crop=crop), CLASSES)
+    with pytest.raises(ConfigError, match=message):
+        trainer.fit(train, train)
