@@ -105,6 +105,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
                               "train.weight_decay": 0.001, "train.batch_size": 256,
                               "train.lr": 0.2, **LONG},
 }
+# A 2-core CPU without AMX (``--device cpu``, both runs at once, a core each): the width the
+# recipe's comment gives such a CPU, on whole faces and on random 40 px crops (``train.crop``:
+# 0.69 of a step's cost, benchmarks/results/train_width_baseline_cnn_crop.md), so at equal
+# minutes the crops buy more epochs.
+VARIANTS["width025"] = {f"train.overrides.{ARCH}.width": 0.25}
+VARIANTS["width025_crop40"] = {f"train.overrides.{ARCH}.width": 0.25, "train.crop": 40}
 TEST_SPLITS = (("test", "PrivateTest, official (all rows)"),
                ("test_dedup", "PrivateTest minus rows flagged by validation"),
                ("test_occ25", "PrivateTest, 25 % occluded"))
