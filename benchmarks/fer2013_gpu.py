@@ -187,14 +187,19 @@ def pack(workspace: Path, out: Path) -> None:
 
 
 # ---- stage and run (on the GPU machine) ------------------------------------------------
-def stage(part: Path, to: Path) -> None:
-    """Call 1: install the wheels under ``to/site`` and keep the first half of the pixels."""
+def stage(part: Path, to: Path, wheels: bool = True) -> None:
+    """Call 1: install the wheels under ``to/site`` and keep the first half of the pixels.
+
+    ``wheels`` False stages the pixels alone, for a machine whose Python already has the
+    packages (this project's environment: a CPU run of the whole flow); the wheels are
+    built for the GPU machine's Python and would shadow them."""
     started = time.perf_counter()
-    to.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index",
-                    "--no-deps", "--no-compile", "--no-cache-dir", "--upgrade", "--target",
-                    str(to / "site"), *map(str, sorted((part / "wheels").glob("*.whl")))],
-                   check=True)
+    (to / "site").mkdir(parents=True, exist_ok=True)
+    if wheels:
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index",
+                        "--no-deps", "--no-compile", "--no-cache-dir", "--upgrade", "--target",
+                        str(to / "site"), *map(str, sorted((part / "wheels").glob("*.whl")))],
+                       check=True)
     shutil.copy2(part / "pixels.xz.0", to / "pixels.xz.0")
     print(f"staged under {to} in {time.perf_counter() - started:.1f} s")
 
@@ -457,6 +462,7 @@ def variant_row(name: str, entry: dict[str, Any]) -> dict[str, Any]:
         "computed_on": record.get("computed_on"),
         "splits": splits, "test_per_class_recall": recall.get("per_class_recall"),
         "log_tail": entry.get("log_tail") if entry["returncode"] else None,
+        "threads": entry.get("threads"),
         "timeline_seconds": entry.get("timeline"),
     }
 
@@ -474,6 +480,9 @@ def _timeline_line(row: dict[str, Any]) -> str | None:
 def _machine_line(payload: dict[str, Any]) -> str:
     """The GPU machine: from the summary, else from what the runs' records say they ran on."""
     machine = payload.get("machine")
+    if machine and payload.get("device") == "cpu":
+        return (f"{machine['cpu']}, {machine['cpu_count']} cores, no GPU used; "
+                f"torch {machine['torch']}")
     if machine:
         return (f"{machine.get('nvidia_smi') or machine.get('gpu')}; {machine['cpu']}, "
                 f"{machine['cpu_count']} cores; torch {machine['torch']}")
@@ -495,22 +504,36 @@ def _stages_line(payload: dict[str, Any]) -> str:
             f"on that machine (dvc.yaml's commands); preprocessed arrays {same}")
 
 
+def _sharing(payload: dict[str, Any]) -> str:
+    """How the runs shared the machine."""
+    runs = payload["runs"]
+    if payload.get("device") == "cpu":
+        threads = sorted({row.get("threads") for row in runs if row.get("threads")})
+        each = f", {threads[0]} thread(s) each" if len(threads) == 1 else ""
+        return ("all variants at once" + each) if len(runs) > 1 else "one run alone"
+    return "all variants at once" if len(runs) > 1 else "one run alone on the card"
+
+
 def markdown(payload: dict[str, Any]) -> str:
     run_command = (f"`{payload['run_command']}`" if payload.get("run_command")
                    else "`python benchmarks/fer2013_gpu.py run ...`")
+    on_cpu = payload.get("device") == "cpu"
     lines = [
-        f"# {RECIPE} recipe on a GPU: the train stage with the epochs a GPU buys", "",
-        f"- commands: `{payload['pack_command']}`, then on the GPU machine "
-        f"`python benchmarks/fer2013_gpu.py stage --part .gpu/a` and {run_command}, then "
-        f"`{payload['command']}`",
+        f"# {RECIPE} recipe on the CPU: the GPU driver's flow, its runs side by side" if on_cpu
+        else f"# {RECIPE} recipe on a GPU: the train stage with the epochs a GPU buys", "",
+        f"- commands: `{payload['pack_command']}`, then "
+        + ("here `python benchmarks/fer2013_gpu.py stage --part .gpu/a --no-wheels`" if on_cpu
+           else "on the GPU machine `python benchmarks/fer2013_gpu.py stage --part .gpu/a`")
+        + f" and {run_command}, then `{payload['command']}`",
         f"- commit: `{payload['commit']}`; recipe `{RECIPE}` (conf/recipe/{RECIPE}.yaml) with "
-        f"`train.device: {payload['device']}`, tracking off (no MLflow on that machine), "
-        f"`train.budget_minutes: {payload['minutes']}` per run, "
-        + ("all variants at once" if len(payload["runs"]) > 1 else "one run alone on the card"),
+        f"`train.device: {payload['device']}`, tracking off ("
+        + ("as on the GPU machine" if on_cpu else "no MLflow on that machine")
+        + f"), `train.budget_minutes: {payload['minutes']}` per run, {_sharing(payload)}",
         f"- machine: {_machine_line(payload)}",
         _stages_line(payload),
         "- scores: the official PrivateTest (3,589 faces) and its de-duplicated subset, "
-        "mirror TTA and none; these runs are not registered (no MLflow there)",
+        "mirror TTA and none; these runs are not registered ("
+        + ("tracking off)" if on_cpu else "no MLflow there)"),
     ]
     if payload.get("salvaged"):
         lines.append("- this call was stopped at the GPU machine's per-call time limit before "
@@ -588,6 +611,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     s = sub.add_parser("stage", help="GPU machine, call 1: wheels and the first part")
     s.add_argument("--part", type=Path, default=Path(".gpu/a"))
     s.add_argument("--to", type=Path, default=STAGED)
+    s.add_argument("--no-wheels", dest="wheels", action="store_false",
+                   help="stage the pixels only (a machine whose Python has the packages)")
     r = sub.add_parser("run", help="GPU machine, call 2: the stages and the training runs")
     r.add_argument("--part", type=Path, default=Path(".gpu/b"))
     r.add_argument("--staged", type=Path, default=STAGED)
@@ -611,7 +636,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "pack":
         pack(args.workspace, args.out)
     elif args.command == "stage":
-        stage(args.part, args.to)
+        stage(args.part, args.to, args.wheels)
     elif args.command == "run":
         names = [n for n in args.variants.split(",") if n]
         unknown = sorted(set(names) - set(VARIANTS))

@@ -87,6 +87,39 @@ def test_report_reads_a_complete_archive(tmp_path: Path) -> None:
     assert "identical to the workspace's" in written and "copied back" not in written
 
 
+def test_a_cpu_run_of_the_flow_is_reported_as_one_no_card_named(tmp_path: Path) -> None:
+    summary = {"commit": "abc", "recipe": "fer2013", "minutes": 25.0, "device": "cpu",
+               "complete": True, "pack_command": "python benchmarks/fer2013_gpu.py pack",
+               "run_command": "python benchmarks/fer2013_gpu.py run --device cpu",
+               "wheels": [], "stage_seconds": {"augment": 49.0, "preprocess": 9.0,
+                                               "configure": 0.1},
+               "machine": {"gpu": None, "nvidia_smi": None, "cpu": "AMD EPYC",
+                           "cpu_count": 2, "torch": "2.x"},
+               "preprocess_bytes": {"compared_files": 0, "differing": []},
+               "runs": {name: {"returncode": 0, "wall_seconds": 1700.0, "threads": 1,
+                               "overrides": gpu.VARIANTS[name]}
+                        for name in ("width025", "width025_crop40")}}
+    archive = _archive(tmp_path / "runs.tar.gz", {"runs/summary.json": summary,
+                                                  **_run_files("width025"),
+                                                  **_run_files("width025_crop40")})
+    written = _report(tmp_path, archive)
+    assert "on the CPU" in written and "--no-wheels" in written
+    assert "AMD EPYC, 2 cores, no GPU used" in written
+    assert "all variants at once, 1 thread(s) each" in written and "crop=40" in written
+    assert "card" not in written and "GPU machine `" not in written and "None" not in written
+
+
+def test_staging_without_wheels_copies_the_pixels_alone(tmp_path: Path) -> None:
+    part = tmp_path / "a"
+    (part / "wheels").mkdir(parents=True)
+    (part / "wheels" / "broken-1.0-py3-none-any.whl").write_bytes(b"not a wheel")
+    (part / "pixels.xz.0").write_bytes(b"first half")
+    gpu.stage(part, tmp_path / "staged", wheels=False)
+    assert (tmp_path / "staged" / "pixels.xz.0").read_bytes() == b"first half"
+    assert (tmp_path / "staged" / "site").is_dir()
+    assert not any((tmp_path / "staged" / "site").iterdir())
+
+
 def test_report_reads_runs_without_a_summary_and_says_so(tmp_path: Path) -> None:
     variant = yaml.safe_dump({"train": {"budget_minutes": 6.5, "device": "cuda"}})
     archive = _archive(tmp_path / "runs.tar.gz",
