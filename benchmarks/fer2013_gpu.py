@@ -111,6 +111,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
 # minutes the crops buy more epochs.
 VARIANTS["width025"] = {f"train.overrides.{ARCH}.width": 0.25}
 VARIANTS["width025_crop40"] = {f"train.overrides.{ARCH}.width": 0.25, "train.crop": 40}
+# The same pair at another seed (weights, batch order and augmentation draws): how far one
+# run's score moves from seed to seed at these budgets.
+VARIANTS["width025_seed1"] = {**VARIANTS["width025"], "train.seed": 1}
+VARIANTS["width025_crop40_seed1"] = {**VARIANTS["width025_crop40"], "train.seed": 1}
 TEST_SPLITS = (("test", "PrivateTest, official (all rows)"),
                ("test_dedup", "PrivateTest minus rows flagged by validation"),
                ("test_occ25", "PrivateTest, 25 % occluded"))
