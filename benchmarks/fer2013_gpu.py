@@ -27,6 +27,10 @@ uncached run record. ``report`` writes ``benchmarks/results/fer2013_gpu.{json,md
 127 s; the one run 443 s: 28 s start-up and probe, 284 s of epochs, 130 s of test scoring on
 the CPU, which the train stage now does on its training device; each log line is stamped
 with the seconds since its run started, and the report says where the time went).
+
+The same flow runs on a CPU (``stage --no-wheels``, then ``run --device cpu``): the variants
+train side by side, the cores split evenly between them, so a pair compares at equal share
+of the machine (``fer2013_cpu_crop40.md``).
 """
 
 from __future__ import annotations
@@ -625,7 +629,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help=f"comma-separated, of {sorted(VARIANTS)}")
     r.add_argument("--out", type=Path, required=True, help="where the archive goes ($OUT)")
     r.add_argument("--device", default="cuda", choices=("cuda", "cpu"),
-                   help="train.device of every run (cpu: a dry run of the whole flow)")
+                   help="train.device of every run (cpu: the whole flow on this machine's "
+                   "cores, after `stage --no-wheels`; the runs share them)")
     w = sub.add_parser("report", help="here: the results files from the returned archive")
     w.add_argument("--runs", type=Path, required=True, help=f"the returned {ARCHIVE}")
     w.add_argument("--pack", type=Path, default=Path(".gpu/b/pack.json"),
