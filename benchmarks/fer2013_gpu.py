@@ -111,8 +111,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 # A 2-core CPU without AMX (``--device cpu``, both runs at once, a core each): the width the
 # recipe's comment gives such a CPU, on whole faces and on random 40 px crops (``train.crop``:
-# 0.69 of a step's cost, benchmarks/results/train_width_baseline_cnn_crop.md), so at equal
-# minutes the crops buy more epochs.
+# 0.69 of the area, 1.32x the images/s at width 0.25 in train_width_baseline_cnn_crop.md),
+# so at equal minutes the crops buy more epochs.
 VARIANTS["width025"] = {f"train.overrides.{ARCH}.width": 0.25}
 VARIANTS["width025_crop40"] = {f"train.overrides.{ARCH}.width": 0.25, "train.crop": 40}
 # The same pair at another seed (weights, batch order and augmentation draws): how far one
