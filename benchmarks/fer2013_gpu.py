@@ -119,6 +119,15 @@ VARIANTS["width025_crop40"] = {f"train.overrides.{ARCH}.width": 0.25, "train.cro
 # run's score moves from seed to seed at these budgets.
 VARIANTS["width025_seed1"] = {**VARIANTS["width025"], "train.seed": 1}
 VARIANTS["width025_crop40_seed1"] = {**VARIANTS["width025_crop40"], "train.seed": 1}
+# Capacity where a CPU computes it well: the blocks at 48x48 and 24x24 are bound by memory
+# traffic (batch norm and ReLU backward), the late ones by arithmetic. ``width025_b1`` is width
+# 0.25 with one conv layer in the first block (1.3x the bare images/s); ``taper96_b1`` adds
+# capacity late (16-32-96-192 channels, twice width 0.25's parameters, 0.8x its images/s).
+ONE_CONV_FIRST = {f"train.overrides.{ARCH}.block_convs": [1, 2, 2, 2]}
+VARIANTS["width025_b1"] = {f"train.overrides.{ARCH}.width": 0.25, **ONE_CONV_FIRST}
+VARIANTS["taper96_b1"] = {f"train.overrides.{ARCH}.width": 1.0,
+                          f"train.overrides.{ARCH}.channels": [16, 32, 96, 192],
+                          **ONE_CONV_FIRST}
 TEST_SPLITS = (("test", "PrivateTest, official (all rows)"),
                ("test_dedup", "PrivateTest minus rows flagged by validation"),
                ("test_occ25", "PrivateTest, 25 % occluded"))
