@@ -292,3 +292,34 @@ def test_r2plus1d_returns_the_chosen_fc_features_and_factorises_its_convolutions
     kernels = {tuple(m.kernel_size) for m in net.modules() if isinstance(m, nn.Conv3d)}
     assert kernels == {(1, 3, 3), (3, 1, 1), (1, 1, 1)}  # no full 3x3x3 kernel
     assert create_model("r2plus1d_ecstfl", 8, 3, width=0.125).feature_layer == "fc7"
+
+
+def test_baseline_channels_and_block_convs_set_each_block():
+    model = create_model("baseline_cnn", 7, 1, channels=[8, 16, 24, 40], block_convs=[1, 2, 3, 1])
+    convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [8, 16, 16, 24, 24, 24, 40]
+    assert model(torch.randn(2, 1, 48, 48)).shape == (2, 7)
+    assert model.head[1].in_features == 40
+
+
+def test_baseline_defaults_are_two_convs_per_block_at_the_scaled_widths():
+    torch.manual_seed(0)
+    by_width = create_model("baseline_cnn", 7, 1, width=0.25)
+    torch.manual_seed(0)
+    spelled_out = create_model("baseline_cnn", 7, 1, channels=(16, 32, 64, 128),
+                               block_convs=(2, 2, 2, 2))
+    for (name, a), (_, b) in zip(by_width.state_dict().items(),
+                                 spelled_out.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"width": 0.5, "channels": [8, 16, 32, 64]}, "not both"),
+    ({"channels": []}, "at least one block"),
+    ({"channels": [8, 0, 16, 32]}, "at least one block"),
+    ({"block_convs": [1, 2, 2]}, "4 counts"),
+    ({"channels": [8, 16], "block_convs": [1, 0]}, "each >= 1"),
+])
+def test_baseline_block_settings_that_cannot_be_built_are_refused(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        create_model("baseline_cnn", 7, 1, **kwargs)
