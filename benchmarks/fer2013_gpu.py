@@ -119,10 +119,12 @@ VARIANTS["width025_crop40"] = {f"train.overrides.{ARCH}.width": 0.25, "train.cro
 # run's score moves from seed to seed at these budgets.
 VARIANTS["width025_seed1"] = {**VARIANTS["width025"], "train.seed": 1}
 VARIANTS["width025_crop40_seed1"] = {**VARIANTS["width025_crop40"], "train.seed": 1}
-# Capacity where a CPU computes it well: the blocks at 48x48 and 24x24 are bound by memory
-# traffic (batch norm and ReLU backward), the late ones by arithmetic. ``width025_b1`` is width
-# 0.25 with one conv layer in the first block (1.3x the bare images/s); ``taper96_b1`` adds
-# capacity late (16-32-96-192 channels, twice width 0.25's parameters, 0.8x its images/s).
+# Capacity where a CPU computes it well: in a profile of the width-0.25 step, batch norm and
+# ReLU backward over the 48x48 maps took much of the time, the late blocks little.
+# ``width025_b1`` is width 0.25 with one conv layer in the first block; ``taper96_b1`` adds
+# capacity late (16-32-96-192 channels, twice width 0.25's parameters). At 60 minutes they ran
+# 560 and 363 images/s, 32 and 20 epochs, and neither beat width 0.25's whole faces
+# (fer2013_cpu_taper_60min.md against fer2013_cpu_crop40_60min.md).
 ONE_CONV_FIRST = {f"train.overrides.{ARCH}.block_convs": [1, 2, 2, 2]}
 VARIANTS["width025_b1"] = {f"train.overrides.{ARCH}.width": 0.25, **ONE_CONV_FIRST}
 VARIANTS["taper96_b1"] = {f"train.overrides.{ARCH}.width": 1.0,
