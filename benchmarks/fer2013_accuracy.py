@@ -1,6 +1,6 @@
 """FER2013 / FER+ accuracy of the platform's own pipeline: a thin driver over `dvc exp run`.
 
-    python benchmarks/fer2013_accuracy.py [--recipe fer2013|ferplus] [--csv PATH]
+    python benchmarks/fer2013_accuracy.py [--recipe fer2013|fer2013_cpu|ferplus] [--csv PATH]
         [--ferplus PATH] [-S KEY=VALUE ...] [--name NAME] [--workspace]
 
 It runs the recipe through the whole pipeline as any user would
@@ -45,7 +45,10 @@ from benchmarks.report import (  # noqa: E402
 )
 from components.errors import ConfigError, DataError  # noqa: E402
 
-RECIPES: tuple[str, ...] = ("fer2013", "ferplus")
+# Each recipe this driver runs, and the labels it scores against (which splits, anchors and
+# target apply): `fer2013_cpu` is `fer2013` sized for a CPU without AMX, same data.
+LABELS: dict[str, str] = {"fer2013": "fer2013", "fer2013_cpu": "fer2013", "ferplus": "ferplus"}
+RECIPES: tuple[str, ...] = tuple(LABELS)
 SHARED = REPO_ROOT.parent / "shared" / "datasets" / "fer2013"
 # What each scored split is, per recipe: FER+ keeps only the rows with a majority label.
 SPLITS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -86,7 +89,7 @@ def default_paths(recipe: str) -> tuple[Path, Path | None]:
     """The csv (``$FER2013_CSV`` or the shared copy) and, for FER+, the label file."""
     csv = Path(os.environ.get("FER2013_CSV") or SHARED / "fer2013.csv.gz")
     labels = Path(os.environ.get("FERPLUS_CSV") or SHARED / "fer2013new.csv")
-    return csv, (labels if recipe == "ferplus" else None)
+    return csv, (labels if LABELS[recipe] == "ferplus" else None)
 
 
 def exp_command(args: argparse.Namespace, csv: Path, labels: Path | None) -> list[str]:
@@ -203,7 +206,7 @@ def run_row(run: Any, recipe: str) -> dict[str, Any]:
     metrics, params, tags = run.data.metrics, run.data.params, run.data.tags
     reports = per_class(run.info.run_id)
     splits = {}
-    for split, label in SPLITS[recipe]:
+    for split, label in SPLITS[LABELS[recipe]]:
         if f"{split}_accuracy" not in metrics:
             continue
         entry: dict[str, Any] = {"label": label, "n": reports.get(split, {}).get("n")}
@@ -404,9 +407,9 @@ def main(argv: list[str] | None = None) -> int:
         "data": {"csv": csv.name, "ferplus": labels.name if labels else None},
         "machine": machine_facts(),
         "pipeline_minutes": minutes,
-        "target": TARGETS[args.recipe],
+        "target": TARGETS[LABELS[args.recipe]],
         "runs": rows,
-        "anchors": list(ANCHORS[args.recipe]),
+        "anchors": list(ANCHORS[LABELS[args.recipe]]),
     }
     json_path, md_path = write_results(args.name, payload, markdown(payload), results)
     print(md_path.read_text())

@@ -23,10 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_every_recipe_is_listed() -> None:
-    assert {"demo", "fer2013", "ferplus"} <= set(recipes.recipe_names(ROOT))
+    assert {"demo", "fer2013", "fer2013_cpu", "ferplus"} <= set(recipes.recipe_names(ROOT))
 
 
-@pytest.mark.parametrize("name", ["demo", "fer2013", "ferplus"])
+@pytest.mark.parametrize("name", ["demo", "fer2013", "fer2013_cpu", "ferplus"])
 def test_recipe_composes_to_params_every_stage_accepts(name: str) -> None:
     params = recipes.compose(ROOT, name)
     assert params["recipe"] == name
@@ -52,6 +52,20 @@ def test_fer2013_recipe_keeps_the_official_test_and_trains_to_a_budget() -> None
     ferplus = recipes.compose(ROOT, "ferplus")
     assert ferplus["ingest"]["ferplus"].endswith("fer2013new.csv")
     assert ferplus["train"] == params["train"]  # same recipe, other labels
+
+
+def test_fer2013_cpu_recipe_changes_only_the_width_and_the_augmentation() -> None:
+    """The CPU recipe shares every data stage with `fer2013` (so DVC's run cache serves them)
+    and trains the same net thinner with lighter augmentation."""
+    full, cpu = recipes.compose(ROOT, "fer2013"), recipes.compose(ROOT, "fer2013_cpu")
+    for section in ("ingest", "validate", "augment", "preprocess", "tune", "registry",
+                    "predict", "serving"):
+        assert cpu[section] == full[section], section
+    changed = {key for key in full["train"] if cpu["train"][key] != full["train"][key]}
+    assert changed == {"shift", "rotate", "scale", "erase_p", "overrides"}
+    assert cpu["train"]["erase_p"] == 0.0 and cpu["train"]["shift"] < full["train"]["shift"]
+    thin, wide = cpu["train"]["overrides"], full["train"]["overrides"]
+    assert thin == {**wide, "baseline_cnn": {**wide["baseline_cnn"], "width": 0.25}}
 
 
 def test_committed_params_are_the_composed_demo() -> None:
