@@ -105,7 +105,7 @@ def markdown(payload: dict[str, Any]) -> list[str]:
         "",
         f"- command: `{payload['command']}`",
         f"- commit: `{payload['commit']}`",
-        f"- model: `{payload['model']}` ({result['arch']}, trained with mirror "
+        f"- model: `{payload['model']}` ({result['arch']}; the views it was saved with: mirror "
         f"{result['trained_with']['tta_mirror']}, shift {result['trained_with']['tta_shift']});"
         f" data: `{payload['data']}`",
         f"- machine: {payload['machine']['cpu']}, {payload['machine']['cpu_count']} cores, "
