@@ -226,6 +226,12 @@ def run_row(run: Any, recipe: str) -> dict[str, Any]:
         "epochs_planned": metrics.get("epochs_planned"),
         "epochs_planned_by_probe": metrics.get("epochs_planned_by_probe"),
         "best_epoch": metrics.get("best_epoch"),
+        # a seed ensemble (model option ``members``): its members' epochs and best epochs
+        "members": metrics.get("members"),
+        "member_epochs": [
+            {"epochs_run": metrics.get(f"member{k}_epochs_run"),
+             "best_epoch": metrics.get(f"member{k}_best_epoch")}
+            for k in range(1, int(metrics.get("members") or 0) + 1)],
         # measured over the run's epochs (training steps); runs tracked before the trainer
         # measured it carry the budget probe's estimate under this name
         "train_images_per_second": metrics.get("train_images_per_second"),
@@ -260,6 +266,19 @@ def _probe_plan(row: dict[str, Any]) -> str:
     return f" as last refitted (the probe{measured} had planned {_num(probe, '.0f')})"
 
 
+def _epochs_text(row: dict[str, Any]) -> str:
+    """Epochs run and planned, and the best epoch; for an ensemble each member's."""
+    text = (f"{_num(row['epochs_run'], '.0f')} epochs run of "
+            f"{_num(row['epochs_planned'], '.0f')} planned")
+    if not row.get("members"):
+        return f"{text}{_probe_plan(row)}, best epoch {_num(row['best_epoch'], '.0f')}"
+    members = "; ".join(
+        f"member {k}: {_num(m['epochs_run'], '.0f')} epochs, best {_num(m['best_epoch'], '.0f')}"
+        for k, m in enumerate(row["member_epochs"], start=1))
+    return (f"an ensemble of {row['members']:.0f} networks trained in turn, {text} in all "
+            f"({members}); scored on the mean of their logits")
+
+
 def markdown(payload: dict[str, Any]) -> str:
     """The results file for people: what ran where, then one table per model."""
     machine = payload["machine"]
@@ -281,8 +300,7 @@ def markdown(payload: dict[str, Any]) -> str:
         lines += [
             f"## {row['architecture']}", "",
             f"- training: {_num(row['train_minutes'], '.1f')} min (MLflow run), "
-            f"{_num(row['epochs_run'], '.0f')} epochs run of {_num(row['epochs_planned'], '.0f')}"
-            f" planned{_probe_plan(row)}, best epoch {_num(row['best_epoch'], '.0f')}, "
+            f"{_epochs_text(row)}, "
             f"{_num(row['train_images_per_second'], '.0f')} training images/s"
             + (f" ({row['precision_used']} on {row['kernels']} kernels)"
                if row.get("kernels") else "")

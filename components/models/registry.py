@@ -27,6 +27,7 @@ from components.models.classifier import (
     TorchClassifier,
     TrainingNeeds,
 )
+from components.models.ensemble import MEMBERS_KEY, build_members, member_count
 from components.models.hierarchical import HierarchicalClassifier
 from components.models.partition import PartitionCNN
 from components.models.r2plus1d import R2Plus1D
@@ -144,17 +145,33 @@ def named_kwargs(name: str, kwargs: dict[str, Any], classes: list[str]) -> dict[
     return out
 
 
+def create_members(name: str, num_classes: int, in_channels: int,
+                   kwargs: dict[str, Any]) -> Any:
+    """:func:`create_model`, or a :class:`~components.models.ensemble.SeedEnsemble` of
+    ``kwargs["members"]`` such networks (the option is the ensemble's, not the network's).
+
+    Raises:
+        ConfigError: as :func:`create_model`; ``members`` not a whole number >= 1, or set
+            above 1 for an estimator.
+    """
+    count = member_count(kwargs, name)
+    rest = {key: value for key, value in kwargs.items() if key != MEMBERS_KEY}
+    return build_members(lambda: create_model(name, num_classes, in_channels, **rest), count,
+                         name)
+
+
 def create_classifier(name: str, num_classes: int, in_channels: int, *, mirror: bool = False,
                       shift: int = 0, **kwargs: Any) -> Classifier:
     """Model ``name`` behind the one :class:`Classifier` interface.
 
     ``mirror`` and ``shift`` turn on test-time views (mirror, copies shifted ``shift`` px
-    towards the corners) where the model supports them.
+    towards the corners) where the model supports them; ``members`` (in ``kwargs``) makes a
+    plain network an ensemble of that many, trained apart (:mod:`components.models.ensemble`).
 
     Raises:
         ConfigError: as :func:`create_model`.
     """
-    model = create_model(name, num_classes, in_channels, **kwargs)
+    model = create_members(name, num_classes, in_channels, kwargs)
     if isinstance(model, Classifier):
         return model
     return TorchClassifier(model, training_needs(name), mirror=mirror, shift=shift)
@@ -170,7 +187,7 @@ def load_trained(run_dir: Path) -> tuple[ModelSpec, Classifier]:
     if (run_dir / TORCH_FILE).exists():
         payload = torch.load(run_dir / TORCH_FILE, map_location="cpu", weights_only=False)
         spec = ModelSpec.from_dict(payload["spec"])
-        net = create_model(spec.arch, spec.num_classes, spec.in_channels, **spec.model_kwargs)
+        net = create_members(spec.arch, spec.num_classes, spec.in_channels, spec.model_kwargs)
         net.load_state_dict(payload["state_dict"])
         return spec, TorchClassifier(net.eval(), training_needs(spec.arch),
                                      mirror=spec.tta_mirror, shift=spec.tta_shift)

@@ -21,6 +21,7 @@ import numpy as np
 import optuna
 
 from components.models import MODEL_INPUTS, Classifier, create_classifier, seeded_kwargs
+from components.models.ensemble import MEMBERS_KEY
 from components.training.config import TrainConfig, resolve_config
 from components.training.data import SplitData, load_split, read_meta
 from components.training.distributed import DistContext
@@ -154,6 +155,9 @@ class Objective:
     def _build(self, params: dict[str, Any]) -> tuple[TrainConfig, Classifier]:
         settings, extra = trial_settings(self.train_values, self.arch, params, self.cfg)
         extra.pop("grey", None)
+        # A trial tunes one network: an ensemble's members share the chosen settings, and
+        # training them all would cost each trial the members' count in time.
+        extra.pop(MEMBERS_KEY, None)
         extra = seeded_kwargs(self.arch, extra, settings.seed)
         seed_everything(settings.seed)  # every trial starts from the same initialisation draw
         classifier = create_classifier(self.arch, len(self.data.classes), self.data.in_channels,

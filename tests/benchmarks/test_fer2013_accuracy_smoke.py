@@ -30,6 +30,9 @@ SMALL = [
     "ingest.subsample=200", "train.epochs=2", "train.budget_minutes=0.3", "tune.n_trials=1",
     "tune.startup_trials=1", "tune.epochs=1", "registry.class_recall_floor=0.0",
     "validate.min_samples_per_class=0",
+    # a seed ensemble of two (a key the recipe lacks: Hydra's append), so the members' path
+    # runs through tune, train, the registry and the champion's photo too
+    "+train.overrides.baseline_cnn.members=2",
 ]
 
 
@@ -93,13 +96,16 @@ def test_driver_runs_a_200_row_recipe_through_the_pipeline(
     (row,) = payload["runs"]
     assert row["architecture"] == "baseline_cnn" and row["recipe"] == "fer2013"
     assert row["train_images_per_second"] > 0 and row["epochs_planned"] >= 1
+    assert row["members"] == 2 and len(row["member_epochs"]) == 2
+    assert row["epochs_run"] == sum(m["epochs_run"] for m in row["member_epochs"])
     test = row["splits"]["test"]
     for key in ("tta", "no_tta"):  # the recipe averages mirrors; both are reported
         assert 0.0 <= test[key]["accuracy"] <= 1.0
         assert len(test[key]["per_class_recall"]) == 7
     assert row["registry"]["model"] == "ferops-image"
     assert "champion" in row["registry"]["aliases"]
-    assert "PrivateTest" in (tmp_path / "results" / "smoke.md").read_text()
+    report = (tmp_path / "results" / "smoke.md").read_text()
+    assert "PrivateTest" in report and "an ensemble of 2 networks trained in turn" in report
 
     shown = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"],
                            cwd=project, check=True, capture_output=True, text=True).stdout
@@ -125,3 +131,16 @@ def test_the_results_file_names_the_test_time_views_the_run_used() -> None:
     assert views_label({"train.tta_mirror": "True", "train.tta_shift": "0"}) == "mirror"
     assert views_label({"train.tta_mirror": "True", "train.tta_shift": "2"}) == "mirror + shift 2"
     assert views_label({"train.tta_mirror": "False"}) == "none"
+
+
+def test_the_results_file_gives_each_members_epochs() -> None:
+    epochs_text = _load_benchmark()._epochs_text
+    plain = {"epochs_run": 51, "epochs_planned": 51, "best_epoch": 50}
+    assert epochs_text(plain) == "51 epochs run of 51 planned, best epoch 50"
+    ensemble = {"epochs_run": 50, "epochs_planned": 51, "best_epoch": None, "members": 2,
+                "member_epochs": [{"epochs_run": 25, "best_epoch": 25},
+                                  {"epochs_run": 25, "best_epoch": 24}]}
+    assert epochs_text(ensemble) == (
+        "an ensemble of 2 networks trained in turn, 50 epochs run of 51 planned in all "
+        "(member 1: 25 epochs, best 25; member 2: 25 epochs, best 24); scored on the mean of "
+        "their logits")
