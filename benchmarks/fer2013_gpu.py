@@ -143,6 +143,12 @@ VARIANTS["width025_b1_light"] = {**VARIANTS["width025_b1"], **LIGHT}
 LIGHTER = {"train.shift": 1, "train.rotate": 0.0, "train.scale": 0.0, "train.erase_p": 0.0}
 VARIANTS["width025_light_seed1"] = {**VARIANTS["width025_light"], "train.seed": 1}
 VARIANTS["width025_lighter"] = {**VARIANTS["width025"], **LIGHTER}
+# A seed ensemble (model option ``members``): two width-2.0 networks trained in turn, each
+# with half the budget, scored on the mean of their logits. The batch-256 run's extra epochs
+# bought nothing over the batch-128 run's 42 (fer2013_gpu_b256.md), so half of them each may
+# cost a member little, while two members' partly independent errors average out.
+VARIANTS["width20_b256_members2_long"] = {**VARIANTS["width20_b256_long"],
+                                          f"train.overrides.{ARCH}.members": 2}
 TEST_SPLITS = (("test", "PrivateTest, official (all rows)"),
                ("test_dedup", "PrivateTest minus rows flagged by validation"),
                ("test_occ25", "PrivateTest, 25 % occluded"))
