@@ -30,6 +30,7 @@ from torch import nn
 from components.atomic import atomic_write
 from components.models import persist
 from components.models.contract import LogitsOnly, tta_views
+from components.models.ensemble import SeedEnsemble
 from components.models.simple_fit import TrainFn, in_eval_mode, predict_features, predict_proba
 
 TORCH_FILE = "model.pt"  # a network: {spec, state_dict}
@@ -252,6 +253,15 @@ class TorchClassifier(Classifier):
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Softmax of the (view-averaged) logits, in batches."""
         return predict_proba(self.network(), x)
+
+    def members(self) -> dict[str, Classifier]:
+        """A seed ensemble's networks alone, each with the same test-time views (``member1``,
+        ...): what averaging them buys over each one; empty for a single network."""
+        if not isinstance(self.net, SeedEnsemble):
+            return {}
+        return {f"member{index}": TorchClassifier(net, self.needs, mirror=self.mirror,
+                                                  shift=self.shift)
+                for index, net in enumerate(self.net.members, start=1)}
 
     def feature_vectors(self, x: np.ndarray) -> np.ndarray | None:
         """The network's features when its forward takes ``return_features`` (C3D)."""

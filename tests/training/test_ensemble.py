@@ -141,6 +141,12 @@ def test_train_stage_saves_and_rebuilds_an_ensemble(tmp_path: Path) -> None:
     test = load_split(tmp_path / "preprocess" / "image", "test", ("color",), grey=spec.grey)
     predicted = classifier.predict_proba(test.rows(slice(None))).argmax(axis=1)
     assert np.mean(predicted == test.y) == pytest.approx(metrics["test_accuracy"])
+    parts = classifier.members()  # the evaluate stage scores each beside the ensemble
+    assert list(parts) == ["member1", "member2"]
+    x = test.rows(slice(None))
+    mean = np.mean([np.log(p.predict_proba(x)) for p in parts.values()], axis=0)
+    assert not np.allclose(parts["member1"].predict_proba(x), parts["member2"].predict_proba(x))
+    assert np.array_equal(mean.argmax(axis=1), predicted)  # log-softmax mean: same ranking
     curves = pd.read_csv(run / "sub_models.csv")
     assert list(dict.fromkeys(curves["part"])) == ["member 1", "member 2"]
     assert (run / "member2" / "checkpoint.pt").is_file()
