@@ -29,7 +29,7 @@ from torch import nn
 
 from components.atomic import atomic_write
 from components.models import persist
-from components.models.contract import LogitsOnly, tta_views
+from components.models.contract import LogitsOnly, logits_of, tta_views
 from components.models.ensemble import SeedEnsemble
 from components.models.simple_fit import TrainFn, in_eval_mode, predict_features, predict_proba
 
@@ -203,16 +203,12 @@ class ViewAverage(nn.Module):
         pay every layer's fixed overhead once per view.
         """
         views = tta_views(x, self.mirror, self.shift)
-        out = _logits(self.model(torch.cat(views)))
+        out = logits_of(self.model(torch.cat(views)))
         n = len(x)
         total = out[:n]
         for index in range(1, len(views)):
             total = total + out[index * n : (index + 1) * n]
         return total / len(views)
-
-
-def _logits(out: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
-    return out[0] if isinstance(out, tuple) else out
 
 
 class TorchClassifier(Classifier):

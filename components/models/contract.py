@@ -14,6 +14,12 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def logits_of(out: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """The logits of a network's output: networks that also return features (the two-stream
+    CNN, C3D for EC-STFL) give ``(logits, features, ...)``; the rest the logits alone."""
+    return out[0] if isinstance(out, tuple) else out
+
+
 class LogitsOnly(nn.Module):
     """Forward that returns only the logits (pyfunc and ONNX need one output tensor)."""
 
@@ -22,8 +28,7 @@ class LogitsOnly(nn.Module):
         self.model = model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.model(x)
-        return out[0] if isinstance(out, tuple) else out
+        return logits_of(self.model(x))
 
 
 def tta_views(x: torch.Tensor, mirror: bool, shift: int) -> list[torch.Tensor]:

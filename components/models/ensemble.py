@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from components.errors import ConfigError
+from components.models.contract import logits_of
 
 MEMBERS_KEY = "members"  # the model option (params.yaml, the saved spec's model_kwargs)
 
@@ -43,14 +44,10 @@ class SeedEnsemble(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Mean of the members' logits, shape (N, num_classes)."""
-        total = _logits(self.members[0](x))
+        total = logits_of(self.members[0](x))
         for member in self.members[1:]:
-            total = total + _logits(member(x))
+            total = total + logits_of(member(x))
         return total / len(self.members)
-
-
-def _logits(out: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
-    return out[0] if isinstance(out, tuple) else out
 
 
 def member_count(kwargs: dict[str, object], name: str) -> int:

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from components.errors import ConfigError, DataError, one_line
 from components.isa import caps_allow_amx, caps_allow_bf16
-from components.models.contract import tta_views
+from components.models.contract import logits_of, tta_views
 from components.models.simple_fit import TrainFn, check_fit_settings
 from components.training.augment import augment_batch
 from components.training.budget import (
@@ -624,10 +624,8 @@ class Trainer:
             if features:
                 logits, feats = net(x, return_features=True)
                 return logits.float(), feats.float()
-            out = net(x)
-        if isinstance(out, tuple):  # models that always return (logits, features)
-            out = out[0]
-        return out.float(), None
+            logits = logits_of(net(x))
+        return logits.float(), None
 
     def _logit_offsets(self, data: SplitData) -> torch.Tensor | None:
         """``logit_adjust`` x log(class prior of the training labels), or None when off.
