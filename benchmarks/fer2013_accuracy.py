@@ -244,7 +244,19 @@ def run_row(run: Any, recipe: str) -> dict[str, Any]:
         "probe_epoch_seconds": metrics.get("probe_epoch_seconds"),
         "splits": splits,
         "settings": {k: v for k, v in sorted(params.items()) if k.startswith("train.")},
+        # the network's options as the run logged them (width, dropout, ensemble members):
+        # a recipe's width changes over commits, so the results file keeps the one that ran
+        "model": {k: v for k, v in sorted(params.items()) if k.startswith("model.")},
     }
+
+
+def network_text(row: dict[str, Any]) -> str:
+    """The network that ran, in words: architecture, width, and members when an ensemble."""
+    model = row.get("model") or {}
+    parts = [str(row["architecture"])]
+    parts += [f"{key} {model[f'model.{key}']}" for key in ("width", "members")
+              if f"model.{key}" in model]
+    return ", ".join(parts)
 
 
 def views_label(settings: dict[str, str]) -> str:
@@ -299,6 +311,7 @@ def markdown(payload: dict[str, Any]) -> str:
         reg = row["registry"]
         lines += [
             f"## {row['architecture']}", "",
+            f"- network: {network_text(row)}",
             f"- training: {_num(row['train_minutes'], '.1f')} min (MLflow run), "
             f"{_epochs_text(row)}, "
             f"{_num(row['train_images_per_second'], '.0f')} training images/s"

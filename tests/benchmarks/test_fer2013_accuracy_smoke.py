@@ -106,6 +106,8 @@ def test_driver_runs_a_200_row_recipe_through_the_pipeline(
     assert "champion" in row["registry"]["aliases"]
     report = (tmp_path / "results" / "smoke.md").read_text()
     assert "PrivateTest" in report and "an ensemble of 2 networks trained in turn" in report
+    assert row["model"]["model.members"] == "2" and "model.width" in row["model"]
+    assert "- network: baseline_cnn, width " in report and ", members 2" in report
 
     shown = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"],
                            cwd=project, check=True, capture_output=True, text=True).stdout
@@ -144,3 +146,13 @@ def test_the_results_file_gives_each_members_epochs() -> None:
         "an ensemble of 2 networks trained in turn, 50 epochs run of 51 planned in all "
         "(member 1: 25 epochs, best 25; member 2: 25 epochs, best 24); scored on the mean of "
         "their logits")
+
+
+def test_the_results_file_names_the_network_that_ran() -> None:
+    network_text = _load_benchmark().network_text
+    row = {"architecture": "baseline_cnn",
+           "model": {"model.arch": "baseline_cnn", "model.width": "0.375"}}
+    assert network_text(row) == "baseline_cnn, width 0.375"
+    row["model"]["model.members"] = "2"
+    assert network_text(row) == "baseline_cnn, width 0.375, members 2"
+    assert network_text({"architecture": "baseline_cnn"}) == "baseline_cnn"  # older files
