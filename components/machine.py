@@ -27,8 +27,9 @@ def cpu_model() -> str:
 
 def machine_facts() -> dict[str, Any]:
     """CPU, cores, torch and its threads, native bf16 (the CPU's bf16 flags, and whether bf16
-    beats float32 here: AMX), the instruction set torch's kernels run at (AVX2 under the
-    pipelines' cap, :mod:`components.isa`): what a reader needs to compare timings."""
+    beats float32 here: AMX, or AVX512-BF16 on AMD), the instruction set torch's kernels run
+    at (AVX2 under the pipelines' cap, :mod:`components.isa`): what a reader needs to compare
+    timings."""
     import torch
 
     from components.training.trainer import bf16_pays_off, cpu_bf16_flags, native_bf16

@@ -123,15 +123,31 @@ def native_bf16() -> bool:
     return bool(cpu_bf16_flags()) and caps_allow_bf16()
 
 
-def bf16_pays_off() -> bool:
-    """Whether bf16 autocast trains faster than float32 on this CPU: only on AMX tiles.
+def cpu_vendor(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's ``vendor_id`` (``GenuineIntel``, ``AuthenticAMD``) from Linux
+    ``/proc/cpuinfo``; empty elsewhere."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return ""
+    return next((line.split(":", 1)[1].strip() for line in text.splitlines()
+                 if line.startswith("vendor_id")), "")
 
-    AVX512-BF16 alone computes bf16 natively but trains slower than float32: on a 2-core
-    Xeon with it and no AMX, ``baseline_cnn`` ran at 0.74x float32's speed at width 0.5
-    (``benchmarks/results/train_precision_avx512bf16.md``). On another 2-core Xeon with
-    native bf16 it ran 1.93x faster at width 0.25 (``train_precision.md``, measured before
-    the CPU flags were recorded; that CPU was read as having AMX then)."""
-    return "amx_bf16" in cpu_bf16_flags() and caps_allow_amx()
+
+def bf16_pays_off() -> bool:
+    """Whether bf16 autocast trains faster than float32 on this CPU: on AMX tiles, or on
+    AVX512-BF16 in an AMD CPU, where the caps leave them to PyTorch.
+
+    The flags alone do not say it, the measurements do (``benchmarks/train_precision.py``,
+    same-run ratios of ``baseline_cnn``): on a 2-core Intel Xeon with AVX512-BF16 and no AMX
+    bf16 ran at 0.74x float32's speed at width 0.5 (``train_precision_avx512bf16.md``); on a
+    2-core AMD EPYC with AVX512-BF16 at 1.55x at width 0.25, 1.49x at 0.375 and 1.91x at 0.5
+    (``train_precision_amd_epyc*.md``); with AMX at 1.93x at width 0.25
+    (``train_precision.md``)."""
+    flags = cpu_bf16_flags()
+    if "amx_bf16" in flags and caps_allow_amx():
+        return True
+    return "avx512_bf16" in flags and cpu_vendor() == "AuthenticAMD" and caps_allow_bf16()
 
 
 def resolve_device(device: str, ctx: DistContext | None = None) -> torch.device:

@@ -22,6 +22,7 @@ from components.training.trainer import (
     Trainer,
     bf16_pays_off,
     cpu_bf16_flags,
+    cpu_vendor,
     make_train_fn,
     native_bf16,
     resolve_device,
@@ -79,15 +80,18 @@ def test_auto_precision_follows_the_device() -> None:
         assert resolve_precision("auto", "cuda") == expected
 
 
-@pytest.mark.parametrize(("flags", "native", "auto"), [
-    ({"amx_bf16", "avx512_bf16"}, True, "bf16"),
-    ({"avx512_bf16"}, True, "fp32"),  # native, but slower than float32 without AMX
-    (set(), False, "fp32"),  # emulated
+@pytest.mark.parametrize(("flags", "vendor", "native", "auto"), [
+    ({"amx_bf16", "avx512_bf16"}, "GenuineIntel", True, "bf16"),
+    ({"avx512_bf16"}, "GenuineIntel", True, "fp32"),  # native, but slower than float32
+    ({"avx512_bf16"}, "AuthenticAMD", True, "bf16"),  # native and faster than float32
+    (set(), "GenuineIntel", False, "fp32"),  # emulated
+    (set(), "AuthenticAMD", False, "fp32"),
 ])
-def test_auto_precision_on_a_cpu_takes_bf16_only_with_amx(monkeypatch, flags, native,
-                                                          auto) -> None:
+def test_auto_precision_on_a_cpu_takes_bf16_where_it_was_measured_faster(
+        monkeypatch, flags, vendor, native, auto) -> None:
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")  # no cap in the way
     monkeypatch.setattr(trainer_module, "cpu_bf16_flags", lambda: set(flags))
+    monkeypatch.setattr(trainer_module, "cpu_vendor", lambda: vendor)
     assert native_bf16() is native
     assert resolve_precision("auto", "cpu") == auto
     assert resolve_precision("bf16", "cpu") == "bf16"  # an explicit choice stands
@@ -106,6 +110,14 @@ def test_the_cpus_bf16_flags_are_whole_words(tmp_path: Path) -> None:
     cpuinfo.write_text("flags\t\t: fpu amx_bf16 amx_tile avx512_bf16\n")
     assert cpu_bf16_flags(cpuinfo) == {"amx_bf16", "avx512_bf16"}
     assert cpu_bf16_flags(tmp_path / "missing") == set()  # not Linux: no flags
+
+
+def test_the_cpu_vendor_is_the_first_vendor_id(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC\n"
+                       "processor\t: 1\nvendor_id\t: GenuineIntel\n")
+    assert cpu_vendor(cpuinfo) == "AuthenticAMD"
+    assert cpu_vendor(tmp_path / "missing") == ""  # not Linux
 
 
 @needs_cuda
