@@ -142,8 +142,8 @@ def bf16_pays_off() -> bool:
     same-run ratios of ``baseline_cnn``): on a 2-core Intel Xeon with AVX512-BF16 and no AMX
     bf16 ran at 0.74x float32's speed at width 0.5 (``train_precision_avx512bf16.md``); on a
     2-core AMD EPYC with AVX512-BF16 at 1.55x at width 0.25, 1.49x at 0.375 and 1.91x at 0.5
-    (``train_precision_amd_epyc*.md``); with AMX at 1.93x at width 0.25
-    (``train_precision.md``)."""
+    (``train_precision_amd_epyc*.md``); on a Xeon read as having AMX at 1.93x at width 0.25
+    (``train_precision.md``, measured before the CPU flags were recorded)."""
     flags = cpu_bf16_flags()
     if "amx_bf16" in flags and caps_allow_amx():
         return True
