@@ -38,21 +38,14 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.report import git_commit, publish, results_name  # noqa: E402
 from components.isa import CAPS, NATIVE  # noqa: E402
-from components.machine import cpu_model  # noqa: E402
+from components.machine import cpu_model, cpuinfo_field  # noqa: E402
 
 EXPECTED_TO_DIFFER = ("artifacts/timings/", "artifacts/tracking/")
 
 
 def cpu_flags() -> set[str]:
     """The CPU's feature flags (``/proc/cpuinfo``; empty where it does not exist)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
+    return set((cpuinfo_field("flags") or "").split())
 
 
 def render(params: Path, out: Path, native: bool) -> None:

@@ -13,16 +13,31 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+CPUINFO = Path("/proc/cpuinfo")
+
+
+def cpuinfo_field(name: str, cpuinfo: Path = CPUINFO) -> str | None:
+    """The value of the first CPU's ``name`` field in Linux ``/proc/cpuinfo`` (``model name``,
+    ``vendor_id``, ``flags``), stripped; None where the file or the field does not exist.
+
+    The one reader of that file: the model name in every record, the bf16 flags and vendor
+    that decide ``train.precision: auto``, the flags the determinism check reports. Only the
+    first CPU's block counts (the cores of one machine agree), and a key matches whole
+    (``flags`` is not ``vmx flags``)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, colon, value = line.partition(":")
+        if colon and key.strip() == name:
+            return value.strip()
+    return None
+
 
 def cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo (the platform's processor string elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return cpuinfo_field("model name") or platform.processor() or platform.machine()
 
 
 def machine_facts() -> dict[str, Any]:

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from components.errors import ConfigError, DataError, one_line
 from components.isa import caps_allow_amx, caps_allow_bf16
+from components.machine import CPUINFO, cpuinfo_field
 from components.models.contract import logits_of, tta_views
 from components.models.simple_fit import TrainFn, check_fit_settings
 from components.training.augment import augment_batch
@@ -103,16 +104,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def cpu_bf16_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+def cpu_bf16_flags(cpuinfo: Path = CPUINFO) -> set[str]:
     """The CPU's bfloat16 instruction flags (``amx_bf16``, ``avx512_bf16``) from Linux
     ``/proc/cpuinfo`` (whole words of its first ``flags`` line); empty elsewhere or on a
     CPU without them."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return set()
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
-                  if line.startswith("flags")), [])
+    flags = (cpuinfo_field("flags", cpuinfo) or "").split()
     return set(flags) & {"amx_bf16", "avx512_bf16"}
 
 
@@ -123,15 +119,10 @@ def native_bf16() -> bool:
     return bool(cpu_bf16_flags()) and caps_allow_bf16()
 
 
-def cpu_vendor(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+def cpu_vendor(cpuinfo: Path = CPUINFO) -> str:
     """The CPU's ``vendor_id`` (``GenuineIntel``, ``AuthenticAMD``) from Linux
     ``/proc/cpuinfo``; empty elsewhere."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return ""
-    return next((line.split(":", 1)[1].strip() for line in text.splitlines()
-                 if line.startswith("vendor_id")), "")
+    return cpuinfo_field("vendor_id", cpuinfo) or ""
 
 
 def bf16_pays_off() -> bool:
