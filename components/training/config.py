@@ -85,6 +85,10 @@ class TrainConfig:
     # Logit adjustment (Menon et al. 2021): the training loss sees logits + tau * log(class
     # prior), which optimises balanced error (UAR) on imbalanced data; 0 = plain CE.
     logit_adjust: float = 0.0
+    # Validate, keep and save an exponential moving average of the weights instead of the
+    # last step's (components/training/averaging.py): per-step decay, 0 = off. 0.999 at
+    # about 900 steps an epoch averages over roughly the last epoch.
+    ema_decay: float = 0.0
     # Time budget of one fit in minutes: the epoch count is planned from a timed probe
     # (at most ``epochs``), the schedule fitted to it, and training stops cleanly when the
     # next epoch would overrun. Depends on the machine: not byte-reproducible. null = off.
@@ -132,6 +136,8 @@ class TrainConfig:
             )
         if self.logit_adjust < 0:
             raise ConfigError(f"train.logit_adjust: must be >= 0, got {self.logit_adjust}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"train.ema_decay: must be in [0, 1) (0 = off), got {self.ema_decay}")
         if self.budget_minutes is not None and self.budget_minutes <= 0:
             raise ConfigError(
                 f"train.budget_minutes: must be > 0 or null, got {self.budget_minutes}"

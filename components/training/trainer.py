@@ -35,6 +35,7 @@ from components.machine import CPUINFO, cpuinfo_field
 from components.models.contract import logits_of, tta_views
 from components.models.simple_fit import TrainFn, check_fit_settings
 from components.training.augment import augment_batch
+from components.training.averaging import WeightAverage
 from components.training.budget import (
     REPLAN_WINDOW,
     BudgetShare,
@@ -309,6 +310,7 @@ class Trainer:
         self._setup_memory_format(train)
         net = self._wrap(self.model)
         optimizer = build_optimizer(cfg, self.model.parameters())
+        average = WeightAverage(self.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
         steps = len(self._epoch_batches(train, 0))
         scheduler, per_batch = build_scheduler(cfg, optimizer, steps)
         direction = MONITORS[cfg.monitor]
@@ -323,29 +325,32 @@ class Trainer:
             "budget_stop": False,
         }
         if resume:
-            state = self._restore(optimizer, scheduler, state)
+            state = self._restore(optimizer, scheduler, state, average)
         if deadline is not None:
             deadline.start_epochs()
         clock = {"train": 0.0, "epoch": 0.0, "images": 0, "epochs": 0}
         epoch = state["epoch"] + 1
         while epoch < cfg.epochs and not state["stopped"]:
             started = time.perf_counter()
-            row = self._train_epoch(net, train, optimizer, scheduler, per_batch, epoch)
+            row = self._train_epoch(net, train, optimizer, scheduler, per_batch, epoch,
+                                    average)
             clock["train"] += time.perf_counter() - started
             clock["images"] += len(train)
-            val_report = self.evaluate(val)
-            row.update({f"val_{k}": val_report[k] for k in ("loss", "accuracy", "uar", "macro_f1")})
+            with self._weights_of(average):  # the weights the run keeps are the ones scored
+                val_report = self.evaluate(val)
+                row.update({f"val_{k}": val_report[k]
+                            for k in ("loss", "accuracy", "uar", "macro_f1")})
+                score = row[cfg.monitor]
+                improved = score > state["best_score"] if direction == "max" else score < state[
+                    "best_score"]
+                if improved:
+                    state.update(best_score=score, best_epoch=epoch, bad_epochs=0)
+                    state["best_state"] = copy.deepcopy(self.model.state_dict())
+                else:
+                    state["bad_epochs"] += 1
             if scheduler is not None and not per_batch:
                 scheduler.step()
             state["history"].append(row)
-            score = row[cfg.monitor]
-            improved = score > state["best_score"] if direction == "max" else score < state[
-                "best_score"]
-            if improved:
-                state.update(best_score=score, best_epoch=epoch, bad_epochs=0)
-                state["best_state"] = copy.deepcopy(self.model.state_dict())
-            else:
-                state["bad_epochs"] += 1
             state["stopped"] = cfg.patience > 0 and state["bad_epochs"] >= cfg.patience
             if deadline is not None and not self._another_epoch_fits(deadline) \
                     and epoch + 1 < cfg.epochs:
@@ -366,7 +371,7 @@ class Trainer:
                     "epoch %d/%d train_loss %.4f %s %.4f%s", epoch + 1, cfg.epochs,
                     row["train_loss"], cfg.monitor, score, " (best)" if improved else "",
                 )
-            self._save(optimizer, scheduler, state)
+            self._save(optimizer, scheduler, state, average)
             clock["epoch"] += time.perf_counter() - started
             clock["epochs"] += 1
             if on_epoch_end is not None:
@@ -374,6 +379,8 @@ class Trainer:
             epoch += 1
         if cfg.restore_best and state["best_state"] is not None:
             self.model.load_state_dict(state["best_state"])
+        elif average is not None:
+            self.model.load_state_dict(average.weights())
         return TrainResult(
             model=self.model,
             history=state["history"],
@@ -538,6 +545,7 @@ class Trainer:
         scheduler: torch.optim.lr_scheduler.LRScheduler | None,
         per_batch: bool,
         epoch: int,
+        average: WeightAverage | None = None,
     ) -> dict[str, Any]:
         cfg, ctx = self.cfg, self.ctx
         # Dropout and augmentation draw from generators reset per (seed, epoch, rank).
@@ -577,6 +585,8 @@ class Trainer:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if average is not None:
+                average.update(self.model)
             if per_batch and scheduler is not None:
                 scheduler.step()
             n = len(y)
@@ -728,6 +738,20 @@ class Trainer:
         finally:
             self.model.to(home)
 
+    @contextlib.contextmanager
+    def _weights_of(self, average: WeightAverage | None) -> Iterator[None]:
+        """Hold the averaged weights in the model for the block (validation, keeping the
+        best), then put the trained ones back for the next step; no average: unchanged."""
+        if average is None:
+            yield
+            return
+        trained = copy.deepcopy(self.model.state_dict())
+        self.model.load_state_dict(average.weights())
+        try:
+            yield
+        finally:
+            self.model.load_state_dict(trained)
+
     def _wrap(self, model: nn.Module) -> nn.Module:
         if not self.ctx.enabled:
             return model
@@ -740,6 +764,7 @@ class Trainer:
         optimizer: torch.optim.Optimizer,
         scheduler: torch.optim.lr_scheduler.LRScheduler | None,
         state: dict[str, Any],
+        average: WeightAverage | None = None,
     ) -> None:
         path = self.checkpoint_path
         if path is None:
@@ -750,6 +775,7 @@ class Trainer:
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
                 "rng": rng_state(),
+                "average": average.state_dict() if average is not None else None,
                 "config": dataclasses.asdict(self.cfg),
                 **state,
             }
@@ -761,6 +787,7 @@ class Trainer:
         optimizer: torch.optim.Optimizer,
         scheduler: torch.optim.lr_scheduler.LRScheduler | None,
         state: dict[str, Any],
+        average: WeightAverage | None = None,
     ) -> dict[str, Any]:
         path = self.checkpoint_path
         if path is None or not path.exists():
@@ -773,6 +800,11 @@ class Trainer:
         if scheduler is not None and ckpt.get("scheduler") is not None:
             scheduler.load_state_dict(ckpt["scheduler"])
         set_rng_state(ckpt["rng"])
+        if average is not None:
+            if ckpt.get("average") is None:
+                raise ConfigError(f"{path}: written without train.ema_decay, so it holds no "
+                                  "weight average to continue; rerun without --resume")
+            average.load_state_dict(ckpt["average"])
         log.info("resumed from %s after epoch %d", path, ckpt["epoch"] + 1)
         return {key: ckpt.get(key, default) for key, default in state.items()}
 

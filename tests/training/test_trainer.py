@@ -60,9 +60,12 @@ def test_training_learns_and_writes_metrics_and_plots(data_root: Path, tmp_path:
     assert payload["spec"]["classes"] == CLASSES and "state_dict" in payload
 
 
-def test_resume_after_interruption_equals_uninterrupted(data_root: Path, tmp_path: Path) -> None:
-    # mirror + shift + dropout: every RNG stream the loop uses must be restored on resume.
-    cfg = quick_config(epochs=4, shift=1, schedule="onecycle")
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_resume_after_interruption_equals_uninterrupted(data_root: Path, tmp_path: Path,
+                                                        ema_decay: float) -> None:
+    # mirror + shift + dropout: every RNG stream the loop uses must be restored on resume;
+    # with a weight average, the average too.
+    cfg = quick_config(epochs=4, shift=1, schedule="onecycle", ema_decay=ema_decay)
     train = load_split(data_root / "image", "train", ("color",))
     val = load_split(data_root / "image", "val", ("color",))
     full = Trainer(_tiny(), cfg, CLASSES, out_dir=tmp_path / "full").fit(train, val)
