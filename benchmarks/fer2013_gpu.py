@@ -149,6 +149,11 @@ VARIANTS["width025_lighter"] = {**VARIANTS["width025"], **LIGHTER}
 # cost a member little, while two members' partly independent errors average out.
 VARIANTS["width20_b256_members2_long"] = {**VARIANTS["width20_b256_long"],
                                           f"train.overrides.{ARCH}.members": 2}
+# The ``fer2013_cpu`` recipe's changes (LIGHT and ten test-time views, at the recipe's width
+# 0.5) with and without an exponential moving average of the weights (``train.ema_decay``:
+# 0.999 a step averages over about the last of the mix's 896-step epochs): not yet run.
+VARIANTS["cpu_recipe"] = {**LIGHT, "train.tta_shift": 2}
+VARIANTS["cpu_recipe_ema"] = {**VARIANTS["cpu_recipe"], "train.ema_decay": 0.999}
 TEST_SPLITS = (("test", "PrivateTest, official (all rows)"),
                ("test_dedup", "PrivateTest minus rows flagged by validation"),
                ("test_occ25", "PrivateTest, 25 % occluded"))
