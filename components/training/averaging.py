@@ -5,7 +5,9 @@ average (Polyak averaging, as ``ModelEmaV2`` in timm) is smoother and usually sc
 higher than the last step's weights. The trainer validates, keeps and saves the average when
 ``train.ema_decay`` is set. The average covers every floating-point entry of the state dict:
 parameters and BatchNorm's running statistics together, so the two stay consistent;
-integer buffers (BatchNorm's batch counter) are copied.
+integer buffers (BatchNorm's batch counter) are copied. ``torch.optim.swa_utils.AveragedModel``
+keeps a second module and has no warm-up; a plain state dict swaps into the trained network
+for validation and goes into the checkpoint as it is.
 """
 
 from __future__ import annotations
