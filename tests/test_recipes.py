@@ -54,15 +54,17 @@ def test_fer2013_recipe_keeps_the_official_test_and_trains_to_a_budget() -> None
     assert ferplus["train"] == params["train"]  # same recipe, other labels
 
 
-def test_fer2013_cpu_recipe_changes_only_the_augmentation_and_the_views() -> None:
+def test_fer2013_cpu_recipe_changes_only_augmentation_views_and_averaging() -> None:
     """The CPU recipe shares every data stage with `fer2013` (so DVC's run cache serves them)
-    and trains the same net with lighter augmentation, scored on ten test-time views."""
+    and trains the same net with lighter augmentation and a moving average of its weights,
+    scored on ten test-time views."""
     full, cpu = recipes.compose(ROOT, "fer2013"), recipes.compose(ROOT, "fer2013_cpu")
     for section in ("ingest", "validate", "augment", "preprocess", "tune", "registry",
                     "predict", "serving"):
         assert cpu[section] == full[section], section
     changed = {key for key in full["train"] if cpu["train"][key] != full["train"][key]}
-    assert changed == {"shift", "rotate", "scale", "erase_p", "tta_shift"}
+    assert changed == {"shift", "rotate", "scale", "erase_p", "tta_shift", "ema_decay"}
+    assert full["train"]["ema_decay"] == 0.0 and 0.0 < cpu["train"]["ema_decay"] < 1.0
     assert cpu["train"]["erase_p"] == 0.0 and cpu["train"]["shift"] < full["train"]["shift"]
     assert cpu["train"]["tta_shift"] == 2 and cpu["train"]["tta_mirror"] is True
     assert cpu["train"]["overrides"]["baseline_cnn"]["width"] == 0.5
