@@ -30,7 +30,9 @@ with the seconds since its run started, and the report says where the time went)
 
 The same flow runs on a CPU (``stage --no-wheels``, then ``run --device cpu``): the variants
 train side by side, the cores split evenly between them, so a pair compares at equal share
-of the machine (``fer2013_cpu_crop40.md``).
+of the machine (``fer2013_cpu_crop40.md``). Two seeds of one variant side by side are the
+members of a seed ensemble trained at once (``train.member_processes``): ``report
+--ensemble A,B`` also scores their saved networks, left in the staged workspace, as one.
 """
 
 from __future__ import annotations
@@ -155,6 +157,10 @@ VARIANTS["width20_b256_members2_long"] = {**VARIANTS["width20_b256_long"],
 # side by side (fer2013_cpu_ema_pair.md), so the recipe takes it.
 VARIANTS["cpu_recipe"] = {**LIGHT, "train.tta_shift": 2}
 VARIANTS["cpu_recipe_ema"] = {**VARIANTS["cpu_recipe"], "train.ema_decay": 0.999}
+# Two seeds of it side by side on a core each: the members of a two-network seed ensemble
+# trained at once rather than in turn (``report --ensemble``): two one-thread processes made
+# more images/s together than one two-thread process.
+VARIANTS["cpu_recipe_ema_seed1"] = {**VARIANTS["cpu_recipe_ema"], "train.seed": 1}
 TEST_SPLITS = (("test", "PrivateTest, official (all rows)"),
                ("test_dedup", "PrivateTest minus rows flagged by validation"),
                ("test_occ25", "PrivateTest, 25 % occluded"))
@@ -615,6 +621,7 @@ def markdown(payload: dict[str, Any]) -> str:
         recall = row.get("test_per_class_recall") or {}
         lines.append(f"- {row['variant']}: " + ", ".join(f"{k} {pct(v)}"
                                                        for k, v in recall.items()))
+    lines += _ensemble_lines(payload)
     lines += ["", f"Target (documented, not asserted): {payload['target']}."]
     return "\n".join(lines) + "\n"
 
@@ -623,8 +630,80 @@ def _num(value: Any, spec: str = ".0f") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def report(runs: Path, pack_json: Path, name: str, out_dir: Path = RESULTS_DIR) -> None:
-    """``<out_dir>/<name>.{json,md}`` from the archive the GPU machine sent back."""
+def score_ensemble(work: Path, names: list[str]) -> dict[str, Any]:
+    """The named runs' networks as one seed ensemble, scored by the platform.
+
+    What the model option ``members`` trains with ``train.member_processes`` set to their
+    number (each member a process with its share of the cores and the whole budget) is what
+    runs side by side on a CPU (``run --device cpu``) train: so their saved networks, read
+    from the staged workspace ``work`` (the archive carries no weights), are wrapped as a
+    :class:`~components.models.ensemble.SeedEnsemble` (the mean of their logits) and scored
+    on the test splits with the runs' test-time views and without.
+    """
+    from components.models import TorchClassifier, load_trained
+    from components.models.ensemble import SeedEnsemble
+    from components.training.run import score
+
+    loaded = [load_trained(work / "runs" / "train" / n) for n in names]
+    spec = loaded[0][0]
+    views = {(s.arch, s.tta_mirror, s.tta_shift, tuple(s.classes)) for s, _ in loaded}
+    if len(views) != 1:
+        raise SystemExit(f"--ensemble: {names} differ in architecture, classes or test-time "
+                         "views; an ensemble averages networks of one kind")
+    net = SeedEnsemble([classifier.net for _, classifier in loaded]).eval()
+    needs = loaded[0][1].needs
+    task = work / "artifacts" / "preprocess" / "image"
+    splits: dict[str, Any] = {}
+    for split, label in TEST_SPLITS[:2]:
+        splits[split] = {"label": label}
+        for key, mirror, shift in (("tta", spec.tta_mirror, spec.tta_shift),
+                                   ("no_tta", False, 0)):
+            started = time.perf_counter()
+            result = score(TorchClassifier(net, needs, mirror=mirror, shift=shift), spec,
+                           task, split)
+            splits[split][key] = {m: result[m] for m in ("accuracy", "uar", "macro_f1")}
+            if split == "test" and key == "tta":
+                splits["test_per_class_recall"] = result["per_class_recall"]
+            print(f"ensemble {'+'.join(names)}: {split} {key} accuracy "
+                  f"{pct(result['accuracy'])}, UAR {pct(result['uar'])} "
+                  f"({time.perf_counter() - started:.0f} s)", flush=True)
+    recall = splits.pop("test_per_class_recall")
+    return {"members": names, "tta_mirror": spec.tta_mirror, "tta_shift": spec.tta_shift,
+            "splits": splits, "test_per_class_recall": recall}
+
+
+def _ensemble_lines(payload: dict[str, Any]) -> list[str]:
+    """The ensemble of the runs, beside them."""
+    ensemble = payload.get("ensemble")
+    if not ensemble:
+        return []
+    runs = {row["variant"]: row for row in payload["runs"]}
+    members = ensemble["members"]
+    epochs = " and ".join(_num(runs[n]["epochs_run"]) for n in members if n in runs)
+    rate = sum(runs[n]["train_images_per_second"] or 0 for n in members if n in runs)
+    test, dedup = ensemble["splits"]["test"], ensemble["splits"]["test_dedup"]
+    views = "mirror" + (f" + shift {ensemble['tta_shift']}" if ensemble["tta_shift"] else "")
+    return [
+        "", f"## The runs as one seed ensemble ({' + '.join(members)})", "",
+        "Their saved networks averaged (the mean of their logits, a `SeedEnsemble`), scored "
+        "by the platform: the ensemble that `members: "
+        f"{len(members)}` with `train.member_processes: {len(members)}` trains, each member "
+        f"with the whole budget and its share of the cores (members of {epochs} epochs; "
+        f"{rate:,.0f} training images/s together).", "",
+        "| test split | TTA | accuracy | UAR | macro-F1 |", "|---|---|---|---|---|",
+        *(f"| {block['label']} | {name} | {pct(block[key]['accuracy'])} | "
+          f"{pct(block[key]['uar'])} | {pct(block[key]['macro_f1'])} |"
+          for block in (test, dedup) for key, name in (("tta", views), ("no_tta", "none"))),
+        "", "Per-class recall on the official PrivateTest (" + views + "): "
+        + ", ".join(f"{k} {pct(v)}" for k, v in ensemble["test_per_class_recall"].items()),
+    ]
+
+
+def report(runs: Path, pack_json: Path, name: str, out_dir: Path = RESULTS_DIR,
+           ensemble: list[str] | None = None, work: Path = STAGED / "ws") -> None:
+    """``<out_dir>/<name>.{json,md}`` from the archive the GPU machine sent back; with
+    ``ensemble``, also those runs as one seed ensemble (:func:`score_ensemble`, from the
+    weights in the staged workspace ``work`` of a CPU run)."""
     if not runs.is_file():
         raise SystemExit(f"report: {runs} is not a file; pass the {ARCHIVE} the run call sent "
                          "back")
@@ -642,6 +721,11 @@ def report(runs: Path, pack_json: Path, name: str, out_dir: Path = RESULTS_DIR) 
         "PrivateTest (issue 11)",
         "runs": [variant_row(n, e) for n, e in summary["runs"].items()],
     }
+    if ensemble:
+        missing = sorted(set(ensemble) - set(summary["runs"]))
+        if missing:
+            raise SystemExit(f"--ensemble: {missing} are not runs of {runs}")
+        payload["ensemble"] = score_ensemble(work, ensemble)
     write_results(name, payload, markdown(payload), out_dir)
 
 
@@ -673,6 +757,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="pack's record (the commit), for an archive without a summary")
     w.add_argument("--name", default="fer2013_gpu", type=results_name,
                    help="benchmarks/results/<name>.{json,md}")
+    w.add_argument("--ensemble", default="",
+                   help="comma-separated runs to score as one seed ensemble as well (a CPU "
+                   "run's: their weights stay in the staged workspace)")
+    w.add_argument("--work", type=Path, default=STAGED / "ws",
+                   help="the staged workspace holding the runs' weights (--ensemble)")
     return parser.parse_args(argv)
 
 
@@ -689,7 +778,8 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--variants: unknown {unknown}; choose from {sorted(VARIANTS)}")
         run(args.part, args.staged, args.out, args.minutes, names, args.device)
     else:
-        report(args.runs, args.pack, args.name)
+        report(args.runs, args.pack, args.name,
+               ensemble=[n for n in args.ensemble.split(",") if n] or None, work=args.work)
     return 0
 
 

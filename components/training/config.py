@@ -93,6 +93,11 @@ class TrainConfig:
     # (at most ``epochs``), the schedule fitted to it, and training stops cleanly when the
     # next epoch would overrun. Depends on the machine: not byte-reproducible. null = off.
     budget_minutes: float | None = None
+    # How many members of a seed ensemble (model option ``members``) train at once, each in
+    # a process of its own with an equal share of the threads; 1 = one after another. On a
+    # CPU whose cores scale poorly over one network, two one-thread processes trained more
+    # images/s together than one two-thread process (benchmarks/results/member_processes.md).
+    member_processes: int = 1
     patience: int = 4
     monitor: str = "val_uar"
     restore_best: bool = True  # test with the weights of the best monitored epoch
@@ -114,7 +119,7 @@ class TrainConfig:
         _check_choice("precision", self.precision, PRECISIONS)
         _check_choice("isa", self.isa, ISAS)
         _check_choice("device", self.device, DEVICES)
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "member_processes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name}: must be >= 1, got {getattr(self, name)}")
         if self.schedule_epochs and self.schedule_epochs < self.epochs:

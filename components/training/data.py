@@ -29,6 +29,44 @@ OCC_SPLIT = re.compile(r"^test_occ(\d+)$")
 PRELOAD_BYTES = 2 * 1024**3  # float32 splits below this are held in RAM as one tensor
 
 
+@dataclass(frozen=True)
+class MappedArray:
+    """A ``.npy`` file memory-mapped whole: what a pickled :class:`SplitData` carries
+    instead of the values, so another process maps the same file."""
+
+    path: str
+    shape: tuple[int, ...]
+    dtype: str
+
+    @classmethod
+    def of(cls, array: np.ndarray) -> MappedArray | None:
+        """The file behind ``array`` when it is a whole ``.npy`` mapped by :func:`np.load`,
+        else None (an in-memory array, or a slice or view of a mapped one)."""
+        if not isinstance(array, np.memmap) or getattr(array, "_mmap", None) is None:
+            return None
+        try:
+            whole = np.load(array.filename, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError, TypeError):
+            return None
+        same = (whole.shape == array.shape and whole.dtype == array.dtype
+                and whole.strides == array.strides
+                and whole.ctypes.data - _map_start(whole) == array.ctypes.data - _map_start(array))
+        return cls(str(array.filename), tuple(array.shape), array.dtype.str) if same else None
+
+    def open(self) -> np.ndarray:
+        """The file mapped again, read-only; a file changed since is an error."""
+        array = _open(Path(self.path))
+        if array.shape != self.shape or array.dtype.str != self.dtype:
+            raise DataError(f"{self.path}: changed while in use ({array.shape} {array.dtype}, "
+                            f"was {self.shape} {self.dtype})")
+        return array
+
+
+def _map_start(array: np.memmap) -> int:
+    """Address of the start of ``array``'s file mapping (its header included)."""
+    return np.frombuffer(array._mmap, dtype=np.uint8).ctypes.data
+
+
 @dataclass
 class SplitData:
     """One split's inputs for a model: per-modality arrays joined on the channel axis.
@@ -56,6 +94,20 @@ class SplitData:
 
     def __len__(self) -> int:
         return len(self.y)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled for another process (an ensemble's members trained at once): a part
+        memory-mapped whole from its ``.npy`` travels as that file's path, any other part
+        as its values; the in-RAM copies (:meth:`preload`, :meth:`hold_on`) stay here."""
+        state = dict(self.__dict__)
+        state["parts"] = [MappedArray.of(part) or np.asarray(part) for part in self.parts]
+        state["_tensor"] = state["_held"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state["parts"] = [part.open() if isinstance(part, MappedArray) else part
+                          for part in state["parts"]]
+        self.__dict__.update(state)
 
     @property
     def channel_axis(self) -> int:

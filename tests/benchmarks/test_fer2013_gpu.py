@@ -14,6 +14,7 @@ import tarfile
 import time
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from benchmarks import fer2013_gpu as gpu
@@ -107,6 +108,65 @@ def test_a_cpu_run_of_the_flow_is_reported_as_one_no_card_named(tmp_path: Path) 
     assert "AMD EPYC, 2 cores, no GPU used" in written
     assert "all variants at once, 1 thread(s) each" in written and "crop=40" in written
     assert "card" not in written and "GPU machine `" not in written and "None" not in written
+
+
+def _trained_workspace(work: Path, names: list[str]) -> None:
+    """A staged workspace as a CPU run leaves it: a preprocessed task (with a de-duplicated
+    test split) and each run's train stage output, weights included."""
+    import shutil
+
+    from pipelines import train as train_stage
+    from tests.synthetic_task import make_synthetic_task
+
+    data = work / "artifacts" / "preprocess"
+    make_synthetic_task(data, "rgbd", size=32, sizes={"train": 32, "val": 16, "test": 16})
+    shutil.copytree(data / "image" / "test", data / "image" / "test_dedup")
+    for seed, name in enumerate(names):
+        params = {"train": {"architectures": [gpu.ARCH], "seed": seed, "epochs": 2,
+                            "batch_size": 16, "lr": 0.01, "progress": False, "track": False,
+                            "tta_mirror": True, "tta_shift": 1,
+                            "overrides": {gpu.ARCH: {"width": 0.125}}}}
+        (work / f"{name}.yaml").write_text(yaml.safe_dump(params))
+        assert train_stage.main(["--arch", gpu.ARCH, "--params", str(work / f"{name}.yaml"),
+                                 "--data", str(data), "--out", str(work / "runs/train" / name),
+                                 "--tune-dir", str(work / "tune")]) == 0
+
+
+def test_report_scores_runs_side_by_side_as_one_seed_ensemble(tmp_path: Path) -> None:
+    import pytest
+    import torch
+
+    from components.models import load_trained
+    from components.models.ensemble import SeedEnsemble
+
+    work = tmp_path / "ws"
+    _trained_workspace(work, ["a", "b"])
+    summary = {"commit": "abc", "recipe": "fer2013", "minutes": 60.0, "device": "cpu",
+               "complete": True, "pack_command": "python benchmarks/fer2013_gpu.py pack",
+               "run_command": "python benchmarks/fer2013_gpu.py run --device cpu",
+               "wheels": [], "stage_seconds": None, "machine": None, "preprocess_bytes": None,
+               "runs": {name: {"returncode": 0, "wall_seconds": 60.0, "threads": 1,
+                               "overrides": {}} for name in ("a", "b")}}
+    archive = _archive(tmp_path / "runs.tar.gz", {"runs/summary.json": summary,
+                                                  **_run_files("a"), **_run_files("b")})
+    gpu.report(archive, tmp_path / "absent.json", "pair", tmp_path / "results",
+               ensemble=["a", "b"], work=work)
+    written = (tmp_path / "results" / "pair.md").read_text()
+    assert "as one seed ensemble (a + b)" in written and "mirror + shift 1" in written
+    ensemble = json.loads((tmp_path / "results" / "pair.json").read_text())["ensemble"]
+    assert set(ensemble["splits"]) == {"test", "test_dedup"}
+    # the platform's own ensemble of the two saved networks, scored by hand, agrees
+    nets = [load_trained(work / "runs/train" / n)[1].net for n in ("a", "b")]
+    x = torch.from_numpy(np.load(work / "artifacts/preprocess/image/test/color.npy")
+                         .astype(np.float32))
+    y = np.load(work / "artifacts/preprocess/image/test/y.npy")
+    with torch.no_grad():
+        predicted = SeedEnsemble(nets).eval()(x).argmax(1).numpy()
+    assert ensemble["splits"]["test"]["no_tta"]["accuracy"] == pytest.approx(
+        float((predicted == y).mean()))
+    with pytest.raises(SystemExit, match="not runs of"):
+        gpu.report(archive, tmp_path / "absent.json", "pair", tmp_path / "results",
+                   ensemble=["a", "c"], work=work)
 
 
 def test_staging_without_wheels_copies_the_pixels_alone(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""Seed ensembles (``members``): built, trained one member after another within one budget,
-saved, rebuilt and scored as one network, through the real train stage."""
+"""Seed ensembles (``members``): built, trained one member after another or several at once
+(a process each) within one budget, saved, rebuilt and scored as one network, through the
+real train stage."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ import pytest
 import torch
 import yaml
 
-from components.errors import ConfigError
+from components.errors import ConfigError, DataError
 from components.models import create_classifier, create_model, load_trained
 from components.models.ensemble import SeedEnsemble
 from components.training.checkpoint import load_checkpoint
-from components.training.data import load_split
+from components.training.data import SplitData, load_split
+from components.training.distributed import DistContext
 from components.training.loop import TrainerLoop
 from components.training.trainer import seed_everything
 from pipelines import train as train_stage_module
@@ -118,6 +120,72 @@ def test_a_resumed_ensemble_keeps_its_finished_members(task_dir: Path, tmp_path:
     with torch.no_grad():
         assert torch.allclose(again(x), expected, atol=1e-5)
     assert outcome.extra["epochs_run"] == 6
+
+
+@pytest.fixture
+def threads():
+    """Sets torch's thread count for a test and restores it after."""
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+def test_members_at_once_train_what_members_in_turn_train(task_dir: Path, tmp_path: Path,
+                                                          threads) -> None:
+    train, val = _splits(task_dir)
+    cfg = quick_config(epochs=3, seed=5)
+    threads(1)  # what each of the two processes gets below
+    in_turn, _ = TrainerLoop(cfg, out_dir=tmp_path / "turn").fit_members(_pair(), train, val,
+                                                                        ecstfl=False)
+    threads(2)
+    loop = TrainerLoop(cfg.replace(member_processes=2), out_dir=tmp_path / "once")
+    at_once, outcome = loop.fit_members(_pair(), train, val, ecstfl=False)
+    for ours, theirs in zip(at_once.members, in_turn.members, strict=True):
+        for a, b in zip(ours.state_dict().values(), theirs.state_dict().values(), strict=True):
+            assert torch.equal(a, b)  # same seeds, same thread count: the same weights
+    configs = [load_checkpoint(tmp_path / "once" / f"member{k}" / "checkpoint.pt")["config"]
+               for k in (1, 2)]
+    assert [c["seed"] for c in configs] == [5, 6]
+    extra = outcome.extra
+    assert extra["members"] == 2 and extra["epochs_run"] == 6
+    assert outcome.timings["train_images_per_second"] > 0
+    parts = [row["part"] for row in loop.sub_model_history]
+    assert list(dict.fromkeys(parts)) == ["member 1", "member 2"]
+    assert not at_once.training
+
+
+def test_members_at_once_share_the_whole_budget(task_dir: Path, tmp_path: Path) -> None:
+    train, val = _splits(task_dir)
+    cfg = quick_config(epochs=40, budget_minutes=0.05, patience=0, member_processes=2)
+    TrainerLoop(cfg, out_dir=tmp_path).fit_members(_pair(), train, val, ecstfl=False)
+    configs = [load_checkpoint(tmp_path / f"member{k}" / "checkpoint.pt")["config"]
+               for k in (1, 2)]
+    # one wave: each member gets the time left (at least the half that members in turn get)
+    assert all(c["budget_minutes"] > 0.05 / 2 + 1e-9 for c in configs)
+
+
+def test_a_member_failing_in_its_process_raises_its_error(task_dir: Path,
+                                                          tmp_path: Path) -> None:
+    train, _ = _splits(task_dir)
+    empty = SplitData.from_arrays(np.zeros((0, 3, 16, 16), np.float32), np.zeros(0, np.int64),
+                                  name="empty-val")
+    loop = TrainerLoop(quick_config(member_processes=2), out_dir=tmp_path)
+    with pytest.raises(DataError, match="empty-val: split is empty") as failure:
+        loop.fit_members(_pair(), train, empty, ecstfl=False)
+    assert any("member 1's training process" in note for note in failure.value.__notes__)
+
+
+def test_members_at_once_refuse_set_ups_that_cannot_share_the_cores(task_dir: Path) -> None:
+    train, val = _splits(task_dir)
+    cfg = quick_config(member_processes=2)
+    with pytest.raises(ConfigError, match="per-epoch callback"):
+        TrainerLoop(cfg, on_epoch_end=lambda row: None).fit_members(_pair(), train, val,
+                                                                    ecstfl=False)
+    with pytest.raises(ConfigError, match="torchrun ranks"):
+        TrainerLoop(cfg, ctx=DistContext(rank=0, world_size=2)).fit_members(
+            _pair(), train, val, ecstfl=False)
+    with pytest.raises(ConfigError, match="member_processes: must be >= 1"):
+        quick_config(member_processes=0)
 
 
 def test_train_stage_saves_and_rebuilds_an_ensemble(tmp_path: Path) -> None:
