@@ -154,6 +154,21 @@ def test_members_at_once_train_what_members_in_turn_train(task_dir: Path, tmp_pa
     assert not at_once.training
 
 
+def test_a_split_travels_to_another_process_as_its_mapped_files(task_dir: Path) -> None:
+    import pickle
+
+    train = load_split(task_dir, "train", ("color",))
+    train.preload()
+    again = pickle.loads(pickle.dumps(train))
+    assert isinstance(again.parts[0], np.memmap) and again._tensor is None  # mapped, not copied
+    assert np.array_equal(again.rows(slice(None)), train.rows(slice(None)))
+    assert np.array_equal(again.y, train.y)
+    part = SplitData(parts=[train.parts[0][2:]], y=train.y[2:], name="slice")
+    sliced = pickle.loads(pickle.dumps(part))  # a view of the file travels as its values
+    assert not isinstance(sliced.parts[0], np.memmap)
+    assert np.array_equal(sliced.rows(slice(None)), part.rows(slice(None)))
+
+
 def test_members_at_once_share_the_whole_budget(task_dir: Path, tmp_path: Path) -> None:
     train, val = _splits(task_dir)
     cfg = quick_config(epochs=40, budget_minutes=0.05, patience=0, member_processes=2)
