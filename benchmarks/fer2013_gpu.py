@@ -640,11 +640,16 @@ def score_ensemble(work: Path, names: list[str]) -> dict[str, Any]:
     :class:`~components.models.ensemble.SeedEnsemble` (the mean of their logits) and scored
     on the test splits with the runs' test-time views and without.
     """
+    from components.errors import DataError, one_line
     from components.models import TorchClassifier, load_trained
     from components.models.ensemble import SeedEnsemble
     from components.training.run import score
 
-    loaded = [load_trained(work / "runs" / "train" / n) for n in names]
+    try:
+        loaded = [load_trained(work / "runs" / "train" / n) for n in names]
+    except DataError as exc:
+        raise SystemExit(f"--ensemble: {one_line(str(exc))}; the weights stay in the staged "
+                         "workspace of a CPU run (--work)") from None
     spec = loaded[0][0]
     views = {(s.arch, s.tta_mirror, s.tta_shift, tuple(s.classes)) for s, _ in loaded}
     if len(views) != 1:

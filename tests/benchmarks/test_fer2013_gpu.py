@@ -167,6 +167,9 @@ def test_report_scores_runs_side_by_side_as_one_seed_ensemble(tmp_path: Path) ->
     with pytest.raises(SystemExit, match="not runs of"):
         gpu.report(archive, tmp_path / "absent.json", "pair", tmp_path / "results",
                    ensemble=["a", "c"], work=work)
+    with pytest.raises(SystemExit, match="weights stay in the staged workspace"):
+        gpu.report(archive, tmp_path / "absent.json", "pair", tmp_path / "results",
+                   ensemble=["a", "b"], work=tmp_path / "elsewhere")
 
 
 def test_staging_without_wheels_copies_the_pixels_alone(tmp_path: Path) -> None:
