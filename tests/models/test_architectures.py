@@ -319,7 +319,32 @@ def test_baseline_defaults_are_two_convs_per_block_at_the_scaled_widths():
     ({"channels": [8, 0, 16, 32]}, "at least one block"),
     ({"block_convs": [1, 2, 2]}, "4 counts"),
     ({"channels": [8, 16], "block_convs": [1, 0]}, "each >= 1"),
+    ({"head_grid": 0}, "head_grid"),
+    ({"head_grid": 1.5}, "head_grid"),
 ])
 def test_baseline_block_settings_that_cannot_be_built_are_refused(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         create_model("baseline_cnn", 7, 1, **kwargs)
+
+
+def test_baseline_head_grid_keeps_where_in_the_face_a_feature_fired():
+    model = create_model("baseline_cnn", 7, 1, width=0.125, head_grid=3).eval()
+    assert model.head[1].in_features == 64 * 9
+    faces = torch.randn(2, 1, 48, 48)
+    assert model(faces).shape == (2, 7)
+    # The same features in other cells give other logits; global averaging could not tell.
+    swapped = torch.flip(model.features(faces), dims=(3,))
+    head_in = torch.flatten(model.pool(swapped), 1)
+    assert not torch.allclose(model.head(head_in), model(faces))
+    # Other input sizes still reach the head's fixed width (the grid pools to 3x3).
+    assert model(torch.randn(1, 1, 64, 64)).shape == (1, 7)
+
+
+def test_baseline_head_grid_one_is_the_global_average():
+    torch.manual_seed(0)
+    default = create_model("baseline_cnn", 7, 1, width=0.125)
+    torch.manual_seed(0)
+    explicit = create_model("baseline_cnn", 7, 1, width=0.125, head_grid=1)
+    for (name, a), (_, b) in zip(default.state_dict().items(),
+                                 explicit.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
