@@ -162,10 +162,9 @@ VARIANTS["cpu_recipe_ema"] = {**VARIANTS["cpu_recipe"], "train.ema_decay": 0.999
 # more images/s together than one two-thread process.
 VARIANTS["cpu_recipe_ema_seed1"] = {**VARIANTS["cpu_recipe_ema"], "train.seed": 1}
 # The recipe with the last 3x3 map flattened into the head (``head_grid: 3``) instead of its
-# global average, at seeds 0 and 1: where in the aligned face a feature fired reaches the
-# classifier (524,288 more weights in the first FC layer, next to no arithmetic). Compared
-# with ``cpu_recipe_ema`` and ``cpu_recipe_ema_seed1`` in the same set-up
-# (fer2013_cpu_members_at_once.md).
+# global average: where in the aligned face a feature fired reaches the classifier (524,288
+# more weights in the first FC layer, next to no arithmetic). Run beside ``cpu_recipe_ema``
+# at the same seed, a core each, so both share the machine's moods alike.
 GRID3 = {f"train.overrides.{ARCH}.head_grid": 3}
 VARIANTS["cpu_recipe_ema_grid3"] = {**VARIANTS["cpu_recipe_ema"], **GRID3}
 VARIANTS["cpu_recipe_ema_grid3_seed1"] = {**VARIANTS["cpu_recipe_ema_seed1"], **GRID3}
