@@ -387,7 +387,10 @@ def run(part: Path, staged: Path, out: Path, minutes: float, names: list[str],
     reference = pack_info.get("preprocess_md5") or {}
     mine = file_md5s(work / "artifacts/preprocess")
     differing = sorted(k for k in reference if mine.get(k) != reference[k])
-    summary = {"commit": pack_info["commit"], "recipe": RECIPE, "minutes": minutes,
+    # the code that trains is this checkout as it is now, which may be later than the pack's
+    # (a GPU machine's copy has no git: None there, and ``report --code-commit`` names it)
+    summary = {"commit": pack_info["commit"], "code_commit": git_commit(REPO_ROOT),
+               "recipe": RECIPE, "minutes": minutes,
                "pack_command": pack_info.get("pack_command"), "wheels": pack_info["wheels"],
                "run_command": shlex.join(["python", "benchmarks/fer2013_gpu.py", "run",
                                           "--part", str(part), "--minutes", str(minutes),
@@ -534,6 +537,16 @@ def _timeline_line(row: dict[str, Any]) -> str | None:
             f"scoring, files) {times['last_line'] - times['last_epoch']:.0f} s")
 
 
+def _commits_line(payload: dict[str, Any]) -> str:
+    """The pack's commit (data, params, wheels) and, where it differs, the code's."""
+    pack, code = payload.get("commit"), payload.get("code_commit")
+    if not code:
+        return f"`{pack}` (the pack's; the code's not recorded)"
+    if code == pack:
+        return f"`{pack}`"
+    return f"code `{code}`, pack (data, params, wheels) `{pack}`"
+
+
 def _machine_line(payload: dict[str, Any]) -> str:
     """The GPU machine: from the summary, else from what the runs' records say they ran on."""
     machine = payload.get("machine")
@@ -582,7 +595,7 @@ def markdown(payload: dict[str, Any]) -> str:
         + ("here `python benchmarks/fer2013_gpu.py stage --part .gpu/a --no-wheels`" if on_cpu
            else "on the GPU machine `python benchmarks/fer2013_gpu.py stage --part .gpu/a`")
         + f" and {run_command}, then `{payload['command']}`",
-        f"- commit: `{payload['commit']}`; recipe `{RECIPE}` (conf/recipe/{RECIPE}.yaml) with "
+        f"- commit: {_commits_line(payload)}; recipe `{RECIPE}` (conf/recipe/{RECIPE}.yaml) with "
         f"`train.device: {payload['device']}`, tracking off ("
         + ("as on the GPU machine" if on_cpu else "no MLflow on that machine")
         + f"), `train.budget_minutes: {payload['minutes']}` per run, {_sharing(payload)}",
@@ -712,10 +725,12 @@ def _ensemble_lines(payload: dict[str, Any]) -> list[str]:
 
 
 def report(runs: Path, pack_json: Path, name: str, out_dir: Path = RESULTS_DIR,
-           ensemble: list[str] | None = None, work: Path = STAGED / "ws") -> None:
+           ensemble: list[str] | None = None, work: Path = STAGED / "ws",
+           code_commit: str | None = None) -> None:
     """``<out_dir>/<name>.{json,md}`` from the archive the GPU machine sent back; with
     ``ensemble``, also those runs as one seed ensemble (:func:`score_ensemble`, from the
-    weights in the staged workspace ``work`` of a CPU run)."""
+    weights in the staged workspace ``work`` of a CPU run). ``code_commit`` names the
+    checkout the runs trained with where the summary could not (a GPU machine has no git)."""
     if not runs.is_file():
         raise SystemExit(f"report: {runs} is not a file; pass the {ARCHIVE} the run call sent "
                          "back")
@@ -723,6 +738,7 @@ def report(runs: Path, pack_json: Path, name: str, out_dir: Path = RESULTS_DIR,
     summary = read_archive(runs, pack_info)
     payload = {
         "command": command_line(sys.argv[1:]),
+        "code_commit": code_commit or summary.get("code_commit"),
         **{k: summary.get(k) for k in ("commit", "minutes", "device", "run_command", "wheels",
                                        "stage_seconds", "machine", "preprocess_bytes",
                                        "complete", "salvaged")},
@@ -769,6 +785,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="pack's record (the commit), for an archive without a summary")
     w.add_argument("--name", default="fer2013_gpu", type=results_name,
                    help="benchmarks/results/<name>.{json,md}")
+    w.add_argument("--code-commit", default=None,
+                   help="the commit the runs trained with, where the archive does not record "
+                   "it (a GPU machine's copy has no git)")
     w.add_argument("--ensemble", default="",
                    help="comma-separated runs to score as one seed ensemble as well (a CPU "
                    "run's: their weights stay in the staged workspace)")
@@ -791,7 +810,8 @@ def main(argv: list[str] | None = None) -> int:
         run(args.part, args.staged, args.out, args.minutes, names, args.device)
     else:
         report(args.runs, args.pack, args.name,
-               ensemble=[n for n in args.ensemble.split(",") if n] or None, work=args.work)
+               ensemble=[n for n in args.ensemble.split(",") if n] or None, work=args.work,
+               code_commit=args.code_commit)
     return 0
 
 

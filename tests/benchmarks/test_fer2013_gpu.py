@@ -88,6 +88,27 @@ def test_report_reads_a_complete_archive(tmp_path: Path) -> None:
     assert "identical to the workspace's" in written and "copied back" not in written
 
 
+def test_the_code_commit_is_named_beside_the_packs_when_they_differ(tmp_path: Path) -> None:
+    """Code committed after the pack (a new variant) trains on the pack's data: the results
+    file must name the code's commit, from the summary or from ``--code-commit``."""
+    summary = {"commit": "abc", "recipe": "fer2013", "minutes": 6.5, "device": "cuda",
+               "complete": True, "pack_command": "pack", "run_command": "run", "wheels": [],
+               "runs": {"width10": {"returncode": 0, "wall_seconds": 480.0,
+                                    "overrides": gpu.VARIANTS["width10"], "threads": 5}}}
+    files = {**_run_files("width10")}
+    unrecorded = _report(tmp_path, _archive(tmp_path / "a.tar.gz",
+                                            {"runs/summary.json": summary, **files}))
+    assert "`abc` (the pack's; the code's not recorded)" in unrecorded
+    recorded = _report(tmp_path, _archive(tmp_path / "b.tar.gz", {
+        "runs/summary.json": {**summary, "code_commit": "fed"}, **files}))
+    assert "code `fed`, pack (data, params, wheels) `abc`" in recorded
+    gpu.report(tmp_path / "a.tar.gz", tmp_path / "absent.json", "named", tmp_path / "results",
+               code_commit="bee")
+    named = (tmp_path / "results" / "named.md").read_text()
+    assert "code `bee`" in named
+    assert json.loads((tmp_path / "results" / "named.json").read_text())["code_commit"] == "bee"
+
+
 def test_a_cpu_run_of_the_flow_is_reported_as_one_no_card_named(tmp_path: Path) -> None:
     summary = {"commit": "abc", "recipe": "fer2013", "minutes": 25.0, "device": "cpu",
                "complete": True, "pack_command": "python benchmarks/fer2013_gpu.py pack",
