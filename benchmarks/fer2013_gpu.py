@@ -785,7 +785,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="pack's record (the commit), for an archive without a summary")
     w.add_argument("--name", default="fer2013_gpu", type=results_name,
                    help="benchmarks/results/<name>.{json,md}")
-    w.add_argument("--code-commit", default=None,
+    w.add_argument("--code-commit", default=None, type=commit_hash,
                    help="the commit the runs trained with, where the archive does not record "
                    "it (a GPU machine's copy has no git)")
     w.add_argument("--ensemble", default="",
@@ -794,6 +794,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     w.add_argument("--work", type=Path, default=STAGED / "ws",
                    help="the staged workspace holding the runs' weights (--ensemble)")
     return parser.parse_args(argv)
+
+
+def commit_hash(text: str) -> str:
+    """``--code-commit`` as a git hash (7-40 hex digits, ``-dirty`` allowed): anything else
+    would be written into the results file as the code that trained."""
+    if not re.fullmatch(r"[0-9a-f]{7,40}(-dirty)?", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a commit hash (7-40 hex digits)")
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -109,6 +109,15 @@ def test_the_code_commit_is_named_beside_the_packs_when_they_differ(tmp_path: Pa
     assert json.loads((tmp_path / "results" / "named.json").read_text())["code_commit"] == "bee"
 
 
+def test_a_code_commit_that_is_no_hash_is_refused(capsys) -> None:
+    import pytest
+
+    assert gpu.commit_hash("2c9f191") == "2c9f191"
+    with pytest.raises(SystemExit):
+        gpu.parse_args(["report", "--runs", "x.tar.gz", "--code-commit", "HEAD~1"])
+    assert "not a commit hash" in capsys.readouterr().err
+
+
 def test_a_cpu_run_of_the_flow_is_reported_as_one_no_card_named(tmp_path: Path) -> None:
     summary = {"commit": "abc", "recipe": "fer2013", "minutes": 25.0, "device": "cpu",
                "complete": True, "pack_command": "python benchmarks/fer2013_gpu.py pack",
