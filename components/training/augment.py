@@ -1,5 +1,5 @@
 """On-the-fly training augmentation on whole batches: mirroring, shifts, small rotations and
-zooms, random crops and random erasing.
+zooms, random crops, random erasing and mixup.
 
 Each sample's channels (depth, colour, 2-D colour stacked together) and every frame of a clip
 get the SAME flip and shift, so modalities stay pixel-aligned (methods.md 1.9). Random draws
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -172,3 +173,28 @@ def augment_batch(
     x = rotate_scale(x, generator, max_degrees, max_scale)
     x = random_crop(x, generator, crop)
     return random_erase(x, generator, erase_p)
+
+
+def mixup(
+    x: torch.Tensor, generator: torch.Generator, alpha: float
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Blend each sample with another of the batch (Zhang et al. 2018 mixup).
+
+    Returns the blended batch, the partner of each sample (a permutation of the batch) and
+    the weight ``lam`` of the sample's own image, drawn from Beta(alpha, alpha) and folded
+    to >= 0.5 so each blend's own label stays the larger share (the training accuracy then
+    counts against it). The loss must blend the two labels by the same weight. Faces between
+    two expressions give the late, low-rate epochs of a short schedule less to memorise.
+    ``alpha`` <= 0 returns the batch unchanged with weight 1 and draws nothing, so runs
+    without it replay unchanged.
+    """
+    n = x.shape[0]
+    if alpha <= 0:
+        return x, torch.arange(n, device=x.device), 1.0
+    # torch has no Beta draw from a caller's generator: a seed drawn from it keeps the
+    # weight deterministic per (seed, epoch, step).
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    lam = float(np.random.default_rng(seed).beta(alpha, alpha))
+    lam = max(lam, 1.0 - lam)
+    partner = torch.randperm(n, generator=generator).to(x.device, non_blocking=True)
+    return lam * x + (1.0 - lam) * x[partner], partner, lam

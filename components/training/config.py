@@ -89,6 +89,10 @@ class TrainConfig:
     # last step's (components/training/averaging.py): per-step decay, 0 = off. 0.999 at
     # about 900 steps an epoch averages over roughly the last epoch.
     ema_decay: float = 0.0
+    # Mixup (Zhang et al. 2018): each training batch is blended with a shuffled copy of
+    # itself at a Beta(alpha, alpha) weight and the loss blends both labels alike; 0 = off.
+    # Not with EC-STFL, whose loss is defined on the batch's unblended classes.
+    mixup_alpha: float = 0.0
     # Time budget of one fit in minutes: the epoch count is planned from a timed probe
     # (at most ``epochs``), the schedule fitted to it, and training stops cleanly when the
     # next epoch would overrun. Depends on the machine: not byte-reproducible. null = off.
@@ -143,6 +147,8 @@ class TrainConfig:
             raise ConfigError(f"train.logit_adjust: must be >= 0, got {self.logit_adjust}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"train.ema_decay: must be in [0, 1) (0 = off), got {self.ema_decay}")
+        if self.mixup_alpha < 0:
+            raise ConfigError(f"train.mixup_alpha: must be >= 0 (0 = off), got {self.mixup_alpha}")
         if self.budget_minutes is not None and self.budget_minutes <= 0:
             raise ConfigError(
                 f"train.budget_minutes: must be > 0 or null, got {self.budget_minutes}"

@@ -34,7 +34,7 @@ from components.isa import caps_allow_amx, caps_allow_bf16
 from components.machine import CPUINFO, cpuinfo_field
 from components.models.contract import logits_of, tta_views
 from components.models.simple_fit import TrainFn, check_fit_settings
-from components.training.augment import augment_batch
+from components.training.augment import augment_batch, mixup
 from components.training.averaging import WeightAverage
 from components.training.budget import (
     REPLAN_WINDOW,
@@ -252,6 +252,12 @@ class Trainer:
         self.classes = list(classes) if classes is not None else None
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.ecstfl = ecstfl
+        if ecstfl and cfg.mixup_alpha > 0:
+            raise ConfigError(
+                f"train.mixup_alpha ({cfg.mixup_alpha}) with EC-STFL: its loss is defined on "
+                "the batch's unblended classes; set mixup per architecture instead "
+                "(train.overrides.<arch>.mixup_alpha)"
+            )
         self.ctx = ctx or current_context()
         self.model = model
         self.device = resolve_device(cfg.device, self.ctx)
@@ -578,8 +584,12 @@ class Trainer:
                 max_degrees=cfg.rotate, max_scale=cfg.scale, erase_p=cfg.erase_p,
                 crop=cfg.crop,
             )
+            x, partner, own = mixup(x, aug, cfg.mixup_alpha)
             logits, features = self._forward(net, self._to_input(x), features=self.ecstfl)
-            loss = criterion(logits + adjust if adjust is not None else logits, y)
+            scores = logits + adjust if adjust is not None else logits
+            loss = criterion(scores, y)
+            if own < 1.0:
+                loss = own * loss + (1.0 - own) * criterion(scores, y[partner])
             if self.ecstfl:
                 loss = loss + cfg.ecstfl_lambda * self._ecstfl_loss(features, y)
             optimizer.zero_grad(set_to_none=True)
