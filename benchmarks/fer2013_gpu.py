@@ -609,7 +609,9 @@ def markdown(payload: dict[str, Any]) -> str:
         f"- machine: {_machine_line(payload)}",
         _stages_line(payload),
         "- scores: the official PrivateTest (3,589 faces) and its de-duplicated subset, "
-        "mirror TTA and none; these runs are not registered ("
+        "with the run's test-time averaging (TTA: the mirror, and where `tta_shift` is set "
+        "both faces shifted towards the four corners too, ten views) and without; these runs "
+        "are not registered ("
         + ("tracking off)" if on_cpu else "no MLflow there)"),
     ]
     if payload.get("salvaged"):
@@ -643,7 +645,7 @@ def markdown(payload: dict[str, Any]) -> str:
     if timelines:
         lines += ["", "Where each run's time went (seconds since it started, from the stamps "
                   "on its log lines):", "", *timelines]
-    lines += ["", "Per-class recall on the official PrivateTest (mirror TTA):", ""]
+    lines += ["", "Per-class recall on the official PrivateTest (TTA):", ""]
     for row in payload["runs"]:
         recall = row.get("test_per_class_recall") or {}
         lines.append(f"- {row['variant']}: " + ", ".join(f"{k} {pct(v)}"
