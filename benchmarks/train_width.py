@@ -2,7 +2,7 @@
 
     python benchmarks/train_width.py [--arch baseline_cnn] [--widths 0.25 0.375 0.5] \
         [--baseline 0.5] [--crops 0 40] [--samples 2048] [--batch-size 64] [--repeats 3] \
-        [--rows 57418] [--precision fp32|bf16] [--name NAME]
+        [--rows 57418] [--precision fp32|bf16] [--name NAME] [--profile] [--out-dir D]
 
 A recipe with a minutes budget trades capacity for epochs: this measures the trade on the
 machine at hand. Every width trains the same random 48x48 grey faces for one epoch through
@@ -15,8 +15,13 @@ of that size (``train.crop``; 0 = whole faces, the default), the other way to bu
 The ``--baseline`` width on whole faces (on the first crop size when 0 is not among them) is
 the reference of the printed ratios. ``--rows`` turns speed into the epochs a 60-minute
 budget would buy on a training set of that size (57,418 rows: the fer2013 recipe's 1:1
-clean/occluded mix). ``--name`` names the results file (default ``train_width_<arch>``,
-``_bf16`` appended for bf16), so a second kind of CPU keeps its own file beside the first's.
+clean/occluded mix). ``--profile`` also profiles one more epoch of the baseline
+(``torch.profiler``, CPU) and reports where its time went: the share of each operator and of
+each feature-map size (the spatial size of an operator's first 4-D input, so a convolution's
+or batch norm's backward counts at the size of its map), the evidence for deciding where a
+network can take capacity cheaply on the machine at hand. ``--name`` names the results file
+(default ``train_width_<arch>``, ``_bf16`` appended for bf16), so a second kind of CPU keeps
+its own file beside the first's.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import shlex
 import statistics
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +42,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.report import (  # noqa: E402
+    RESULTS_DIR,
     git_commit,
     machine_facts,
     results_name,
@@ -50,6 +57,7 @@ CLASSES = 7
 FACE_PX = 48
 BUDGET_SECONDS = 3600
 PRECISION_NAMES = {"fp32": "float32", "bf16": "bf16 autocast"}
+PROFILE_TOP_OPS = 12
 
 
 def parameter_count(arch: str, width: float) -> int:
@@ -81,6 +89,46 @@ def one_epoch(args: argparse.Namespace, width: float, crop: int, train: SplitDat
     return len(train) / (time.perf_counter() - start)
 
 
+def map_label(input_shapes: list) -> str:
+    """The feature-map size an operator worked on: its first 4-D input's H x W."""
+    for shape in input_shapes or []:
+        if isinstance(shape, (list, tuple)) and len(shape) == 4:
+            return f"{shape[2]}x{shape[3]}"
+    return "no 4-D input"
+
+
+def profile_epoch(args: argparse.Namespace, width: float, crop: int,
+                  train: SplitData) -> dict[str, list[tuple[str, float]]]:
+    """Shares of one epoch's operator time (self CPU time, the profiler's own overhead
+    included alike everywhere) by operator and by feature-map size: (name, share) pairs,
+    largest first (pairs, since the results file sorts a mapping's keys)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        one_epoch(args, width, crop, train)
+    by_op: dict[str, float] = defaultdict(float)
+    by_map: dict[str, float] = defaultdict(float)
+    for event in prof.key_averages(group_by_input_shape=True):
+        by_op[event.key] += event.self_cpu_time_total
+        by_map[map_label(event.input_shapes)] += event.self_cpu_time_total
+    total = sum(by_op.values()) or 1.0
+
+    def shares(times: dict[str, float]) -> list[tuple[str, float]]:
+        return [(k, v / total) for k, v in sorted(times.items(), key=lambda kv: -kv[1])]
+
+    return {"by_operator": shares(by_op), "by_map": shares(by_map)}
+
+
+def profile_lines(profile: dict[str, list[tuple[str, float]]], key: str) -> list[str]:
+    """The profile's two tables for people: maps whole, operators down to the top few."""
+    maps = [f"| {name} | {share:.1%} |" for name, share in profile["by_map"]]
+    ops = [f"| `{name}` | {share:.1%} |"
+           for name, share in profile["by_operator"][:PROFILE_TOP_OPS]]
+    return ["", f"## Where one epoch of width {key} spent its time (torch.profiler, self CPU "
+            "time)", "", "| feature map (H x W of the first 4-D input) | share |", "|---|---|",
+            *maps, "", f"| operator (top {PROFILE_TOP_OPS}) | share |", "|---|---|", *ops]
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="baseline_cnn")
@@ -97,6 +145,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "train_width_<arch>_bf16)")
     parser.add_argument("--name", default=None, type=results_name,
                         help="results file name (default train_width_<arch>[_bf16])")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile one epoch of the baseline: time by operator and "
+                        "by feature-map size")
+    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR,
+                        help="where the results files go (default benchmarks/results)")
     args = parser.parse_args(argv)
     if args.baseline not in args.widths:
         parser.error(f"--baseline {args.baseline} must be one of --widths {args.widths}")
@@ -121,6 +174,7 @@ def markdown(command: str, payload: dict, args: argparse.Namespace) -> str:
                     f"{payload['parameters'][str(width)]:,} | {payload['median'][key]:.0f} | "
                     f"{payload['ratio_to_baseline'][key]:.2f}x | "
                     f"{payload['epochs_per_hour'][key]:.1f} |")
+    profile = payload.get("profile")
     return "\n".join([
         f"# Trainer throughput by width: {args.arch}", "",
         f"- command: `{command}`", f"- commit: `{payload['commit']}`",
@@ -134,6 +188,7 @@ def markdown(command: str, payload: dict, args: argparse.Namespace) -> str:
         f" | epochs of {args.rows:,} rows in 60 min |",
         "|---|---|---|---|---|---|", *rows, "",
         "Speed ratios were measured in the same run; epochs per hour ignore validation time.",
+        *(profile_lines(profile, baseline_key(args)) if profile else []),
     ])
 
 
@@ -156,15 +211,21 @@ def main(argv: list[str] | None = None) -> int:
     base = medians[baseline_key(args)]
     payload = {
         "command": command, "commit": git_commit(REPO_ROOT), "machine": machine_facts(),
-        "settings": vars(args), "images_per_second": speeds, "median": medians,
+        "settings": {k: v for k, v in vars(args).items() if k != "out_dir"},
+        "images_per_second": speeds, "median": medians,
         "parameters": {str(w): parameter_count(args.arch, w) for w in args.widths},
         "ratio_to_baseline": {w: m / base for w, m in medians.items()},
         "epochs_per_hour": {w: m * BUDGET_SECONDS / args.rows for w, m in medians.items()},
     }
+    if args.profile:
+        base_width, base_crop = next(v for v in variants(args)
+                                     if variant_key(*v) == baseline_key(args))
+        payload["profile"] = profile_epoch(args, base_width, base_crop, train)
     text = markdown(command, payload, args)
     print(text)
     suffix = "" if args.precision == "fp32" else f"_{args.precision}"
-    for path in write_results(args.name or f"train_width_{args.arch}{suffix}", payload, text):
+    name = args.name or f"train_width_{args.arch}{suffix}"
+    for path in write_results(name, payload, text, args.out_dir):
         print(f"wrote {path}")
     return 0
 

@@ -1,0 +1,48 @@
+"""The width benchmark on a tiny set: speeds compared in the same run, and the profile of
+the baseline's epoch split by operator and by feature-map size."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import train_width
+
+TINY = ["--widths", "0.125", "0.25", "--baseline", "0.25", "--samples", "64",
+        "--batch-size", "16", "--repeats", "1"]
+
+
+def test_profile_splits_the_baseline_epoch_by_operator_and_map(tmp_path: Path) -> None:
+    assert train_width.main([*TINY, "--profile", "--name", "tw", "--out-dir",
+                             str(tmp_path)]) == 0
+    payload = json.loads((tmp_path / "tw.json").read_text())
+    assert payload["ratio_to_baseline"]["0.25"] == pytest.approx(1.0)
+    assert "out_dir" not in payload["settings"]
+    profile = payload["profile"]
+    for table in ("by_operator", "by_map"):
+        shares = [share for _, share in profile[table]]
+        assert sum(shares) == pytest.approx(1.0)
+        assert shares == sorted(shares, reverse=True)
+    # Four blocks halve the 48x48 faces: every map size the network works on shows up.
+    assert {"48x48", "24x24", "12x12", "6x6"} <= {name for name, _ in profile["by_map"]}
+    assert any("convolution" in name for name, _ in profile["by_operator"])
+    text = (tmp_path / "tw.md").read_text()
+    assert "Where one epoch of width 0.25 spent its time" in text and "| 48x48 |" in text
+
+
+def test_without_profile_nothing_is_profiled(tmp_path: Path) -> None:
+    assert train_width.main([*TINY, "--name", "plain", "--out-dir", str(tmp_path)]) == 0
+    assert "profile" not in json.loads((tmp_path / "plain.json").read_text())
+    assert "spent its time" not in (tmp_path / "plain.md").read_text()
+
+
+@pytest.mark.parametrize("shapes,label", [
+    ([[16, 32, 48, 48], [32]], "48x48"),
+    ([[], [16, 64, 24, 24, 1]], "no 4-D input"),
+    ([[7, 3], [2, 8, 6, 6]], "6x6"),
+    ([], "no 4-D input"),
+])
+def test_map_label_reads_the_first_four_d_input(shapes, label) -> None:
+    assert train_width.map_label(shapes) == label
