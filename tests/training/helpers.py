@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
 from components.training.config import TrainConfig
+from components.training.data import SplitData, load_split
+from components.training.trainer import Trainer, seed_everything
+from tests.synthetic_task import make_synthetic_task
+
+# The synthetic task's expressions, in the order its labels index them.
+SYNTHETIC_CLASSES = ["anger", "happiness", "neutral", "surprise"]
 
 
 class TinyCNN(nn.Module):
@@ -47,3 +55,22 @@ def quick_config(**changes) -> TrainConfig:
                 patience=0, progress=False, seed=0)
     base.update(changes)
     return TrainConfig(**base)
+
+
+def synthetic_color_splits(root: Path) -> tuple[SplitData, SplitData]:
+    """Train and val splits of the synthetic 16 px task's colour images, written under
+    ``root``: small enough that a trainer test fits a few epochs in seconds."""
+    make_synthetic_task(root, "rgbd", size=16)
+    return (load_split(root / "image", "train", ("color",)),
+            load_split(root / "image", "val", ("color",)))
+
+
+def seeded_tiny_cnn() -> TinyCNN:
+    """A :class:`TinyCNN` for the synthetic task, with the same initial weights each call."""
+    seed_everything(0)
+    return TinyCNN(len(SYNTHETIC_CLASSES), 3)
+
+
+def tiny_trainer(cfg: TrainConfig, **kwargs) -> Trainer:
+    """A trainer of a fresh :func:`seeded_tiny_cnn` on the synthetic task's classes."""
+    return Trainer(seeded_tiny_cnn(), cfg, SYNTHETIC_CLASSES, **kwargs)

@@ -10,25 +10,7 @@ from torch import nn
 
 from components.errors import ConfigError
 from components.training.averaging import WeightAverage
-from components.training.data import load_split
-from components.training.trainer import Trainer, seed_everything
-from tests.synthetic_task import make_synthetic_task
-from tests.training.helpers import TinyCNN, quick_config
-
-CLASSES = ["anger", "happiness", "neutral", "surprise"]
-
-
-@pytest.fixture(scope="module")
-def splits(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("preprocess")
-    make_synthetic_task(root, "rgbd", size=16)
-    return (load_split(root / "image", "train", ("color",)),
-            load_split(root / "image", "val", ("color",)))
-
-
-def _tiny() -> TinyCNN:
-    seed_everything(0)
-    return TinyCNN(4, 3)
+from tests.training.helpers import quick_config, tiny_trainer
 
 
 def test_average_follows_the_warmed_up_decay_and_copies_integer_buffers() -> None:
@@ -58,10 +40,11 @@ def test_average_refuses_a_decay_outside_the_open_interval() -> None:
         quick_config(ema_decay=1.0)
 
 
-def test_trainer_keeps_the_average_it_validated_and_trains_the_same_weights(splits) -> None:
-    train, val = splits
-    plain = Trainer(_tiny(), quick_config(epochs=3), CLASSES).fit(train, val)
-    averaged_trainer = Trainer(_tiny(), quick_config(epochs=3, ema_decay=0.9), CLASSES)
+def test_trainer_keeps_the_average_it_validated_and_trains_the_same_weights(
+        synthetic_splits) -> None:
+    train, val = synthetic_splits
+    plain = tiny_trainer(quick_config(epochs=3)).fit(train, val)
+    averaged_trainer = tiny_trainer(quick_config(epochs=3, ema_decay=0.9))
     averaged = averaged_trainer.fit(train, val)
     # The average is only looked at: the optimiser steps the same trained weights.
     assert [r["train_loss"] for r in averaged.history] == pytest.approx(
@@ -77,22 +60,22 @@ def test_trainer_keeps_the_average_it_validated_and_trains_the_same_weights(spli
     assert differs
 
 
-def test_without_restore_best_the_run_ends_on_the_average(splits) -> None:
-    train, val = splits
+def test_without_restore_best_the_run_ends_on_the_average(synthetic_splits) -> None:
+    train, val = synthetic_splits
     cfg = quick_config(epochs=2, restore_best=False)
-    last = Trainer(_tiny(), cfg, CLASSES).fit(train, val).model.state_dict()
+    last = tiny_trainer(cfg).fit(train, val).model.state_dict()
     # A decay near zero makes the average the last step's weights: the same model back.
-    near_zero = Trainer(_tiny(), cfg.replace(ema_decay=1e-9), CLASSES).fit(train, val)
+    near_zero = tiny_trainer(cfg.replace(ema_decay=1e-9)).fit(train, val)
     for key, value in last.items():
         torch.testing.assert_close(near_zero.model.state_dict()[key], value, atol=1e-6, rtol=0)
-    slow = Trainer(_tiny(), cfg.replace(ema_decay=0.99), CLASSES).fit(train, val)
+    slow = tiny_trainer(cfg.replace(ema_decay=0.99)).fit(train, val)
     assert not torch.allclose(slow.model.state_dict()["fc.weight"], last["fc.weight"])
 
 
-def test_resuming_with_an_average_from_a_run_without_one_is_refused(splits,
+def test_resuming_with_an_average_from_a_run_without_one_is_refused(synthetic_splits,
                                                                    tmp_path: Path) -> None:
-    train, val = splits
-    Trainer(_tiny(), quick_config(epochs=1), CLASSES, out_dir=tmp_path).fit(train, val)
-    resumed = Trainer(_tiny(), quick_config(epochs=2, ema_decay=0.9), CLASSES, out_dir=tmp_path)
+    train, val = synthetic_splits
+    tiny_trainer(quick_config(epochs=1), out_dir=tmp_path).fit(train, val)
+    resumed = tiny_trainer(quick_config(epochs=2, ema_decay=0.9), out_dir=tmp_path)
     with pytest.raises(ConfigError, match="ema_decay"):
         resumed.fit(train, val, resume=True)

@@ -7,25 +7,11 @@ import torch
 
 from components.errors import ConfigError
 from components.training.augment import mixup
-from components.training.data import load_split
-from components.training.trainer import Trainer, seed_everything
-from tests.synthetic_task import make_synthetic_task
-from tests.training.helpers import TinyCNN, quick_config
-
-CLASSES = ["anger", "happiness", "neutral", "surprise"]
-
-
-@pytest.fixture(scope="module")
-def splits(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("preprocess")
-    make_synthetic_task(root, "rgbd", size=16)
-    return (load_split(root / "image", "train", ("color",)),
-            load_split(root / "image", "val", ("color",)))
-
-
-def _tiny() -> TinyCNN:
-    seed_everything(0)
-    return TinyCNN(4, 3)
+from tests.training.helpers import (
+    SYNTHETIC_CLASSES,
+    quick_config,
+    tiny_trainer,
+)
 
 
 def test_mixup_blends_each_sample_with_its_partner_by_the_drawn_weight() -> None:
@@ -57,31 +43,30 @@ def test_a_negative_alpha_is_refused() -> None:
 
 def test_mixup_with_ec_stfl_is_refused_naming_the_per_architecture_setting() -> None:
     with pytest.raises(ConfigError, match=r"overrides\.<arch>\.mixup_alpha"):
-        Trainer(_tiny(), quick_config(mixup_alpha=0.2), CLASSES, ecstfl=True)
+        tiny_trainer(quick_config(mixup_alpha=0.2), ecstfl=True)
 
 
-def test_training_with_mixup_learns_and_replays_the_same_run(splits) -> None:
-    train, val = splits
-    plain = Trainer(_tiny(), quick_config(epochs=6), CLASSES).fit(train, val)
+def test_training_with_mixup_learns_and_replays_the_same_run(synthetic_splits) -> None:
+    train, val = synthetic_splits
+    plain = tiny_trainer(quick_config(epochs=6)).fit(train, val)
     cfg = quick_config(epochs=6, mixup_alpha=0.4)
-    mixed = Trainer(_tiny(), cfg, CLASSES).fit(train, val)
-    replay = Trainer(_tiny(), cfg, CLASSES).fit(train, val)
+    mixed = tiny_trainer(cfg).fit(train, val)
+    replay = tiny_trainer(cfg).fit(train, val)
     losses = [row["train_loss"] for row in mixed.history]
     assert losses == [row["train_loss"] for row in replay.history]
     assert losses != pytest.approx([row["train_loss"] for row in plain.history])
     # Blended labels are harder to fit than plain ones, yet the net still learns the task.
     assert losses[-1] > plain.history[-1]["train_loss"]
-    assert max(row["val_accuracy"] for row in mixed.history) > 1.5 / len(CLASSES)
+    assert max(row["val_accuracy"] for row in mixed.history) > 1.5 / len(SYNTHETIC_CLASSES)
 
 
-def test_a_weight_near_one_trains_as_without_mixup(splits) -> None:
-    train, val = splits
+def test_a_weight_near_one_trains_as_without_mixup(synthetic_splits) -> None:
+    train, val = synthetic_splits
     # No mirroring: mixup's draws come from the augmentation's generator, so with random
     # flips on the two runs would flip different faces.
-    plain = Trainer(_tiny(), quick_config(epochs=2, mirror=False), CLASSES).fit(train, val)
+    plain = tiny_trainer(quick_config(epochs=2, mirror=False)).fit(train, val)
     # Beta(alpha, alpha) with a tiny alpha puts the weight at 0 or 1, folded to 1: the blend
     # and the second label's share vanish, and the same steps are taken.
-    nearly = Trainer(_tiny(), quick_config(epochs=2, mirror=False, mixup_alpha=1e-4),
-                     CLASSES).fit(train, val)
+    nearly = tiny_trainer(quick_config(epochs=2, mirror=False, mixup_alpha=1e-4)).fit(train, val)
     assert [r["train_loss"] for r in nearly.history] == pytest.approx(
         [r["train_loss"] for r in plain.history], rel=1e-4)
