@@ -1,7 +1,7 @@
-"""Training throughput of one architecture at several width multipliers and crop sizes.
+"""Training throughput of one architecture at several widths, crop sizes and batch sizes.
 
     python benchmarks/train_width.py [--arch baseline_cnn] [--widths 0.25 0.375 0.5] \
-        [--baseline 0.5] [--crops 0 40] [--samples 2048] [--batch-size 64] [--repeats 3] \
+        [--baseline 0.5] [--crops 0 40] [--samples 2048] [--batch-size 64 128] [--repeats 3] \
         [--rows 57418] [--precision fp32|bf16] [--name NAME] [--profile] [--out-dir D]
 
 A recipe with a minutes budget trades capacity for epochs: this measures the trade on the
@@ -12,8 +12,11 @@ pipeline, nothing caps them);
 runs alternate between widths and the medians of images per second are compared, so drift
 in machine load hits every width alike. ``--crops`` also trains each width on random crops
 of that size (``train.crop``; 0 = whole faces, the default), the other way to buy epochs.
-The ``--baseline`` width on whole faces (on the first crop size when 0 is not among them) is
-the reference of the printed ratios. ``--rows`` turns speed into the epochs a 60-minute
+Several ``--batch-size`` values train each of those at every batch size too: a CPU's kernels
+may run larger batches faster per image, which a recipe's batch size could take (the
+learning rate would have to follow). The ``--baseline`` width on whole faces (on the first
+crop size when 0 is not among them) at the first batch size is the reference of the printed
+ratios. ``--rows`` turns speed into the epochs a 60-minute
 budget would buy on a training set of that size (57,418 rows: the fer2013 recipe's 1:1
 clean/occluded mix). ``--profile`` also profiles one more epoch of the baseline
 (``torch.profiler``, CPU) and reports where its time went: the share of each operator and of
@@ -66,21 +69,34 @@ def parameter_count(arch: str, width: float) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def variant_key(width: float, crop: int) -> str:
-    """A (width, crop) pair's key in the results: the width alone on whole faces."""
-    return str(width) if crop == 0 else f"{width} crop {crop}"
+Variant = tuple[float, int, int]  # (width, crop, batch size)
 
 
-def variants(args: argparse.Namespace) -> list[tuple[float, int]]:
-    """Every (width, crop) pair measured, widths outermost."""
-    return [(width, crop) for width in args.widths for crop in args.crops]
+def variant_key(width: float, crop: int, batch: int | None = None) -> str:
+    """A variant's key in the results: the width alone on whole faces at the first batch
+    size (``batch`` None), the crop and the batch size named where they differ."""
+    key = str(width) if crop == 0 else f"{width} crop {crop}"
+    return key if batch is None else f"{key} batch {batch}"
 
 
-def one_epoch(args: argparse.Namespace, width: float, crop: int, train: SplitData) -> float:
+def variants(args: argparse.Namespace) -> list[Variant]:
+    """Every (width, crop, batch size) measured, widths outermost."""
+    return [(width, crop, batch) for width in args.widths for crop in args.crops
+            for batch in args.batch_size]
+
+
+def key_of(args: argparse.Namespace, variant: Variant) -> str:
+    """``variant``'s key: its batch size named unless it is the first one given."""
+    width, crop, batch = variant
+    return variant_key(width, crop, None if batch == args.batch_size[0] else batch)
+
+
+def one_epoch(args: argparse.Namespace, variant: Variant, train: SplitData) -> float:
     """Images per second of one trainer epoch (validation on 2 samples, no checkpoint)."""
+    width, crop, batch = variant
     seed_everything(0)
     model = create_model(args.arch, CLASSES, 1, width=width)
-    cfg = TrainConfig(epochs=1, batch_size=args.batch_size, optimizer="sgd", lr=0.01,
+    cfg = TrainConfig(epochs=1, batch_size=batch, optimizer="sgd", lr=0.01,
                       schedule="none", patience=0, mirror=True, precision=args.precision,
                       crop=crop, progress=False, track=False)
     tiny = SplitData.from_arrays(train.rows(slice(0, 2)), train.y[:2], name="tiny")
@@ -97,7 +113,7 @@ def map_label(input_shapes: list) -> str:
     return "no 4-D input"
 
 
-def profile_epoch(args: argparse.Namespace, width: float, crop: int,
+def profile_epoch(args: argparse.Namespace, variant: Variant,
                   train: SplitData) -> dict[str, list[tuple[str, float]]]:
     """Shares of one epoch's operator time (self CPU time, the profiler's own overhead
     included alike everywhere) by operator and by feature-map size: (name, share) pairs,
@@ -105,7 +121,7 @@ def profile_epoch(args: argparse.Namespace, width: float, crop: int,
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
-        one_epoch(args, width, crop, train)
+        one_epoch(args, variant, train)
     by_op: dict[str, float] = defaultdict(float)
     by_map: dict[str, float] = defaultdict(float)
     for event in prof.key_averages(group_by_input_shape=True):
@@ -137,7 +153,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--crops", type=int, nargs="+", default=[0],
                         help="train.crop sizes to measure at every width (0: whole faces)")
     parser.add_argument("--samples", type=int, default=2048)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, nargs="+", default=[64],
+                        help="batch sizes to measure at every width and crop (the first is "
+                        "the baseline's)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rows", type=int, default=57418)
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
@@ -155,7 +173,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--baseline {args.baseline} must be one of --widths {args.widths}")
     if any(crop < 0 or crop >= FACE_PX for crop in args.crops):
         parser.error(f"--crops {args.crops}: each must be 0 (whole faces) or 1-{FACE_PX - 1}")
+    if min(args.batch_size) < 1:
+        parser.error(f"--batch-size {args.batch_size}: each must be >= 1")
     args.crops = list(dict.fromkeys(args.crops))
+    args.batch_size = list(dict.fromkeys(args.batch_size))
     return args
 
 
@@ -168,9 +189,9 @@ def markdown(command: str, payload: dict, args: argparse.Namespace) -> str:
     """The results table for people."""
     machine = payload["machine"]
     rows = []
-    for width, crop in variants(args):
-        key = variant_key(width, crop)
-        rows.append(f"| {width} | {crop or f'{FACE_PX} (whole)'} | "
+    for width, crop, batch in variants(args):
+        key = key_of(args, (width, crop, batch))
+        rows.append(f"| {width} | {crop or f'{FACE_PX} (whole)'} | {batch} | "
                     f"{payload['parameters'][str(width)]:,} | {payload['median'][key]:.0f} | "
                     f"{payload['ratio_to_baseline'][key]:.2f}x | "
                     f"{payload['epochs_per_hour'][key]:.1f} |")
@@ -181,12 +202,13 @@ def markdown(command: str, payload: dict, args: argparse.Namespace) -> str:
         f"- machine: {machine['cpu']}, {machine['cpu_count']} cores, torch {machine['torch']} "
         f"({machine['torch_threads']} threads), native bf16: {machine['native_bf16']} "
         f"(flags: {', '.join(machine['cpu_bf16_flags']) or 'none'})",
-        f"- {PRECISION_NAMES[args.precision]}, batch {args.batch_size}, {args.samples} random "
+        f"- {PRECISION_NAMES[args.precision]}, batch {', '.join(map(str, args.batch_size))}, "
+        f"{args.samples} random "
         f"{FACE_PX}x{FACE_PX} grey samples, median of {args.repeats} alternating runs; "
-        f"baseline: width {baseline_key(args)}", "",
-        f"| width | training crop (px) | parameters | images/s | speed vs {baseline_key(args)}"
-        f" | epochs of {args.rows:,} rows in 60 min |",
-        "|---|---|---|---|---|---|", *rows, "",
+        f"baseline: width {baseline_key(args)}, batch {args.batch_size[0]}", "",
+        f"| width | training crop (px) | batch | parameters | images/s | speed vs "
+        f"{baseline_key(args)} | epochs of {args.rows:,} rows in 60 min |",
+        "|---|---|---|---|---|---|---|", *rows, "",
         "Speed ratios were measured in the same run; epochs per hour ignore validation time.",
         *(profile_lines(profile, baseline_key(args)) if profile else []),
     ])
@@ -201,12 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     x = rng.random((args.samples, 1, FACE_PX, FACE_PX), dtype=np.float32)
     train = SplitData.from_arrays(x, rng.integers(0, CLASSES, args.samples), name="random48")
-    for width, crop in variants(args):  # warm-up: kernel selection for every variant's shapes
-        one_epoch(args, width, crop, train)
-    speeds: dict[str, list[float]] = {variant_key(*v): [] for v in variants(args)}
+    for variant in variants(args):  # warm-up: kernel selection for every variant's shapes
+        one_epoch(args, variant, train)
+    speeds: dict[str, list[float]] = {key_of(args, v): [] for v in variants(args)}
     for _ in range(args.repeats):
-        for width, crop in variants(args):
-            speeds[variant_key(width, crop)].append(one_epoch(args, width, crop, train))
+        for variant in variants(args):
+            speeds[key_of(args, variant)].append(one_epoch(args, variant, train))
     medians = {w: statistics.median(v) for w, v in speeds.items()}
     base = medians[baseline_key(args)]
     payload = {
@@ -218,9 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         "epochs_per_hour": {w: m * BUDGET_SECONDS / args.rows for w, m in medians.items()},
     }
     if args.profile:
-        base_width, base_crop = next(v for v in variants(args)
-                                     if variant_key(*v) == baseline_key(args))
-        payload["profile"] = profile_epoch(args, base_width, base_crop, train)
+        baseline = next(v for v in variants(args) if key_of(args, v) == baseline_key(args))
+        payload["profile"] = profile_epoch(args, baseline, train)
     text = markdown(command, payload, args)
     print(text)
     suffix = "" if args.precision == "fp32" else f"_{args.precision}"

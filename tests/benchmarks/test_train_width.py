@@ -38,6 +38,23 @@ def test_without_profile_nothing_is_profiled(tmp_path: Path) -> None:
     assert "spent its time" not in (tmp_path / "plain.md").read_text()
 
 
+def test_every_batch_size_is_measured_against_the_first(tmp_path: Path) -> None:
+    args = [arg for arg in TINY if arg not in ("--batch-size", "16")]
+    assert train_width.main([*args, "--batch-size", "16", "32", "16", "--name", "batches",
+                             "--out-dir", str(tmp_path)]) == 0
+    payload = json.loads((tmp_path / "batches.json").read_text())
+    assert set(payload["median"]) == {"0.125", "0.125 batch 32", "0.25", "0.25 batch 32"}
+    assert payload["ratio_to_baseline"]["0.25"] == pytest.approx(1.0)
+    assert payload["settings"]["batch_size"] == [16, 32]
+    text = (tmp_path / "batches.md").read_text()
+    assert "| 0.25 | 48 (whole) | 32 |" in text and "baseline: width 0.25, batch 16" in text
+
+
+def test_a_batch_size_under_one_is_refused() -> None:
+    with pytest.raises(SystemExit):
+        train_width.parse_args(["--batch-size", "64", "0"])
+
+
 @pytest.mark.parametrize("shapes,label", [
     ([[16, 32, 48, 48], [32]], "48x48"),
     ([[], [16, 64, 24, 24, 1]], "no 4-D input"),
