@@ -182,7 +182,8 @@ VARIANTS["cpu_recipe_ema_mixup"] = {**VARIANTS["cpu_recipe_ema"], **MIXUP}
 # memorise late, while ``fer2013.md`` (this augmentation, width 0.5, 42 epochs on the same
 # kind of Xeon) kept gaining to its 41st epoch. Alone on both cores it trained 40 epochs and
 # scored 71.16 % (fer2013_cpu_recipe_views_ema.md), in a faster hour than the light
-# recipe's 33 epochs: a pair beside ``cpu_recipe_ema`` on a core each is still to run.
+# recipe's 33 epochs. Beside ``cpu_recipe_ema`` on a core each (15 epochs each in a slow
+# hour) it scored 68.21 % against 69.69 % (fer2013_cpu_views_pair.md): not taken.
 VARIANTS["recipe_views_ema"] = {"train.tta_shift": 2, "train.ema_decay": 0.999}
 TEST_SPLITS = (("test", "PrivateTest, official (all rows)"),
                ("test_dedup", "PrivateTest minus rows flagged by validation"),
