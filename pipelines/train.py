@@ -67,6 +67,7 @@ def train_stage(
         seeded_kwargs,
         training_needs,
     )
+    from components.models.prior import log_class_prior
     from components.tracking.training_run import (
         RunSetup,
         compute_tags,
@@ -101,7 +102,8 @@ def train_stage(
         write_untracked_record(out_dir, arch, f"skipped: {reason}")
         return write_skipped(out_dir, arch, reason)
     classes = read_meta(task_dir)["classes"]
-    in_channels = load_split(task_dir, "train", inputs, grey=grey).in_channels
+    train_split = load_split(task_dir, "train", inputs, grey=grey)
+    in_channels = train_split.in_channels
     needs = training_needs(arch)
     if not needs.distributed and not ctx.is_main:
         return {}  # it fits in one process; the other ranks have nothing to do
@@ -109,12 +111,16 @@ def train_stage(
     spec = ModelSpec(arch, len(classes), in_channels, inputs, task_name(task_dir, inputs),
                      list(classes), grey, dict(extra),
                      tta_mirror=cfg.tta_mirror and needs.test_time_views,
-                     tta_shift=cfg.tta_shift if needs.test_time_views else 0)
+                     tta_shift=cfg.tta_shift if needs.test_time_views else 0,
+                     prior_weight=cfg.prior_weight,
+                     log_prior=(log_class_prior(train_split.y, len(classes)).tolist()
+                                if cfg.prior_weight else None))
     log.info("training %s on %s (%d classes, %d input channels)", arch, task_dir,
              len(classes), in_channels)
     seed_everything(cfg.seed)
     classifier = create_classifier(arch, len(classes), in_channels, mirror=spec.tta_mirror,
-                                   shift=spec.tta_shift, **named_kwargs(arch, extra, classes))
+                                   shift=spec.tta_shift, prior=spec.prior(),
+                                   **named_kwargs(arch, extra, classes))
     setup = RunSetup(spec, cfg, task_dir, Path(out_dir), params)
     with tracked_training(setup, enabled=cfg.track and ctx.is_main) as run:
         timings: dict[str, float] = {}

@@ -31,6 +31,7 @@ from components.atomic import atomic_write
 from components.models import persist
 from components.models.contract import LogitsOnly, logits_of, tta_views
 from components.models.ensemble import SeedEnsemble
+from components.models.prior import PriorShift, prior_offsets
 from components.models.simple_fit import TrainFn, in_eval_mode, predict_features, predict_proba
 
 TORCH_FILE = "model.pt"  # a network: {spec, state_dict}
@@ -111,6 +112,14 @@ class ModelSpec:
     # face over those views, so the rebuilt model does too (see :class:`ViewAverage`).
     tta_mirror: bool = False
     tta_shift: int = 0
+    # Trained with ``train.prior_weight``: it predicts from logits + prior_weight x log_prior
+    # (the training labels' log class shares; components/models/prior.py).
+    prior_weight: float = 0.0
+    log_prior: list[float] | None = None
+
+    def prior(self) -> list[float] | None:
+        """The offsets its logits get when predicting, or None for the plain argmax."""
+        return prior_offsets(self.prior_weight, self.log_prior)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelSpec:
@@ -219,14 +228,17 @@ class TorchClassifier(Classifier):
         needs: what its training needs (e.g. EC-STFL for ``c3d_ecstfl``).
         mirror, shift: predict on the mean logits of the test-time views
             (:func:`~components.models.contract.tta_views`), where ``needs`` allows them.
+        prior: per-class offsets added to those logits (:meth:`ModelSpec.prior`), or None.
     """
 
     def __init__(self, net: nn.Module, needs: TrainingNeeds = TrainingNeeds(), *,
-                 mirror: bool = False, shift: int = 0) -> None:
+                 mirror: bool = False, shift: int = 0,
+                 prior: list[float] | None = None) -> None:
         self.net = net
         self.needs = needs  # type: ignore[misc]  # per instance: the registry declares it
         self.mirror = mirror and needs.test_time_views
         self.shift = shift if needs.test_time_views else 0
+        self.prior = list(prior) if prior else None
         self._wrapped: tuple[nn.Module, nn.Module] | None = None  # (net, its wrapper)
 
     def fit(self, train: Dataset, val: Dataset, loop: FitLoop) -> FitOutcome:
@@ -235,7 +247,8 @@ class TorchClassifier(Classifier):
         return outcome
 
     def network(self) -> nn.Module:
-        """The network in eval mode, one logits output, averaged over its test-time views.
+        """The network in eval mode, one logits output, averaged over its test-time views
+        and shifted by its class prior offsets.
 
         The wrapper is built once per network (``fit`` may replace it): a fresh one would
         start in training mode and pay a walk over every module on each served photo.
@@ -243,7 +256,8 @@ class TorchClassifier(Classifier):
         if self._wrapped is None or self._wrapped[0] is not self.net:
             net = LogitsOnly(self.net)
             views = self.mirror or self.shift > 0
-            self._wrapped = (self.net, ViewAverage(net, self.mirror, self.shift) if views else net)
+            wrapped = ViewAverage(net, self.mirror, self.shift) if views else net
+            self._wrapped = (self.net, PriorShift(wrapped, self.prior) if self.prior else wrapped)
         return in_eval_mode(self._wrapped[1])
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
@@ -256,7 +270,7 @@ class TorchClassifier(Classifier):
         if not isinstance(self.net, SeedEnsemble):
             return {}
         return {f"member{index}": TorchClassifier(net, self.needs, mirror=self.mirror,
-                                                  shift=self.shift)
+                                                  shift=self.shift, prior=self.prior)
                 for index, net in enumerate(self.net.members, start=1)}
 
     def feature_vectors(self, x: np.ndarray) -> np.ndarray | None:
@@ -266,8 +280,8 @@ class TorchClassifier(Classifier):
         return predict_features(self.net, x)
 
     def without_tta(self) -> TorchClassifier:
-        """The same weights, one pass per input."""
-        return TorchClassifier(self.net, self.needs, mirror=False)
+        """The same weights and decision rule, one pass per input."""
+        return TorchClassifier(self.net, self.needs, mirror=False, prior=self.prior)
 
     def save(self, out_dir: Path, spec: ModelSpec) -> Path:
         """Write ``{spec, state_dict}`` to ``model.pt``: rebuilt by ``create_model``."""

@@ -161,20 +161,29 @@ def create_members(name: str, num_classes: int, in_channels: int,
 
 
 def create_classifier(name: str, num_classes: int, in_channels: int, *, mirror: bool = False,
-                      shift: int = 0, **kwargs: Any) -> Classifier:
+                      shift: int = 0, prior: list[float] | None = None,
+                      **kwargs: Any) -> Classifier:
     """Model ``name`` behind the one :class:`Classifier` interface.
 
     ``mirror`` and ``shift`` turn on test-time views (mirror, copies shifted ``shift`` px
-    towards the corners) where the model supports them; ``members`` (in ``kwargs``) makes a
-    plain network an ensemble of that many, trained apart (:mod:`components.models.ensemble`).
+    towards the corners) where the model supports them; ``prior`` adds per-class offsets to
+    a plain network's logits (:mod:`components.models.prior`); ``members`` (in ``kwargs``)
+    makes a plain network an ensemble of that many, trained apart
+    (:mod:`components.models.ensemble`).
 
     Raises:
-        ConfigError: as :func:`create_model`.
+        ConfigError: as :func:`create_model`; ``prior`` given for an estimator, which
+            predicts through its own members.
     """
     model = create_members(name, num_classes, in_channels, kwargs)
     if isinstance(model, Classifier):
+        if prior:
+            raise ConfigError(f"train.prior_weight: {name} predicts through its own members, "
+                              "so no prior can shift its logits; set it for plain networks "
+                              f"(train.overrides.<arch>.prior_weight), not for {name}")
         return model
-    return TorchClassifier(model, training_needs(name), mirror=mirror, shift=shift)
+    return TorchClassifier(model, training_needs(name), mirror=mirror, shift=shift,
+                           prior=prior)
 
 
 def load_trained(run_dir: Path) -> tuple[ModelSpec, Classifier]:
@@ -190,7 +199,8 @@ def load_trained(run_dir: Path) -> tuple[ModelSpec, Classifier]:
         net = create_members(spec.arch, spec.num_classes, spec.in_channels, spec.model_kwargs)
         net.load_state_dict(payload["state_dict"])
         return spec, TorchClassifier(net.eval(), training_needs(spec.arch),
-                                     mirror=spec.tta_mirror, shift=spec.tta_shift)
+                                     mirror=spec.tta_mirror, shift=spec.tta_shift,
+                                     prior=spec.prior())
     if (run_dir / ESTIMATOR_FILE).exists():
         payload = joblib.load(run_dir / ESTIMATOR_FILE)
         return ModelSpec.from_dict(payload["spec"]), payload["estimator"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,11 @@ class TrainConfig:
     # Logit adjustment (Menon et al. 2021): the training loss sees logits + tau * log(class
     # prior), which optimises balanced error (UAR) on imbalanced data; 0 = plain CE.
     logit_adjust: float = 0.0
+    # The decision rule (components/models/prior.py): predictions, validation during training
+    # and the saved model use logits + prior_weight * log(class prior of the training labels).
+    # With logit_adjust tau, prior_weight = tau gives back the training distribution's
+    # posterior (accuracy's rule) on the same weights; 0 keeps the balanced rule (UAR's).
+    prior_weight: float = 0.0
     # Validate, keep and save an exponential moving average of the weights instead of the
     # last step's (components/training/averaging.py): per-step decay, 0 = off. 0.999 at
     # about 900 steps an epoch averages over roughly the last epoch.
@@ -145,6 +151,9 @@ class TrainConfig:
             )
         if self.logit_adjust < 0:
             raise ConfigError(f"train.logit_adjust: must be >= 0, got {self.logit_adjust}")
+        if not math.isfinite(self.prior_weight):
+            raise ConfigError(f"train.prior_weight: must be a finite number, got "
+                              f"{self.prior_weight}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"train.ema_decay: must be in [0, 1) (0 = off), got {self.ema_decay}")
         if self.mixup_alpha < 0:

@@ -33,6 +33,7 @@ from components.errors import ConfigError, DataError, one_line
 from components.isa import caps_allow_amx, caps_allow_bf16
 from components.machine import CPUINFO, cpuinfo_field
 from components.models.contract import logits_of, tta_views
+from components.models.prior import log_class_prior, prior_offsets
 from components.models.simple_fit import TrainFn, check_fit_settings
 from components.training.augment import augment_batch, mixup
 from components.training.averaging import WeightAverage
@@ -270,6 +271,8 @@ class Trainer:
         self.log_epochs = True  # the budget probe's throwaway fits say nothing
         self._max_epochs = cfg.epochs  # a budget plans at most the configured count
         self._ecstfl_fns: tuple[Callable, type] | None = None
+        # train.prior_weight x log prior of the training labels, set when a fit starts
+        self._prior: np.ndarray | None = None
 
     # ---- public API -------------------------------------------------------------------
     @property
@@ -309,6 +312,8 @@ class Trainer:
     ) -> TrainResult:
         self._prepare_data(train, val)
         self._check_crop(train)
+        offsets = prior_offsets(self.cfg.prior_weight, self._log_prior(train).tolist())
+        self._prior = None if offsets is None else np.asarray(offsets, dtype=np.float32)
         deadline, plan = None, None
         if self.cfg.budget_minutes is not None:
             deadline, plan = self._plan_budget(train, val, resume)
@@ -534,8 +539,12 @@ class Trainer:
         return full
 
     def evaluate(self, data: SplitData) -> dict[str, Any]:
-        """Loss and :func:`classification_report` metrics of the current weights on ``data``."""
+        """Loss and :func:`classification_report` metrics of the current weights on ``data``,
+        predicting by the model's decision rule (``train.prior_weight``'s offsets, once a fit
+        has seen the training labels)."""
         logits = self.predict_logits(data)
+        if self._prior is not None:
+            logits = logits + self._prior
         loss = float(F.cross_entropy(torch.from_numpy(logits), data.labels()).item())
         classes = self.classes or [str(i) for i in range(logits.shape[1])]
         report = classification_report(data.y, logits.argmax(axis=1), classes)
@@ -663,9 +672,11 @@ class Trainer:
         tau = self.cfg.logit_adjust
         if tau <= 0:
             return None
-        counts = np.bincount(np.asarray(data.y), minlength=int(np.max(data.y)) + 1)
-        prior = (counts + 1.0) / (counts.sum() + len(counts))
-        return torch.as_tensor(tau * np.log(prior), dtype=torch.float32)
+        return torch.as_tensor(tau * self._log_prior(data), dtype=torch.float32)
+
+    def _log_prior(self, data: SplitData) -> np.ndarray:
+        """Log class shares of ``data``'s labels, one per class the trainer knows."""
+        return log_class_prior(data.y, len(self.classes) if self.classes else 0)
 
     def _ecstfl_parts(self) -> tuple[Callable, type]:
         if self._ecstfl_fns is None:
