@@ -80,6 +80,11 @@ def measure(model: str, data: Path, weights: list[float]) -> dict[str, Any]:
     from components.training.run import score
 
     spec, classifier = load_model(model, data)
+    if not hasattr(spec, "prior_weight"):
+        # A registered model runs on the code logged with it (MLflow's code_paths).
+        raise DataError(f"{model}: logged by code older than train.prior_weight, so its "
+                        "classifier cannot take a prior; pass the train stage's run folder "
+                        "(artifacts/train/<arch>) instead")
     if not isinstance(classifier, TorchClassifier):
         raise DataError(f"{model}: {spec.arch} predicts through its own members: "
                         "no prior shifts its logits")
