@@ -42,12 +42,15 @@ from benchmarks.report import (  # noqa: E402
     publish,
     results_name,
 )
-from benchmarks.tta_views import load_model  # noqa: E402
+from benchmarks.tta_views import (  # noqa: E402
+    SELECT_METRIC,
+    SELECT_SPLIT,
+    SPLITS,
+    SPLITS_NOTE,
+    load_model,
+)
 from components.errors import DataError, one_line  # noqa: E402
 
-SPLITS: tuple[str, ...] = ("val", "test", "test_dedup")
-SELECT_SPLIT = "val"
-SELECT_METRIC = "accuracy"  # the fer2013 recipes' train.monitor
 DEFAULT_WEIGHTS: tuple[float, ...] = (0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75)
 
 
@@ -186,12 +189,8 @@ def markdown(payload: dict[str, Any]) -> list[str]:
         check = result["platform_check"][split]
         lines.append(f"| `{split}` | {pct(check['accuracy'])} | {pct(check['uar'])} | "
                      f"{check['differing_predictions']} |")
-    lines += ["", "Splits as the recipe's preprocess wrote them. FER2013: `val` is what the "
-              "recipe validates on, PublicTest without the rows that duplicate training images, "
-              "each face beside its occluded twin (1:1, as the augment stage mixes every split "
-              "but the tests); `test` is the official PrivateTest, all rows, clean; "
-              "`test_dedup` the PrivateTest without the rows that duplicate training images. "
-              "One model, no retraining: every weight scores the same view-averaged logits."]
+    lines += ["", f"{SPLITS_NOTE} One model, no retraining: every weight scores the same "
+              "view-averaged logits."]
     return lines
 
 

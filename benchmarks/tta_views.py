@@ -43,6 +43,12 @@ from components.errors import DataError, one_line  # noqa: E402
 SPLITS: tuple[str, ...] = ("val", "test", "test_dedup")
 SELECT_SPLIT = "val"
 SELECT_METRIC = "accuracy"  # the fer2013 recipe's train.monitor
+# What each split of a FER2013 recipe's task is, under every table of a trained model's scores.
+SPLITS_NOTE = ("Splits as the recipe's preprocess wrote them. FER2013: `val` is what the recipe "
+               "validates on, PublicTest without the rows that duplicate training images, each "
+               "face beside its occluded twin (1:1, as the augment stage mixes every split but "
+               "the tests); `test` is the official PrivateTest, all rows, clean; `test_dedup` "
+               "the PrivateTest without the rows that duplicate training images.")
 
 
 def load_model(model: str, task_dir: Path) -> tuple[Any, Any]:
@@ -123,12 +129,7 @@ def markdown(payload: dict[str, Any]) -> list[str]:
             lines.append(f"| {row['views']}{mark} | {s['faces']} | {pct(s['accuracy'])} | "
                          f"{pct(s['uar'])} | {pct(s['macro_f1'])} | {s['seconds']} |")
         lines.append("")
-    lines.append("Splits as the recipe's preprocess wrote them. FER2013: `val` is what the "
-                 "recipe validates on, PublicTest without the rows that duplicate training "
-                 "images, each face beside its occluded twin (1:1, as the augment stage mixes "
-                 "every split but the tests); `test` is the official PrivateTest, all rows, "
-                 "clean; `test_dedup` the PrivateTest without the rows that duplicate training "
-                 "images. One model, no retraining.")
+    lines.append(f"{SPLITS_NOTE} One model, no retraining.")
     return lines
 
 
