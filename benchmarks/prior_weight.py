@@ -20,10 +20,7 @@ rewrites the ``.md`` from the ``.json``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,22 +31,17 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.report import (  # noqa: E402
-    RESULTS_DIR,
-    git_commit,
-    machine_facts,
-    pct,
-    publish,
-    results_name,
-)
+from benchmarks.report import pct  # noqa: E402
 from benchmarks.tta_views import (  # noqa: E402
     SELECT_METRIC,
     SELECT_SPLIT,
     SPLITS,
     SPLITS_NOTE,
     load_model,
+    model_args,
+    run_model_script,
 )
-from components.errors import DataError, one_line  # noqa: E402
+from components.errors import DataError  # noqa: E402
 
 DEFAULT_WEIGHTS: tuple[float, ...] = (0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75)
 
@@ -195,33 +187,14 @@ def markdown(payload: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--data", required=True, type=Path)
+    parser = model_args(__doc__.split("\n\n")[0], "prior_weight")
     parser.add_argument("--weights", type=float, nargs="+", default=list(DEFAULT_WEIGHTS))
-    parser.add_argument("--name", default="prior_weight", type=results_name)
-    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR, help=argparse.SUPPRESS)
-    parser.add_argument("--markdown-only", action="store_true",
-                        help="rewrite <name>.md from <name>.json (no scoring)")
     args = parser.parse_args(argv)
-    if args.markdown_only:
-        payload = json.loads((args.out_dir / f"{args.name}.json").read_text())
-        publish(args.name, payload, markdown(payload), args.out_dir)
-        return 0
     if not all(math.isfinite(w) for w in args.weights):
         parser.error("--weights: each must be a finite number")
     weights = sorted(set(args.weights))
-    try:
-        result = measure(args.model, args.data, weights)
-    except (DataError, OSError) as exc:
-        print(f"error: {one_line(exc)}", file=sys.stderr)
-        return 2
-    given = sys.argv[1:] if argv is None else argv
-    payload = {"command": "python " + shlex.join(["benchmarks/prior_weight.py", *given]),
-               "commit": git_commit(REPO_ROOT), "model": args.model, "data": str(args.data),
-               "machine": machine_facts(), "result": result}
-    publish(args.name, payload, markdown(payload), args.out_dir)
-    return 0
+    return run_model_script(args, argv, "benchmarks/prior_weight.py",
+                            lambda: measure(args.model, args.data, weights), markdown)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import json
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -133,33 +134,50 @@ def markdown(payload: dict[str, Any]) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def model_args(description: str, name: str) -> argparse.ArgumentParser:
+    """The arguments every script scoring one trained model shares: ``--model``, ``--data``,
+    ``--name`` and ``--markdown-only`` (rewrite ``<name>.md`` from ``<name>.json``)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model", required=True)
     parser.add_argument("--data", required=True, type=Path)
-    parser.add_argument("--shifts", type=int, nargs="+", default=[1, 2, 3, 4])
-    parser.add_argument("--name", default="tta_views", type=results_name)
+    parser.add_argument("--name", default=name, type=results_name)
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR, help=argparse.SUPPRESS)
     parser.add_argument("--markdown-only", action="store_true",
                         help="rewrite <name>.md from <name>.json (no scoring)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def run_model_script(args: argparse.Namespace, argv: list[str] | None, script: str,
+                     measure: Callable[[], dict[str, Any]],
+                     markdown: Callable[[dict[str, Any]], list[str]]) -> int:
+    """Measure (or, with ``--markdown-only``, only re-render) and publish the results of a
+    script built on :func:`model_args`; a bad model or data path is one ``error:`` line and
+    exit code 2."""
     if args.markdown_only:
         payload = json.loads((args.out_dir / f"{args.name}.json").read_text())
         publish(args.name, payload, markdown(payload), args.out_dir)
         return 0
-    if any(s < 1 for s in args.shifts):
-        parser.error("--shifts: each must be >= 1 pixel")
     try:
-        result = measure(args.model, args.data, args.shifts)
+        result = measure()
     except (DataError, OSError) as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     given = sys.argv[1:] if argv is None else argv
-    payload = {"command": "python " + shlex.join(["benchmarks/tta_views.py", *given]),
+    payload = {"command": "python " + shlex.join([script, *given]),
                "commit": git_commit(REPO_ROOT), "model": args.model, "data": str(args.data),
                "machine": machine_facts(), "result": result}
     publish(args.name, payload, markdown(payload), args.out_dir)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = model_args(__doc__.split("\n\n")[0], "tta_views")
+    parser.add_argument("--shifts", type=int, nargs="+", default=[1, 2, 3, 4])
+    args = parser.parse_args(argv)
+    if any(s < 1 for s in args.shifts):
+        parser.error("--shifts: each must be >= 1 pixel")
+    return run_model_script(args, argv, "benchmarks/tta_views.py",
+                            lambda: measure(args.model, args.data, args.shifts), markdown)
 
 
 if __name__ == "__main__":
