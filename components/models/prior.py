@@ -2,7 +2,7 @@
 
 A network trained with the logit-adjusted loss (``train.logit_adjust`` tau: the loss sees
 logits + tau x log prior) learns scores whose argmax aims at balanced error, i.e. UAR, and
-gives up some accuracy for it: the minority classes win more of the faces in between. Adding
+may give up accuracy for it: the minority classes win more of the faces in between. Adding
 ``w`` x log prior back when predicting (``train.prior_weight``) moves the rule, on the same
 weights, towards the training distribution's posterior, which is accuracy's rule at
 ``w = tau`` (Menon et al. 2021, "Long-tail learning via logit adjustment", sections 3-4); a
