@@ -160,6 +160,19 @@ def create_members(name: str, num_classes: int, in_channels: int,
                          name)
 
 
+def refuse_prior(name: str) -> None:
+    """Raise for an estimator, which predicts through its own members, so no class prior
+    can shift its logits (``train.prior_weight``); return for a plain network.
+
+    Raises:
+        ConfigError: ``name`` is an estimator.
+    """
+    if name in _ESTIMATOR_CLASSES:
+        raise ConfigError(f"train.prior_weight: {name} predicts through its own members, "
+                          "so no prior can shift its logits; set it for plain networks "
+                          f"(train.overrides.<arch>.prior_weight), not for {name}")
+
+
 def create_classifier(name: str, num_classes: int, in_channels: int, *, mirror: bool = False,
                       shift: int = 0, prior: list[float] | None = None,
                       **kwargs: Any) -> Classifier:
@@ -178,9 +191,7 @@ def create_classifier(name: str, num_classes: int, in_channels: int, *, mirror: 
     model = create_members(name, num_classes, in_channels, kwargs)
     if isinstance(model, Classifier):
         if prior:
-            raise ConfigError(f"train.prior_weight: {name} predicts through its own members, "
-                              "so no prior can shift its logits; set it for plain networks "
-                              f"(train.overrides.<arch>.prior_weight), not for {name}")
+            refuse_prior(name)
         return model
     return TorchClassifier(model, training_needs(name), mirror=mirror, shift=shift,
                            prior=prior)

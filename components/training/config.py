@@ -211,7 +211,8 @@ def resolve_config(
         estimator (``model_kwargs[arch]`` overlaid with non-trainer override/tuned keys).
 
     Raises:
-        ConfigError: an unknown or ill-typed key in the section.
+        ConfigError: an unknown or ill-typed key in the section; ``prior_weight`` set for
+            an estimator.
     """
     base = build_config(TrainConfig, dict(values), where="train")
     overrides = base.overrides.get(arch) or {}
@@ -231,4 +232,10 @@ def resolve_config(
             else:
                 extra[key] = value
     config = build_config(TrainConfig, merged, where=f"train[{arch}]")
+    if config.prior_weight:
+        # here, where tuning and training both read the settings: an estimator is refused
+        # before a study is spent on it
+        from components.models.registry import refuse_prior
+
+        refuse_prior(arch)
     return config, extra

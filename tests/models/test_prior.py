@@ -15,7 +15,7 @@ from components.errors import ConfigError
 from components.models import ModelSpec, TorchClassifier, create_classifier
 from components.models.prior import PriorShift, log_class_prior, prior_offsets
 from components.models.registry import load_trained
-from components.training.config import TrainConfig
+from components.training.config import TrainConfig, resolve_config
 from tests.training.helpers import TinyCNN
 
 
@@ -72,6 +72,10 @@ def test_a_saved_network_is_rebuilt_with_its_prior(tmp_path: Path) -> None:
 def test_an_estimator_refuses_a_prior_and_the_weight_must_be_finite() -> None:
     with pytest.raises(ConfigError, match="prior_weight"):
         create_classifier("svm_fusion", 4, 7, prior=[0.0, 0.0, 0.0, 0.0])
+    # where tuning and training read their settings, before any study or fit starts
+    with pytest.raises(ConfigError, match="hierarchical predicts through its own members"):
+        resolve_config({"prior_weight": 0.5}, "hierarchical")
+    assert resolve_config({"prior_weight": 0.5}, "baseline_cnn")[0].prior_weight == 0.5
     with pytest.raises(ConfigError, match="prior_weight"):
         TrainConfig(prior_weight=math.nan)
     assert TrainConfig(prior_weight=-0.5).prior_weight == -0.5  # post-hoc balancing
