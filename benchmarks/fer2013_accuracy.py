@@ -251,10 +251,12 @@ def run_row(run: Any, recipe: str) -> dict[str, Any]:
 
 
 def network_text(row: dict[str, Any]) -> str:
-    """The network that ran, in words: architecture, width, and members when an ensemble."""
-    model = row.get("model") or {}
+    """The network that ran, in words: architecture, width (or the blocks' own widths and
+    conv counts, which replace it), and members when an ensemble."""
+    model = {k: v for k, v in (row.get("model") or {}).items() if v not in (None, "None")}
+    sized = "channels" if "model.channels" in model else "width"
     parts = [str(row["architecture"])]
-    parts += [f"{key} {model[f'model.{key}']}" for key in ("width", "members")
+    parts += [f"{key} {model[f'model.{key}']}" for key in (sized, "block_convs", "members")
               if f"model.{key}" in model]
     return ", ".join(parts)
 

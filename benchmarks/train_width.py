@@ -2,7 +2,8 @@
 
     python benchmarks/train_width.py [--arch baseline_cnn] [--widths 0.25 0.375 0.5] \
         [--baseline 0.5] [--crops 0 40] [--samples 2048] [--batch-size 64 128] [--repeats 3] \
-        [--rows 57418] [--precision fp32|bf16] [--name NAME] [--profile] [--out-dir D]
+        [--rows 57418] [--precision fp32|bf16] [--name NAME] [--profile] [--out-dir D] \
+        [--shapes 'NAME={"width": 1.0, "channels": [32, 64, 160, 320]}' ...]
 
 A recipe with a minutes budget trades capacity for epochs: this measures the trade on the
 machine at hand. Every width trains the same random 48x48 grey faces for one epoch through
@@ -24,12 +25,17 @@ each feature-map size (the spatial size of an operator's first 4-D input, so a c
 or batch norm's backward counts at the size of its map), the evidence for deciding where a
 network can take capacity cheaply on the machine at hand. ``--name`` names the results file
 (default ``train_width_<arch>``, ``_bf16`` appended for bf16), so a second kind of CPU keeps
-its own file beside the first's.
+its own file beside the first's. ``--shapes NAME=JSON`` measures networks of other shapes
+beside the widths, each named and given as the architecture's keyword arguments (the
+``train.overrides.<arch>`` a recipe would set, e.g. ``channels`` and ``block_convs``): where
+the profile shows the cheap and the dear layers, this measures what moving capacity between
+them costs; ``--baseline`` may name one.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import statistics
@@ -51,6 +57,7 @@ from benchmarks.report import (  # noqa: E402
     results_name,
     write_results,
 )
+from components.errors import ConfigError  # noqa: E402
 from components.models import create_model  # noqa: E402
 from components.training.config import TrainConfig  # noqa: E402
 from components.training.data import SplitData  # noqa: E402
@@ -63,39 +70,46 @@ PRECISION_NAMES = {"fp32": "float32", "bf16": "bf16 autocast"}
 PROFILE_TOP_OPS = 12
 
 
-def parameter_count(arch: str, width: float) -> int:
-    """Trainable parameters of ``arch`` at ``width`` (grey input, 7 classes)."""
-    model = create_model(arch, CLASSES, 1, width=width)
+def parameter_count(arch: str, kwargs: dict) -> int:
+    """Trainable parameters of ``arch`` built with ``kwargs`` (grey input, 7 classes)."""
+    model = create_model(arch, CLASSES, 1, **kwargs)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-Variant = tuple[float, int, int]  # (width, crop, batch size)
+Variant = tuple[str, int, int]  # (network label, crop, batch size)
 
 
-def variant_key(width: float, crop: int, batch: int | None = None) -> str:
-    """A variant's key in the results: the width alone on whole faces at the first batch
-    size (``batch`` None), the crop and the batch size named where they differ."""
-    key = str(width) if crop == 0 else f"{width} crop {crop}"
+def variant_key(net: str | float, crop: int, batch: int | None = None) -> str:
+    """A variant's key in the results: the network (its width, or a shape's name) alone on
+    whole faces at the first batch size (``batch`` None), the crop and the batch size named
+    where they differ."""
+    key = str(net) if crop == 0 else f"{net} crop {crop}"
     return key if batch is None else f"{key} batch {batch}"
 
 
+def networks(args: argparse.Namespace) -> dict[str, dict]:
+    """Every network measured, by label: the widths (labelled by the width), then the
+    named shapes, each as the architecture's keyword arguments."""
+    return {**{str(width): {"width": width} for width in args.widths}, **args.shapes}
+
+
 def variants(args: argparse.Namespace) -> list[Variant]:
-    """Every (width, crop, batch size) measured, widths outermost."""
-    return [(width, crop, batch) for width in args.widths for crop in args.crops
+    """Every (network, crop, batch size) measured, networks outermost."""
+    return [(net, crop, batch) for net in networks(args) for crop in args.crops
             for batch in args.batch_size]
 
 
 def key_of(args: argparse.Namespace, variant: Variant) -> str:
     """``variant``'s key: its batch size named unless it is the first one given."""
-    width, crop, batch = variant
-    return variant_key(width, crop, None if batch == args.batch_size[0] else batch)
+    net, crop, batch = variant
+    return variant_key(net, crop, None if batch == args.batch_size[0] else batch)
 
 
 def one_epoch(args: argparse.Namespace, variant: Variant, train: SplitData) -> float:
     """Images per second of one trainer epoch (validation on 2 samples, no checkpoint)."""
-    width, crop, batch = variant
+    net, crop, batch = variant
     seed_everything(0)
-    model = create_model(args.arch, CLASSES, 1, width=width)
+    model = create_model(args.arch, CLASSES, 1, **networks(args)[net])
     cfg = TrainConfig(epochs=1, batch_size=batch, optimizer="sgd", lr=0.01,
                       schedule="none", patience=0, mirror=True, precision=args.precision,
                       crop=crop, progress=False, track=False)
@@ -140,7 +154,7 @@ def profile_lines(profile: dict[str, list[tuple[str, float]]], key: str) -> list
     maps = [f"| {name} | {share:.1%} |" for name, share in profile["by_map"]]
     ops = [f"| `{name}` | {share:.1%} |"
            for name, share in profile["by_operator"][:PROFILE_TOP_OPS]]
-    return ["", f"## Where one epoch of width {key} spent its time (torch.profiler, self CPU "
+    return ["", f"## Where one epoch of {key} spent its time (torch.profiler, self CPU "
             "time)", "", "| feature map (H x W of the first 4-D input) | share |", "|---|---|",
             *maps, "", f"| operator (top {PROFILE_TOP_OPS}) | share |", "|---|---|", *ops]
 
@@ -149,7 +163,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="baseline_cnn")
     parser.add_argument("--widths", type=float, nargs="+", default=[0.25, 0.375, 0.5])
-    parser.add_argument("--baseline", type=float, default=0.5)
+    parser.add_argument("--baseline", default="0.5",
+                        help="the reference of the ratios: one of --widths or a --shapes name")
+    parser.add_argument("--shapes", nargs="+", default=[], metavar="NAME=JSON",
+                        help="networks of other shapes, measured beside the widths: a name "
+                        "and the architecture's keyword arguments as a JSON object")
     parser.add_argument("--crops", type=int, nargs="+", default=[0],
                         help="train.crop sizes to measure at every width (0: whole faces)")
     parser.add_argument("--samples", type=int, default=2048)
@@ -169,8 +187,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR,
                         help="where the results files go (default benchmarks/results)")
     args = parser.parse_args(argv)
-    if args.baseline not in args.widths:
-        parser.error(f"--baseline {args.baseline} must be one of --widths {args.widths}")
+    args.shapes = parse_shapes(parser, args.arch, args.shapes)
+    args.baseline = width_label(args.baseline)
+    if args.baseline not in networks(args):
+        parser.error(f"--baseline {args.baseline} must be one of --widths {args.widths} or a "
+                     f"--shapes name {sorted(args.shapes)}")
     if any(crop < 0 or crop >= FACE_PX for crop in args.crops):
         parser.error(f"--crops {args.crops}: each must be 0 (whole faces) or 1-{FACE_PX - 1}")
     if min(args.batch_size) < 1:
@@ -180,24 +201,77 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def width_label(text: str) -> str:
+    """``--baseline`` as the label its network has: a width as ``str(float)`` (so 0.50
+    names width 0.5), anything else as given (a shape's name)."""
+    try:
+        return str(float(text))
+    except ValueError:
+        return text
+
+
+def is_number(text: str) -> bool:
+    """Whether ``text`` reads as a number (and so as a width's label)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_shapes(parser: argparse.ArgumentParser, arch: str,
+                 items: list[str]) -> dict[str, dict]:
+    """``--shapes`` as {name: keyword arguments}, each checked by building the network,
+    so a misspelt argument fails here with its name, not after the warm-up."""
+    shapes: dict[str, dict] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            parser.error(f"--shapes {item!r}: expected NAME=JSON, e.g. "
+                         "'late_wide={\"width\": 1.0, \"channels\": [32, 64, 160, 320]}'")
+        if name in shapes or is_number(name):
+            parser.error(f"--shapes {name!r}: names must be unique and not numbers (a width's "
+                         "label is its number)")
+        try:
+            kwargs = json.loads(text)
+        except json.JSONDecodeError as err:
+            parser.error(f"--shapes {name}: not JSON ({err})")
+        if not isinstance(kwargs, dict):
+            parser.error(f"--shapes {name}: expected a JSON object of keyword arguments, "
+                         f"got {text}")
+        try:
+            create_model(arch, CLASSES, 1, **kwargs)
+        except (ConfigError, TypeError, ValueError) as err:
+            parser.error(f"--shapes {name}: {arch} refuses {text}: {err}")
+        shapes[name] = kwargs
+    return shapes
+
+
 def baseline_key(args: argparse.Namespace) -> str:
-    """The reference of the ratios: the baseline width, on whole faces when measured."""
+    """The reference of the ratios: the baseline network, on whole faces when measured."""
     return variant_key(args.baseline, 0 if 0 in args.crops else args.crops[0])
+
+
+def baseline_name(args: argparse.Namespace) -> str:
+    """The baseline for people: "width 0.5" or a shape's name."""
+    key = baseline_key(args)
+    return key if args.baseline in args.shapes else f"width {key}"
 
 
 def markdown(command: str, payload: dict, args: argparse.Namespace) -> str:
     """The results table for people."""
     machine = payload["machine"]
     rows = []
-    for width, crop, batch in variants(args):
-        key = key_of(args, (width, crop, batch))
-        rows.append(f"| {width} | {crop or f'{FACE_PX} (whole)'} | {batch} | "
-                    f"{payload['parameters'][str(width)]:,} | {payload['median'][key]:.0f} | "
+    for net, crop, batch in variants(args):
+        key = key_of(args, (net, crop, batch))
+        rows.append(f"| {net} | {crop or f'{FACE_PX} (whole)'} | {batch} | "
+                    f"{payload['parameters'][net]:,} | {payload['median'][key]:.0f} | "
                     f"{payload['ratio_to_baseline'][key]:.2f}x | "
                     f"{payload['epochs_per_hour'][key]:.1f} |")
     profile = payload.get("profile")
     return "\n".join([
-        f"# Trainer throughput by width: {args.arch}", "",
+        f"# Trainer throughput by width{' and shape' if args.shapes else ''}: {args.arch}", "",
         f"- command: `{command}`", f"- commit: `{payload['commit']}`",
         f"- machine: {machine['cpu']}, {machine['cpu_count']} cores, torch {machine['torch']} "
         f"({machine['torch_threads']} threads), native bf16: {machine['native_bf16']} "
@@ -205,12 +279,13 @@ def markdown(command: str, payload: dict, args: argparse.Namespace) -> str:
         f"- {PRECISION_NAMES[args.precision]}, batch {', '.join(map(str, args.batch_size))}, "
         f"{args.samples} random "
         f"{FACE_PX}x{FACE_PX} grey samples, median of {args.repeats} alternating runs; "
-        f"baseline: width {baseline_key(args)}, batch {args.batch_size[0]}", "",
-        f"| width | training crop (px) | batch | parameters | images/s | speed vs "
+        f"baseline: {baseline_name(args)}, batch {args.batch_size[0]}",
+        *[f"- {name}: `{json.dumps(kwargs)}`" for name, kwargs in args.shapes.items()], "",
+        f"| width or shape | training crop (px) | batch | parameters | images/s | speed vs "
         f"{baseline_key(args)} | epochs of {args.rows:,} rows in 60 min |",
         "|---|---|---|---|---|---|---|", *rows, "",
         "Speed ratios were measured in the same run; epochs per hour ignore validation time.",
-        *(profile_lines(profile, baseline_key(args)) if profile else []),
+        *(profile_lines(profile, baseline_name(args)) if profile else []),
     ])
 
 
@@ -235,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": command, "commit": git_commit(REPO_ROOT), "machine": machine_facts(),
         "settings": {k: v for k, v in vars(args).items() if k != "out_dir"},
         "images_per_second": speeds, "median": medians,
-        "parameters": {str(w): parameter_count(args.arch, w) for w in args.widths},
+        "parameters": {net: parameter_count(args.arch, kwargs)
+                       for net, kwargs in networks(args).items()},
         "ratio_to_baseline": {w: m / base for w, m in medians.items()},
         "epochs_per_hour": {w: m * BUDGET_SECONDS / args.rows for w, m in medians.items()},
     }

@@ -156,3 +156,11 @@ def test_the_results_file_names_the_network_that_ran() -> None:
     row["model"]["model.members"] = "2"
     assert network_text(row) == "baseline_cnn, width 0.375, members 2"
     assert network_text({"architecture": "baseline_cnn"}) == "baseline_cnn"  # older files
+    # Blocks sized one by one replace the width (which then stays 1.0 and means nothing).
+    shaped = {"architecture": "baseline_cnn",
+              "model": {"model.width": "1.0", "model.channels": "[32, 64, 160, 320]",
+                        "model.block_convs": "[1, 2, 2, 2]"}}
+    assert network_text(shaped) == (
+        "baseline_cnn, channels [32, 64, 160, 320], block_convs [1, 2, 2, 2]")
+    shaped["model"]["model.channels"] = "None"   # logged unset: the width stands
+    assert network_text(shaped) == "baseline_cnn, width 1.0, block_convs [1, 2, 2, 2]"

@@ -63,3 +63,45 @@ def test_a_batch_size_under_one_is_refused() -> None:
 ])
 def test_map_label_reads_the_first_four_d_input(shapes, label) -> None:
     assert train_width.map_label(shapes) == label
+
+
+def test_named_shapes_are_measured_beside_the_widths(tmp_path: Path) -> None:
+    shape = '{"channels": [8, 16, 24, 32], "block_convs": [1, 2, 2, 2]}'
+    args = ["--widths", "0.125", "0.25", "--samples", "64", "--batch-size", "16",
+            "--repeats", "1"]
+    assert train_width.main([*args, "--shapes", f"thin_early={shape}", "--baseline",
+                             "thin_early", "--name", "shapes", "--out-dir",
+                             str(tmp_path)]) == 0
+    payload = json.loads((tmp_path / "shapes.json").read_text())
+    assert set(payload["median"]) == {"0.125", "0.25", "thin_early"}
+    assert payload["ratio_to_baseline"]["thin_early"] == pytest.approx(1.0)
+    # The shape's own network was built: its parameters differ from every width's.
+    assert payload["parameters"]["thin_early"] not in (payload["parameters"]["0.125"],
+                                                       payload["parameters"]["0.25"])
+    text = (tmp_path / "shapes.md").read_text()
+    assert f"- thin_early: `{shape}`" in text and "baseline: thin_early, batch 16" in text
+    assert "| thin_early | 48 (whole) | 16 |" in text
+    assert text.startswith("# Trainer throughput by width and shape: baseline_cnn")
+
+
+def test_a_width_baseline_may_be_written_either_way() -> None:
+    assert train_width.parse_args(["--widths", "0.5", "--baseline", "0.50"]).baseline == "0.5"
+
+
+@pytest.mark.parametrize("shape", [
+    "no_equals",                                  # no JSON at all
+    "=" + '{"width": 0.5}',                       # no name
+    'bad={"width": ',                             # not JSON
+    "list=[1, 2]",                                # not an object
+    'typo={"widht": 0.5}',                        # an argument the network does not take
+    'both={"width": 0.5, "channels": [8, 8, 8, 8]}',   # refused by the network itself
+    '0.75={"width": 0.75}',                       # a number: it would read as a width
+])
+def test_a_bad_shape_is_refused_before_anything_trains(shape: str) -> None:
+    with pytest.raises(SystemExit):
+        train_width.parse_args(["--widths", "0.5", "--shapes", shape])
+
+
+def test_a_baseline_that_names_nothing_measured_is_refused() -> None:
+    with pytest.raises(SystemExit):
+        train_width.parse_args(["--widths", "0.5", "--baseline", "late_wide"])
