@@ -201,15 +201,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def width_label(text: str) -> str:
-    """``--baseline`` as the label its network has: a width as ``str(float)`` (so 0.50
-    names width 0.5), anything else as given (a shape's name)."""
-    try:
-        return str(float(text))
-    except ValueError:
-        return text
-
-
 def is_number(text: str) -> bool:
     """Whether ``text`` reads as a number (and so as a width's label)."""
     try:
@@ -217,6 +208,12 @@ def is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def width_label(text: str) -> str:
+    """``--baseline`` as the label its network has: a width as ``str(float)`` (so 0.50
+    names width 0.5), anything else as given (a shape's name)."""
+    return str(float(text)) if is_number(text) else text
 
 
 def parse_shapes(parser: argparse.ArgumentParser, arch: str,
