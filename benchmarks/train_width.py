@@ -29,7 +29,9 @@ its own file beside the first's. ``--shapes NAME=JSON`` measures networks of oth
 beside the widths, each named and given as the architecture's keyword arguments (the
 ``train.overrides.<arch>`` a recipe would set, e.g. ``channels`` and ``block_convs``): where
 the profile shows the cheap and the dear layers, this measures what moving capacity between
-them costs; ``--baseline`` may name one.
+them costs; ``--baseline`` may name one. A shape's ``"arch"`` key builds another
+architecture (``{"arch": "resnet_cnn", "width": 0.5}``), so two zoo entries are compared in
+the same alternating runs.
 """
 
 from __future__ import annotations
@@ -87,10 +89,14 @@ def variant_key(net: str | float, crop: int, batch: int | None = None) -> str:
     return key if batch is None else f"{key} batch {batch}"
 
 
-def networks(args: argparse.Namespace) -> dict[str, dict]:
-    """Every network measured, by label: the widths (labelled by the width), then the
-    named shapes, each as the architecture's keyword arguments."""
-    return {**{str(width): {"width": width} for width in args.widths}, **args.shapes}
+Network = tuple[str, dict]  # (architecture, its keyword arguments)
+
+
+def networks(args: argparse.Namespace) -> dict[str, Network]:
+    """Every network measured, by label: ``--arch`` at the widths (labelled by the width),
+    then the named shapes, each an architecture and its keyword arguments."""
+    return {**{str(width): (args.arch, {"width": width}) for width in args.widths},
+            **args.shapes}
 
 
 def variants(args: argparse.Namespace) -> list[Variant]:
@@ -109,7 +115,8 @@ def one_epoch(args: argparse.Namespace, variant: Variant, train: SplitData) -> f
     """Images per second of one trainer epoch (validation on 2 samples, no checkpoint)."""
     net, crop, batch = variant
     seed_everything(0)
-    model = create_model(args.arch, CLASSES, 1, **networks(args)[net])
+    arch, kwargs = networks(args)[net]
+    model = create_model(arch, CLASSES, 1, **kwargs)
     cfg = TrainConfig(epochs=1, batch_size=batch, optimizer="sgd", lr=0.01,
                       schedule="none", patience=0, mirror=True, precision=args.precision,
                       crop=crop, progress=False, track=False)
@@ -216,11 +223,12 @@ def width_label(text: str) -> str:
     return str(float(text)) if is_number(text) else text
 
 
-def parse_shapes(parser: argparse.ArgumentParser, arch: str,
-                 items: list[str]) -> dict[str, dict]:
-    """``--shapes`` as {name: keyword arguments}, each checked by building the network,
-    so a misspelt argument fails here with its name, not after the warm-up."""
-    shapes: dict[str, dict] = {}
+def parse_shapes(parser: argparse.ArgumentParser, default_arch: str,
+                 items: list[str]) -> dict[str, Network]:
+    """``--shapes`` as {name: (architecture, keyword arguments)}, each checked by building
+    the network, so a misspelt argument or architecture fails here with its name, not after
+    the warm-up. The architecture is the JSON's ``"arch"`` (``--arch`` without one)."""
+    shapes: dict[str, Network] = {}
     for item in items:
         name, sep, text = item.partition("=")
         name = name.strip()
@@ -237,11 +245,12 @@ def parse_shapes(parser: argparse.ArgumentParser, arch: str,
         if not isinstance(kwargs, dict):
             parser.error(f"--shapes {name}: expected a JSON object of keyword arguments, "
                          f"got {text}")
+        arch = kwargs.pop("arch", default_arch)
         try:
             create_model(arch, CLASSES, 1, **kwargs)
         except (ConfigError, TypeError, ValueError) as err:
             parser.error(f"--shapes {name}: {arch} refuses {text}: {err}")
-        shapes[name] = kwargs
+        shapes[name] = (arch, kwargs)
     return shapes
 
 
@@ -277,7 +286,8 @@ def markdown(command: str, payload: dict, args: argparse.Namespace) -> str:
         f"{args.samples} random "
         f"{FACE_PX}x{FACE_PX} grey samples, median of {args.repeats} alternating runs; "
         f"baseline: {baseline_name(args)}, batch {args.batch_size[0]}",
-        *[f"- {name}: `{json.dumps(kwargs)}`" for name, kwargs in args.shapes.items()], "",
+        *[f"- {name}: {arch} `{json.dumps(kwargs)}`"
+          for name, (arch, kwargs) in args.shapes.items()], "",
         f"| width or shape | training crop (px) | batch | parameters | images/s | speed vs "
         f"{baseline_key(args)} | epochs of {args.rows:,} rows in 60 min |",
         "|---|---|---|---|---|---|---|", *rows, "",
@@ -307,8 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": command, "commit": git_commit(REPO_ROOT), "machine": machine_facts(),
         "settings": {k: v for k, v in vars(args).items() if k != "out_dir"},
         "images_per_second": speeds, "median": medians,
-        "parameters": {net: parameter_count(args.arch, kwargs)
-                       for net, kwargs in networks(args).items()},
+        "parameters": {net: parameter_count(arch, kwargs)
+                       for net, (arch, kwargs) in networks(args).items()},
         "ratio_to_baseline": {w: m / base for w, m in medians.items()},
         "epochs_per_hour": {w: m * BUDGET_SECONDS / args.rows for w, m in medians.items()},
     }

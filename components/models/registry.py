@@ -31,6 +31,7 @@ from components.models.ensemble import MEMBERS_KEY, build_members, member_count
 from components.models.hierarchical import HierarchicalClassifier
 from components.models.partition import PartitionCNN
 from components.models.r2plus1d import R2Plus1D
+from components.models.resnet import ResNetCNN
 from components.models.seed000 import (
     LumaTwoStreamCNN,
     PatentCNN,
@@ -46,6 +47,7 @@ from components.models.svm_fusion import SVMFusion
 MODEL_INPUTS: dict[str, tuple[str, ...]] = {
     "baseline_cnn": ("color",),
     "partition_cnn": ("color",),
+    "resnet_cnn": ("color",),  # not from the patents: a residual zoo entry (issue 11's capacity)
     "fusion_early": ("depth", "color", "color2d"),
     "fusion_twostream": ("depth", "color"),
     # colour-only twins of the RGB-D networks, of the same capacity (claims 1-3)
@@ -78,6 +80,7 @@ def _svm_fusion(num_classes: int, in_channels: int, depth_channels: int = 1, **k
 _BUILDERS: dict[str, Callable[..., Any]] = {
     "baseline_cnn": BaselineCNN,
     "partition_cnn": PartitionCNN,
+    "resnet_cnn": ResNetCNN,
     "fusion_early": fusion_early,
     "fusion_twostream": TwoStreamCNN,
     "fusion_early_rgb": fusion_early_rgb,

@@ -79,9 +79,25 @@ def test_named_shapes_are_measured_beside_the_widths(tmp_path: Path) -> None:
     assert payload["parameters"]["thin_early"] not in (payload["parameters"]["0.125"],
                                                        payload["parameters"]["0.25"])
     text = (tmp_path / "shapes.md").read_text()
-    assert f"- thin_early: `{shape}`" in text and "baseline: thin_early, batch 16" in text
+    assert f"- thin_early: baseline_cnn `{shape}`" in text
+    assert "baseline: thin_early, batch 16" in text
     assert "| thin_early | 48 (whole) | 16 |" in text
     assert text.startswith("# Trainer throughput by width and shape: baseline_cnn")
+
+
+def test_a_shape_may_build_another_architecture(tmp_path: Path) -> None:
+    residual = '{"arch": "resnet_cnn", "width": 0.125, "blocks": [1, 1, 1, 1]}'
+    assert train_width.main(["--widths", "0.125", "--baseline", "0.125", "--samples", "32",
+                             "--batch-size", "16", "--repeats", "1",
+                             "--shapes", f"residual={residual}",
+                             "--name", "archs", "--out-dir", str(tmp_path)]) == 0
+    payload = json.loads((tmp_path / "archs.json").read_text())
+    assert set(payload["median"]) == {"0.125", "residual"}
+    # The residual net was built: it has the parameters resnet_cnn has, not baseline_cnn's.
+    expected = train_width.parameter_count("resnet_cnn", {"width": 0.125, "blocks": [1] * 4})
+    assert payload["parameters"]["residual"] == expected != payload["parameters"]["0.125"]
+    text = (tmp_path / "archs.md").read_text()
+    assert '- residual: resnet_cnn `{"width": 0.125, "blocks": [1, 1, 1, 1]}`' in text
 
 
 def test_a_width_baseline_may_be_written_either_way() -> None:
@@ -96,6 +112,8 @@ def test_a_width_baseline_may_be_written_either_way() -> None:
     'typo={"widht": 0.5}',                        # an argument the network does not take
     'both={"width": 0.5, "channels": [8, 8, 8, 8]}',   # refused by the network itself
     '0.75={"width": 0.75}',                       # a number: it would read as a width
+    'zoo={"arch": "resnet18", "width": 0.5}',     # an architecture the zoo lacks
+    'res={"arch": "resnet_cnn", "blocks": [2]}',  # refused by the residual network
 ])
 def test_a_bad_shape_is_refused_before_anything_trains(shape: str) -> None:
     with pytest.raises(SystemExit):

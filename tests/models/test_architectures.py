@@ -17,6 +17,7 @@ TORCH_MODELS = {
     # name: (in_channels, small kwargs so the test stays fast)
     "baseline_cnn": (1, {"width": 0.25, "hidden": 64}),
     "partition_cnn": (1, {"width": 0.25}),
+    "resnet_cnn": (1, {"width": 0.125}),
     "fusion_early": (7, {"width": 0.5, "fc_width": 64}),
     "fusion_twostream": (4, {"width": 0.5, "fc_width": 64, "stream_width": 32}),
     "fusion_early_rgb": (6, {"width": 0.5, "fc_width": 64}),
@@ -348,3 +349,35 @@ def test_baseline_head_grid_one_is_the_global_average():
     for (name, a), (_, b) in zip(default.state_dict().items(),
                                  explicit.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_resnet_stages_halve_the_map_after_the_pooled_stem():
+    model = create_model("resnet_cnn", 7, 1, width=0.125, blocks=[1, 2, 1, 1]).eval()
+    maps = []
+    for layer in model.features:
+        layer.register_forward_hook(lambda _m, _i, out: maps.append(tuple(out.shape[1:])))
+    model(torch.randn(1, 1, 48, 48))
+    assert maps[:3] == [(8, 48, 48)] * 3  # the stem's conv, BN and ReLU read the whole face
+    # the pool hands 24x24 to the first stage; then one entry per residual block
+    assert maps[3:] == [(8, 24, 24), (8, 24, 24), (16, 12, 12), (16, 12, 12), (32, 6, 6),
+                        (64, 3, 3)]
+    full = create_model("resnet_cnn", 7, 1, width=0.125, stem_pool=False).eval()
+    assert full.features(torch.randn(1, 1, 48, 48)).shape[-1] == 6
+
+
+def test_resnet_blocks_start_as_their_shortcuts():
+    block = create_model("resnet_cnn", 7, 1, width=0.125).features[4]
+    x = torch.randn(2, 8, 24, 24).relu()
+    # The last batch norm's scale starts at zero, so a fresh block passes x through.
+    assert torch.allclose(block.eval()(x), x)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"blocks": [2, 2, 2]}, "4 counts"),
+    ({"blocks": [2, 0, 2, 2]}, "each >= 1"),
+    ({"width": 0.5, "channels": [8, 16, 32, 64]}, "not both"),
+    ({"depth": 18}, "depth"),
+])
+def test_resnet_settings_that_cannot_be_built_are_refused(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        create_model("resnet_cnn", 7, 1, **kwargs)
