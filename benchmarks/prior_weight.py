@@ -3,7 +3,8 @@ logits shifted by w x log(training class prior), for a range of w, on the splits
 holds, the weight chosen on validation only.
 
     python benchmarks/prior_weight.py --model models:/ferops-image/7 \
-        --data artifacts/preprocess/image [--weights 0 0.25 0.5] [--name prior_weight_fer2013]
+        --data artifacts/preprocess/image [--exp NAME] [--weights 0 0.25 0.5] \
+        [--name prior_weight_fer2013]
 
 A network trained with the logit-adjusted loss (``train.logit_adjust`` tau) aims at balanced
 error (UAR); adding the prior back at prediction (``train.prior_weight`` w) moves the same
@@ -13,7 +14,8 @@ platform's own classifier, each weight's predictions are their argmax after the 
 the chosen weight the platform scores the model once more with the prior in its classifier
 (what ``train.prior_weight`` makes the pipeline, the registry and serving compute) and the
 predictions must agree. ``--model`` is a registered version (``models:/NAME/VERSION``) or a
-train stage's run folder; ``--data`` the preprocessed task it was trained on. Writes
+train stage's run folder; ``--data`` the preprocessed task it was trained on (``--exp NAME``:
+as DVC experiment NAME left it, read from DVC's cache). Writes
 ``benchmarks/results/<name>.{json,md}`` with the commit and machine; ``--markdown-only``
 rewrites the ``.md`` from the ``.json``.
 """
@@ -37,6 +39,7 @@ from benchmarks.tta_views import (  # noqa: E402
     SELECT_SPLIT,
     SPLITS,
     SPLITS_NOTE,
+    data_text,
     load_model,
     model_args,
     run_model_script,
@@ -150,7 +153,7 @@ def markdown(payload: dict[str, Any]) -> list[str]:
         f"- commit: `{payload['commit']}`",
         f"- model: `{payload['model']}` ({result['arch']}; views: mirror {views['mirror']}, "
         f"shift {views['shift']}; saved with prior weight "
-        f"{result['trained_with']['prior_weight']}); data: `{payload['data']}`",
+        f"{result['trained_with']['prior_weight']}); data: {data_text(payload)}",
         f"- training class prior: {prior}",
         f"- machine: {payload['machine']['cpu']}, {payload['machine']['cpu_count']} cores, "
         f"torch {payload['machine']['torch']} ({payload['machine']['torch_threads']} threads)",
@@ -194,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--weights: each must be a finite number")
     weights = sorted(set(args.weights))
     return run_model_script(args, argv, "benchmarks/prior_weight.py",
-                            lambda: measure(args.model, args.data, weights), markdown)
+                            lambda data: measure(args.model, data, weights), markdown)
 
 
 if __name__ == "__main__":

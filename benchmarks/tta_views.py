@@ -3,10 +3,13 @@ and with the mirror plus copies shifted towards the four corners (``train.tta_sh
 the splits its task holds, the view set chosen on validation only.
 
     python benchmarks/tta_views.py --model models:/ferops-image/7 \
-        --data artifacts/preprocess/image [--shifts 1 2 3 4] [--name tta_views_fer2013]
+        --data artifacts/preprocess/image [--exp NAME] [--shifts 1 2 3 4] [--name NAME]
 
 ``--model`` is a registered version (``models:/NAME/VERSION``) or a train stage's run folder;
-``--data`` the preprocessed task it was trained on (the recipe's preprocess output). Every
+``--data`` the preprocessed task it was trained on (the recipe's preprocess output), read from
+the workspace, or with ``--exp NAME`` as DVC experiment NAME left it (from DVC's cache: what
+``benchmarks/fer2013_accuracy.py``'s ``dvc exp run --temp`` trained on, the workspace and
+its commit untouched). Every
 score is the platform's own (:func:`components.training.run.score` through the model's
 :class:`~components.models.classifier.ViewAverage`), so a view set chosen here is what
 ``train.tta_shift`` makes the pipeline, the registry and serving compute. Published FER2013
@@ -22,6 +25,7 @@ import argparse
 import json
 import shlex
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -114,7 +118,7 @@ def markdown(payload: dict[str, Any]) -> list[str]:
         f"- commit: `{payload['commit']}`",
         f"- model: `{payload['model']}` ({result['arch']}; the views it was saved with: mirror "
         f"{result['trained_with']['tta_mirror']}, shift {result['trained_with']['tta_shift']});"
-        f" data: `{payload['data']}`",
+        f" data: {data_text(payload)}",
         f"- machine: {payload['machine']['cpu']}, {payload['machine']['cpu_count']} cores, "
         f"torch {payload['machine']['torch']} ({payload['machine']['torch_threads']} threads)",
         f"- chosen on `{SELECT_SPLIT}` by {SELECT_METRIC} (the test splits play no part): "
@@ -134,12 +138,24 @@ def markdown(payload: dict[str, Any]) -> list[str]:
     return lines
 
 
+def data_text(payload: dict[str, Any]) -> str:
+    """Where the scored data came from, for a results file: the folder, and the experiment
+    whose copy of it was read (``--exp``) when one was named."""
+    text = f"`{payload['data']}`"
+    return f"{text} of experiment `{payload['experiment']}`" if payload.get("experiment") else text
+
+
 def model_args(description: str, name: str) -> argparse.ArgumentParser:
     """The arguments every script scoring one trained model shares: ``--model``, ``--data``,
-    ``--name`` and ``--markdown-only`` (rewrite ``<name>.md`` from ``<name>.json``)."""
+    ``--exp`` (read ``--data`` as a DVC experiment left it), ``--name`` and
+    ``--markdown-only`` (rewrite ``<name>.md`` from ``<name>.json``)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model", required=True)
     parser.add_argument("--data", required=True, type=Path)
+    parser.add_argument("--exp", metavar="NAME",
+                        help="read --data (a path inside this project) as DVC experiment "
+                             "NAME left it, from DVC's cache: a `dvc exp run --temp` run's "
+                             "data, without `dvc exp apply` rewriting the workspace")
     parser.add_argument("--name", default=name, type=results_name)
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR, help=argparse.SUPPRESS)
     parser.add_argument("--markdown-only", action="store_true",
@@ -147,18 +163,32 @@ def model_args(description: str, name: str) -> argparse.ArgumentParser:
     return parser
 
 
+def measure_on_data(args: argparse.Namespace,
+                    measure: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    """``measure(task folder)`` on ``--data``: the workspace's folder, or with ``--exp`` a
+    copy of the experiment's, checked out of DVC's cache into a temporary folder (removed
+    afterwards) so the workspace and the commit it records stay as they are."""
+    if not args.exp:
+        return measure(args.data)
+    from components.experiments import checkout_output
+
+    with tempfile.TemporaryDirectory(prefix="ferops-exp-data-") as tmp:
+        print(f"checking out {args.data} of experiment {args.exp} from DVC's cache", flush=True)
+        return measure(checkout_output(REPO_ROOT, args.exp, args.data, Path(tmp)))
+
+
 def run_model_script(args: argparse.Namespace, argv: list[str] | None, script: str,
-                     measure: Callable[[], dict[str, Any]],
+                     measure: Callable[[Path], dict[str, Any]],
                      markdown: Callable[[dict[str, Any]], list[str]]) -> int:
-    """Measure (or, with ``--markdown-only``, only re-render) and publish the results of a
-    script built on :func:`model_args`; a bad model or data path is one ``error:`` line and
-    exit code 2."""
+    """Measure ``measure(task folder)`` (or, with ``--markdown-only``, only re-render) and
+    publish the results of a script built on :func:`model_args`; a bad model, data path or
+    experiment name is one ``error:`` line and exit code 2."""
     if args.markdown_only:
         payload = json.loads((args.out_dir / f"{args.name}.json").read_text())
         publish(args.name, payload, markdown(payload), args.out_dir)
         return 0
     try:
-        result = measure()
+        result = measure_on_data(args, measure)
     except (DataError, OSError) as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
@@ -166,6 +196,8 @@ def run_model_script(args: argparse.Namespace, argv: list[str] | None, script: s
     payload = {"command": "python " + shlex.join([script, *given]),
                "commit": git_commit(REPO_ROOT), "model": args.model, "data": str(args.data),
                "machine": machine_facts(), "result": result}
+    if args.exp:
+        payload["experiment"] = args.exp
     publish(args.name, payload, markdown(payload), args.out_dir)
     return 0
 
@@ -177,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(s < 1 for s in args.shifts):
         parser.error("--shifts: each must be >= 1 pixel")
     return run_model_script(args, argv, "benchmarks/tta_views.py",
-                            lambda: measure(args.model, args.data, args.shifts), markdown)
+                            lambda data: measure(args.model, data, args.shifts), markdown)
 
 
 if __name__ == "__main__":

@@ -114,6 +114,27 @@ def test_driver_runs_a_200_row_recipe_through_the_pipeline(
     assert '"recipe": "fer2013"' in shown.replace("'", '"') and "smoke" in shown
     # The --temp run left the workspace's params (the demo recipe) as they were.
     assert yaml.safe_load((project / "params.yaml").read_text())["recipe"] == "demo"
+    _experiment_data_reads_back_from_the_cache(project, tmp_path / "exp", test["n"])
+
+
+def _experiment_data_reads_back_from_the_cache(project: Path, into: Path, test_rows: int) -> None:
+    """What the --temp run trained and scored on comes back out of DVC's cache by the
+    experiment's name (what ``benchmarks/tta_views.py --exp`` scores), the workspace left
+    without it; a wrong name or path is a DataError that says what to do."""
+    from components.errors import DataError
+    from components.experiments import checkout_output
+
+    assert not (project / "artifacts" / "preprocess").exists()
+    task = checkout_output(project, "smoke", "artifacts/preprocess/image", into)
+    assert task == into / "image"
+    assert len(np.load(task / "test" / "y.npy")) == test_rows
+    assert {"train", "val", "test"} <= {p.name for p in task.iterdir() if p.is_dir()}
+    with pytest.raises(DataError, match="dvc exp list"):
+        checkout_output(project, "no-such-experiment", "artifacts/preprocess/image", into)
+    with pytest.raises(DataError, match="has no artifacts/preprocess/nothing"):
+        checkout_output(project, "smoke", "artifacts/preprocess/nothing", into)
+    with pytest.raises(DataError, match="relative to the project root"):
+        checkout_output(project, "smoke", project / "artifacts", into)
 
 
 def _tracked(run_id: str, arch: str) -> SimpleNamespace:

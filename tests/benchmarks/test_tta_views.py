@@ -70,6 +70,27 @@ def test_a_folder_without_a_model_is_refused_in_one_line(
     assert err.startswith("error: ") and "\n" not in err and "cannot load the model" in err
 
 
+def test_an_unknown_experiment_is_refused_in_one_line(
+    trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--exp`` reads the data out of DVC's cache by the experiment's name; a name the
+    project does not have says where the names are, and nothing is written."""
+    run, _ = trained
+    code = tta_views.main(["--model", str(run), "--data", "artifacts/preprocess/image",
+                           "--exp", "no-such-experiment", "--out-dir", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "dvc exp list" in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_results_file_names_the_experiment_whose_data_was_scored() -> None:
+    assert tta_views.data_text({"data": "artifacts/preprocess/image"}) == (
+        "`artifacts/preprocess/image`")
+    assert tta_views.data_text({"data": "artifacts/preprocess/image", "experiment": "e1"}) == (
+        "`artifacts/preprocess/image` of experiment `e1`")
+
+
 def test_shift_views_reach_the_classifier_only_where_the_model_allows_them() -> None:
     """``train.tta_shift`` travels through ``create_classifier`` into the network that
     scores, serves and exports; a model whose needs forbid test-time views gets none."""
