@@ -86,6 +86,7 @@ def test_the_experiment_name_resolves_to_its_commit(project: Path) -> None:
     ("eight", "out", "dvc exp list"),
     ("seven", "out/missing.txt", "has no out/missing.txt"),
     ("seven", "../out", "relative to the project root"),
+    ("seven", "/out", "relative to the project root"),
 ])
 def test_a_wrong_name_or_path_says_what_to_do(
     project: Path, tmp_path: Path, name: str, path: str, message: str

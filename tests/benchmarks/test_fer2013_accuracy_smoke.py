@@ -120,8 +120,8 @@ def test_driver_runs_a_200_row_recipe_through_the_pipeline(
 def _experiment_data_reads_back_from_the_cache(project: Path, into: Path, test_rows: int) -> None:
     """What the --temp run trained and scored on comes back out of DVC's cache by the
     experiment's name (what ``benchmarks/tta_views.py --exp`` scores), the workspace left
-    without it; a wrong name or path is a DataError that says what to do."""
-    from components.errors import DataError
+    without it. The wrong names and paths are ``tests/test_experiments.py``'s, on a toy
+    project; here only the real pipeline's read-back is new."""
     from components.experiments import checkout_output
 
     assert not (project / "artifacts" / "preprocess").exists()
@@ -129,12 +129,6 @@ def _experiment_data_reads_back_from_the_cache(project: Path, into: Path, test_r
     assert task == into / "image"
     assert len(np.load(task / "test" / "y.npy")) == test_rows
     assert {"train", "val", "test"} <= {p.name for p in task.iterdir() if p.is_dir()}
-    with pytest.raises(DataError, match="dvc exp list"):
-        checkout_output(project, "no-such-experiment", "artifacts/preprocess/image", into)
-    with pytest.raises(DataError, match="has no artifacts/preprocess/nothing"):
-        checkout_output(project, "smoke", "artifacts/preprocess/nothing", into)
-    with pytest.raises(DataError, match="relative to the project root"):
-        checkout_output(project, "smoke", project / "artifacts", into)
 
 
 def _tracked(run_id: str, arch: str) -> SimpleNamespace:
