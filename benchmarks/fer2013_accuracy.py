@@ -303,7 +303,8 @@ def markdown(payload: dict[str, Any]) -> str:
         f"- commit: `{payload['commit']}`; recipe `{payload['recipe']}` "
         f"(conf/recipe/{payload['recipe']}.yaml)",
         f"- machine: {machine['cpu']}, {machine['cpu_count']} cores, torch {machine['torch']} "
-        f"({machine['torch_threads']} threads), CPU computes bf16: {machine['native_bf16']}",
+        f"({machine['torch_threads']} threads), CPU computes bf16: {machine['native_bf16']}, "
+        f"widest vectors: {machine.get('cpu_vector_isa')} ({machine.get('cpu_generation')})",
         "- whole pipeline (all stages): " + (
             f"{payload['pipeline_minutes']:.1f} min wall" if payload["pipeline_minutes"]
             is not None else "not recorded (results read back with --report-only)"),

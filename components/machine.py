@@ -40,17 +40,43 @@ def cpu_model() -> str:
     return cpuinfo_field("model name") or platform.processor() or platform.machine()
 
 
+def cpu_generation(cpuinfo: Path = CPUINFO) -> str | None:
+    """``family F model M`` of the first CPU (None where /proc/cpuinfo lacks them).
+
+    Clouds name very different CPUs alike ("AMD EPYC" covers chips with and without AVX-512
+    and bf16 units), and a timing means little without knowing which one ran it."""
+    family, model = cpuinfo_field("cpu family", cpuinfo), cpuinfo_field("model", cpuinfo)
+    if family is None or model is None:
+        return None
+    return f"family {family} model {model}"
+
+
+def cpu_vector_isa(cpuinfo: Path = CPUINFO) -> str | None:
+    """The widest SIMD level the CPU offers (``AVX-512``, ``AVX2`` or ``below AVX2``; None
+    without /proc/cpuinfo): what decides which kernels a CPU's float32 training runs, and so
+    how a width's speed compares across machines (``benchmarks/results/train_width_*.md``)."""
+    flags = cpuinfo_field("flags", cpuinfo)
+    if flags is None:
+        return None
+    present = set(flags.split())
+    if "avx512f" in present:
+        return "AVX-512"
+    return "AVX2" if "avx2" in present else "below AVX2"
+
+
 def machine_facts() -> dict[str, Any]:
-    """CPU, cores, torch and its threads, native bf16 (the CPU's bf16 flags, and whether bf16
-    beats float32 here: AMX, or AVX512-BF16 on AMD), the instruction set torch's kernels run
-    at (AVX2 under the pipelines' cap, :mod:`components.isa`): what a reader needs to compare
-    timings."""
+    """CPU (its name, generation and widest vectors), cores, torch and its threads, native
+    bf16 (the CPU's bf16 flags, and whether bf16 beats float32 here: AMX, or AVX512-BF16 on
+    AMD), the instruction set torch's kernels run at (AVX2 under the pipelines' cap,
+    :mod:`components.isa`): what a reader needs to compare timings."""
     import torch
 
     from components.training.trainer import bf16_pays_off, cpu_bf16_flags, native_bf16
 
     return {
         "cpu": cpu_model(),
+        "cpu_generation": cpu_generation(),
+        "cpu_vector_isa": cpu_vector_isa(),
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
