@@ -293,6 +293,15 @@ def _epochs_text(row: dict[str, Any]) -> str:
             f"({members}); scored on the mean of their logits")
 
 
+def _vectors(machine: dict) -> str:
+    """``, widest vectors: AVX2 (family 23 model 1)`` where /proc/cpuinfo told them, else ``""``:
+    two CPUs of one model name may differ in AVX-512 and so in what an hour trains."""
+    isa, generation = machine.get("cpu_vector_isa"), machine.get("cpu_generation")
+    if isa is None:
+        return ""
+    return f", widest vectors: {isa}" + (f" ({generation})" if generation else "")
+
+
 def markdown(payload: dict[str, Any]) -> str:
     """The results file for people: what ran where, then one table per model."""
     machine = payload["machine"]
@@ -303,8 +312,8 @@ def markdown(payload: dict[str, Any]) -> str:
         f"- commit: `{payload['commit']}`; recipe `{payload['recipe']}` "
         f"(conf/recipe/{payload['recipe']}.yaml)",
         f"- machine: {machine['cpu']}, {machine['cpu_count']} cores, torch {machine['torch']} "
-        f"({machine['torch_threads']} threads), CPU computes bf16: {machine['native_bf16']}, "
-        f"widest vectors: {machine.get('cpu_vector_isa')} ({machine.get('cpu_generation')})",
+        f"({machine['torch_threads']} threads), CPU computes bf16: {machine['native_bf16']}"
+        + _vectors(machine),
         "- whole pipeline (all stages): " + (
             f"{payload['pipeline_minutes']:.1f} min wall" if payload["pipeline_minutes"]
             is not None else "not recorded (results read back with --report-only)"),
