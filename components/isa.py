@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, MutableMapping
+from pathlib import Path
 
 # Library -> (environment variable, value capping it at AVX2).
 CAPS: dict[str, tuple[str, str]] = {
@@ -32,16 +33,42 @@ CAPS: dict[str, tuple[str, str]] = {
 }
 NATIVE = "FEROPS_NATIVE_ISA"
 
+# Caps that must only name features the CPU has: OpenCV prints "Trying to disable unavailable
+# CPU feature" on stderr at every import when told to disable one the CPU lacks, which would
+# put a second line before a CLI's one-line error. Where the CPU lacks the feature, OpenCV
+# cannot dispatch to it anyway, so leaving the cap unset changes no bytes.
+NEEDS_FLAG: dict[str, str] = {"opencv": "avx512f"}
+CPUINFO = Path("/proc/cpuinfo")
 
-def pin_instruction_set(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
+
+def cpu_flags(cpuinfo: Path = CPUINFO) -> frozenset[str]:
+    """The first CPU's flags from Linux /proc/cpuinfo (empty elsewhere)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, colon, value = line.partition(":")
+        if colon and key.strip() == "flags":
+            return frozenset(value.split())
+    return frozenset()
+
+
+def pin_instruction_set(
+    environ: MutableMapping[str, str] | None = None, flags: frozenset[str] | None = None
+) -> dict[str, str]:
     """Set each cap of :data:`CAPS` that is not set yet (nothing when ``FEROPS_NATIVE_ISA``
-    is ``1``); returns the caps in force."""
+    is ``1``), skipping those of :data:`NEEDS_FLAG` whose feature the CPU lacks (``flags``:
+    this CPU's by default); returns the caps in force."""
     env = os.environ if environ is None else environ
     if env.get(NATIVE) == "1":
         return {}
-    for variable, value in CAPS.values():
-        env.setdefault(variable, value)
-    return {variable: env[variable] for variable, _ in CAPS.values()}
+    present = cpu_flags() if flags is None else flags
+    for library, (variable, value) in CAPS.items():
+        needed = NEEDS_FLAG.get(library)
+        if needed is None or needed in present:
+            env.setdefault(variable, value)
+    return {variable: env[variable] for variable, _ in CAPS.values() if variable in env}
 
 
 # oneDNN levels below the first with bfloat16 instructions (AVX512_CORE_BF16): under one of

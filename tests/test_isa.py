@@ -7,11 +7,19 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from components.errors import ConfigError
-from components.isa import CAPS, NATIVE, caps_allow_amx, caps_allow_bf16, pin_instruction_set
+from components.isa import (
+    CAPS,
+    NATIVE,
+    caps_allow_amx,
+    caps_allow_bf16,
+    cpu_flags,
+    pin_instruction_set,
+)
 
 
 def uncapped_env() -> dict[str, str]:
@@ -22,12 +30,37 @@ def uncapped_env() -> dict[str, str]:
 
 def test_each_cap_is_set_unless_the_user_set_it() -> None:
     env = {"ATEN_CPU_CAPABILITY": "default"}
-    caps = pin_instruction_set(env)
+    caps = pin_instruction_set(env, flags=frozenset({"avx2", "avx512f"}))
     assert env["ATEN_CPU_CAPABILITY"] == "default"  # the user's choice wins
     for variable, value in CAPS.values():
         assert caps[variable] == env[variable]
         if variable != "ATEN_CPU_CAPABILITY":
             assert env[variable] == value
+
+
+def test_opencv_is_capped_only_where_the_cpu_has_avx512() -> None:
+    """OpenCV warns at every import about disabling a feature the CPU lacks; without AVX-512
+    it cannot use that group anyway, so the cap is left unset there."""
+    variable = CAPS["opencv"][0]
+    avx2_only = pin_instruction_set({}, flags=frozenset({"avx", "avx2"}))
+    assert variable not in avx2_only and CAPS["onednn"][0] in avx2_only
+    assert variable in pin_instruction_set({}, flags=frozenset({"avx2", "avx512f"}))
+
+
+def test_the_flags_are_the_first_cpus(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fma avx2\nvmx flags\t: ept\n\n"
+                       "processor\t: 1\nflags\t\t: avx512f\n")
+    assert cpu_flags(cpuinfo) == frozenset({"fma", "avx2"})
+    assert cpu_flags(tmp_path / "missing") == frozenset()
+
+
+def test_a_capped_process_imports_opencv_without_a_word_on_stderr() -> None:
+    """A CLI's one-line error stays one line on any CPU: importing ``pipelines`` then cv2
+    prints nothing to stderr."""
+    done = subprocess.run([sys.executable, "-c", "import pipelines, cv2"], capture_output=True,
+                          text=True, env=uncapped_env(), check=True)
+    assert done.stderr == ""
 
 
 def test_native_lifts_every_cap() -> None:
