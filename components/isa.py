@@ -41,17 +41,29 @@ NEEDS_FLAG: dict[str, str] = {"opencv": "avx512f"}
 CPUINFO = Path("/proc/cpuinfo")
 
 
-def cpu_flags(cpuinfo: Path = CPUINFO) -> frozenset[str]:
-    """The first CPU's flags from Linux /proc/cpuinfo (empty elsewhere)."""
+def cpuinfo_field(name: str, cpuinfo: Path = CPUINFO) -> str | None:
+    """The value of the first CPU's ``name`` field in Linux ``/proc/cpuinfo`` (``model name``,
+    ``vendor_id``, ``flags``), stripped; None where the file or the field does not exist.
+
+    The one reader of that file: the model name in every record, the bf16 flags and vendor
+    that decide ``train.precision: auto``, the flags the determinism check reports and the
+    OpenCV cap here needs. Only the
+    first CPU's block counts (the cores of one machine agree), and a key matches whole
+    (``flags`` is not ``vmx flags``)."""
     try:
         text = cpuinfo.read_text()
     except OSError:
-        return frozenset()
+        return None
     for line in text.splitlines():
         key, colon, value = line.partition(":")
-        if colon and key.strip() == "flags":
-            return frozenset(value.split())
-    return frozenset()
+        if colon and key.strip() == name:
+            return value.strip()
+    return None
+
+
+def cpu_flags(cpuinfo: Path = CPUINFO) -> frozenset[str]:
+    """The first CPU's flags (empty where /proc/cpuinfo does not exist)."""
+    return frozenset((cpuinfo_field("flags", cpuinfo) or "").split())
 
 
 def pin_instruction_set(

@@ -13,26 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-CPUINFO = Path("/proc/cpuinfo")
-
-
-def cpuinfo_field(name: str, cpuinfo: Path = CPUINFO) -> str | None:
-    """The value of the first CPU's ``name`` field in Linux ``/proc/cpuinfo`` (``model name``,
-    ``vendor_id``, ``flags``), stripped; None where the file or the field does not exist.
-
-    The one reader of that file: the model name in every record, the bf16 flags and vendor
-    that decide ``train.precision: auto``, the flags the determinism check reports. Only the
-    first CPU's block counts (the cores of one machine agree), and a key matches whole
-    (``flags`` is not ``vmx flags``)."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        key, colon, value = line.partition(":")
-        if colon and key.strip() == name:
-            return value.strip()
-    return None
+# The one reader of /proc/cpuinfo lives beside the instruction-set caps, which need the
+# CPU's flags before any library loads.
+from components.isa import CPUINFO, cpuinfo_field
 
 
 def cpu_model() -> str:
